@@ -1,0 +1,48 @@
+#include "controller/core/clock.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace serin {
+
+namespace asio = boost::asio;
+
+asio::awaitable<bool> SystemClock::sleep_until(SteadyTime deadline) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_return !ec;
+}
+
+asio::awaitable<bool> ManualClock::sleep_until(SteadyTime deadline) {
+    if (deadline <= now_) {
+        co_return true;
+    }
+    // The timer never expires on its own: advance() cancels it when the deadline comes, the way
+    // Beast uses a timer at time_point::max() as a condition variable.
+    asio::steady_timer timer(co_await asio::this_coro::executor, SteadyTime::max());
+    auto it = waiters_.insert(waiters_.end(), Waiter{deadline, &timer, false});
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    bool fired = it->fired;
+    waiters_.erase(it);
+    co_return fired;
+}
+
+void ManualClock::advance(Duration d) {
+    now_ += d;
+    // Wake due sleepers in deadline order; equal deadlines wake in the order they went to sleep.
+    std::vector<Waiter*> due;
+    for (auto& w : waiters_) {
+        if (!w.fired && w.deadline <= now_) {
+            due.push_back(&w);
+        }
+    }
+    std::stable_sort(due.begin(), due.end(),
+                     [](const Waiter* a, const Waiter* b) { return a->deadline < b->deadline; });
+    for (auto* w : due) {
+        w->fired = true;
+        w->timer->cancel();
+    }
+}
+
+}  // namespace serin

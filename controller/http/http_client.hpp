@@ -1,0 +1,112 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "controller/core/result.hpp"
+
+namespace serin::http {
+
+enum class Method { kGet, kHead, kPost, kPut, kPatch, kDelete };
+
+std::string_view to_string(Method method);
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+/// A parsed absolute http or https URL.
+struct Url {
+    std::string scheme;  ///< "http" or "https"
+    std::string host;    ///< a name or an IP literal, without brackets
+    std::string port;    ///< always set: 80 and 443 are filled in
+    std::string target;  ///< path and query, at least "/"
+
+    /// Parses "https://host:port/path?query"; an error names the bad part.
+    static Result<Url> parse(std::string_view url);
+    std::string origin() const;  ///< "https://host:port"
+};
+
+struct Request {
+    Method method = Method::kGet;
+    std::string url;
+    Headers headers;
+    std::string body;
+    /// The whole exchange for send(); the longest silence between two reads for stream().
+    std::chrono::milliseconds timeout{30'000};
+};
+
+struct Response {
+    int status = 0;
+    Headers headers;
+    std::string body;
+
+    /// The first header of that name, case-insensitively.
+    std::optional<std::string_view> header(std::string_view name) const;
+};
+
+/// Called with each complete line of a streamed body (without the newline); return false to stop.
+using LineHandler = std::function<bool(std::string_view line)>;
+
+/// TLS settings for every https connection a client makes. Verification is always on unless
+/// insecure_skip_verify says otherwise.
+struct TlsOptions {
+    std::string ca_pem;           ///< trusted CAs; empty means the system store
+    std::string client_cert_pem;  ///< client certificate chain, for mutual TLS
+    std::string client_key_pem;
+    bool insecure_skip_verify = false;
+};
+
+struct ClientOptions {
+    TlsOptions tls;
+    std::size_t max_idle_per_origin = 16;  ///< kept-alive connections per scheme+host+port
+    std::chrono::milliseconds connect_timeout{10'000};
+    std::string user_agent = "serin/0.1";
+};
+
+/// Counters kept by a client since it was made, for tests and debugging.
+struct ClientStats {
+    std::size_t connections_opened = 0;  ///< connections established (TCP, and TLS if https)
+    std::size_t connections_reused = 0;  ///< requests sent on a kept-alive idle connection
+};
+
+/// An HTTP/1.1 client with keep-alive connection reuse, TLS and a deadline on every operation.
+///
+/// Errors: kTransient for resolve/connect/read/write failures and timeouts, kTls for handshake and
+/// verification failures (the message says which), kInvalid for a malformed URL. HTTP error
+/// statuses are not errors here: the caller reads Response::status.
+///
+/// Thread safety: one client belongs to one io_context thread (or strand); all calls must be
+/// made from it. Cancellation: the awaiting coroutine's cancellation slot aborts the operation
+/// with kCancelled and the connection is discarded.
+class HttpClient {
+public:
+    virtual ~HttpClient() = default;
+
+    /// Sends one request and reads the whole response.
+    virtual boost::asio::awaitable<Result<Response>> send(Request request) = 0;
+
+    /// Sends one request and, for a 2xx answer, hands each line of the body to `on_line` as it
+    /// arrives, until the server ends the body, `on_line` returns false, or nothing arrives for
+    /// `request.timeout` (kTransient). A non-2xx answer comes back whole, with no line delivered.
+    virtual boost::asio::awaitable<Result<Response>> stream(Request request,
+                                                            LineHandler on_line) = 0;
+
+    /// Counters since the client was made; an implementation that keeps none returns zeros.
+    virtual ClientStats stats() const { return {}; }
+};
+
+using HttpClientPtr = std::unique_ptr<HttpClient>;
+
+/// The Beast implementation. Fails with kInvalid when the TLS material does not load.
+Result<HttpClientPtr> make_beast_client(boost::asio::any_io_executor executor,
+                                        ClientOptions options);
+
+}  // namespace serin::http

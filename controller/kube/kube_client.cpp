@@ -1,0 +1,26 @@
+#include "controller/kube/kube_client.hpp"
+
+namespace serin::kube {
+
+namespace {
+std::string metadata_string(const Json& object, const char* field) {
+    auto meta = object.find("metadata");
+    if (meta == object.end() || !meta->is_object()) {
+        return {};
+    }
+    auto it = meta->find(field);
+    if (it == meta->end() || !it->is_string()) {
+        return {};
+    }
+    return it->get<std::string>();
+}
+}  // namespace
+
+std::string object_namespace(const Json& object) { return metadata_string(object, "namespace"); }
+std::string object_name(const Json& object) { return metadata_string(object, "name"); }
+std::string object_resource_version(const Json& object) {
+    return metadata_string(object, "resourceVersion");
+}
+std::string object_uid(const Json& object) { return metadata_string(object, "uid"); }
+
+}  // namespace serin::kube

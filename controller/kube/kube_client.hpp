@@ -1,0 +1,114 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "controller/core/result.hpp"
+#include "controller/kube/resource.hpp"
+
+namespace serin::kube {
+
+using Json = nlohmann::json;
+
+struct ListOptions {
+    std::string label_selector;
+    std::string field_selector;
+    std::int64_t limit = 0;        ///< page size; 0 = everything in one answer
+    std::string continue_token;    ///< from the previous page
+    std::string resource_version;  ///< "" = most recent (a quorum read)
+};
+
+struct ListPage {
+    std::vector<Json> items;
+    std::string resource_version;  ///< of the list, to start a watch from
+    std::string continue_token;    ///< empty on the last page
+};
+
+enum class PatchType {
+    kMerge,           ///< application/merge-patch+json
+    kJson,            ///< application/json-patch+json
+    kStrategicMerge,  ///< application/strategic-merge-patch+json (built-in types only)
+    kApply,           ///< server-side apply, application/apply-patch+yaml
+};
+
+struct WriteOptions {
+    std::string field_manager = "serin";
+    bool dry_run = false;
+    bool force = false;          ///< server-side apply: take over conflicting fields
+    std::string subresource;     ///< "status" to write the status subresource
+};
+
+struct DeleteOptions {
+    std::string propagation_policy;  ///< "Background", "Foreground", "Orphan" or "" (default)
+    std::optional<std::string> precondition_resource_version;
+    std::optional<std::int64_t> grace_period_seconds;
+};
+
+struct WatchEvent {
+    enum class Type { kAdded, kModified, kDeleted, kBookmark };
+    Type type = Type::kAdded;
+    Json object;
+};
+
+struct WatchOptions {
+    std::string resource_version;   ///< start after this version
+    std::string label_selector;
+    std::string field_selector;
+    bool allow_bookmarks = true;
+    std::int64_t timeout_seconds = 300;  ///< the server ends the watch after this long
+};
+
+/// Called for each watch event in order; return false to stop watching.
+using WatchHandler = std::function<bool(WatchEvent&& event)>;
+
+/// Untyped access to any resource of the API server.
+///
+/// Errors: kNotFound, kAlreadyExists, kConflict, kGone, kInvalid (with the server's causes),
+/// kBadRequest, kUnauthorized, kForbidden, kTooManyRequests (retry_after set), kTransient.
+/// Thread safety: one client belongs to one io_context thread; all calls must come from it.
+/// Cancellation: the awaiting coroutine's cancellation slot aborts the call with kCancelled.
+class KubeClient {
+public:
+    virtual ~KubeClient() = default;
+
+    virtual boost::asio::awaitable<Result<Json>> get(ResourceType type, std::string ns,
+                                                     std::string name) = 0;
+    /// One page of a LIST; pass continue_token back to get the next.
+    virtual boost::asio::awaitable<Result<ListPage>> list(ResourceType type, std::string ns,
+                                                          ListOptions options) = 0;
+    virtual boost::asio::awaitable<Result<Json>> create(ResourceType type, std::string ns,
+                                                        Json object, WriteOptions options) = 0;
+    /// PUT of the whole object; metadata.resourceVersion, when set, is a precondition (kConflict).
+    virtual boost::asio::awaitable<Result<Json>> update(ResourceType type, std::string ns,
+                                                        Json object, WriteOptions options) = 0;
+    virtual boost::asio::awaitable<Result<Json>> patch(ResourceType type, std::string ns,
+                                                       std::string name, PatchType patch_type,
+                                                       std::string body,
+                                                       WriteOptions options) = 0;
+    virtual boost::asio::awaitable<Result<void>> remove(ResourceType type, std::string ns,
+                                                        std::string name,
+                                                        DeleteOptions options) = 0;
+    /// Streams events until the server ends the watch (success), `handler` returns false
+    /// (success), or an error. A watch whose resourceVersion is too old ends with kGone.
+    virtual boost::asio::awaitable<Result<void>> watch(ResourceType type, std::string ns,
+                                                       WatchOptions options,
+                                                       WatchHandler handler) = 0;
+    /// GET of a non-resource path ("/readyz", "/apis/GROUP/VERSION"); the body as text.
+    virtual boost::asio::awaitable<Result<std::string>> get_raw(std::string path) = 0;
+};
+
+using KubeClientPtr = std::unique_ptr<KubeClient>;
+
+/// The namespace and name of an object, from its metadata.
+std::string object_namespace(const Json& object);
+std::string object_name(const Json& object);
+std::string object_resource_version(const Json& object);
+std::string object_uid(const Json& object);
+
+}  // namespace serin::kube

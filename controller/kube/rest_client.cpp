@@ -1,0 +1,537 @@
+#include "controller/kube/rest_client.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/this_coro.hpp>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include "controller/core/backoff.hpp"
+#include "controller/kube/token_bucket.hpp"
+
+namespace serin::kube {
+
+namespace asio = boost::asio;
+using http::Method;
+
+namespace {
+
+std::string url_encode(std::string_view in) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(in.size());
+    for (unsigned char c : in) {
+        if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(kHex[c >> 4U]);
+            out.push_back(kHex[c & 0xFU]);
+        }
+    }
+    return out;
+}
+
+/// Builds "?a=b&c=d" from the non-empty pairs.
+class Query {
+public:
+    Query& add(std::string_view key, std::string_view value) {
+        if (!value.empty()) {
+            text_ += text_.empty() ? '?' : '&';
+            text_ += key;
+            text_ += '=';
+            text_ += url_encode(value);
+        }
+        return *this;
+    }
+    const std::string& str() const { return text_; }
+
+private:
+    std::string text_;
+};
+
+bool is_read(Method method) { return method == Method::kGet || method == Method::kHead; }
+
+std::optional<std::chrono::milliseconds> parse_retry_after(const http::Response& response) {
+    auto value = response.header("Retry-After");
+    if (!value) {
+        return std::nullopt;
+    }
+    long seconds = 0;
+    auto [ptr, ec] = std::from_chars(value->data(), value->data() + value->size(), seconds);
+    if (ec != std::errc{} || seconds < 0) {
+        return std::nullopt;
+    }
+    return std::chrono::seconds{seconds};
+}
+
+/// Turns a non-2xx answer into an Error, reading the server's Status object when there is one.
+Error error_from_response(const http::Response& response, std::string_view what) {
+    Error error;
+    error.http_status = response.status;
+    std::string reason;
+    auto body = Json::parse(response.body, nullptr, false);
+    if (!body.is_discarded() && body.is_object() && body.value("kind", "") == "Status") {
+        error.message = body.value("message", "");
+        reason = body.value("reason", "");
+        if (auto details = body.find("details"); details != body.end() && details->is_object()) {
+            if (auto causes = details->find("causes");
+                causes != details->end() && causes->is_array()) {
+                for (const auto& cause : *causes) {
+                    if (!cause.is_object()) {
+                        continue;
+                    }
+                    error.causes.push_back(ErrorCause{cause.value("field", ""),
+                                                      cause.value("reason", ""),
+                                                      cause.value("message", "")});
+                }
+            }
+        }
+    }
+    if (error.message.empty()) {
+        error.message = std::string(what) + ": " +
+                        (response.body.size() > 512 ? response.body.substr(0, 512) + "..."
+                                                    : response.body);
+    }
+    switch (response.status) {
+        case 400: error.kind = ErrorKind::kBadRequest; break;
+        case 401: error.kind = ErrorKind::kUnauthorized; break;
+        case 403: error.kind = ErrorKind::kForbidden; break;
+        case 404: error.kind = ErrorKind::kNotFound; break;
+        case 409:
+            error.kind = reason == "AlreadyExists" ? ErrorKind::kAlreadyExists
+                                                   : ErrorKind::kConflict;
+            break;
+        case 410: error.kind = ErrorKind::kGone; break;
+        case 422: error.kind = ErrorKind::kInvalid; break;
+        case 429:
+            error.kind = ErrorKind::kTooManyRequests;
+            error.retry_after = parse_retry_after(response);
+            break;
+        default:
+            error.kind = response.status >= 500 ? ErrorKind::kTransient : ErrorKind::kBadRequest;
+            if (response.status >= 500) {
+                error.retry_after = parse_retry_after(response);
+            }
+            break;
+    }
+    return error;
+}
+
+std::string_view content_type(PatchType type) {
+    switch (type) {
+        case PatchType::kMerge: return "application/merge-patch+json";
+        case PatchType::kJson: return "application/json-patch+json";
+        case PatchType::kStrategicMerge: return "application/strategic-merge-patch+json";
+        case PatchType::kApply: return "application/apply-patch+yaml";
+    }
+    return "application/merge-patch+json";
+}
+
+Result<Json> parse_body(const http::Response& response) {
+    auto body = Json::parse(response.body, nullptr, false);
+    if (body.is_discarded()) {
+        return fail(ErrorKind::kTransient, "the API server sent a body that is not JSON");
+    }
+    // nlohmann::json converts to anything, so say which alternative of the result this is.
+    return Result<Json>(boost::system::in_place_value, std::move(body));
+}
+
+/// A bearer token read from a file and re-read when the file changes (service-account tokens
+/// are rotated on disk by the kubelet).
+class TokenFile {
+public:
+    explicit TokenFile(std::filesystem::path path) : path_(std::move(path)) {}
+
+    /// The current token; re-reads the file if it changed or `force` is set.
+    Result<std::string> token(bool force = false) {
+        std::error_code ec;
+        auto mtime = std::filesystem::last_write_time(path_, ec);
+        if (ec) {
+            return fail(ErrorKind::kUnauthorized,
+                        "cannot read token file " + path_.string() + ": " + ec.message());
+        }
+        if (force || !loaded_ || mtime != mtime_) {
+            std::ifstream in(path_);
+            if (!in) {
+                return fail(ErrorKind::kUnauthorized, "cannot open token file " + path_.string());
+            }
+            std::stringstream buffer;
+            buffer << in.rdbuf();
+            std::string text = buffer.str();
+            while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+                text.pop_back();
+            }
+            token_ = std::move(text);
+            mtime_ = mtime;
+            loaded_ = true;
+        }
+        return token_;
+    }
+
+private:
+    std::filesystem::path path_;
+    std::filesystem::file_time_type mtime_{};
+    std::string token_;
+    bool loaded_ = false;
+};
+
+class RestKubeClientImpl final : public RestKubeClient {
+public:
+    RestKubeClientImpl(http::HttpClientPtr http, ClusterConfig config, Clock& clock,
+                       RestClientOptions options)
+        : http_(std::move(http)),
+          config_(std::move(config)),
+          clock_(clock),
+          options_(std::move(options)),
+          writes_(clock, options_.write_qps, options_.write_burst) {
+        while (!config_.server.empty() && config_.server.back() == '/') {
+            config_.server.pop_back();
+        }
+        if (!config_.token_file.empty()) {
+            token_file_.emplace(config_.token_file);
+        }
+    }
+
+    const RestClientStats& stats() const override { return stats_; }
+
+    // KubeClient
+    asio::awaitable<Result<Json>> get(ResourceType type, std::string ns,
+                                      std::string name) override {
+        co_return co_await call_json(Method::kGet, type.object_path(ns, name), {}, {});
+    }
+
+    asio::awaitable<Result<ListPage>> list(ResourceType type, std::string ns,
+                                           ListOptions options) override {
+        Query query;
+        query.add("labelSelector", options.label_selector)
+            .add("fieldSelector", options.field_selector)
+            .add("continue", options.continue_token)
+            .add("resourceVersion", options.resource_version);
+        if (options.limit > 0) {
+            query.add("limit", std::to_string(options.limit));
+        }
+        auto body = co_await call_json(Method::kGet, type.collection_path(ns) + query.str(), {},
+                                       {});
+        if (!body) {
+            co_return body.error();
+        }
+        ListPage page;
+        if (auto meta = body->find("metadata"); meta != body->end() && meta->is_object()) {
+            page.resource_version = meta->value("resourceVersion", "");
+            page.continue_token = meta->value("continue", "");
+        }
+        if (auto items = body->find("items"); items != body->end() && items->is_array()) {
+            page.items.reserve(items->size());
+            for (auto& item : *items) {
+                // LIST items carry no apiVersion/kind; fill them in so they read like GETs.
+                if (item.is_object()) {
+                    item["apiVersion"] = type.api_version();
+                    item["kind"] = type.kind;
+                }
+                page.items.push_back(std::move(item));
+            }
+        }
+        co_return page;
+    }
+
+    asio::awaitable<Result<Json>> create(ResourceType type, std::string ns, Json object,
+                                         WriteOptions options) override {
+        if (ns.empty()) {
+            ns = object_namespace(object);
+        }
+        co_return co_await call_json(Method::kPost,
+                                     type.collection_path(ns) + write_query(options).str(),
+                                     object.dump(), "application/json");
+    }
+
+    asio::awaitable<Result<Json>> update(ResourceType type, std::string ns, Json object,
+                                         WriteOptions options) override {
+        if (ns.empty()) {
+            ns = object_namespace(object);
+        }
+        std::string path = type.object_path(ns, object_name(object), options.subresource);
+        co_return co_await call_json(Method::kPut, path + write_query(options).str(),
+                                     object.dump(), "application/json");
+    }
+
+    asio::awaitable<Result<Json>> patch(ResourceType type, std::string ns, std::string name,
+                                        PatchType patch_type, std::string body,
+                                        WriteOptions options) override {
+        Query query = write_query(options);
+        if (patch_type == PatchType::kApply && options.force) {
+            query.add("force", "true");
+        }
+        std::string path = type.object_path(ns, name, options.subresource);
+        co_return co_await call_json(Method::kPatch, path + query.str(), std::move(body),
+                                     content_type(patch_type));
+    }
+
+    asio::awaitable<Result<void>> remove(ResourceType type, std::string ns, std::string name,
+                                         DeleteOptions options) override {
+        Json body = {{"apiVersion", "v1"}, {"kind", "DeleteOptions"}};
+        if (!options.propagation_policy.empty()) {
+            body["propagationPolicy"] = options.propagation_policy;
+        }
+        if (options.precondition_resource_version) {
+            body["preconditions"] = {{"resourceVersion", *options.precondition_resource_version}};
+        }
+        if (options.grace_period_seconds) {
+            body["gracePeriodSeconds"] = *options.grace_period_seconds;
+        }
+        auto result = co_await call(Method::kDelete, type.object_path(ns, name), body.dump(),
+                                    "application/json");
+        if (!result) {
+            co_return result.error();
+        }
+        co_return Result<void>{};
+    }
+
+    asio::awaitable<Result<void>> watch(ResourceType type, std::string ns, WatchOptions options,
+                                        WatchHandler handler) override {
+        Query query;
+        query.add("watch", "true")
+            .add("resourceVersion", options.resource_version)
+            .add("labelSelector", options.label_selector)
+            .add("fieldSelector", options.field_selector)
+            .add("allowWatchBookmarks", options.allow_bookmarks ? "true" : "")
+            .add("timeoutSeconds", options.timeout_seconds > 0
+                                       ? std::to_string(options.timeout_seconds)
+                                       : std::string{});
+        ++stats_.watches;
+        std::optional<Error> stream_error;
+        auto on_line = [&](std::string_view line) -> bool {
+            if (line.empty()) {
+                return true;
+            }
+            auto frame = Json::parse(line, nullptr, false);
+            if (frame.is_discarded() || !frame.is_object()) {
+                stream_error = fail(ErrorKind::kTransient, "watch sent a frame that is not JSON");
+                return false;
+            }
+            std::string event_type = frame.value("type", "");
+            auto object = frame.find("object");
+            if (object == frame.end()) {
+                stream_error = fail(ErrorKind::kTransient, "watch frame without an object");
+                return false;
+            }
+            WatchEvent event;
+            if (event_type == "ADDED") {
+                event.type = WatchEvent::Type::kAdded;
+            } else if (event_type == "MODIFIED") {
+                event.type = WatchEvent::Type::kModified;
+            } else if (event_type == "DELETED") {
+                event.type = WatchEvent::Type::kDeleted;
+            } else if (event_type == "BOOKMARK") {
+                event.type = WatchEvent::Type::kBookmark;
+            } else if (event_type == "ERROR") {
+                http::Response as_response;
+                as_response.status = object->is_object() ? object->value("code", 500) : 500;
+                as_response.body = object->dump();
+                stream_error = error_from_response(as_response, "watch");
+                return false;
+            } else {
+                stream_error = fail(ErrorKind::kTransient,
+                                    "watch sent an unknown event type '" + event_type + "'");
+                return false;
+            }
+            event.object = std::move(*object);
+            return handler(std::move(event));
+        };
+
+        auto response = co_await with_auth_retry([&](http::Request request)
+                                                     -> asio::awaitable<Result<http::Response>> {
+            request.timeout = options_.watch_idle_timeout;
+            co_return co_await http_->stream(std::move(request), on_line);
+        }, Method::kGet, type.collection_path(ns) + query.str(), {}, {});
+        if (!response) {
+            co_return response.error();
+        }
+        if (response->status / 100 != 2) {
+            co_return error_from_response(*response, "watch " + type.resource);
+        }
+        if (stream_error) {
+            co_return *stream_error;
+        }
+        co_return Result<void>{};
+    }
+
+    asio::awaitable<Result<std::string>> get_raw(std::string path) override {
+        auto response = co_await call(Method::kGet, std::move(path), {}, {});
+        if (!response) {
+            co_return response.error();
+        }
+        co_return std::move(response->body);
+    }
+
+private:
+    static Query write_query(const WriteOptions& options) {
+        Query query;
+        query.add("fieldManager", options.field_manager);
+        if (options.dry_run) {
+            query.add("dryRun", "All");
+        }
+        return query;
+    }
+
+    Result<std::string> authorization(bool refresh) {
+        if (token_file_) {
+            auto token = token_file_->token(refresh);
+            if (!token) {
+                return token.error();
+            }
+            return "Bearer " + *token;
+        }
+        if (!config_.token.empty()) {
+            return "Bearer " + config_.token;
+        }
+        if (!config_.username.empty()) {
+            return "Basic " + base64(config_.username + ":" + config_.password);
+        }
+        return std::string{};
+    }
+
+    static std::string base64(std::string_view in) {
+        static constexpr char kAlphabet[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        std::string out;
+        std::size_t i = 0;
+        while (i + 2 < in.size()) {
+            auto n = (static_cast<unsigned>(static_cast<unsigned char>(in[i])) << 16U) |
+                     (static_cast<unsigned>(static_cast<unsigned char>(in[i + 1])) << 8U) |
+                     static_cast<unsigned>(static_cast<unsigned char>(in[i + 2]));
+            out += kAlphabet[(n >> 18U) & 63U];
+            out += kAlphabet[(n >> 12U) & 63U];
+            out += kAlphabet[(n >> 6U) & 63U];
+            out += kAlphabet[n & 63U];
+            i += 3;
+        }
+        if (i < in.size()) {
+            unsigned n = static_cast<unsigned>(static_cast<unsigned char>(in[i])) << 16U;
+            bool two = i + 1 < in.size();
+            if (two) {
+                n |= static_cast<unsigned>(static_cast<unsigned char>(in[i + 1])) << 8U;
+            }
+            out += kAlphabet[(n >> 18U) & 63U];
+            out += kAlphabet[(n >> 12U) & 63U];
+            out += two ? kAlphabet[(n >> 6U) & 63U] : '=';
+            out += '=';
+        }
+        return out;
+    }
+
+    /// Builds the request and sends it with `send`; on a 401 with a token file, re-reads the token
+    /// once and tries again, so a rotated token is picked up even between change checks.
+    template <class Send>
+    asio::awaitable<Result<http::Response>> with_auth_retry(Send send, Method method,
+                                                           std::string path, std::string body,
+                                                           std::string_view type) {
+        for (int attempt = 0;; ++attempt) {
+            auto auth = authorization(attempt > 0);
+            if (!auth) {
+                co_return auth.error();
+            }
+            http::Request request;
+            request.method = method;
+            request.url = config_.server + path;
+            request.body = body;
+            request.timeout = options_.request_timeout;
+            request.headers.emplace_back("Accept", "application/json");
+            if (!auth->empty()) {
+                request.headers.emplace_back("Authorization", std::move(*auth));
+            }
+            if (!type.empty()) {
+                request.headers.emplace_back("Content-Type", std::string(type));
+            }
+            ++stats_.requests;
+            auto response = co_await send(std::move(request));
+            if (response && response->status == 401 && token_file_ && attempt == 0) {
+                continue;
+            }
+            co_return response;
+        }
+    }
+
+    /// One API call with the retry policy: 429s are retried for every verb (the server did not
+    /// act on them), transient failures only for reads. Writes wait on the token bucket.
+    asio::awaitable<Result<http::Response>> call(Method method, std::string path,
+                                                 std::string body, std::string_view type) {
+        const bool read = is_read(method);
+        if (read) {
+            ++stats_.reads;
+        } else {
+            ++stats_.writes;
+            if (co_await writes_.acquire()) {
+                ++stats_.throttled;
+            }
+        }
+        Backoff backoff(std::chrono::milliseconds{100}, std::chrono::milliseconds{5'000});
+        for (int attempt = 0;; ++attempt) {
+            auto response = co_await with_auth_retry(
+                [this](http::Request request) -> asio::awaitable<Result<http::Response>> {
+                    co_return co_await http_->send(std::move(request));
+                },
+                method, path, body, type);
+            std::optional<Error> error;
+            if (!response) {
+                error = response.error();
+            } else if (response->status / 100 != 2) {
+                error = error_from_response(*response, path);
+            } else {
+                co_return response;
+            }
+            bool retry = error->kind == ErrorKind::kTooManyRequests ||
+                         (read && error->kind == ErrorKind::kTransient);
+            if (!retry || attempt >= options_.max_retries) {
+                co_return *error;
+            }
+            auto delay = error->retry_after.value_or(backoff.next());
+            spdlog::debug("kube: {} {} failed ({}), retrying in {} ms", http::to_string(method),
+                          path, error->describe(), delay.count());
+            if (!co_await clock_.sleep_for(delay)) {
+                co_return fail(ErrorKind::kCancelled, "cancelled while waiting to retry");
+            }
+        }
+    }
+
+    asio::awaitable<Result<Json>> call_json(Method method, std::string path, std::string body,
+                                            std::string_view type) {
+        auto response = co_await call(method, std::move(path), std::move(body), type);
+        if (!response) {
+            co_return response.error();
+        }
+        co_return parse_body(*response);
+    }
+
+    http::HttpClientPtr http_;
+    ClusterConfig config_;
+    Clock& clock_;
+    RestClientOptions options_;
+    TokenBucket writes_;
+    std::optional<TokenFile> token_file_;
+    RestClientStats stats_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RestKubeClient>> make_rest_client(asio::any_io_executor executor,
+                                                         ClusterConfig config, Clock& clock,
+                                                         RestClientOptions options) {
+    http::ClientOptions http_options;
+    http_options.tls = config.tls;
+    http_options.user_agent = options.user_agent;
+    auto http = http::make_beast_client(std::move(executor), std::move(http_options));
+    if (!http) {
+        return http.error();
+    }
+    return make_rest_client(std::move(*http), std::move(config), clock, std::move(options));
+}
+
+std::unique_ptr<RestKubeClient> make_rest_client(http::HttpClientPtr http, ClusterConfig config,
+                                                 Clock& clock, RestClientOptions options) {
+    return std::make_unique<RestKubeClientImpl>(std::move(http), std::move(config), clock,
+                                                std::move(options));
+}
+
+}  // namespace serin::kube

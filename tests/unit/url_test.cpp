@@ -1,0 +1,100 @@
+#include <catch2/catch.hpp>
+
+#include "controller/http/http_client.hpp"
+
+using serin::ErrorKind;
+using serin::http::Method;
+using serin::http::Response;
+using serin::http::Url;
+
+namespace {
+
+/// The error message of a URL that must not parse.
+std::string parse_error(std::string_view text) {
+    auto url = Url::parse(text);
+    REQUIRE_FALSE(url.has_value());
+    CHECK(url.error().kind == ErrorKind::kInvalid);
+    return url.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("Url::parse fills in default ports and the root target", "[http][url]") {
+    auto https = Url::parse("https://example.com");
+    REQUIRE(https.has_value());
+    CHECK(https->scheme == "https");
+    CHECK(https->host == "example.com");
+    CHECK(https->port == "443");
+    CHECK(https->target == "/");
+    CHECK(https->origin() == "https://example.com:443");
+
+    auto http = Url::parse("http://example.com");
+    REQUIRE(http.has_value());
+    CHECK(http->port == "80");
+    CHECK(http->origin() == "http://example.com:80");
+}
+
+TEST_CASE("Url::parse keeps path and query, drops the fragment, lowercases scheme and host",
+          "[http][url]") {
+    auto url = Url::parse("HTTP://Kube.Example.COM:8080/api/v1/pods?watch=1&rv=5#part");
+    REQUIRE(url.has_value());
+    CHECK(url->scheme == "http");
+    CHECK(url->host == "kube.example.com");
+    CHECK(url->port == "8080");
+    CHECK(url->target == "/api/v1/pods?watch=1&rv=5");
+
+    auto query_only = Url::parse("https://h?x=1");
+    REQUIRE(query_only.has_value());
+    CHECK(query_only->target == "/?x=1");
+}
+
+TEST_CASE("Url::parse takes IPv4 and bracketed IPv6 literals", "[http][url]") {
+    auto v4 = Url::parse("https://10.96.0.1:443/version");
+    REQUIRE(v4.has_value());
+    CHECK(v4->host == "10.96.0.1");
+    CHECK(v4->target == "/version");
+
+    auto v6 = Url::parse("https://[::1]:6443/version");
+    REQUIRE(v6.has_value());
+    CHECK(v6->host == "::1");
+    CHECK(v6->port == "6443");
+    CHECK(v6->origin() == "https://[::1]:6443");
+
+    auto v6_default = Url::parse("http://[FE80::1]");
+    REQUIRE(v6_default.has_value());
+    CHECK(v6_default->host == "fe80::1");
+    CHECK(v6_default->port == "80");
+    CHECK(v6_default->target == "/");
+}
+
+TEST_CASE("Url::parse rejects bad URLs and names the bad part", "[http][url]") {
+    CHECK_THAT(parse_error("ftp://example.com/"), Catch::Contains("scheme"));
+    CHECK_THAT(parse_error("example.com/path"), Catch::Contains("scheme"));
+    CHECK_THAT(parse_error("http:///path"), Catch::Contains("host"));
+    CHECK_THAT(parse_error("http://:80/"), Catch::Contains("host"));
+    CHECK_THAT(parse_error("http://ex ample.com/"), Catch::Contains("space"));
+    CHECK_THAT(parse_error("http://h:0/"), Catch::Contains("port"));
+    CHECK_THAT(parse_error("http://h:65536/"), Catch::Contains("port"));
+    CHECK_THAT(parse_error("http://h:8o/"), Catch::Contains("port"));
+    CHECK_THAT(parse_error("http://h:/"), Catch::Contains("port"));
+    CHECK_THAT(parse_error("http://[::1/"), Catch::Contains("IPv6"));
+    CHECK_THAT(parse_error("http://[not-an-ip]/"), Catch::Contains("IPv6"));
+    CHECK_THAT(parse_error("http://[::1]x/"), Catch::Contains("after the host"));
+    CHECK_THAT(parse_error("http://user:pw@h/"), Catch::Contains("user"));
+    CHECK_THAT(parse_error("http://h%41/"), Catch::Contains("host"));
+}
+
+TEST_CASE("Method names and case-insensitive response headers", "[http]") {
+    CHECK(to_string(Method::kGet) == "GET");
+    CHECK(to_string(Method::kHead) == "HEAD");
+    CHECK(to_string(Method::kPost) == "POST");
+    CHECK(to_string(Method::kPut) == "PUT");
+    CHECK(to_string(Method::kPatch) == "PATCH");
+    CHECK(to_string(Method::kDelete) == "DELETE");
+
+    Response response;
+    response.headers = {{"Content-Type", "application/json"}, {"X-A", "1"}, {"x-a", "2"}};
+    CHECK(response.header("content-type") == "application/json");
+    CHECK(response.header("X-A") == "1");
+    CHECK_FALSE(response.header("Retry-After"));
+}
