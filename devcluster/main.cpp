@@ -297,7 +297,7 @@ int run_foreground(const UpArgs& args, std::chrono::seconds ttl) {
         std::ofstream pid_file(args.dir / kPidFile, std::ios::trunc);
         pid_file << ::getpid() << "\n";
     }
-    serin::configure_logging(args.log_level);
+    // Logging was configured by main(); its sinks write to fds 1 and 2, now the log file.
     auto cluster = DevCluster::start(cluster_options(args));
     if (!cluster) {
         spdlog::error("devcluster: {}", cluster.error().message);

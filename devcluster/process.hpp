@@ -24,6 +24,12 @@ struct ProcessSpec {
     std::filesystem::path working_dir;   ///< empty: ours
 };
 
+/// The output and exit code of a short command run to completion.
+struct CommandResult {
+    int exit_code = -1;  ///< -1 when killed by a signal
+    std::string output;  ///< stdout and stderr together
+};
+
 /// A supervised child process.
 ///
 /// The child gets PR_SET_PDEATHSIG(SIGKILL), so it dies with the thread that started it even when
@@ -61,6 +67,10 @@ public:
     std::string log_tail(std::size_t lines = 20) const;
 
 private:
+    friend Result<CommandResult> run_command(
+        const std::filesystem::path& executable, const std::vector<std::string>& args,
+        std::chrono::milliseconds timeout,
+        const std::vector<std::pair<std::string, std::string>>& env);
     Process(ProcessSpec spec, pid_t pid, int pidfd);
     void reap(int status);
     /// Waits for the exit without reaping, so the process group id stays reserved.
@@ -71,12 +81,6 @@ private:
     pid_t pid_ = -1;
     int pidfd_ = -1;                  ///< readable once the process has exited
     std::optional<int> wait_status_;  ///< set once reaped
-};
-
-/// The output and exit code of a short command run to completion.
-struct CommandResult {
-    int exit_code = -1;  ///< -1 when killed by a signal
-    std::string output;  ///< stdout and stderr together
 };
 
 /// Runs a command to completion, capturing its output; kills it (kTransient) after `timeout`.

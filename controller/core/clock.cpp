@@ -3,6 +3,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <vector>
 
 namespace serin {
 
@@ -22,10 +24,15 @@ asio::awaitable<bool> ManualClock::sleep_until(SteadyTime deadline) {
     // Beast uses a timer at time_point::max() as a condition variable.
     asio::steady_timer timer(co_await asio::this_coro::executor, SteadyTime::max());
     auto it = waiters_.insert(waiters_.end(), Waiter{deadline, &timer, false});
+    // Erase the entry however this frame ends, also when it is destroyed without resuming
+    // (an io_context torn down with the coroutine still asleep).
+    struct Erase {
+        std::list<Waiter>& list;
+        std::list<Waiter>::iterator it;
+        ~Erase() { list.erase(it); }
+    } erase{waiters_, it};
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    bool fired = it->fired;
-    waiters_.erase(it);
-    co_return fired;
+    co_return it->fired;
 }
 
 void ManualClock::advance(Duration d) {

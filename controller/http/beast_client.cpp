@@ -66,11 +66,16 @@ enum class Phase { kResolve, kConnect, kHandshake, kWrite, kRead };
 
 std::string_view describe(Phase phase) {
     switch (phase) {
-        case Phase::kResolve: return "resolving the host of";
-        case Phase::kConnect: return "connecting to";
-        case Phase::kHandshake: return "TLS handshake with";
-        case Phase::kWrite: return "sending the request to";
-        case Phase::kRead: return "reading the response from";
+        case Phase::kResolve:
+            return "resolving the host of";
+        case Phase::kConnect:
+            return "connecting to";
+        case Phase::kHandshake:
+            return "TLS handshake with";
+        case Phase::kWrite:
+            return "sending the request to";
+        case Phase::kRead:
+            return "reading the response from";
     }
     return "talking to";
 }
@@ -152,10 +157,10 @@ Error to_error(const error_code& ec, Phase phase, std::string_view origin, Conne
             const std::string detail = verify_result != X509_V_OK
                                            ? X509_verify_cert_error_string(verify_result)
                                            : "rejected by the verify callback";
-            return fail(ErrorKind::kTls,
-                        "the TLS certificate of " + std::string{origin} +
-                            " could not be verified: certificate verify failed (" + detail +
-                            "); check the CA certificate the client trusts");
+            return fail(ErrorKind::kTls, "the TLS certificate of " + std::string{origin} +
+                                             " could not be verified: certificate verify failed (" +
+                                             detail +
+                                             "); check the CA certificate the client trusts");
         }
         // An alert from the server (e.g. it rejected our client certificate) or a protocol error.
         return fail(ErrorKind::kTls, where + " failed: " + ec.message());
@@ -288,8 +293,8 @@ asio::awaitable<Outcome> exchange_stream(Stream& stream, Connection& conn, const
         parser.skip(true);
     }
     conn.tcp().expires_after(timeout);
-    auto [header_ec, header_read] = co_await bhttp::async_read_header(stream, conn.buffer, parser,
-                                                                      kIo);
+    auto [header_ec, header_read] =
+        co_await bhttp::async_read_header(stream, conn.buffer, parser, kIo);
     out.got_response_bytes = parser.got_some();
     if (header_ec) {
         out.ec = header_ec;
@@ -483,12 +488,18 @@ private:
 
     static bhttp::verb to_verb(Method method) {
         switch (method) {
-            case Method::kGet: return bhttp::verb::get;
-            case Method::kHead: return bhttp::verb::head;
-            case Method::kPost: return bhttp::verb::post;
-            case Method::kPut: return bhttp::verb::put;
-            case Method::kPatch: return bhttp::verb::patch;
-            case Method::kDelete: return bhttp::verb::delete_;
+            case Method::kGet:
+                return bhttp::verb::get;
+            case Method::kHead:
+                return bhttp::verb::head;
+            case Method::kPost:
+                return bhttp::verb::post;
+            case Method::kPut:
+                return bhttp::verb::put;
+            case Method::kPatch:
+                return bhttp::verb::patch;
+            case Method::kDelete:
+                return bhttp::verb::delete_;
         }
         return bhttp::verb::get;
     }
@@ -524,7 +535,7 @@ private:
     /// Resolves a host name before `deadline`; the resolver knows neither deadlines nor
     /// cancellation slots, so a timer and a slot handler cancel it.
     asio::awaitable<Result<std::vector<tcp::endpoint>>> resolve(const Url& url,
-                                                               Clock::time_point deadline) {
+                                                                Clock::time_point deadline) {
         struct Shared {
             explicit Shared(asio::any_io_executor ex) : resolver(std::move(ex)) {}
             tcp::resolver resolver;
@@ -555,8 +566,7 @@ private:
             co_return cancelled_error(origin);
         }
         if (shared->timed_out) {
-            co_return fail(ErrorKind::kTransient,
-                           "resolving the host of " + origin + " timed out");
+            co_return fail(ErrorKind::kTransient, "resolving the host of " + origin + " timed out");
         }
         if (ec) {
             co_return to_error(ec, Phase::kResolve, origin, nullptr);
@@ -618,9 +628,9 @@ private:
                     const bool ok = check(preverified, ctx);
                     if (preverified && !ok) {
                         // Say why in SSL_get_verify_result (Asio leaves X509_V_OK).
-                        X509_STORE_CTX_set_error(ctx.native_handle(),
-                                                 ip ? X509_V_ERR_IP_ADDRESS_MISMATCH
-                                                    : X509_V_ERR_HOSTNAME_MISMATCH);
+                        X509_STORE_CTX_set_error(
+                            ctx.native_handle(),
+                            ip ? X509_V_ERR_IP_ADDRESS_MISMATCH : X509_V_ERR_HOSTNAME_MISMATCH);
                     }
                     return ok;
                 });
@@ -679,8 +689,7 @@ Result<std::unique_ptr<ssl::context>> make_tls_context(const TlsOptions& tls) {
     if (!tls.client_cert_pem.empty()) {
         context->use_certificate_chain(asio::buffer(tls.client_cert_pem), ec);
         if (ec) {
-            return fail(ErrorKind::kInvalid, "cannot load the client certificate: " +
-                                                 ec.message());
+            return fail(ErrorKind::kInvalid, "cannot load the client certificate: " + ec.message());
         }
         context->use_private_key(asio::buffer(tls.client_key_pem), ssl::context::pem, ec);
         if (ec) {
@@ -703,8 +712,8 @@ Result<HttpClientPtr> make_beast_client(boost::asio::any_io_executor executor,
     if (!context) {
         return context.error();
     }
-    return HttpClientPtr{
-        std::make_unique<BeastClient>(std::move(executor), std::move(options), std::move(*context))};
+    return HttpClientPtr{std::make_unique<BeastClient>(std::move(executor), std::move(options),
+                                                       std::move(*context))};
 }
 
 }  // namespace serin::http

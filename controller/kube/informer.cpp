@@ -344,7 +344,12 @@ asio::awaitable<void> Informer::run() {
         if (cs.cancelled() != asio::cancellation_type::none) {
             break;
         }
-        Result<void> result = need_list ? co_await list_and_replace() : co_await watch_once();
+        Result<void> result;
+        if (need_list) {
+            result = co_await list_and_replace();
+        } else {
+            result = co_await watch_once();
+        }
         if (stopped_) {
             break;
         }
@@ -373,7 +378,9 @@ asio::awaitable<void> Informer::run() {
         auto delay = backoff.next();
         spdlog::warn("informer {}: {} failed: {}; retrying in {} ms", type_.resource,
                      need_list ? "list" : "watch", error.describe(), delay.count());
-        if (!co_await clock_.sleep_for(delay)) {
+        // Not `if (!co_await ...)`: g++ 12 miscompiles a co_await inside a condition.
+        const bool slept = co_await clock_.sleep_for(delay);
+        if (!slept) {
             break;
         }
     }

@@ -101,6 +101,29 @@ public:
                                                        WatchHandler handler) = 0;
     /// GET of a non-resource path ("/readyz", "/apis/GROUP/VERSION"); the body as text.
     virtual boost::asio::awaitable<Result<std::string>> get_raw(std::string path) = 0;
+
+    // The same calls with default options. They are plain functions, not coroutines, so that
+    // callers never need a braced `{}` temporary inside a co_await: g++ 12 destroys such a
+    // temporary twice.
+    boost::asio::awaitable<Result<ListPage>> list(ResourceType type, std::string ns) {
+        return list(std::move(type), std::move(ns), ListOptions());
+    }
+    boost::asio::awaitable<Result<Json>> create(ResourceType type, std::string ns, Json object) {
+        return create(std::move(type), std::move(ns), std::move(object), WriteOptions());
+    }
+    boost::asio::awaitable<Result<Json>> update(ResourceType type, std::string ns, Json object) {
+        return update(std::move(type), std::move(ns), std::move(object), WriteOptions());
+    }
+    boost::asio::awaitable<Result<Json>> patch(ResourceType type, std::string ns,
+                                               std::string name, PatchType patch_type,
+                                               std::string body) {
+        return patch(std::move(type), std::move(ns), std::move(name), patch_type,
+                     std::move(body), WriteOptions());
+    }
+    boost::asio::awaitable<Result<void>> remove(ResourceType type, std::string ns,
+                                                std::string name) {
+        return remove(std::move(type), std::move(ns), std::move(name), DeleteOptions());
+    }
 };
 
 using KubeClientPtr = std::unique_ptr<KubeClient>;

@@ -20,8 +20,9 @@ constexpr std::string_view kTagNull = "tag:yaml.org,2002:null";
 
 /// Deeper than any real manifest; stops alias cycles (`&a [*a]`) from recursing forever.
 constexpr int kMaxDepth = 512;
-/// JSON values one call may produce; stops alias bombs ("billion laughs").
-constexpr std::size_t kMaxValues = 2'000'000;
+/// JSON values one call may produce beyond four per byte of input. Without aliases every value
+/// takes at least one character of text, so only aliases expanding far ("billion laughs") hit it.
+constexpr std::size_t kExtraValues = 100'000;
 
 /// Json converts to anything, Error included, so a Result<Json> has to be told which side a
 /// Json goes to.
@@ -178,11 +179,13 @@ Json resolve_plain(const std::string& s) {
 
 class Converter {
 public:
+    explicit Converter(std::size_t max_values) : max_values_(max_values) {}
+
     Result<Json> convert(const YAML::Node& node, int depth) {
         if (depth > kMaxDepth) {
             return yaml_error(node.Mark(), "nested too deeply (an alias refers to itself?)");
         }
-        if (++values_ > kMaxValues) {
+        if (++values_ > max_values_) {
             return yaml_error(node.Mark(), "too many values (aliases expand too far)");
         }
         switch (node.Type()) {
@@ -310,6 +313,7 @@ private:
         return ok(std::move(out));
     }
 
+    std::size_t max_values_;
     std::size_t values_ = 0;
 };
 
@@ -349,7 +353,7 @@ Result<std::vector<Json>> parse_manifests(std::string_view yaml_text) {
     std::vector<Json> out;
     out.reserve(documents.size());
     try {
-        Converter converter;
+        Converter converter(kExtraValues + 4 * yaml_text.size());
         for (const auto& document : documents) {
             if (!document.IsDefined() || document.IsNull()) {
                 continue;

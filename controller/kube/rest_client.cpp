@@ -199,7 +199,9 @@ public:
     // KubeClient
     asio::awaitable<Result<Json>> get(ResourceType type, std::string ns,
                                       std::string name) override {
-        co_return co_await call_json(Method::kGet, type.object_path(ns, name), {}, {});
+        std::string path = type.object_path(ns, name);
+        co_return co_await call_json(Method::kGet, std::move(path), std::string(),
+                                     std::string_view());
     }
 
     asio::awaitable<Result<ListPage>> list(ResourceType type, std::string ns,
@@ -212,8 +214,9 @@ public:
         if (options.limit > 0) {
             query.add("limit", std::to_string(options.limit));
         }
-        auto body = co_await call_json(Method::kGet, type.collection_path(ns) + query.str(), {},
-                                       {});
+        std::string path = type.collection_path(ns) + query.str();
+        auto body = co_await call_json(Method::kGet, std::move(path), std::string(),
+                                       std::string_view());
         if (!body) {
             co_return body.error();
         }
@@ -358,7 +361,8 @@ public:
     }
 
     asio::awaitable<Result<std::string>> get_raw(std::string path) override {
-        auto response = co_await call(Method::kGet, std::move(path), {}, {});
+        auto response = co_await call(Method::kGet, std::move(path), std::string(),
+                                      std::string_view());
         if (!response) {
             co_return response.error();
         }
@@ -489,7 +493,9 @@ private:
             auto delay = error->retry_after.value_or(backoff.next());
             spdlog::debug("kube: {} {} failed ({}), retrying in {} ms", http::to_string(method),
                           path, error->describe(), delay.count());
-            if (!co_await clock_.sleep_for(delay)) {
+            // Not `if (!co_await ...)`: g++ 12 miscompiles a co_await inside a condition.
+            const bool slept = co_await clock_.sleep_for(delay);
+            if (!slept) {
                 co_return fail(ErrorKind::kCancelled, "cancelled while waiting to retry");
             }
         }

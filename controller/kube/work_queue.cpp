@@ -232,16 +232,17 @@ asio::awaitable<std::optional<std::string>> WorkQueue::get() {
         if (state->shut_down) {
             co_return std::nullopt;
         }
+        asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) {
+            // Cancelled before or while waiting. This consumer may have been the one woken for
+            // a key: pass the wake-up on.
+            state->notify(state->core.depth());
+            co_return std::nullopt;
+        }
         if (auto key = state->core.pop()) {
             co_return key;
         }
         co_await state->ready.async_wait(asio::as_tuple(asio::use_awaitable));
-        asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none) {
-            // This consumer may have been the one woken for a key: pass the wake-up on.
-            state->notify(state->core.depth());
-            co_return std::nullopt;
-        }
     }
 }
 

@@ -103,6 +103,12 @@ Json condition(const std::string& type, bool ok, const std::string& reason,
     return out;
 }
 
+kube::InformerOptions informer_options(const std::string& ns) {
+    kube::InformerOptions options;
+    options.ns = ns;
+    return options;
+}
+
 }  // namespace
 
 std::string format_time(SystemTime t) {
@@ -332,7 +338,7 @@ PodSim::PodSim(kube::KubeClient& client, Clock& clock, PodSimOptions options)
     : client_(client),
       clock_(clock),
       options_(std::move(options)),
-      informer_(client, clock, kube::types::pods(), kube::InformerOptions{.ns = options_.ns}) {
+      informer_(client, clock, kube::types::pods(), informer_options(options_.ns)) {
     informer_.add_handlers(kube::EventHandlers{
         .on_add = [this](const kube::ObjectPtr& pod) { enqueue(kube::object_key(*pod)); },
         .on_update = [this](const kube::ObjectPtr& /*old*/,

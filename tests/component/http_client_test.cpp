@@ -1,5 +1,7 @@
 // The Beast HTTP client against a real loopback server: keep-alive, streaming, deadlines, TLS and
 // cancellation. Deadlines are short real times; nothing sleeps to wait for a condition.
+#include "controller/http/http_client.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "controller/http/http_client.hpp"
 #include "tests/support/test_certs.hpp"
 #include "tests/support/test_http_server.hpp"
 
@@ -96,20 +97,18 @@ TestServerTls server_tls(std::string client_ca_pem = {}) {
 
 TEST_CASE("send: POST and GET round trip with body and headers", "[http]") {
     asio::io_context io;
-    TestHttpServer server{io.get_executor(),
-                          [](const TestRequest& request,
-                             TestResponseWriter& writer) -> asio::awaitable<void> {
-                              // (Headers built outside co_await: g++ 12 rejects a braced
-                              // list of pairs in a co_await argument.)
-                              serin::test::TestHeaders headers;
-                              headers.emplace_back("X-Echo-Tag",
-                                                   request.header("x-tag").value_or("none"));
-                              headers.emplace_back("Content-Type", "text/plain");
-                              co_await writer.respond(
-                                  request.method == "POST" ? 201 : 200,
-                                  request.method + " " + request.target + " " + request.body,
-                                  std::move(headers));
-                          }};
+    TestHttpServer server{
+        io.get_executor(),
+        [](const TestRequest& request, TestResponseWriter& writer) -> asio::awaitable<void> {
+            // (Headers built outside co_await: g++ 12 rejects a braced
+            // list of pairs in a co_await argument.)
+            serin::test::TestHeaders headers;
+            headers.emplace_back("X-Echo-Tag", request.header("x-tag").value_or("none"));
+            headers.emplace_back("Content-Type", "text/plain");
+            co_await writer.respond(request.method == "POST" ? 201 : 200,
+                                    request.method + " " + request.target + " " + request.body,
+                                    std::move(headers));
+        }};
     auto client = make_client(io);
 
     std::optional<Result<Response>> posted;
@@ -203,14 +202,14 @@ TEST_CASE("send: max_idle_per_origin 0 keeps no connection", "[http]") {
 
 TEST_CASE("send: a Connection: close answer is not reused", "[http]") {
     asio::io_context io;
-    TestHttpServer server{io.get_executor(),
-                          [](const TestRequest&, TestResponseWriter& writer)
-                              -> asio::awaitable<void> {
-                              serin::test::TestHeaders headers;
-                              headers.emplace_back("Connection", "close");
-                              co_await writer.respond(200, "bye", std::move(headers));
-                              writer.close();
-                          }};
+    TestHttpServer server{
+        io.get_executor(),
+        [](const TestRequest&, TestResponseWriter& writer) -> asio::awaitable<void> {
+            serin::test::TestHeaders headers;
+            headers.emplace_back("Connection", "close");
+            co_await writer.respond(200, "bye", std::move(headers));
+            writer.close();
+        }};
     auto client = make_client(io);
 
     int ok = 0;
@@ -226,16 +225,15 @@ TEST_CASE("send: a Connection: close answer is not reused", "[http]") {
     CHECK(client->stats().connections_reused == 0);
 }
 
-TEST_CASE("send: a kept-alive connection the server closed after answering is replaced",
-          "[http]") {
+TEST_CASE("send: a kept-alive connection the server closed after answering is replaced", "[http]") {
     asio::io_context io;
     // Keep-alive answers, but the server closes each connection right after (an idle timeout).
-    TestHttpServer server{io.get_executor(),
-                          [](const TestRequest&, TestResponseWriter& writer)
-                              -> asio::awaitable<void> {
-                              co_await writer.respond(200, "ok");
-                              writer.close();
-                          }};
+    TestHttpServer server{
+        io.get_executor(),
+        [](const TestRequest&, TestResponseWriter& writer) -> asio::awaitable<void> {
+            co_await writer.respond(200, "ok");
+            writer.close();
+        }};
     auto client = make_client(io);
 
     std::vector<Result<Response>> responses;
@@ -258,15 +256,15 @@ TEST_CASE("send: a reused connection closed before any answer is retried once on
     asio::io_context io;
     // The second request on the first connection meets a server that drops it unanswered: the
     // race of a request against an idle-connection close.
-    TestHttpServer server{io.get_executor(),
-                          [](const TestRequest& request,
-                             TestResponseWriter& writer) -> asio::awaitable<void> {
-                              if (request.connection == 0 && request.request_on_connection == 1) {
-                                  writer.close();
-                                  co_return;
-                              }
-                              co_await writer.respond(200, "ok " + request.target);
-                          }};
+    TestHttpServer server{
+        io.get_executor(),
+        [](const TestRequest& request, TestResponseWriter& writer) -> asio::awaitable<void> {
+            if (request.connection == 0 && request.request_on_connection == 1) {
+                writer.close();
+                co_return;
+            }
+            co_await writer.respond(200, "ok " + request.target);
+        }};
     auto client = make_client(io);
 
     std::optional<Result<Response>> first;
@@ -292,12 +290,12 @@ TEST_CASE("send: a reused connection closed before any answer is retried once on
 
 TEST_CASE("send: a fresh connection closed without an answer fails without a retry", "[http]") {
     asio::io_context io;
-    TestHttpServer server{io.get_executor(),
-                          [](const TestRequest&, TestResponseWriter& writer)
-                              -> asio::awaitable<void> {
-                              writer.close();
-                              co_return;
-                          }};
+    TestHttpServer server{
+        io.get_executor(),
+        [](const TestRequest&, TestResponseWriter& writer) -> asio::awaitable<void> {
+            writer.close();
+            co_return;
+        }};
     auto client = make_client(io);
 
     std::optional<Result<Response>> response;
@@ -352,9 +350,8 @@ TEST_CASE("send: a malformed URL is kInvalid", "[http]") {
     asio::io_context io;
     auto client = make_client(io);
     std::optional<Result<Response>> response;
-    run(io, [&]() -> asio::awaitable<void> {
-        response = co_await client->send(get("gopher://x/"));
-    }());
+    run(io,
+        [&]() -> asio::awaitable<void> { response = co_await client->send(get("gopher://x/")); }());
     REQUIRE_FALSE(response->has_value());
     CHECK(response->error().kind == ErrorKind::kInvalid);
 }
@@ -365,25 +362,25 @@ TEST_CASE("stream: lines split across chunks arrive in order, as they arrive", "
     TestEvent second_seen{io.get_executor()};
     // Each wait needs the client to have handed over the line before, so the test hangs (and
     // times out) unless lines are delivered while the body is still coming.
-    TestHttpServer server{io.get_executor(),
-                          [&](const TestRequest& request,
-                              TestResponseWriter& writer) -> asio::awaitable<void> {
-                              if (request.target != "/watch") {
-                                  co_await writer.respond(200, "after");
-                                  co_return;
-                              }
-                              serin::test::TestHeaders headers;
-                              headers.emplace_back("X-Stream", "1");
-                              co_await writer.start_chunked(200, std::move(headers));
-                              co_await writer.write_chunk("first\nsec");
-                              co_await first_seen.wait();
-                              co_await writer.write_chunk("ond\r\nthi");
-                              co_await second_seen.wait();
-                              co_await writer.write_chunk("rd\n");
-                              co_await writer.write_chunk("\nla");
-                              co_await writer.write_chunk("st");
-                              co_await writer.end_chunked();
-                          }};
+    TestHttpServer server{
+        io.get_executor(),
+        [&](const TestRequest& request, TestResponseWriter& writer) -> asio::awaitable<void> {
+            if (request.target != "/watch") {
+                co_await writer.respond(200, "after");
+                co_return;
+            }
+            serin::test::TestHeaders headers;
+            headers.emplace_back("X-Stream", "1");
+            co_await writer.start_chunked(200, std::move(headers));
+            co_await writer.write_chunk("first\nsec");
+            co_await first_seen.wait();
+            co_await writer.write_chunk("ond\r\nthi");
+            co_await second_seen.wait();
+            co_await writer.write_chunk("rd\n");
+            co_await writer.write_chunk("\nla");
+            co_await writer.write_chunk("st");
+            co_await writer.end_chunked();
+        }};
     auto client = make_client(io);
 
     std::vector<std::string> lines;
@@ -417,17 +414,17 @@ TEST_CASE("stream: lines split across chunks arrive in order, as they arrive", "
 TEST_CASE("stream: a handler that returns false stops the stream and drops the connection",
           "[http]") {
     asio::io_context io;
-    TestHttpServer server{io.get_executor(),
-                          [](const TestRequest& request,
-                             TestResponseWriter& writer) -> asio::awaitable<void> {
-                              if (request.target != "/watch") {
-                                  co_await writer.respond(200, "after");
-                                  co_return;
-                              }
-                              co_await writer.start_chunked(200);
-                              co_await writer.write_chunk("a\nb\nc\n");
-                              co_await writer.hang();
-                          }};
+    TestHttpServer server{
+        io.get_executor(),
+        [](const TestRequest& request, TestResponseWriter& writer) -> asio::awaitable<void> {
+            if (request.target != "/watch") {
+                co_await writer.respond(200, "after");
+                co_return;
+            }
+            co_await writer.start_chunked(200);
+            co_await writer.write_chunk("a\nb\nc\n");
+            co_await writer.hang();
+        }};
     auto client = make_client(io);
 
     std::vector<std::string> lines;
@@ -459,12 +456,12 @@ TEST_CASE("stream: a stream that goes silent times out after request.timeout", "
     Clock::duration since_line{};
     run(io, [&]() -> asio::awaitable<void> {
         Clock::time_point line_at{};
-        response = co_await client->stream(get(server.base_url(), 200ms),
-                                           [&](std::string_view line) {
-                                               lines.emplace_back(line);
-                                               line_at = Clock::now();
-                                               return true;
-                                           });
+        response =
+            co_await client->stream(get(server.base_url(), 200ms), [&](std::string_view line) {
+                lines.emplace_back(line);
+                line_at = Clock::now();
+                return true;
+            });
         since_line = Clock::now() - line_at;
     }());
 
@@ -478,18 +475,18 @@ TEST_CASE("stream: a stream that goes silent times out after request.timeout", "
 
 TEST_CASE("stream: a non-2xx answer comes back whole with no line delivered", "[http]") {
     asio::io_context io;
-    TestHttpServer server{io.get_executor(),
-                          [](const TestRequest& request,
-                             TestResponseWriter& writer) -> asio::awaitable<void> {
-                              if (request.target == "/chunked") {
-                                  co_await writer.start_chunked(500);
-                                  co_await writer.write_chunk("internal\n");
-                                  co_await writer.write_chunk("error\n");
-                                  co_await writer.end_chunked();
-                                  co_return;
-                              }
-                              co_await writer.respond(410, "{\"reason\":\"Expired\"}\n{}\n");
-                          }};
+    TestHttpServer server{
+        io.get_executor(),
+        [](const TestRequest& request, TestResponseWriter& writer) -> asio::awaitable<void> {
+            if (request.target == "/chunked") {
+                co_await writer.start_chunked(500);
+                co_await writer.write_chunk("internal\n");
+                co_await writer.write_chunk("error\n");
+                co_await writer.end_chunked();
+                co_return;
+            }
+            co_await writer.respond(410, "{\"reason\":\"Expired\"}\n{}\n");
+        }};
     auto client = make_client(io);
 
     int lines = 0;
@@ -540,8 +537,8 @@ TEST_CASE("tls: the host name localhost is checked against the DNS SAN", "[http]
 
     std::optional<Result<Response>> response;
     run(io, [&]() -> asio::awaitable<void> {
-        response = co_await client->send(
-            get("https://localhost:" + std::to_string(server.port()) + "/"));
+        response =
+            co_await client->send(get("https://localhost:" + std::to_string(server.port()) + "/"));
     }());
 
     INFO((response->has_value() ? std::string{} : response->error().describe()));
@@ -549,8 +546,7 @@ TEST_CASE("tls: the host name localhost is checked against the DNS SAN", "[http]
     CHECK(response->value().body == "ok");
 }
 
-TEST_CASE("tls: a server certificate from another CA fails verification with kTls",
-          "[http][tls]") {
+TEST_CASE("tls: a server certificate from another CA fails verification with kTls", "[http][tls]") {
     asio::io_context io;
     TestHttpServer server{io.get_executor(), answer_ok, server_tls()};
     auto client = make_client(io, trusting(serin::test::test_pki().other_ca.cert_pem));
@@ -566,8 +562,7 @@ TEST_CASE("tls: a server certificate from another CA fails verification with kTl
     CHECK_THAT(response->error().message, Catch::Contains("could not be verified"));
 }
 
-TEST_CASE("tls: a certificate for another host name fails verification with kTls",
-          "[http][tls]") {
+TEST_CASE("tls: a certificate for another host name fails verification with kTls", "[http][tls]") {
     const auto& pki = serin::test::test_pki();
     asio::io_context io;
     TestHttpServer server{io.get_executor(), answer_ok,
@@ -578,8 +573,8 @@ TEST_CASE("tls: a certificate for another host name fails verification with kTls
     std::optional<Result<Response>> by_name;
     run(io, [&]() -> asio::awaitable<void> {
         by_ip = co_await client->send(get(server.base_url()));
-        by_name = co_await client->send(
-            get("https://localhost:" + std::to_string(server.port()) + "/"));
+        by_name =
+            co_await client->send(get("https://localhost:" + std::to_string(server.port()) + "/"));
     }());
 
     REQUIRE_FALSE(by_ip->has_value());
@@ -607,8 +602,7 @@ TEST_CASE("tls: insecure_skip_verify accepts a certificate from another CA", "[h
     CHECK(response->value().body == "ok");
 }
 
-TEST_CASE("tls: mutual TLS presents the client certificate the server requires",
-          "[http][tls]") {
+TEST_CASE("tls: mutual TLS presents the client certificate the server requires", "[http][tls]") {
     const auto& pki = serin::test::test_pki();
     asio::io_context io;
     TestHttpServer server{io.get_executor(), answer_ok, server_tls(pki.ca.cert_pem)};
@@ -661,11 +655,11 @@ TEST_CASE("cancel: || with a timer ends a hanging stream promptly with kCancelle
     run(io, [&]() -> asio::awaitable<void> {
         const auto start = Clock::now();
         auto watch = [&]() -> asio::awaitable<void> {
-            response = co_await client->stream(get(server.base_url(), 30s),
-                                               [&](std::string_view line) {
-                                                   lines.emplace_back(line);
-                                                   return true;
-                                               });
+            response =
+                co_await client->stream(get(server.base_url(), 30s), [&](std::string_view line) {
+                    lines.emplace_back(line);
+                    return true;
+                });
         };
         asio::steady_timer timer{io, 150ms};
         co_await (watch() || timer.async_wait(asio::use_awaitable));

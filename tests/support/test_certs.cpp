@@ -44,7 +44,8 @@ void check(bool ok, const char* what) {
 }
 
 Pkey make_key() {
-    std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx{EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr)};
+    std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx{
+        EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr)};
     check(ctx != nullptr, "EVP_PKEY_CTX_new_from_name");
     check(EVP_PKEY_keygen_init(ctx.get()) == 1, "EVP_PKEY_keygen_init");
     check(EVP_PKEY_CTX_set_group_name(ctx.get(), "P-256") == 1, "EVP_PKEY_CTX_set_group_name");
@@ -71,8 +72,7 @@ Cert make_cert(EVP_PKEY* key, const char* common_name, long serial, X509* issuer
     check(X509_set_version(cert.get(), 2) == 1, "X509_set_version");
     check(ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial) == 1, "serial");
     check(X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) != nullptr, "notBefore");
-    check(X509_gmtime_adj(X509_getm_notAfter(cert.get()), 30L * 24 * 3600) != nullptr,
-          "notAfter");
+    check(X509_gmtime_adj(X509_getm_notAfter(cert.get()), 30L * 24 * 3600) != nullptr, "notAfter");
     check(X509_set_pubkey(cert.get(), key) == 1, "X509_set_pubkey");
     X509_NAME* name = X509_get_subject_name(cert.get());
     check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -132,8 +132,8 @@ TestPki make_pki() {
     pki.server = to_pem(server.get(), server_key.get());
 
     Pkey client_key = make_key();
-    Cert client = make_cert(client_key.get(), "serin-test-client", 3, ca.get(), ca_key.get(),
-                            false, nullptr, "clientAuth");
+    Cert client = make_cert(client_key.get(), "serin-test-client", 3, ca.get(), ca_key.get(), false,
+                            nullptr, "clientAuth");
     pki.client = to_pem(client.get(), client_key.get());
 
     Pkey wrong_key = make_key();

@@ -386,6 +386,24 @@ TEST_CASE("queue: shut_down wakes waiting consumers with nullopt and drops pendi
     CHECK(ioc.stopped());  // nothing left running: ioc.run() would return
 }
 
+TEST_CASE("queue: destroying the queue ends its consumers and its driver") {
+    asio::io_context ioc;
+    ManualClock clock;
+    Consumer consumer;
+    {
+        WorkQueue queue(ioc.get_executor(), clock);
+        consumer.start(ioc, queue);
+        queue.add_after("x", 1s);
+        ioc.poll();
+        CHECK(clock.sleepers() == 1);
+    }
+    ioc.poll();
+    CHECK(consumer.finished);
+    CHECK(consumer.seen.empty());
+    CHECK(clock.sleepers() == 0);
+    CHECK(ioc.stopped());
+}
+
 TEST_CASE("queue: a cancelled get returns nullopt and leaves keys to others") {
     asio::io_context ioc;
     ManualClock clock;

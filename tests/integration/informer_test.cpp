@@ -1,0 +1,245 @@
+// The informer against the real API server: sync, events, indexes, an API server killed
+// mid-stream, and a re-list after 410 Gone forced by etcd compaction.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "controller/kube/informer.hpp"
+#include "controller/kube/rest_client.hpp"
+#include "tests/support/catch_result.hpp"
+#include "tests/support/cluster.hpp"
+#include "tests/support/tcp_proxy.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace serin;
+using namespace serin::testing;
+using kube::Json;
+namespace types = kube::types;
+
+Json config_map(const std::string& ns, const std::string& name, Json labels = Json::object()) {
+    return {{"apiVersion", "v1"},
+            {"kind", "ConfigMap"},
+            {"metadata", {{"name", name}, {"namespace", ns}, {"labels", std::move(labels)}}},
+            {"data", {{"v", "0"}}}};
+}
+
+std::unique_ptr<kube::RestKubeClient> client_for(asio::io_context& io,
+                                                 const kube::ClusterConfig& config, Clock& clock) {
+    kube::RestClientOptions options;
+    options.write_qps = 0;
+    options.request_timeout = std::chrono::seconds{5};
+    auto client = kube::make_rest_client(io.get_executor(), config, clock, options);
+    REQUIRE(client);
+    return std::move(*client);
+}
+
+/// name -> resourceVersion, as the server has it now.
+std::map<std::string, std::string> server_state(asio::io_context& io, kube::KubeClient& client,
+                                                const std::string& ns) {
+    auto page = run(io, client.list(types::config_maps(), ns, {}));
+    REQUIRE(page);
+    std::map<std::string, std::string> out;
+    for (const auto& item : page->items) {
+        out[kube::object_name(item)] = kube::object_resource_version(item);
+    }
+    return out;
+}
+
+std::map<std::string, std::string> cache_state(const kube::Informer& informer) {
+    std::map<std::string, std::string> out;
+    for (const auto& object : informer.list()) {
+        out[kube::object_name(*object)] = kube::object_resource_version(*object);
+    }
+    return out;
+}
+
+/// Runs the io_context until the informer's cache equals the server's state.
+bool converges(asio::io_context& io, kube::KubeClient& client, const kube::Informer& informer,
+               const std::string& ns) {
+    auto want = server_state(io, client, ns);
+    return wait_until([&] {
+        io.run_for(std::chrono::milliseconds{20});
+        return cache_state(informer) == want;
+    }, std::chrono::seconds{60}, std::chrono::milliseconds{1});
+}
+
+struct Recorder {
+    std::vector<std::string> added, updated, deleted;
+    kube::EventHandlers handlers() {
+        return {[this](const kube::ObjectPtr& o) { added.push_back(kube::object_name(*o)); },
+                [this](const kube::ObjectPtr&, const kube::ObjectPtr& o) {
+                    updated.push_back(kube::object_name(*o));
+                },
+                [this](const kube::ObjectPtr& o) { deleted.push_back(kube::object_name(*o)); }};
+    }
+};
+
+/// A private cluster for the tests that stop its API server; no podsim or controller-manager wait.
+std::unique_ptr<devcluster::DevCluster> private_cluster() {
+    devcluster::DevClusterOptions options;
+    options.start_podsim = false;
+    options.wait_for_controller_manager = false;
+    auto cluster = devcluster::DevCluster::start(options);
+    if (!cluster) {
+        FAIL("private devcluster did not start: " << cluster.error().describe());
+    }
+    return std::move(*cluster);
+}
+
+}  // namespace
+
+TEST_CASE("the informer syncs follows adds updates and deletes and keeps its indexes") {
+    asio::io_context io;
+    auto& cluster = shared_cluster();
+    auto client = client_for(io, cluster.config(), cluster.clock());
+    TestNamespace ns;
+    const auto& cm = types::config_maps();
+    for (int i = 0; i < 20; ++i) {
+        auto labels = Json{{"app", i % 2 == 0 ? "even" : "odd"}};
+        REQUIRE(run(io, client->create(cm, ns.name(), config_map(ns.name(), "cm-" + std::to_string(i),
+                                                                  labels), {})));
+    }
+
+    kube::InformerOptions options;
+    options.ns = ns.name();
+    options.page_size = 7;  // several pages
+    kube::Informer informer(*client, cluster.clock(), cm, options);
+    Recorder recorder;
+    informer.add_handlers(recorder.handlers());
+    informer.start(io.get_executor());
+    REQUIRE(wait_until([&] {
+        io.run_for(std::chrono::milliseconds{10});
+        return informer.has_synced();
+    }));
+    CHECK(recorder.added.size() >= 20);
+    CHECK(informer.by_index("label", "app=even").size() == 10);
+    CHECK(informer.by_index("namespace", ns.name()).size() == informer.size());
+    auto cached = informer.get(ns.name(), "cm-3");
+    REQUIRE(cached);
+    CHECK_FALSE(cached->at("metadata").contains("managedFields"));
+
+    auto owner = run(io, client->get(cm, ns.name(), "cm-0"));
+    REQUIRE(owner);
+    Json owned = config_map(ns.name(), "owned");
+    owned["metadata"]["ownerReferences"] = Json::array(
+        {{{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"name", "cm-0"},
+          {"uid", kube::object_uid(*owner)}}});
+    REQUIRE(run(io, client->create(cm, ns.name(), owned, {})));
+    REQUIRE(run(io, client->patch(cm, ns.name(), "cm-1", kube::PatchType::kMerge,
+                                  R"({"metadata":{"labels":{"app":"even"}}})", {})));
+    REQUIRE(run(io, client->remove(cm, ns.name(), "cm-2", {})));
+
+    REQUIRE(converges(io, *client, informer, ns.name()));
+    CHECK(std::count(recorder.added.begin(), recorder.added.end(), "owned") == 1);
+    CHECK(std::count(recorder.updated.begin(), recorder.updated.end(), "cm-1") == 1);
+    CHECK(recorder.deleted == std::vector<std::string>{"cm-2"});
+    CHECK(informer.by_index("owner", kube::object_uid(*owner)).size() == 1);
+    // cm-1 moved from odd to even; cm-2 (even) is gone.
+    CHECK(informer.by_index("label", "app=even").size() == 10);
+    CHECK(informer.by_index("label", "app=odd").size() == 9);
+    CHECK(informer.get(ns.name(), "cm-2") == nullptr);
+    informer.stop();
+}
+
+TEST_CASE("the informer survives the API server being killed and restarted mid-stream") {
+    auto cluster = private_cluster();
+    asio::io_context io;
+    SystemClock clock;
+    auto client = client_for(io, cluster->cluster_config(), clock);
+    const auto& cm = types::config_maps();
+    const std::string ns = "default";
+    for (int i = 0; i < 30; ++i) {
+        REQUIRE(run(io, client->create(cm, ns, config_map(ns, "cm-" + std::to_string(i)), {})));
+    }
+
+    kube::InformerOptions options;
+    options.ns = ns;
+    options.backoff_initial = std::chrono::milliseconds{50};
+    options.backoff_max = std::chrono::milliseconds{500};
+    kube::Informer informer(*client, clock, cm, options);
+    informer.start(io.get_executor());
+    REQUIRE(converges(io, *client, informer, ns));
+    auto watches_before = informer.stats().watches;
+
+    // Changes the watch sees, then the server dies under the open stream.
+    for (int i = 0; i < 10; ++i) {
+        REQUIRE(run(io, client->patch(cm, ns, "cm-" + std::to_string(i), kube::PatchType::kMerge,
+                                      R"({"data":{"v":"1"}})", {})));
+    }
+    REQUIRE(cluster->kill_apiserver());
+    io.run_for(std::chrono::milliseconds{200});  // let the informer notice and start retrying
+    REQUIRE(cluster->start_apiserver());
+
+    // Changes after the restart: updates, deletes and creates.
+    for (int i = 10; i < 20; ++i) {
+        REQUIRE(run(io, client->patch(cm, ns, "cm-" + std::to_string(i), kube::PatchType::kMerge,
+                                      R"({"data":{"v":"2"}})", {})));
+    }
+    for (int i = 20; i < 25; ++i) {
+        REQUIRE(run(io, client->remove(cm, ns, "cm-" + std::to_string(i), {})));
+    }
+    REQUIRE(run(io, client->create(cm, ns, config_map(ns, "after-restart"), {})));
+
+    REQUIRE(converges(io, *client, informer, ns));
+    CHECK(informer.stats().watches > watches_before);
+    CHECK(informer.get(ns, "cm-20") == nullptr);
+    REQUIRE(informer.get(ns, "cm-15"));
+    CHECK(informer.get(ns, "cm-15")->at("data").at("v") == "2");
+    informer.stop();
+}
+
+TEST_CASE("the informer re-lists after 410 Gone and reports exactly what changed meanwhile") {
+    auto cluster = private_cluster();
+    asio::io_context io;
+    SystemClock clock;
+    auto admin = client_for(io, cluster->cluster_config(), clock);
+    const auto& cm = types::config_maps();
+    const std::string ns = "default";
+    for (int i = 0; i < 10; ++i) {
+        REQUIRE(run(io, admin->create(cm, ns, config_map(ns, "cm-" + std::to_string(i)), {})));
+    }
+
+    // The informer reaches the server through a proxy the test can cut.
+    serin::test::TcpProxy proxy(io.get_executor(), "127.0.0.1", cluster->apiserver_port());
+    auto via_proxy = cluster->cluster_config();
+    via_proxy.server = "https://127.0.0.1:" + std::to_string(proxy.port());
+    auto client = client_for(io, via_proxy, clock);
+    kube::InformerOptions options;
+    options.ns = ns;
+    options.backoff_initial = std::chrono::milliseconds{50};
+    options.backoff_max = std::chrono::milliseconds{200};
+    kube::Informer informer(*client, clock, cm, options);
+    Recorder recorder;
+    informer.add_handlers(recorder.handlers());
+    informer.start(io.get_executor());
+    REQUIRE(converges(io, *admin, informer, ns));
+    recorder = Recorder{};
+    const auto lists_before = informer.stats().lists;
+
+    // Cut the informer off, change things it cannot see, and compact etcd past its version.
+    proxy.set_blocked(true);
+    proxy.cut();
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(run(io, admin->patch(cm, ns, "cm-" + std::to_string(i), kube::PatchType::kMerge,
+                                     R"({"data":{"v":"changed"}})", {})));
+    }
+    REQUIRE(run(io, admin->remove(cm, ns, "cm-9", {})));
+    REQUIRE(run(io, admin->create(cm, ns, config_map(ns, "new-one"), {})));
+    auto compacted = cluster->compact_etcd();
+    REQUIRE(compacted);
+    // A fresh watch cache starts at the current revision, so the old version is gone there too.
+    REQUIRE(cluster->restart_apiserver());
+    proxy.set_blocked(false);
+
+    REQUIRE(converges(io, *admin, informer, ns));
+    CHECK(informer.stats().relists_after_gone >= 1);
+    CHECK(informer.stats().lists > lists_before);
+    std::sort(recorder.updated.begin(), recorder.updated.end());
+    CHECK(recorder.updated == std::vector<std::string>{"cm-0", "cm-1", "cm-2"});
+    CHECK(recorder.deleted == std::vector<std::string>{"cm-9"});
+    CHECK(recorder.added == std::vector<std::string>{"new-one"});
+    informer.stop();
+}
