@@ -55,15 +55,15 @@ Result<T> run_sync(asio::io_context& io, asio::awaitable<Result<T>> task,
     std::exception_ptr thrown;
     bool done = false;
     asio::cancellation_signal cancel;
-    asio::co_spawn(io, std::move(task),
-                   asio::bind_cancellation_slot(cancel.slot(),
-                                                [&](std::exception_ptr e, Result<T> r) {
-                                                    done = true;
-                                                    thrown = e;
-                                                    if (!e) {
-                                                        out.emplace(std::move(r));
-                                                    }
-                                                }));
+    asio::co_spawn(
+        io, std::move(task),
+        asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, Result<T> r) {
+            done = true;
+            thrown = e;
+            if (!e) {
+                out.emplace(std::move(r));
+            }
+        }));
     io.restart();
     while (!done) {
         if (io.run_one_until(deadline) == 0 && !done) {
@@ -124,6 +124,26 @@ bool has_established_condition(const Json& crd) {
     });
 }
 
+constexpr std::string_view kLogMarker = "--- serin-devcluster: ";
+
+/// Appends a line that separates this start of a component from earlier ones in its log.
+void mark_log(const fs::path& log, const std::string& what) {
+    std::error_code ec;
+    fs::create_directories(log.parent_path(), ec);
+    std::ofstream out(log, std::ios::app);
+    out << kLogMarker << what << " ---\n";
+}
+
+/// Whether the component's latest start (after the last marker) failed to bind its port.
+bool lost_port_race(const Process& process) {
+    std::string tail = process.log_tail(kLogTailLines);
+    auto marker = tail.rfind(kLogMarker);
+    if (marker != std::string::npos) {
+        tail.erase(0, marker);
+    }
+    return tail.find(kAddressInUse) != std::string::npos;
+}
+
 std::string describe_failure(const std::string& component, const std::string& what,
                              const Process* process) {
     std::string message = component + " " + what;
@@ -139,7 +159,7 @@ std::string describe_failure(const std::string& component, const std::string& wh
 
 /// Creates (or updates) one CRD and waits until it is Established.
 asio::awaitable<Result<void>> install_crd(kube::KubeClient& client, Json crd,
-                                         SteadyClock::time_point until) {
+                                          SteadyClock::time_point until) {
     const auto& type = kube::types::custom_resource_definitions();
     kube::WriteOptions write;
     write.field_manager = kFieldManager;
@@ -193,8 +213,8 @@ asio::awaitable<Result<std::size_t>> install_all_crds(kube::KubeClient& client,
         asio::co_spawn(executor, install_crd(client, std::move(crd), until),
                        [state](std::exception_ptr e, Result<void> r) {
                            if (!state->first_error && (e || !r)) {
-                               state->first_error = e ? fail(ErrorKind::kInternal, "exception")
-                                                      : r.error();
+                               state->first_error =
+                                   e ? fail(ErrorKind::kInternal, "exception") : r.error();
                            }
                            if (--state->pending == 0) {
                                state->all_done.cancel();
@@ -246,8 +266,8 @@ Result<std::unique_ptr<DevCluster>> DevCluster::start(DevClusterOptions options)
         cluster->stop();
         return r.error();
     }
-    cluster->startup_duration_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-        SteadyClock::now() - started);
+    cluster->startup_duration_ =
+        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started);
     spdlog::info("devcluster: ready in {:.1f} s at {} (kubeconfig {})",
                  static_cast<double>(cluster->startup_duration_.count()) / 1000.0,
                  cluster->server_url(), cluster->kubeconfig_path().string());
@@ -310,8 +330,9 @@ Result<void> DevCluster::prepare_work_dir() {
                         "cannot create " + work_dir_.string() + ": " + ec.message());
         }
         // Only what a previous cluster wrote: the folder may hold other things.
-        for (const char* entry : {"etcd", "pki", "logs", "kubeconfig", "kubeconfig-controller-manager",
-                                  "kubeconfig-podsim", "tokens.csv", "state.json"}) {
+        for (const char* entry :
+             {"etcd", "pki", "logs", "kubeconfig", "kubeconfig-controller-manager",
+              "kubeconfig-podsim", "tokens.csv", "state.json"}) {
             fs::remove_all(work_dir_ / entry, ec);
         }
     }
@@ -363,8 +384,8 @@ Result<void> DevCluster::write_pki() {
     }
     CertificateRequest serving;
     serving.common_name = "kube-apiserver";
-    serving.dns_names = {"localhost", "kubernetes", "kubernetes.default",
-                         "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"};
+    serving.dns_names = {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                         "kubernetes.default.svc.cluster.local"};
     serving.ip_addresses = {"127.0.0.1", "10.0.0.1"};
     serving.server = true;
     auto apiserver = issue_certificate(*ca, serving);
@@ -385,8 +406,8 @@ Result<void> DevCluster::write_pki() {
     }
     ca_pem_ = ca->cert_pem;
     ca_key_pem_ = ca->key_pem;
-    const auto world_readable =
-        fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
+    const auto world_readable = fs::perms::owner_read | fs::perms::owner_write |
+                                fs::perms::group_read | fs::perms::others_read;
     for (const auto& [file, content, perms] :
          std::vector<std::tuple<std::string, std::string, fs::perms>>{
              {"ca.crt", ca->cert_pem, world_readable},
@@ -482,7 +503,7 @@ std::vector<std::uint16_t> DevCluster::ports() const {
 std::vector<ComponentInfo> DevCluster::components() const {
     auto info = [](const char* name, const std::optional<Process>& p, const fs::path& log) {
         pid_t pid = 0;
-        if (p && p->describe_exit() == "running") {
+        if (p && p->is_running()) {
             pid = p->pid();
         }
         return ComponentInfo{name, pid, log};
@@ -543,18 +564,14 @@ Result<void> DevCluster::start_etcd() {
         spec.name = "etcd";
         spec.executable = etcd_bin_;
         spec.log_file = work_dir_ / "logs" / "etcd.log";
-        spec.args = {"--name=default",
-                     "--data-dir=" + (work_dir_ / "etcd").string(),
-                     "--listen-client-urls=" + client_url,
-                     "--advertise-client-urls=" + client_url,
-                     "--listen-peer-urls=" + peer_url,
-                     "--initial-advertise-peer-urls=" + peer_url,
-                     "--initial-cluster=default=" + peer_url,
-                     "--initial-cluster-state=new",
+        mark_log(spec.log_file, "starting etcd on ports " + std::to_string(etcd_client_port_) +
+                                    " and " + std::to_string(etcd_peer_port_));
+        spec.args = {"--name=default", "--data-dir=" + (work_dir_ / "etcd").string(),
+                     "--listen-client-urls=" + client_url, "--advertise-client-urls=" + client_url,
+                     "--listen-peer-urls=" + peer_url, "--initial-advertise-peer-urls=" + peer_url,
+                     "--initial-cluster=default=" + peer_url, "--initial-cluster-state=new",
                      // Throwaway data: skipping fsync makes every API write several times faster.
-                     "--unsafe-no-fsync",
-                     "--logger=zap",
-                     "--log-outputs=stderr"};
+                     "--unsafe-no-fsync", "--logger=zap", "--log-outputs=stderr"};
         auto process = Process::spawn(std::move(spec));
         if (!process) {
             return process.error();
@@ -590,8 +607,7 @@ Result<void> DevCluster::start_etcd() {
             return {};
         }
         etcd.stop(std::chrono::seconds{2});
-        std::string tail = etcd.log_tail(kLogTailLines);
-        if (attempt < kPortAttempts && tail.find(kAddressInUse) != std::string::npos) {
+        if (attempt < kPortAttempts && lost_port_race(etcd)) {
             spdlog::warn("devcluster: etcd's port was taken, trying others");
             continue;
         }
@@ -607,6 +623,7 @@ Result<void> DevCluster::spawn_apiserver() {
     spec.name = "kube-apiserver";
     spec.executable = apiserver_bin_;
     spec.log_file = work_dir_ / "logs" / "kube-apiserver.log";
+    mark_log(spec.log_file, "starting kube-apiserver on port " + std::to_string(apiserver_port_));
     spec.args = {
         "--etcd-servers=" + etcd_endpoint(),
         "--bind-address=127.0.0.1",
@@ -703,10 +720,10 @@ Result<void> DevCluster::wait_apiserver_ready() {
                                          " s; /readyz said: " + last_answer,
                                      &apiserver));
     }
-    return fail(ErrorKind::kInternal,
-                describe_failure("kube-apiserver",
-                                 "exited during start-up: " + apiserver.describe_exit(),
-                                 &apiserver));
+    return fail(
+        ErrorKind::kInternal,
+        describe_failure("kube-apiserver", "exited during start-up: " + apiserver.describe_exit(),
+                         &apiserver));
 }
 
 Result<void> DevCluster::start_apiserver_on_new_ports() {
@@ -727,9 +744,8 @@ Result<void> DevCluster::start_apiserver_on_new_ports() {
             write_state_file();
             return {};
         }
-        std::string tail = impl_->apiserver->log_tail(kLogTailLines);
         if (attempt < kPortAttempts && !impl_->apiserver->running() &&
-            tail.find(kAddressInUse) != std::string::npos) {
+            lost_port_race(*impl_->apiserver)) {
             spdlog::warn("devcluster: kube-apiserver's port was taken, trying another");
             continue;
         }
@@ -743,6 +759,7 @@ Result<void> DevCluster::start_controller_manager() {
     spec.name = "kube-controller-manager";
     spec.executable = controller_manager_bin_;
     spec.log_file = work_dir_ / "logs" / "kube-controller-manager.log";
+    mark_log(spec.log_file, "starting kube-controller-manager");
     spec.args = {
         "--kubeconfig=" + (work_dir_ / "kubeconfig-controller-manager").string(),
         // The controllers that compute Deployment status and clean up; serviceaccount-token and
@@ -779,6 +796,7 @@ Result<void> DevCluster::start_podsim() {
     spec.name = "podsim";
     spec.executable = podsim_bin_;
     spec.log_file = work_dir_ / "logs" / "podsim.log";
+    mark_log(spec.log_file, "starting podsim");
     spec.args = {"--kubeconfig=" + (work_dir_ / "kubeconfig-podsim").string()};
     auto process = Process::spawn(std::move(spec));
     if (!process) {
@@ -820,7 +838,8 @@ Result<void> DevCluster::install_crds() {
         std::sort(files.begin(), files.end());
         for (const auto& file : files) {
             std::ifstream in(file, std::ios::binary);
-            std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            std::string text((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
             auto docs = kube::parse_manifests(text);
             if (!docs) {
                 if (text.find("CustomResourceDefinition") != std::string::npos) {
@@ -834,9 +853,9 @@ Result<void> DevCluster::install_crds() {
             for (auto& doc : *docs) {
                 if (doc.is_object() && doc.value("kind", "") == "CustomResourceDefinition") {
                     if (doc.value("apiVersion", "") != "apiextensions.k8s.io/v1") {
-                        return fail(ErrorKind::kInvalid,
-                                    file.string() + ": CRD " + kube::object_name(doc) +
-                                        " is not apiextensions.k8s.io/v1");
+                        return fail(ErrorKind::kInvalid, file.string() + ": CRD " +
+                                                             kube::object_name(doc) +
+                                                             " is not apiextensions.k8s.io/v1");
                     }
                     crds.push_back(std::move(doc));
                 }
@@ -884,8 +903,8 @@ Result<void> DevCluster::wait_controller_manager() {
            SteadyClock::time_point until) -> asio::awaitable<Result<bool>> {
             kube::WriteOptions write;
             write.field_manager = kFieldManager;
-            auto created = co_await client.create(kube::types::deployments(), "kube-system",
-                                                  object, write);
+            auto created =
+                co_await client.create(kube::types::deployments(), "kube-system", object, write);
             if (!created && created.error().kind != ErrorKind::kAlreadyExists) {
                 co_return created.error();
             }
@@ -923,10 +942,10 @@ Result<void> DevCluster::wait_controller_manager() {
                     describe_failure("kube-controller-manager",
                                      "exited during start-up: " + cm.describe_exit(), &cm));
     }
-    return fail(ok.error().kind,
-                describe_failure("kube-controller-manager",
-                                 "did not reconcile a probe Deployment: " + ok.error().describe(),
-                                 &cm));
+    return fail(
+        ok.error().kind,
+        describe_failure("kube-controller-manager",
+                         "did not reconcile a probe Deployment: " + ok.error().describe(), &cm));
 }
 
 Result<void> DevCluster::check_still_running() {
@@ -965,16 +984,21 @@ void DevCluster::stop() {
         impl_->controller_manager->stop(std::chrono::seconds{5});
     }
     if (impl_->apiserver) {
-        impl_->apiserver->stop(std::chrono::seconds{10});
+        impl_->apiserver->stop(std::chrono::seconds{5});
     }
     if (impl_->etcd) {
         impl_->etcd->stop(std::chrono::seconds{5});
     }
     if (!work_dir_.empty()) {
+        std::error_code ec;
         if (owns_work_dir_ && !options_.keep) {
-            std::error_code ec;
             fs::remove_all(work_dir_, ec);
         } else {
+            // Logs, keys and the kubeconfig stay for the post-mortem; etcd's data (tens of MB,
+            // useless without the cluster) goes unless asked to keep it.
+            if (!options_.keep) {
+                fs::remove_all(work_dir_ / "etcd", ec);
+            }
             write_state_file();
         }
     }
@@ -983,7 +1007,18 @@ void DevCluster::stop() {
 Result<void> DevCluster::stop_apiserver() {
     impl_->client.reset();
     if (impl_->apiserver) {
-        impl_->apiserver->stop(std::chrono::seconds{10});
+        // A 1.20 API server with open watches (the controller-manager's, podsim's) waits up to
+        // a minute for them on SIGTERM; it keeps no state of its own, so cut that short.
+        impl_->apiserver->stop(std::chrono::seconds{2});
+    }
+    write_state_file();
+    return {};
+}
+
+Result<void> DevCluster::kill_apiserver() {
+    impl_->client.reset();
+    if (impl_->apiserver) {
+        impl_->apiserver->kill();
     }
     write_state_file();
     return {};

@@ -23,7 +23,7 @@ struct DevClusterOptions {
     /// kube-apiserver and kube-controller-manager. Empty: $SERIN_K8S_BIN, else
     /// ~/.cache/serin/k8s-1.20.2 (where hack/setup builds them).
     std::filesystem::path k8s_bin_dir;
-    std::filesystem::path etcd = "etcd";        ///< a path, or a name looked up in $PATH
+    std::filesystem::path etcd = "etcd";  ///< a path, or a name looked up in $PATH
     std::filesystem::path etcdctl = "etcdctl";
     /// Folders whose *.yaml / *.yml documents of kind CustomResourceDefinition are installed
     /// (recursively; other documents are ignored). Default: <repo>/../shared/thirdparty-crds and
@@ -36,7 +36,9 @@ struct DevClusterOptions {
     /// Wait until the controller-manager has reconciled a probe Deployment before start()
     /// returns (about a second); without it the first Deployment a test makes may wait a bit.
     bool wait_for_controller_manager = true;
-    bool keep = false;  ///< keep a temporary work_dir after stop(), for post-mortems
+    /// Keep a temporary work_dir after stop(), and etcd's data in a given one (which otherwise
+    /// keeps only logs, keys and kubeconfigs).
+    bool keep = false;
 
     static std::vector<std::filesystem::path> default_crd_dirs();
 };
@@ -79,13 +81,16 @@ public:
     ~DevCluster();
 
     /// Stops podsim, the controller-manager, the API server and etcd, in that order (SIGTERM,
-    /// then SIGKILL after a grace period), and removes a temporary work dir unless `keep`.
-    /// Idempotent.
+    /// then SIGKILL after a grace period), and removes a temporary work dir (or etcd's data in a
+    /// given one) unless `keep`. Idempotent.
     void stop();
 
     // Fault injection. The API server keeps its port and flags across a restart, so clients
     // reconnect to the same URL.
+    /// SIGTERM, and SIGKILL after 2 s: with watches open, 1.20 would otherwise wait a minute.
     Result<void> stop_apiserver();
+    /// SIGKILL: the API server dies at once, under open connections and watches.
+    Result<void> kill_apiserver();
     /// Starts a stopped API server again and waits until it is ready.
     Result<void> start_apiserver();
     Result<void> restart_apiserver();

@@ -25,9 +25,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -114,12 +117,25 @@ std::optional<pid_t> live_supervisor(const fs::path& dir) {
     return pid;
 }
 
+/// Removes D/supervisor.pid if it names `pid` (a newer supervisor may own it by now).
+void remove_pid_file_of(const fs::path& dir, pid_t pid) {
+    std::string text = read_file(dir / kPidFile);
+    try {
+        if (!text.empty() && static_cast<pid_t>(std::stol(text)) != pid) {
+            return;
+        }
+    } catch (const std::exception&) {
+    }
+    std::error_code ec;
+    fs::remove(dir / kPidFile, ec);
+}
+
 /// Waits for a process that is not our child to end: a pidfd becomes readable when it exits.
 bool wait_gone(pid_t pid, SteadyClock::time_point deadline) {
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     while (serin::devcluster::pid_alive(pid)) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                          SteadyClock::now());
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
         if (left.count() <= 0) {
             if (pidfd >= 0) {
                 ::close(pidfd);
@@ -155,6 +171,10 @@ bool stop_cluster_in(const fs::path& dir, std::chrono::seconds timeout, std::str
             ::kill(*pid, SIGKILL);
             wait_gone(*pid, SteadyClock::now() + std::chrono::seconds{10});
         }
+        remove_pid_file_of(dir, *pid);
+    } else {
+        std::error_code ec;
+        fs::remove(dir / kPidFile, ec);  // stale, if there is one: its process is gone
     }
     nlohmann::json state = nlohmann::json::parse(read_file(dir / "state.json"), nullptr, false);
     bool ok = true;
@@ -193,8 +213,6 @@ bool stop_cluster_in(const fs::path& dir, std::chrono::seconds timeout, std::str
             }
         }
     }
-    std::error_code ec;
-    fs::remove(dir / kPidFile, ec);
     if (message.empty()) {
         message = found ? "devcluster in " + dir.string() + " stopped"
                         : "no devcluster running in " + dir.string();
@@ -211,37 +229,54 @@ DevClusterOptions cluster_options(const UpArgs& args) {
     return options;
 }
 
-/// Blocks until SIGTERM, SIGINT or SIGHUP arrives (they must be blocked already) or `ttl` passes.
-void wait_for_stop(std::chrono::seconds ttl) {
+/// Blocks until SIGTERM, SIGINT or SIGHUP arrives (they must be blocked already), `ttl` passes
+/// (0: never) or `give_up()`, asked every second, returns true.
+void wait_for_stop(std::chrono::seconds ttl, const std::function<bool()>& give_up) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
-    auto deadline = SteadyClock::now() + ttl;
+    const auto deadline =
+        ttl.count() == 0 ? SteadyClock::time_point::max() : SteadyClock::now() + ttl;
     while (true) {
-        int sig = 0;
-        if (ttl.count() == 0) {
-            sig = ::sigwaitinfo(&set, nullptr);
-        } else {
-            auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline -
-                                                                             SteadyClock::now());
-            if (left.count() <= 0) {
-                spdlog::info("devcluster: ttl of {} s is over, stopping", ttl.count());
-                return;
-            }
-            timespec ts{static_cast<time_t>(left.count() / 1'000'000'000),
-                        static_cast<long>(left.count() % 1'000'000'000)};
-            sig = ::sigtimedwait(&set, nullptr, &ts);
+        auto now = SteadyClock::now();
+        if (now >= deadline) {
+            spdlog::info("devcluster: ttl of {} s is over, stopping", ttl.count());
+            return;
         }
+        auto wait = std::min<std::chrono::nanoseconds>(std::chrono::seconds{1}, deadline - now);
+        timespec ts{static_cast<time_t>(wait.count() / 1'000'000'000),
+                    static_cast<long>(wait.count() % 1'000'000'000)};
+        int sig = ::sigtimedwait(&set, nullptr, &ts);
         if (sig > 0) {
             spdlog::info("devcluster: got signal {}, stopping", sig);
             return;
         }
-        if (errno != EINTR && errno != EAGAIN) {
+        if (give_up && give_up()) {
             return;
         }
     }
+}
+
+/// The supervisor's watchdog: stops when its folder is deleted (nothing could use the cluster
+/// any more), and logs components that exit on their own (kept for the post-mortem).
+std::function<bool()> make_watchdog(DevCluster& cluster) {
+    auto reported = std::make_shared<std::set<std::string>>();
+    return [&cluster, reported]() {
+        std::error_code ec;
+        if (!fs::exists(cluster.kubeconfig_path(), ec)) {
+            spdlog::warn("devcluster: {} is gone, stopping", cluster.kubeconfig_path().string());
+            return true;
+        }
+        for (const auto& c : cluster.components()) {
+            if (c.pid == 0 && reported->insert(c.name).second) {
+                spdlog::warn("devcluster: {} exited on its own; its log: {}", c.name,
+                             c.log_file.string());
+            }
+        }
+        return false;
+    };
 }
 
 void block_stop_signals() {
@@ -275,7 +310,7 @@ int run_foreground(const UpArgs& args, std::chrono::seconds ttl) {
         return 1;
     }
     std::cout << "export KUBECONFIG=" << (*cluster)->kubeconfig_path().string() << std::endl;
-    wait_for_stop(ttl);
+    wait_for_stop(ttl, make_watchdog(**cluster));
     (*cluster)->stop();
     return 0;
 }
@@ -303,17 +338,15 @@ int run_foreground(const UpArgs& args, std::chrono::seconds ttl) {
         spdlog::error("devcluster: {}", cluster.error().message);
         write_all(ready_fd, "error\n" + cluster.error().message + "\n");
         ::close(ready_fd);
-        std::error_code ec;
-        fs::remove(args.dir / kPidFile, ec);
+        remove_pid_file_of(args.dir, ::getpid());
         std::_Exit(1);
     }
     write_all(ready_fd, "ok\n");
     ::close(ready_fd);
-    wait_for_stop(ttl);
+    wait_for_stop(ttl, make_watchdog(**cluster));
     (*cluster)->stop();
     cluster->reset();
-    std::error_code ec;
-    fs::remove(args.dir / kPidFile, ec);
+    remove_pid_file_of(args.dir, ::getpid());
     spdlog::info("devcluster: stopped");
     std::_Exit(0);
 }
@@ -328,8 +361,7 @@ int run_up(UpArgs args) {
     args.dir = fs::absolute(args.dir, ec).lexically_normal();
     fs::create_directories(args.dir, ec);
     if (ec) {
-        std::cerr << "serin-devcluster: cannot create " << args.dir << ": " << ec.message()
-                  << "\n";
+        std::cerr << "serin-devcluster: cannot create " << args.dir << ": " << ec.message() << "\n";
         return 1;
     }
     std::string message;
@@ -450,7 +482,8 @@ int run_status(const fs::path& dir_arg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"serin-devcluster: a local Kubernetes 1.20 control plane for Serin's demo and tests"};
+    CLI::App app{
+        "serin-devcluster: a local Kubernetes 1.20 control plane for Serin's demo and tests"};
     app.require_subcommand(1);
 
     UpArgs up;
@@ -470,7 +503,8 @@ int main(int argc, char** argv) {
 
     fs::path down_dir;
     int down_timeout = 60;
-    auto* down_cmd = app.add_subcommand("down", "stop the cluster in --dir and wait until it's gone");
+    auto* down_cmd =
+        app.add_subcommand("down", "stop the cluster in --dir and wait until it's gone");
     down_cmd->add_option("--dir", down_dir, "the folder given to up")->required();
     down_cmd->add_option("--timeout", down_timeout, "seconds to wait")->default_str("60");
 

@@ -56,8 +56,8 @@ std::string bio_text(BIO* bio) {
 
 Result<std::string> private_key_pem(EVP_PKEY* key) {
     BioPtr bio{BIO_new(BIO_s_mem())};
-    if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr,
-                                         nullptr) != 1) {
+    if (!bio ||
+        PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
         return ssl_error("writing a private key");
     }
     return bio_text(bio.get());

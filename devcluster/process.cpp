@@ -170,8 +170,8 @@ Result<Spawned> spawn_impl(const ProcessSpec& spec, int out_fd) {
     if (n == static_cast<ssize_t>(sizeof child_errno)) {
         int status = 0;
         ::waitpid(pid, &status, 0);
-        return fail(ErrorKind::kInternal, spec.name + ": cannot execute " + plan.path + ": " +
-                                              errno_text(child_errno));
+        return fail(ErrorKind::kInternal,
+                    spec.name + ": cannot execute " + plan.path + ": " + errno_text(child_errno));
     }
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (pidfd >= 0) {
@@ -200,13 +200,11 @@ Result<Process> Process::spawn(ProcessSpec spec) {
     } else {
         std::error_code ec;
         std::filesystem::create_directories(spec.log_file.parent_path(), ec);
-        out.reset(
-            ::open(spec.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+        out.reset(::open(spec.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     }
     if (out.get() < 0) {
-        return fail(ErrorKind::kInternal,
-                    spec.name + ": cannot open log " + spec.log_file.string() + ": " +
-                        errno_text(errno));
+        return fail(ErrorKind::kInternal, spec.name + ": cannot open log " +
+                                              spec.log_file.string() + ": " + errno_text(errno));
     }
     auto spawned = spawn_impl(spec, out.get());
     if (!spawned) {
@@ -270,6 +268,17 @@ bool Process::running() {
     return true;
 }
 
+bool Process::is_running() const {
+    if (pid_ <= 0 || wait_status_) {
+        return false;
+    }
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+        return false;
+    }
+    return info.si_pid != pid_;
+}
+
 bool Process::wait_for_exit(std::chrono::milliseconds timeout) {
     if (pid_ <= 0 || wait_status_) {
         return true;
@@ -309,6 +318,15 @@ void Process::stop(std::chrono::milliseconds grace) {
     wait_for_exit(std::chrono::seconds{30});
 }
 
+void Process::kill() {
+    if (!running()) {
+        return;
+    }
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+    wait_for_exit(std::chrono::seconds{30});
+}
+
 bool Process::wait_unreaped(std::chrono::milliseconds timeout) {
     auto deadline = Clock::now() + timeout;
     while (true) {
@@ -340,9 +358,7 @@ std::string Process::describe_exit() const {
     return describe_status(*wait_status_);
 }
 
-std::string Process::log_tail(std::size_t lines) const {
-    return tail_file(spec_.log_file, lines);
-}
+std::string Process::log_tail(std::size_t lines) const { return tail_file(spec_.log_file, lines); }
 
 Result<CommandResult> run_command(const std::filesystem::path& executable,
                                   const std::vector<std::string>& args,

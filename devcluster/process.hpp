@@ -16,12 +16,12 @@ namespace serin::devcluster {
 
 /// What to run and where its output goes.
 struct ProcessSpec {
-    std::string name;                    ///< for messages: "etcd", "kube-apiserver"
-    std::filesystem::path executable;    ///< an absolute path, or a name looked up in $PATH
-    std::vector<std::string> args;       ///< without argv[0]
+    std::string name;                  ///< for messages: "etcd", "kube-apiserver"
+    std::filesystem::path executable;  ///< an absolute path, or a name looked up in $PATH
+    std::vector<std::string> args;     ///< without argv[0]
     std::vector<std::pair<std::string, std::string>> env;  ///< added to (or replacing in) ours
-    std::filesystem::path log_file;      ///< stdout and stderr are appended here; empty: /dev/null
-    std::filesystem::path working_dir;   ///< empty: ours
+    std::filesystem::path log_file;     ///< stdout and stderr are appended here; empty: /dev/null
+    std::filesystem::path working_dir;  ///< empty: ours
 };
 
 /// The output and exit code of a short command run to completion.
@@ -56,11 +56,15 @@ public:
 
     /// Whether the process still runs; reaps it when it has exited.
     bool running();
+    /// Whether the process still runs, without reaping it (for const observers).
+    bool is_running() const;
     /// Waits until the process exits or `timeout` passes; true when it has exited (and is reaped).
     bool wait_for_exit(std::chrono::milliseconds timeout);
     /// SIGTERM to the process group, up to `grace` for it to exit, then SIGKILL; always reaps.
     /// Idempotent.
     void stop(std::chrono::milliseconds grace = std::chrono::seconds{10});
+    /// SIGKILL to the process group at once; reaps. Idempotent.
+    void kill();
     /// "exited with status 1", "killed by signal 9", or "running".
     std::string describe_exit() const;
     /// The last `lines` lines of the log file.

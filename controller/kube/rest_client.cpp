@@ -3,7 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/this_coro.hpp>
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -139,20 +143,22 @@ Result<Json> parse_body(const http::Response& response) {
 }
 
 /// A bearer token read from a file and re-read when the file changes (service-account tokens
-/// are rotated on disk by the kubelet).
+/// are rotated on disk by the kubelet, by swapping a symlink to a new file).
 class TokenFile {
 public:
     explicit TokenFile(std::filesystem::path path) : path_(std::move(path)) {}
 
     /// The current token; re-reads the file if it changed or `force` is set.
     Result<std::string> token(bool force = false) {
-        std::error_code ec;
-        auto mtime = std::filesystem::last_write_time(path_, ec);
-        if (ec) {
-            return fail(ErrorKind::kUnauthorized,
-                        "cannot read token file " + path_.string() + ": " + ec.message());
+        struct stat info {};
+        if (::stat(path_.c_str(), &info) != 0) {
+            return fail(ErrorKind::kUnauthorized, "cannot read token file " + path_.string() +
+                                                      ": " + std::strerror(errno));
         }
-        if (force || !loaded_ || mtime != mtime_) {
+        // The inode tells a renamed-in replacement apart even when it was written within the
+        // same timestamp tick as the file it replaces.
+        Identity identity{info.st_ino, info.st_size, info.st_mtim.tv_sec, info.st_mtim.tv_nsec};
+        if (force || !loaded_ || identity != identity_) {
             std::ifstream in(path_);
             if (!in) {
                 return fail(ErrorKind::kUnauthorized, "cannot open token file " + path_.string());
@@ -164,15 +170,22 @@ public:
                 text.pop_back();
             }
             token_ = std::move(text);
-            mtime_ = mtime;
+            identity_ = identity;
             loaded_ = true;
         }
         return token_;
     }
 
 private:
+    struct Identity {
+        ino_t inode = 0;
+        off_t size = 0;
+        time_t mtime_sec = 0;
+        long mtime_nsec = 0;
+        bool operator==(const Identity&) const = default;
+    };
     std::filesystem::path path_;
-    std::filesystem::file_time_type mtime_{};
+    Identity identity_;
     std::string token_;
     bool loaded_ = false;
 };

@@ -190,10 +190,10 @@ std::optional<Json> desired_pod_status(const Json& pod, SystemTime now,
                        {"containerID", container_prefix + name}};
             if (behavior == PodBehavior::kCrashLoop) {
                 auto interval = std::max<std::int64_t>(1, settings.crash_restart_interval.count());
-                auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(now - start).count();
-                std::int64_t restarts =
-                    std::max<std::int64_t>(old_restarts, 1 + std::max<std::int64_t>(0, elapsed) /
-                                                                 interval);
+                auto elapsed =
+                    std::chrono::duration_cast<std::chrono::seconds>(now - start).count();
+                std::int64_t restarts = std::max<std::int64_t>(
+                    old_restarts, 1 + std::max<std::int64_t>(0, elapsed) / interval);
                 std::string last_run =
                     format_time(start + std::chrono::seconds{(restarts - 1) * interval});
                 cs["ready"] = false;
@@ -241,20 +241,19 @@ std::optional<Json> desired_pod_status(const Json& pod, SystemTime now,
         for (const auto& container : *init_containers) {
             const std::string name = string_member(container, "name");
             const std::string image = string_member(container, "image");
-            init_statuses.push_back(
-                {{"name", name},
-                 {"image", image},
-                 {"imageID", "sim://" + image},
-                 {"containerID", container_prefix + name},
-                 {"ready", true},
-                 {"restartCount", 0},
-                 {"state",
-                  {{"terminated",
-                    {{"exitCode", 0},
-                     {"reason", "Completed"},
-                     {"startedAt", format_time(start)},
-                     {"finishedAt", format_time(start)},
-                     {"containerID", container_prefix + name}}}}}});
+            init_statuses.push_back({{"name", name},
+                                     {"image", image},
+                                     {"imageID", "sim://" + image},
+                                     {"containerID", container_prefix + name},
+                                     {"ready", true},
+                                     {"restartCount", 0},
+                                     {"state",
+                                      {{"terminated",
+                                        {{"exitCode", 0},
+                                         {"reason", "Completed"},
+                                         {"startedAt", format_time(start)},
+                                         {"finishedAt", format_time(start)},
+                                         {"containerID", container_prefix + name}}}}}});
         }
         status["initContainerStatuses"] = std::move(init_statuses);
     }
@@ -274,8 +273,8 @@ std::optional<Json> desired_pod_status(const Json& pod, SystemTime now,
     status["conditions"] = Json::array({
         condition("Initialized", true, "", "", old_conditions, now),
         condition("Ready", all_ready, not_ready_reason, not_ready_message, old_conditions, now),
-        condition("ContainersReady", all_ready, not_ready_reason, not_ready_message,
-                  old_conditions, now),
+        condition("ContainersReady", all_ready, not_ready_reason, not_ready_message, old_conditions,
+                  now),
         condition("PodScheduled", true, "", "", old_conditions, now),
     });
     const std::string ip = pod_ip(pod);
@@ -359,7 +358,8 @@ void PodSim::enqueue(const std::string& key) {
 asio::awaitable<void> PodSim::run() {
     using namespace asio::experimental::awaitable_operators;
     wake_.emplace(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
-    spdlog::info("podsim: watching pods in {}", options_.ns.empty() ? "all namespaces" : options_.ns);
+    spdlog::info("podsim: watching pods in {}",
+                 options_.ns.empty() ? "all namespaces" : options_.ns);
     co_await (informer_.run() && run_worker() && run_ticker());
 }
 

@@ -1,8 +1,7 @@
 // The devcluster itself: its kubeconfig works with Serin's client, it installs the CRDs, and a
 // private cluster leaves nothing behind when it stops.
-#include <catch2/catch.hpp>
-
 #include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 
@@ -79,8 +78,8 @@ TEST_CASE("the cluster has every CRD of the default folders Established",
     auto client = testing::make_admin_client(io);
     for (const auto& name : default_crd_names()) {
         INFO("CRD " << name);
-        auto crd = testing::run(
-            io, (*client).get(kube::types::custom_resource_definitions(), "", name));
+        auto crd =
+            testing::run(io, (*client).get(kube::types::custom_resource_definitions(), "", name));
         REQUIRE(crd);
         const Json* established = testing::find_condition(*crd, "Established");
         REQUIRE(established != nullptr);
@@ -93,8 +92,8 @@ TEST_CASE("a cluster that cannot start says why", "[integration][devcluster]") {
     options.k8s_bin_dir = "/nonexistent/serin-k8s";
     auto cluster = devcluster::DevCluster::start(options);
     REQUIRE_FALSE(cluster.has_value());
-    CHECK_THAT(cluster.error().message, Catch::Contains("kube-apiserver is missing") &&
-                                            Catch::Contains("hack/setup"));
+    CHECK_THAT(cluster.error().message,
+               Catch::Contains("kube-apiserver is missing") && Catch::Contains("hack/setup"));
 }
 
 TEST_CASE("a private DevCluster survives API server restarts and leaves nothing behind",
@@ -144,8 +143,8 @@ TEST_CASE("a private DevCluster survives API server restarts and leaves nothing 
         CHECK(apiserver_pid > 0);
         CHECK(apiserver_pid != pids[1]);
         pids.push_back(apiserver_pid);
-        auto read = testing::run(
-            io, (*client)->get(kube::types::config_maps(), "default", "survivor"));
+        auto read =
+            testing::run(io, (*client)->get(kube::types::config_maps(), "default", "survivor"));
         REQUIRE(read);
         CHECK(read->at("data").at("k") == "v");
 

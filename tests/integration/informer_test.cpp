@@ -56,12 +56,19 @@ std::map<std::string, std::string> cache_state(const kube::Informer& informer) {
     return out;
 }
 
+/// Runs the io_context for a moment. run() leaves it stopped when it ran out of work, so restart
+/// it first, or the informer's coroutines would never be run.
+void pump(asio::io_context& io, std::chrono::milliseconds d) {
+    io.restart();
+    io.run_for(d);
+}
+
 /// Runs the io_context until the informer's cache equals the server's state.
 bool converges(asio::io_context& io, kube::KubeClient& client, const kube::Informer& informer,
                const std::string& ns) {
     auto want = server_state(io, client, ns);
     return wait_until([&] {
-        io.run_for(std::chrono::milliseconds{20});
+        pump(io, std::chrono::milliseconds{20});
         return cache_state(informer) == want;
     }, std::chrono::seconds{60}, std::chrono::milliseconds{1});
 }
@@ -111,7 +118,7 @@ TEST_CASE("the informer syncs follows adds updates and deletes and keeps its ind
     informer.add_handlers(recorder.handlers());
     informer.start(io.get_executor());
     REQUIRE(wait_until([&] {
-        io.run_for(std::chrono::milliseconds{10});
+        pump(io, std::chrono::milliseconds{10});
         return informer.has_synced();
     }));
     CHECK(recorder.added.size() >= 20);
@@ -170,7 +177,7 @@ TEST_CASE("the informer survives the API server being killed and restarted mid-s
                                       R"({"data":{"v":"1"}})", {})));
     }
     REQUIRE(cluster->kill_apiserver());
-    io.run_for(std::chrono::milliseconds{200});  // let the informer notice and start retrying
+    pump(io, std::chrono::milliseconds{200});  // let the informer notice and start retrying
     REQUIRE(cluster->start_apiserver());
 
     // Changes after the restart: updates, deletes and creates.

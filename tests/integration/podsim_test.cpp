@@ -1,8 +1,7 @@
 // podsim against the real controller-manager: Deployment status is computed by Kubernetes' own
 // deployment and replicaset controllers from the pod statuses podsim writes.
-#include <catch2/catch.hpp>
-
 #include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
 
 #include "controller/kube/kube_client.hpp"
 #include "tests/support/cluster.hpp"
@@ -15,17 +14,17 @@ using namespace std::chrono_literals;
 namespace {
 
 Json make_deployment(const std::string& name, int replicas, Json annotations = Json::object()) {
-    return {{"apiVersion", "apps/v1"},
-            {"kind", "Deployment"},
-            {"metadata", {{"name", name}}},
+    return {
+        {"apiVersion", "apps/v1"},
+        {"kind", "Deployment"},
+        {"metadata", {{"name", name}}},
+        {"spec",
+         {{"replicas", replicas},
+          {"selector", {{"matchLabels", {{"app", name}}}}},
+          {"template",
+           {{"metadata", {{"labels", {{"app", name}}}, {"annotations", annotations}}},
             {"spec",
-             {{"replicas", replicas},
-              {"selector", {{"matchLabels", {{"app", name}}}}},
-              {"template",
-               {{"metadata", {{"labels", {{"app", name}}}, {"annotations", annotations}}},
-                {"spec",
-                 {{"containers",
-                   {{{"name", "app"}, {"image", "ghcr.io/serin/podinfo:6.0.0"}}}}}}}}}}};
+             {{"containers", {{{"name", "app"}, {"image", "ghcr.io/serin/podinfo:6.0.0"}}}}}}}}}}};
 }
 
 std::int64_t int_at(const Json& object, const std::string& pointer) {
@@ -58,17 +57,16 @@ TEST_CASE("a Deployment becomes Available through podsim and the controller-mana
     testing::TestNamespace ns;
     boost::asio::io_context io;
     auto client = testing::make_admin_client(io);
-    REQUIRE(testing::run(io, client->create(kube::types::deployments(), ns.name(),
-                                            make_deployment("web", 2), {})));
+    REQUIRE(testing::run(
+        io, client->create(kube::types::deployments(), ns.name(), make_deployment("web", 2), {})));
 
-    auto available = testing::run(
-        io, testing::wait_for_object(
-                *client, kube::types::deployments(), ns.name(), "web",
-                [](const Json& d) {
-                    return int_at(d, "/status/availableReplicas") == 2 &&
-                           condition_is(d, "Available", "True");
-                },
-                60s));
+    auto available = testing::run(io, testing::wait_for_object(
+                                          *client, kube::types::deployments(), ns.name(), "web",
+                                          [](const Json& d) {
+                                              return int_at(d, "/status/availableReplicas") == 2 &&
+                                                     condition_is(d, "Available", "True");
+                                          },
+                                          60s));
     INFO((available ? "" : available.error().message));
     REQUIRE(available);
     CHECK(int_at(*available, "/status/readyReplicas") == 2);
@@ -80,8 +78,7 @@ TEST_CASE("a Deployment becomes Available through podsim and the controller-mana
         CHECK(string_at(pod, "/status/phase") == "Running");
         CHECK(condition_is(pod, "Ready", "True"));
         CHECK_FALSE(string_at(pod, "/status/podIP").empty());
-        CHECK(string_at(pod, "/status/containerStatuses/0/image") ==
-              "ghcr.io/serin/podinfo:6.0.0");
+        CHECK(string_at(pod, "/status/containerStatuses/0/image") == "ghcr.io/serin/podinfo:6.0.0");
     }
 }
 
@@ -92,15 +89,16 @@ TEST_CASE("sim.serin.dev/ready false makes a Deployment miss its progress deadli
     auto client = testing::make_admin_client(io);
     auto deployment = make_deployment("stuck", 2, {{"sim.serin.dev/ready", "false"}});
     deployment["spec"]["progressDeadlineSeconds"] = 5;
-    REQUIRE(testing::run(io, client->create(kube::types::deployments(), ns.name(), deployment, {})));
+    REQUIRE(
+        testing::run(io, client->create(kube::types::deployments(), ns.name(), deployment, {})));
 
-    auto stuck = testing::run(
-        io, testing::wait_for_object(
-                *client, kube::types::deployments(), ns.name(), "stuck",
-                [](const Json& d) {
-                    return condition_is(d, "Progressing", "False", "ProgressDeadlineExceeded");
-                },
-                60s));
+    auto stuck = testing::run(io, testing::wait_for_object(
+                                      *client, kube::types::deployments(), ns.name(), "stuck",
+                                      [](const Json& d) {
+                                          return condition_is(d, "Progressing", "False",
+                                                              "ProgressDeadlineExceeded");
+                                      },
+                                      60s));
     INFO((stuck ? "" : stuck.error().message));
     REQUIRE(stuck);
     CHECK(int_at(*stuck, "/status/readyReplicas") == 0);
@@ -123,10 +121,9 @@ TEST_CASE("sim.serin.dev/crash true gives crash-looping pods whose restarts grow
     testing::TestNamespace ns;
     boost::asio::io_context io;
     auto client = testing::make_admin_client(io);
-    REQUIRE(testing::run(io, client->create(kube::types::deployments(), ns.name(),
-                                            make_deployment("crashy", 1,
-                                                            {{"sim.serin.dev/crash", "true"}}),
-                                            {})));
+    REQUIRE(testing::run(
+        io, client->create(kube::types::deployments(), ns.name(),
+                           make_deployment("crashy", 1, {{"sim.serin.dev/crash", "true"}}), {})));
 
     auto crashing = testing::run(
         io, testing::wait_for_objects(

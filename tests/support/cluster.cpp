@@ -39,8 +39,8 @@ TestCluster make_process_cluster() {
 }
 
 std::int64_t seconds_left(SteadyClock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                      SteadyClock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
     return std::max<std::int64_t>(1, (left.count() + 999) / 1000);
 }
 
@@ -87,8 +87,8 @@ std::unique_ptr<kube::RestKubeClient> make_admin_client(asio::io_context& io,
     kube::RestClientOptions options;
     options.write_qps = 1000;
     options.write_burst = 1000;
-    auto client = kube::make_rest_client(io.get_executor(), cluster.config(), cluster.clock(),
-                                         options);
+    auto client =
+        kube::make_rest_client(io.get_executor(), cluster.config(), cluster.clock(), options);
     if (!client) {
         throw std::runtime_error("cannot make a client: " + client.error().describe());
     }
@@ -194,8 +194,8 @@ asio::awaitable<Result<Json>> wait_for_object(kube::KubeClient& client, kube::Re
             watch_options.resource_version = page->resource_version;
             watch_options.field_selector = selector;
             watch_options.timeout_seconds = seconds_left(deadline);
-            auto watched = co_await client.watch(
-                type, ns, watch_options, [&](kube::WatchEvent&& event) {
+            auto watched =
+                co_await client.watch(type, ns, watch_options, [&](kube::WatchEvent&& event) {
                     if (event.type == kube::WatchEvent::Type::kBookmark) {
                         return true;
                     }
@@ -231,9 +231,11 @@ asio::awaitable<Result<Json>> wait_for_object(kube::KubeClient& client, kube::Re
     }
 }
 
-asio::awaitable<Result<ObjectMap>> wait_for_objects(
-    kube::KubeClient& client, kube::ResourceType type, std::string ns, std::string label_selector,
-    std::function<bool(const ObjectMap&)> predicate, std::chrono::milliseconds timeout) {
+asio::awaitable<Result<ObjectMap>> wait_for_objects(kube::KubeClient& client,
+                                                    kube::ResourceType type, std::string ns,
+                                                    std::string label_selector,
+                                                    std::function<bool(const ObjectMap&)> predicate,
+                                                    std::chrono::milliseconds timeout) {
     auto deadline = SteadyClock::now() + timeout;
     ObjectMap objects;
     bool done = false;
@@ -256,8 +258,8 @@ asio::awaitable<Result<ObjectMap>> wait_for_objects(
             watch_options.resource_version = page->resource_version;
             watch_options.label_selector = label_selector;
             watch_options.timeout_seconds = seconds_left(deadline);
-            auto watched = co_await client.watch(
-                type, ns, watch_options, [&](kube::WatchEvent&& event) {
+            auto watched =
+                co_await client.watch(type, ns, watch_options, [&](kube::WatchEvent&& event) {
                     switch (event.type) {
                         case kube::WatchEvent::Type::kBookmark:
                             return true;
