@@ -177,7 +177,7 @@ TEST_CASE("a 5xx is retried for reads and returned at once for writes") {
           std::optional<std::string_view>("application/merge-patch+json"));
 }
 
-TEST_CASE("writes wait on the token bucket; reads do not") {
+TEST_CASE("writes wait on the token bucket but reads do not") {
     kube::RestClientOptions options;
     options.write_qps = 1;
     options.write_burst = 1;
