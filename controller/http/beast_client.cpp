@@ -360,94 +360,77 @@ public:
           tls_context_(std::move(tls_context)) {}
 
     asio::awaitable<Result<Response>> send(Request request) override {
-        auto state = co_await asio::this_coro::cancellation_state;
         auto url = Url::parse(request.url);
         if (!url) {
             co_return url.error();
         }
-        const auto origin = url->origin();
         const auto deadline = Clock::now() + request.timeout;
         const auto msg = build(request, *url);
-        for (int attempt = 0;; ++attempt) {
-            // A retry always takes a fresh connection: the other idle ones may be stale too.
-            ConnectionPtr conn = attempt == 0 ? take_idle(origin) : nullptr;
-            const bool reused = conn != nullptr;
-            if (is_cancelled(state)) {
-                co_return cancelled_error(origin);
-            }
-            if (!reused) {
-                auto opened = co_await open(*url, deadline);
-                if (!opened) {
-                    co_return opened.error();
-                }
-                conn = std::move(*opened);
-            } else {
-                ++stats_.connections_reused;
-            }
-            if (is_cancelled(state)) {
-                co_return cancelled_error(origin);
-            }
-            conn->tcp().expires_at(deadline);
-            Outcome out = co_await conn->visit(
-                [&](auto& stream) { return exchange_whole(stream, *conn, msg); });
-            if (out.ec) {
-                if (should_retry(out, reused, attempt)) {
-                    continue;
-                }
-                co_return to_error(out.ec, out.phase, origin, conn.get());
-            }
-            if (out.reusable) {
-                put_idle(std::move(conn));
-            }
-            co_return std::move(out.response);
-        }
+        co_return co_await on_connection(*url, deadline, [&](Connection& conn) {
+            conn.tcp().expires_at(deadline);
+            return conn.visit([&](auto& stream) { return exchange_whole(stream, conn, msg); });
+        });
     }
 
     asio::awaitable<Result<Response>> stream(Request request, LineHandler on_line) override {
-        auto state = co_await asio::this_coro::cancellation_state;
         auto url = Url::parse(request.url);
         if (!url) {
             co_return url.error();
         }
-        const auto origin = url->origin();
         const auto msg = build(request, *url);
-        for (int attempt = 0;; ++attempt) {
-            ConnectionPtr conn = attempt == 0 ? take_idle(origin) : nullptr;
-            const bool reused = conn != nullptr;
-            if (is_cancelled(state)) {
-                co_return cancelled_error(origin);
-            }
-            if (!reused) {
-                auto opened = co_await open(*url, Clock::now() + request.timeout);
-                if (!opened) {
-                    co_return opened.error();
-                }
-                conn = std::move(*opened);
-            } else {
-                ++stats_.connections_reused;
-            }
-            if (is_cancelled(state)) {
-                co_return cancelled_error(origin);
-            }
-            Outcome out = co_await conn->visit([&](auto& stream) {
-                return exchange_stream(stream, *conn, msg, request.timeout, on_line);
+        co_return co_await on_connection(
+            *url, Clock::now() + request.timeout, [&](Connection& conn) {
+                return conn.visit([&](auto& stream) {
+                    return exchange_stream(stream, conn, msg, request.timeout, on_line);
+                });
             });
-            if (out.ec) {
-                if (should_retry(out, reused, attempt)) {
-                    continue;
-                }
-                co_return to_error(out.ec, out.phase, origin, conn.get());
-            }
-            if (out.reusable) {
-                put_idle(std::move(conn));
-            }
-            co_return std::move(out.response);
-        }
     }
 
     ClientStats stats() const override { return stats_; }
 
 private:
+    /// Takes an idle connection to the URL's origin or opens one (by `open_deadline`), runs
+    /// `exchange(Connection&) -> awaitable<Outcome>` on it and pools it again when the exchange
+    /// leaves it reusable. A reused connection that the server had already closed is retried once
+    /// on a fresh one; a retry never takes another idle connection, as those may be stale too.
+    template <class Exchange>
+    asio::awaitable<Result<Response>> on_connection(const Url& url,
+                                                    Clock::time_point open_deadline,
+                                                    Exchange exchange) {
+        auto state = co_await asio::this_coro::cancellation_state;
+        const auto origin = url.origin();
+        for (int attempt = 0;; ++attempt) {
+            ConnectionPtr conn = attempt == 0 ? take_idle(origin) : nullptr;
+            const bool reused = conn != nullptr;
+            if (is_cancelled(state)) {
+                co_return cancelled_error(origin);
+            }
+            if (!reused) {
+                auto opened = co_await open(url, open_deadline);
+                if (!opened) {
+                    co_return opened.error();
+                }
+                conn = std::move(*opened);
+            } else {
+                ++stats_.connections_reused;
+            }
+            if (is_cancelled(state)) {
+                co_return cancelled_error(origin);
+            }
+            Outcome out = co_await exchange(*conn);
+            if (out.ec) {
+                if (should_retry(out, reused, attempt)) {
+                    continue;
+                }
+                co_return to_error(out.ec, out.phase, origin, conn.get());
+            }
+            if (out.reusable) {
+                put_idle(std::move(conn));
+            }
+            co_return std::move(out.response);
+        }
+    }
+
     /// A kept-alive connection the server closed before answering: the request never reached
     /// it (or it dropped it unanswered), so it is sent once more on a fresh connection.
     static bool should_retry(const Outcome& out, bool reused, int attempt) {
