@@ -337,6 +337,8 @@ asio::awaitable<Result<void>> Informer::watch_once() {
 }
 
 asio::awaitable<void> Informer::run() {
+    // Cancellation ends the loop below through results and the state check, not as an exception.
+    co_await asio::this_coro::throw_if_cancelled(false);
     Backoff backoff(options_.backoff_initial, options_.backoff_max);
     bool need_list = true;
     while (!stopped_) {
