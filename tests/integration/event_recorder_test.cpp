@@ -1,0 +1,70 @@
+// Events on the real API server: a repeated event is aggregated into one with a count.
+#include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
+
+#include "controller/kube/event_recorder.hpp"
+#include "tests/support/catch_result.hpp"
+#include "tests/support/cluster.hpp"
+
+using namespace serin;
+using namespace serin::testing;
+using kube::Json;
+
+TEST_CASE("events name the object and repeats are counted on one Event") {
+    boost::asio::io_context io;
+    auto client = make_admin_client(io);
+    TestNamespace ns;
+    Json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
+               {"metadata", {{"name", "subject"}, {"namespace", ns.name()}}}};
+    auto subject = run(io, client->create(kube::types::config_maps(), ns.name(), cm));
+    REQUIRE(subject);
+
+    kube::EventRecorder recorder(*client, shared_cluster().clock(), {"flagger", "test-host", 16});
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(run(io, recorder.record(*subject, kube::EventType::kWarning, "Synced",
+                                        "Rolling back subject.ns failed checks threshold reached 5")));
+    }
+    REQUIRE(run(io, recorder.record(*subject, kube::EventType::kNormal, "Synced",
+                                    "Initialization done! subject.ns")));
+    CHECK(recorder.created() == 2);
+    CHECK(recorder.aggregated() == 2);
+
+    kube::ListOptions options;
+    options.field_selector = "involvedObject.name=subject";
+    auto events = run(io, client->list(kube::types::events(), ns.name(), options));
+    REQUIRE(events);
+    REQUIRE(events->items.size() == 2);
+    const Json* warning = nullptr;
+    for (const auto& e : events->items) {
+        if (e.at("type") == "Warning") {
+            warning = &e;
+        }
+    }
+    REQUIRE(warning != nullptr);
+    CHECK(warning->at("count") == 3);
+    CHECK(warning->at("reason") == "Synced");
+    CHECK(warning->at("source").at("component") == "flagger");
+    CHECK(warning->at("involvedObject").at("uid") == kube::object_uid(*subject));
+    CHECK(warning->at("involvedObject").at("kind") == "ConfigMap");
+}
+
+TEST_CASE("an aggregated event whose Event was deleted is posted again") {
+    boost::asio::io_context io;
+    auto client = make_admin_client(io);
+    TestNamespace ns;
+    Json subject = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
+                    {"metadata", {{"name", "gone"}, {"namespace", ns.name()}, {"uid", "u-1"}}}};
+    kube::EventRecorder recorder(*client, shared_cluster().clock(), {});
+    REQUIRE(run(io, recorder.record(subject, kube::EventType::kNormal, "Synced", "hello")));
+    auto events = run(io, client->list(kube::types::events(), ns.name()));
+    REQUIRE(events);
+    REQUIRE(events->items.size() == 1);
+    REQUIRE(run(io, client->remove(kube::types::events(), ns.name(),
+                                   kube::object_name(events->items[0]))));
+    REQUIRE(run(io, recorder.record(subject, kube::EventType::kNormal, "Synced", "hello")));
+    CHECK(recorder.created() == 2);
+    auto after = run(io, client->list(kube::types::events(), ns.name()));
+    REQUIRE(after);
+    REQUIRE(after->items.size() == 1);
+    CHECK(after->items[0].at("count") == 1);
+}
