@@ -52,8 +52,14 @@ public:
 
     /// Moves time forward and wakes every sleeper whose deadline has come.
     void advance(Duration d);
-    /// How many coroutines are sleeping on this clock.
-    std::size_t sleepers() const { return waiters_.size(); }
+    /// How many coroutines are sleeping on this clock and not yet woken by advance().
+    std::size_t sleepers() const {
+        std::size_t n = 0;
+        for (const auto& w : waiters_) {
+            n += w.fired ? 0 : 1;
+        }
+        return n;
+    }
 
 private:
     struct Waiter {

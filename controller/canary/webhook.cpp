@@ -1,0 +1,86 @@
+#include "controller/canary/webhook.hpp"
+
+#include <algorithm>
+
+namespace serin::canary {
+
+namespace asio = boost::asio;
+
+nlohmann::json to_json(const WebhookPayload& payload) {
+    nlohmann::json out = {{"name", payload.name},
+                          {"namespace", payload.ns},
+                          {"phase", payload.phase},
+                          {"checksum", payload.checksum}};
+    if (!payload.metadata.empty()) {
+        out["metadata"] = payload.metadata;
+    }
+    return out;
+}
+
+WebhookPayload event_payload(WebhookPayload base,
+                             const std::map<std::string, std::string>& hook_metadata,
+                             std::string message, bool warning, SystemTime now) {
+    base.metadata = hook_metadata;
+    base.metadata["eventMessage"] = std::move(message);
+    base.metadata["eventType"] = warning ? "Warning" : "Normal";
+    base.metadata["timestamp"] = std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+    return base;
+}
+
+bool webhook_succeeded(int status) { return status >= 200 && status <= 202; }
+
+bool webhook_retryable(const Error& error) {
+    if (error.http_status == 0) {
+        return error.kind == ErrorKind::kTransient;  // could not connect, reset, timed out
+    }
+    return error.http_status == 429 || (error.http_status >= 500 && error.http_status != 501);
+}
+
+asio::awaitable<Result<void>> WebhookClient::attempt(const WebhookTarget& target,
+                                                     const std::string& body) {
+    http::Request request;
+    request.method = http::Method::kPost;
+    request.url = target.url;
+    request.body = body;
+    request.timeout = target.timeout;
+    request.headers.emplace_back("Content-Type", "application/json");
+    http::HttpClient& client = target.disable_tls ? insecure_ : verified_;
+    auto response = co_await client.send(std::move(request));
+    if (!response) {
+        Error error = response.error();
+        error.message = "webhook " + target.name + ": " + error.message;
+        co_return error;
+    }
+    if (webhook_succeeded(response->status)) {
+        co_return Result<void>{};
+    }
+    Error error;
+    error.kind = response->status == 429 ? ErrorKind::kTooManyRequests
+                 : response->status >= 500 ? ErrorKind::kTransient
+                                           : ErrorKind::kBadRequest;
+    error.http_status = response->status;
+    // Flagger reports the body as the reason; a bodiless refusal still says what happened.
+    error.message = response->body.empty() ? "status " + std::to_string(response->status)
+                                           : response->body;
+    co_return error;
+}
+
+asio::awaitable<Result<void>> WebhookClient::call(WebhookTarget target, WebhookPayload payload) {
+    const std::string body = to_json(payload).dump();
+    auto delay = std::chrono::milliseconds{1'000};
+    const auto max_delay = std::chrono::milliseconds{30'000};
+    for (int attempt_no = 0;; ++attempt_no) {
+        auto result = co_await attempt(target, body);
+        if (result || attempt_no >= target.retries || !webhook_retryable(result.error())) {
+            co_return result;
+        }
+        const bool slept = co_await clock_.sleep_for(delay);
+        if (!slept) {
+            co_return fail(ErrorKind::kCancelled, "webhook " + target.name + ": cancelled");
+        }
+        delay = std::min(max_delay, delay * 2);
+    }
+}
+
+}  // namespace serin::canary

@@ -1,0 +1,327 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "controller/core/result.hpp"
+
+/// Plain C++ views of the flagger.app/v1beta1 custom resources (flagger-spec §1) and their JSON
+/// codecs. Decoders never throw: bad input yields kInvalid naming the field path and the value.
+namespace serin::api {
+
+using Json = nlohmann::json;
+using StringMap = std::map<std::string, std::string>;
+
+/// The parts of `metadata` the controller reads.
+struct ObjectMeta {
+    std::string name;
+    std::string ns;  ///< metadata.namespace
+    std::string uid;
+    std::int64_t generation = 0;
+    std::string resource_version;
+    StringMap labels;
+    StringMap annotations;
+    std::vector<std::string> finalizers;
+    std::optional<std::string> deletion_timestamp;
+};
+
+/// A status condition (`type: Promoted` for canaries).
+struct Condition {
+    std::string type;
+    std::string status;  ///< True, False or Unknown
+    std::string last_update_time;
+    std::string last_transition_time;
+    std::string reason;
+    std::string message;
+};
+
+/// `{name}` reference to a Secret in the object's namespace.
+struct SecretRef {
+    std::string name;
+};
+
+// ---- spec references ------------------------------------------------------------------------
+
+struct TargetRef {
+    std::string api_version;
+    std::string kind;  ///< Deployment, DaemonSet or Service
+    std::string name;
+};
+
+struct ScalerReplicas {
+    std::optional<std::int32_t> min_replicas;
+    std::optional<std::int32_t> max_replicas;
+};
+
+struct AutoscalerRef {
+    std::string api_version;
+    std::string kind;  ///< HorizontalPodAutoscaler or ScaledObject
+    std::string name;
+    StringMap primary_scaler_queries;
+    std::optional<ScalerReplicas> primary_scaler_replicas;
+};
+
+/// ingressRef (kind Ingress) and routeRef (kind ApisixRoute).
+struct LocalObjectRef {
+    std::string api_version;
+    std::string kind;
+    std::string name;
+};
+
+struct UpstreamRef {
+    std::string api_version;
+    std::string kind;  ///< Upstream
+    std::string name;
+    std::string ns;  ///< empty = the canary's namespace
+};
+
+// ---- spec.service ---------------------------------------------------------------------------
+
+struct CustomMetadata {
+    StringMap labels;
+    StringMap annotations;
+};
+
+struct UnmanagedMetadata {
+    std::vector<std::string> annotations;
+    std::vector<std::string> labels;
+};
+
+/// Gateway API ParentReference; group and kind defaulted.
+struct GatewayRef {
+    std::string group = "gateway.networking.k8s.io";
+    std::string kind = "Gateway";
+    std::string ns;
+    std::string name;
+    std::optional<std::string> section_name;
+    std::optional<std::int32_t> port;
+};
+
+using IntOrString = std::variant<std::int32_t, std::string>;
+
+struct CanaryService {
+    std::string name;  ///< defaults to targetRef.name
+    std::int32_t port = 0;
+    std::string port_name = "http";
+    IntOrString target_port = std::int32_t{0};  ///< defaults to port
+    std::string app_protocol;
+    std::string traffic_distribution;  ///< "", PreferClose, PreferSameZone, PreferSameNode
+    bool port_discovery = false;
+    bool headless = false;
+    std::string timeout;
+    std::string backend_timeout;
+    std::vector<std::string> gateways;  ///< as given; the Istio router applies ["mesh"] when empty
+    std::vector<GatewayRef> gateway_refs;
+    std::vector<std::string> hosts;
+    bool delegation = false;
+    std::string mesh_name;
+    std::vector<std::string> backends;
+    std::optional<CustomMetadata> apex;
+    std::optional<CustomMetadata> primary;
+    std::optional<CustomMetadata> canary;
+    std::optional<UnmanagedMetadata> unmanaged_metadata;
+    // Istio / Gateway API objects copied verbatim by the routers; null when absent.
+    Json traffic_policy;  ///< object
+    Json match;           ///< array of HTTPMatchRequest
+    Json rewrite;         ///< object
+    Json retries;         ///< object
+    Json headers;         ///< object
+    Json cors_policy;     ///< object
+    Json mirror;          ///< array of HTTPRequestMirrorFilter
+};
+
+// ---- spec.analysis --------------------------------------------------------------------------
+
+struct SessionAffinity {
+    std::string cookie_name;
+    std::string primary_cookie_name;
+    std::string domain;
+    std::optional<bool> http_only;
+    std::int32_t max_age = 86400;
+    std::optional<bool> partitioned;
+    std::string path;
+    std::string same_site;  ///< "", Strict, Lax, None
+    std::optional<bool> secure;
+};
+
+struct ThresholdRange {
+    std::optional<double> min;
+    std::optional<double> max;
+};
+
+struct TemplateRef {
+    std::string name;
+    std::string ns;  ///< empty = the canary's namespace
+};
+
+struct CanaryMetric {
+    std::string name;
+    std::string interval = "1m";
+    std::chrono::milliseconds interval_duration{60000};
+    std::optional<ThresholdRange> threshold_range;
+    std::optional<double> threshold;  ///< deprecated
+    std::string query;                ///< deprecated inline PromQL
+    std::optional<TemplateRef> template_ref;
+    StringMap template_variables;
+};
+
+struct CanaryWebhook {
+    std::string name;
+    std::string type;  ///< "" means rollout
+    std::string url;
+    std::string timeout = "10s";
+    std::chrono::milliseconds timeout_duration{10000};
+    std::int32_t retries = 0;
+    bool disable_tls = false;
+    bool mute_alert = false;
+    StringMap metadata;
+};
+
+struct ProviderRef {
+    std::string name;
+    std::string ns;  ///< empty = the canary's namespace
+};
+
+struct CanaryAlert {
+    std::string name;
+    std::string severity;  ///< "", info, warn, error
+    ProviderRef provider_ref;
+};
+
+struct CanaryAnalysis {
+    std::string interval;  ///< as written; empty when absent
+    /// Tick period: 60s when absent, at least 10s.
+    std::chrono::milliseconds interval_duration{60000};
+    std::int32_t threshold = 1;  ///< 1 when absent or <= 0
+    std::int32_t iterations = 0;
+    std::int32_t max_weight = 100;  ///< 100 when absent or 0
+    std::int32_t step_weight = 0;
+    std::vector<std::int32_t> step_weights;
+    std::int32_t step_weight_promotion = 0;
+    std::int32_t primary_ready_threshold = 100;
+    std::int32_t canary_ready_threshold = 100;
+    bool mirror = false;
+    std::int32_t mirror_weight = 0;
+    Json match;  ///< array of HTTPMatchRequest, null when absent
+    std::optional<SessionAffinity> session_affinity;
+    std::vector<CanaryMetric> metrics;
+    std::vector<CanaryWebhook> webhooks;
+    std::vector<CanaryAlert> alerts;
+};
+
+struct CanarySpec {
+    std::string provider;
+    std::string metrics_server;
+    TargetRef target_ref;
+    std::optional<AutoscalerRef> autoscaler_ref;
+    std::optional<LocalObjectRef> ingress_ref;
+    std::optional<LocalObjectRef> route_ref;
+    std::optional<UpstreamRef> upstream_ref;
+    CanaryService service;
+    /// `analysis`, else the deprecated `canaryAnalysis`; nullopt when both are absent (skip
+    /// analysis).
+    std::optional<CanaryAnalysis> analysis;
+    std::int32_t progress_deadline_seconds = 600;
+    bool skip_analysis = false;
+    bool revert_on_deletion = false;
+    bool suspend = false;
+};
+
+struct CanaryStatus {
+    std::string phase;  ///< "" or one of the phases of flagger-spec §1.5
+    std::int32_t failed_checks = 0;
+    std::int32_t canary_weight = 0;
+    std::int32_t iterations = 0;
+    std::optional<StringMap> tracked_configs;
+    std::string last_applied_spec;
+    std::string last_promoted_spec;
+    std::string last_transition_time;
+    std::vector<Condition> conditions;
+    std::string session_affinity_cookie;
+    std::string primary_session_affinity_cookie;
+    std::string previous_session_affinity_cookie;
+};
+
+struct Canary {
+    ObjectMeta metadata;
+    CanarySpec spec;
+    CanaryStatus status;
+};
+
+/// Parses a Go duration ("500ms", "30s", "1m30s", "1h", "1.5h"). Errors: kInvalid.
+Result<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+/// Decodes a Canary object and applies Flagger's defaults. Errors: kInvalid naming the field
+/// path and the offending value. Never throws.
+Result<Canary> decode_canary(const Json& object);
+
+/// Encodes a status with Flagger's JSON field names (empty optional fields omitted).
+Json encode_status(const CanaryStatus& status);
+
+/// Decodes `.status` (null/absent fields take their zero values). Errors: kInvalid.
+Result<CanaryStatus> decode_status(const Json& status);
+
+namespace detail {
+
+/// Reads typed fields while remembering the first error; shared by the decoders of this library.
+/// `path` arguments name the object holding the field ("spec.analysis"); empty at the root.
+class Reader {
+public:
+    bool ok() const { return !error_; }
+    const Error& error() const { return *error_; }
+
+    /// Records kInvalid "<path>: <message>" unless an error is already recorded.
+    void invalid(const std::string& path, const std::string& message);
+
+    static std::string join(const std::string& path, std::string_view key);
+    static std::string index(const std::string& path, std::size_t i);
+    /// The value for messages: JSON text, shortened.
+    static std::string show(const Json& value);
+
+    /// The field, or nullptr when absent or null. `object` must be a JSON object.
+    static const Json* field(const Json& object, std::string_view key);
+    /// A nested object; nullptr when absent; error when not an object.
+    const Json* object(const Json& parent, std::string_view key, const std::string& path);
+    /// A nested array; nullptr when absent; error when not an array.
+    const Json* array(const Json& parent, std::string_view key, const std::string& path);
+
+    std::optional<std::string> string(const Json& parent, std::string_view key,
+                                      const std::string& path);
+    std::optional<bool> boolean(const Json& parent, std::string_view key, const std::string& path);
+    std::optional<std::int64_t> integer(const Json& parent, std::string_view key,
+                                        const std::string& path);
+    std::optional<std::int32_t> int32(const Json& parent, std::string_view key,
+                                      const std::string& path);
+    /// An integer value itself (an array element); `path` names it.
+    std::optional<std::int64_t> integer_value(const Json& value, const std::string& path);
+    std::optional<std::int32_t> int32_value(const Json& value, const std::string& path);
+    std::optional<double> number(const Json& parent, std::string_view key, const std::string& path);
+    std::optional<StringMap> string_map(const Json& parent, std::string_view key,
+                                        const std::string& path);
+    std::optional<std::vector<std::string>> string_list(const Json& parent, std::string_view key,
+                                                        const std::string& path);
+    /// A string that must be one of `allowed`.
+    std::optional<std::string> one_of(const Json& parent, std::string_view key,
+                                      const std::string& path,
+                                      std::initializer_list<std::string_view> allowed);
+    /// A required string: error when absent or empty.
+    std::string required_string(const Json& parent, std::string_view key, const std::string& path);
+
+    ObjectMeta metadata(const Json& object);
+    std::vector<Condition> conditions(const Json& parent, const std::string& path);
+
+private:
+    std::optional<Error> error_;
+};
+
+}  // namespace detail
+
+}  // namespace serin::api
