@@ -19,13 +19,6 @@ using namespace serin::testing;
 using kube::Json;
 namespace types = kube::types;
 
-Json config_map(const std::string& ns, const std::string& name, Json labels = Json::object()) {
-    return {{"apiVersion", "v1"},
-            {"kind", "ConfigMap"},
-            {"metadata", {{"name", name}, {"namespace", ns}, {"labels", std::move(labels)}}},
-            {"data", {{"v", "0"}}}};
-}
-
 std::unique_ptr<kube::RestKubeClient> client_for(asio::io_context& io,
                                                  const kube::ClusterConfig& config, Clock& clock) {
     kube::RestClientOptions options;
@@ -107,7 +100,7 @@ TEST_CASE("the informer syncs follows adds updates and deletes and keeps its ind
     for (int i = 0; i < 20; ++i) {
         auto labels = Json{{"app", i % 2 == 0 ? "even" : "odd"}};
         REQUIRE(run(io, client->create(cm, ns.name(), config_map(ns.name(), "cm-" + std::to_string(i),
-                                                                  labels), {})));
+                                                                  {{"v", "0"}}, labels), {})));
     }
 
     kube::InformerOptions options;

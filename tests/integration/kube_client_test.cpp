@@ -23,13 +23,6 @@ using namespace serin::testing;
 using kube::Json;
 namespace types = kube::types;
 
-Json config_map(const std::string& ns, const std::string& name, Json data = Json::object()) {
-    return {{"apiVersion", "v1"},
-            {"kind", "ConfigMap"},
-            {"metadata", {{"name", name}, {"namespace", ns}}},
-            {"data", std::move(data)}};
-}
-
 Json canary(const std::string& ns, const std::string& name) {
     return {{"apiVersion", "flagger.app/v1beta1"},
             {"kind", "Canary"},

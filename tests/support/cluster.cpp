@@ -75,6 +75,13 @@ TestCluster::TestCluster(TestCluster&&) noexcept = default;
 TestCluster& TestCluster::operator=(TestCluster&&) noexcept = default;
 TestCluster::~TestCluster() = default;
 
+Json config_map(const std::string& ns, const std::string& name, Json data, Json labels) {
+    return {{"apiVersion", "v1"},
+            {"kind", "ConfigMap"},
+            {"metadata", {{"name", name}, {"namespace", ns}, {"labels", std::move(labels)}}},
+            {"data", std::move(data)}};
+}
+
 TestCluster& shared_cluster() {
     // One per test process, made on first use and stopped at exit (a static: tests have no
     // other owner for it, and the ctest fixture's cluster needs no stopping from here).

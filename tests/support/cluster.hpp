@@ -124,6 +124,10 @@ boost::asio::awaitable<Result<ObjectMap>> wait_for_objects(
     kube::KubeClient& client, kube::ResourceType type, std::string ns, std::string label_selector,
     std::function<bool(const ObjectMap&)> predicate, std::chrono::milliseconds timeout = 60s);
 
+/// A ConfigMap manifest, the tests' usual subject.
+Json config_map(const std::string& ns, const std::string& name, Json data = Json::object(),
+                Json labels = Json::object());
+
 /// The value at a JSON pointer ("/status/availableReplicas"), or nullptr when absent.
 const Json* find_pointer(const Json& object, const std::string& pointer);
 
