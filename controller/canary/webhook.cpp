@@ -83,4 +83,40 @@ asio::awaitable<Result<void>> WebhookClient::call(WebhookTarget target, WebhookP
     }
 }
 
+WebhookTarget webhook_target(const api::CanaryWebhook& hook) {
+    WebhookTarget target;
+    target.name = hook.name;
+    target.url = hook.url;
+    target.timeout = hook.timeout_duration;
+    target.retries = hook.retries;
+    target.disable_tls = hook.disable_tls;
+    target.metadata = hook.metadata;
+    return target;
+}
+
+asio::awaitable<analysis::HookRun> run_hooks(WebhookClient& client, api::Canary canary,
+                                             analysis::HookType type, std::string phase,
+                                             std::string checksum) {
+    analysis::HookRun run;
+    if (!canary.spec.analysis) {
+        co_return run;
+    }
+    for (const api::CanaryWebhook& hook : canary.spec.analysis->webhooks) {
+        if (analysis::hook_type(hook.type) != type) {
+            continue;
+        }
+        WebhookPayload payload{canary.metadata.name, canary.metadata.ns, phase, checksum,
+                               hook.metadata};
+        auto result = co_await client.call(webhook_target(hook), std::move(payload));
+        analysis::HookCall call{hook.name, result.has_value(),
+                                result ? std::string() : result.error().message};
+        run.push_back(std::move(call));
+        const bool stop = type == analysis::HookType::kRollback ? run.back().ok : !run.back().ok;
+        if (stop) {
+            break;
+        }
+    }
+    co_return run;
+}
+
 }  // namespace serin::canary

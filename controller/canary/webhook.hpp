@@ -10,6 +10,8 @@
 #include "controller/core/clock.hpp"
 #include "controller/core/result.hpp"
 #include "controller/http/http_client.hpp"
+#include "analysis/release.hpp"
+#include "crds/api/canary.hpp"
 
 namespace serin::canary {
 
@@ -66,5 +68,15 @@ private:
     http::HttpClient& insecure_;
     Clock& clock_;
 };
+
+/// The target of a Canary's webhook spec entry.
+WebhookTarget webhook_target(const api::CanaryWebhook& hook);
+
+/// Calls the canary's hooks of `type` in spec order with Flagger's payload (flagger-spec §6) and
+/// returns their answers. Gating types stop at the first hook that refuses; rollback hooks stop
+/// at the first that answers ok. Never fails: a hook's error is its answer.
+boost::asio::awaitable<analysis::HookRun> run_hooks(WebhookClient& client, api::Canary canary,
+                                                    analysis::HookType type, std::string phase,
+                                                    std::string checksum);
 
 }  // namespace serin::canary

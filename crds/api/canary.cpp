@@ -599,7 +599,8 @@ CanaryWebhook read_webhook(Reader& r, const Json& item, const std::string& path)
 CanaryAnalysis read_analysis(Reader& r, const Json& o, const std::string& path) {
     CanaryAnalysis a;
     if (auto d = read_interval(r, o, "interval", path, a.interval)) {
-        a.interval_duration = std::max(*d, std::chrono::milliseconds{10000});
+        // Flagger clamps at 10s; Serin accepts intervals down to 1s.
+        a.interval_duration = std::max(*d, std::chrono::milliseconds{1000});
     }
     a.threshold = r.int32(o, "threshold", path).value_or(0);
     if (a.threshold <= 0) {

@@ -198,7 +198,7 @@ struct CanaryAlert {
 
 struct CanaryAnalysis {
     std::string interval;  ///< as written; empty when absent
-    /// Tick period: 60s when absent, at least 10s.
+    /// Tick period: 60s when absent, at least 1s (Flagger: 10s).
     std::chrono::milliseconds interval_duration{60000};
     std::int32_t threshold = 1;  ///< 1 when absent or <= 0
     std::int32_t iterations = 0;

@@ -379,14 +379,18 @@ sessionAffinity: {cookieName: c}
     CHECK_FALSE(decoded->status.tracked_configs);
 }
 
-TEST_CASE("short intervals clamp to 10s; an explicit progressDeadlineSeconds of 0 is kept") {
+TEST_CASE("intervals down to 1s are kept, shorter ones clamp to 1s; an explicit progressDeadlineSeconds of 0 is kept") {
     Json j = minimal_canary();
-    j["spec"]["analysis"]["interval"] = "5s";
+    j["spec"]["analysis"]["interval"] = "1s";
     j["spec"]["progressDeadlineSeconds"] = 0;
     auto decoded = serin::api::decode_canary(j);
     REQUIRE(decoded.has_value());
-    CHECK(decoded->spec.analysis->interval == "5s");
-    CHECK(decoded->spec.analysis->interval_duration == 10s);
+    CHECK(decoded->spec.analysis->interval == "1s");
+    CHECK(decoded->spec.analysis->interval_duration == 1s);
+    j["spec"]["analysis"]["interval"] = "0s";
+    auto zero = serin::api::decode_canary(j);
+    REQUIRE(zero.has_value());
+    CHECK(zero->spec.analysis->interval_duration == 1s);
     CHECK(decoded->spec.progress_deadline_seconds == 0);
 }
 

@@ -1,0 +1,873 @@
+#include "analysis/release.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <fmt/format.h>
+
+namespace serin::analysis {
+
+namespace {
+
+using api::Canary;
+using api::CanaryAnalysis;
+using api::CanaryStatus;
+
+constexpr std::string_view kInitializing = "Initializing";
+constexpr std::string_view kInitialized = "Initialized";
+constexpr std::string_view kWaiting = "Waiting";
+constexpr std::string_view kProgressing = "Progressing";
+constexpr std::string_view kWaitingPromotion = "WaitingPromotion";
+constexpr std::string_view kPromoting = "Promoting";
+constexpr std::string_view kFinalising = "Finalising";
+constexpr std::string_view kSucceeded = "Succeeded";
+constexpr std::string_view kFailed = "Failed";
+
+bool is_one_of(std::string_view phase, std::initializer_list<std::string_view> phases) {
+    return std::find(phases.begin(), phases.end(), phase) != phases.end();
+}
+
+/// Whether two statuses differ in anything but the times that move on every write.
+bool same_state(const CanaryStatus& a, const CanaryStatus& b) {
+    auto key = [](const CanaryStatus& s) {
+        return std::tie(s.phase, s.failed_checks, s.canary_weight, s.iterations, s.tracked_configs,
+                        s.last_applied_spec, s.last_promoted_spec, s.session_affinity_cookie,
+                        s.primary_session_affinity_cookie, s.previous_session_affinity_cookie);
+    };
+    if (key(a) != key(b) || a.conditions.size() != b.conditions.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.conditions.size(); ++i) {
+        const auto& x = a.conditions[i];
+        const auto& y = b.conditions[i];
+        if (std::tie(x.type, x.status, x.reason, x.message) !=
+            std::tie(y.type, y.status, y.reason, y.message)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/// One run of the algorithm of flagger-spec §2.3 (steps that need no I/O), as an object so the
+/// many small steps share the canary, the observations and the decision being built.
+class Tick {
+public:
+    Tick(const Canary& canary, const Observations& obs, const Settings& settings, SystemTime now)
+        : c_(canary),
+          obs_(obs),
+          settings_(settings),
+          now_(format_time(now)),
+          status_(canary.status),
+          skip_(canary.spec.skip_analysis || !canary.spec.analysis),
+          kind_(canary.spec.target_ref.kind.empty() ? "Deployment" : canary.spec.target_ref.kind) {
+        if (canary.spec.analysis) {
+            analysis_ = *canary.spec.analysis;
+        }
+        kubernetes_ = settings_.provider == "kubernetes";
+    }
+
+    Decision run() {
+        step();
+        if (decision_.needs_input()) {
+            return std::move(decision_);
+        }
+        if (!same_state(status_, c_.status)) {
+            status_.last_transition_time = now_;
+        }
+        decision_.status = std::move(status_);
+        const auto& p = decision_.status.phase;
+        decision_.active = !is_one_of(p, {kInitialized, kSucceeded, kFailed}) || p.empty();
+        return std::move(decision_);
+    }
+
+private:
+    // ---- names used in messages ----
+    std::string canary_id() const { return c_.metadata.name + "." + c_.metadata.ns; }
+    std::string target_id() const { return c_.spec.target_ref.name + "." + c_.metadata.ns; }
+    std::string primary_id() const {
+        return c_.spec.target_ref.name + "-primary." + c_.metadata.ns;
+    }
+
+    // ---- actions ----
+    void event(std::string message, bool warning = false) {
+        decision_.actions.emplace_back(RecordEvent{warning, std::move(message), status_.phase});
+    }
+    void warn(std::string message) { event(std::move(message), true); }
+    void alert(Severity severity, std::string message, bool with_metadata = false) {
+        decision_.actions.emplace_back(Alert{severity, std::move(message), with_metadata});
+    }
+    void set_routes(int primary, int canary, bool mirrored) {
+        decision_.actions.emplace_back(SetRoutes{Routes{primary, canary, mirrored}});
+    }
+    void post_rollout(std::string_view phase) {
+        if (has_hooks(HookType::kPostRollout)) {
+            decision_.actions.emplace_back(RunHooks{HookType::kPostRollout, std::string(phase)});
+        }
+    }
+
+    // ---- status primitives (flagger-spec §1.5) ----
+    void set_condition() {
+        set_promoted_condition(status_.conditions, status_.phase, kind_, now_);
+    }
+    /// SetStatusPhase.
+    void set_phase(std::string_view phase) {
+        status_.phase = std::string(phase);
+        if (!is_one_of(phase, {kProgressing, kWaiting, kPromoting})) {
+            status_.canary_weight = 0;
+            status_.iterations = 0;
+            if (phase == kWaitingPromotion) {
+                status_.iterations = std::max(0, analysis_.iterations - 1);
+            }
+        }
+        if (phase == kInitialized || phase == kSucceeded) {
+            status_.last_promoted_spec = status_.last_applied_spec;
+        }
+        set_condition();
+    }
+    /// SyncStatus: the four counters verbatim, plus the revision and configs seen now.
+    void sync_status(std::string_view phase, int weight, int failed_checks, int iterations) {
+        status_.phase = std::string(phase);
+        status_.canary_weight = weight;
+        status_.failed_checks = failed_checks;
+        status_.iterations = iterations;
+        status_.last_applied_spec = obs_.revision;
+        status_.tracked_configs = obs_.configs;
+        if (phase == kInitialized) {
+            status_.last_promoted_spec = obs_.revision;
+        }
+        set_condition();
+    }
+
+    // ---- revision change (§2.2) ----
+    bool spec_changed() const {
+        if (c_.status.last_applied_spec.empty()) {
+            return true;
+        }
+        if (obs_.revision == c_.status.last_promoted_spec) {
+            return false;  // reverted to what the primary runs: a manual rollback, not a release
+        }
+        return obs_.revision != c_.status.last_applied_spec;
+    }
+    bool configs_changed() const {
+        const bool have = obs_.configs && !obs_.configs->empty();
+        const auto& tracked = c_.status.tracked_configs;
+        if (!have) {
+            return false;
+        }
+        if (!tracked) {
+            return true;
+        }
+        return *tracked != *obs_.configs;
+    }
+    bool revision_changed() const { return spec_changed() || configs_changed(); }
+
+    // ---- hooks ----
+    bool has_hooks(HookType type) const {
+        return std::any_of(analysis_.webhooks.begin(), analysis_.webhooks.end(),
+                           [type](const api::CanaryWebhook& w) { return hook_type(w.type) == type; });
+    }
+    bool muted(const std::string& hook_name) const {
+        for (const auto& w : analysis_.webhooks) {
+            if (w.name == hook_name) {
+                return w.mute_alert;
+            }
+        }
+        return false;
+    }
+    /// The answers of `type`'s hooks, or nullptr after asking for them (the tick stops).
+    const HookRun* hooks(HookType type, std::string_view phase) {
+        static const HookRun kNone;
+        if (!has_hooks(type)) {
+            return &kNone;
+        }
+        auto it = obs_.hooks.find(type);
+        if (it == obs_.hooks.end()) {
+            decision_.need_hooks = HookRequest{type, std::string(phase)};
+            return nullptr;
+        }
+        return &it->second;
+    }
+    static const HookCall* first_failure(const HookRun& run) {
+        for (const auto& call : run) {
+            if (!call.ok) {
+                return &call;
+            }
+        }
+        return nullptr;
+    }
+
+    // ---- the tick ----
+    void step() {
+        if (c_.spec.suspend) {
+            if (obs_.tick_due) {
+                event("skipping canary run as object is suspended");
+                decision_.consumed_tick = true;
+            }
+            return;
+        }
+        // syncHandler: a canary without a Promoted condition starts Initializing.
+        const bool has_promoted =
+            std::any_of(status_.conditions.begin(), status_.conditions.end(),
+                        [](const api::Condition& c) { return c.type == "Promoted"; });
+        if (!has_promoted) {
+            status_.phase = std::string(kInitializing);
+            set_condition();
+        }
+        if (is_one_of(status_.phase, {"", kInitializing})) {
+            initialize();
+            return;
+        }
+        // §2.3 step 12: should the release advance?
+        const bool changed = revision_changed();
+        if (status_.phase == kFailed) {
+            // A failed canary follows its target, so reverting it to the primary's revision
+            // leaves it alone and a new revision is compared with the last one seen.
+            status_.last_applied_spec = obs_.revision;
+            status_.tracked_configs = obs_.configs;
+        }
+        const bool active = is_one_of(
+            status_.phase, {kProgressing, kWaiting, kWaitingPromotion, kPromoting, kFinalising});
+        if (!active && !changed) {
+            return;
+        }
+        // Step 14: the primary must be healthy, except when analysis is skipped.
+        if (!skip_ && !obs_.primary.ready) {
+            if (!obs_.primary.retriable) {
+                warn(obs_.primary.message);  // the readiness Warning comes first on both paths
+                if (is_one_of(status_.phase, {kPromoting, kFinalising})) {
+                    failed_promotion(obs_.primary.message);
+                } else {
+                    rollback();
+                }
+            } else {
+                report_wait(obs_.primary.message);
+            }
+            return;
+        }
+        // Step 15: the router's view of the traffic.
+        if (!obs_.routes) {
+            report_wait(obs_.routes_error.empty() ? "routes unknown" : obs_.routes_error);
+            return;
+        }
+        const Routes routes = *obs_.routes;
+
+        // Step 16: start a run, gated by confirm-rollout.
+        if (!is_one_of(status_.phase, {kProgressing, kWaitingPromotion, kPromoting, kFinalising})) {
+            start_run();
+            return;
+        }
+        // Step 17: a new revision mid-analysis restarts it.
+        if (is_one_of(status_.phase, {kProgressing, kWaitingPromotion}) && changed) {
+            event("New revision detected! Restarting analysis for " + target_id());
+            set_routes(100, 0, false);
+            sync_status(kProgressing, 0, 0, 0);
+            decision_.consumed_tick = true;
+            return;
+        }
+        // Step 18: the canary must become ready before its progress deadline.
+        if (!obs_.canary.ready) {
+            if (!obs_.canary.retriable) {
+                warn(obs_.canary.message);
+                warn("Rolling back " + canary_id() + " progress deadline exceeded " +
+                     obs_.canary.message);
+                alert(Severity::kError, "Progress deadline exceeded " + obs_.canary.message);
+                rollback();
+            } else {
+                report_wait(obs_.canary.message);
+            }
+            return;
+        }
+        // Step 19: no analysis: promote at once.
+        if (skip_) {
+            promote_without_analysis();
+            return;
+        }
+        // Step 22 comes before pacing: finalising does not wait for a tick.
+        if (status_.phase == kFinalising) {
+            finalise();
+            return;
+        }
+        const bool promotion_steps = status_.phase == kPromoting &&
+                                     analysis_.step_weight_promotion > 0 && !kubernetes_;
+        if (status_.phase == kPromoting && !promotion_steps) {
+            route_to_primary();
+            return;
+        }
+        // Everything below is paced by the analysis interval.
+        if (!obs_.tick_due) {
+            return;
+        }
+        decision_.consumed_tick = true;
+        if (status_.phase == kPromoting) {
+            promotion_step(routes);
+            return;
+        }
+        // Step 20: a rollback hook that answers ok aborts the release.
+        const HookRun* rollback_run = hooks(HookType::kRollback, status_.phase);
+        if (rollback_run == nullptr) {
+            return;
+        }
+        for (const auto& call : *rollback_run) {
+            if (call.ok) {
+                warn("Rollback check " + call.name + " passed");
+                warn("Rolling back " + canary_id() + " manual webhook invoked");
+                alert(Severity::kWarn, "Rolling back manual webhook invoked");
+                rollback();
+                return;
+            }
+            event("Rollback hook " + call.name + " not signaling a rollback");
+        }
+        // Step 23: too many failed checks.
+        if (status_.failed_checks >= analysis_.threshold) {
+            warn("Rolling back " + canary_id() + " failed checks threshold reached " +
+                 std::to_string(status_.failed_checks));
+            alert(Severity::kError,
+                  "Failed checks threshold reached " + std::to_string(status_.failed_checks));
+            rollback();
+            return;
+        }
+        // Steps 24-25: pre-rollout on the first step, then rollout hooks and metrics.
+        if (routes.canary == 0 && status_.iterations == 0 &&
+            !(analysis_.mirror && routes.mirrored)) {
+            if (!pre_rollout()) {
+                return;
+            }
+        } else if (!run_checks()) {
+            return;
+        }
+        // Step 26: what the kubernetes provider cannot do.
+        int iterations = analysis_.iterations;
+        bool ab = analysis_.match.is_array() && !analysis_.match.empty() && iterations > 0;
+        if (kubernetes_) {
+            if (analysis_.match.is_array() && !analysis_.match.empty()) {
+                warn("A/B testing is not supported when using the kubernetes provider");
+                ab = false;
+            }
+            if (iterations < 1) {
+                warn("Progressive traffic is not supported when using the kubernetes provider");
+                warn("Setting canaryAnalysis.iterations: 10");
+                iterations = 10;
+            }
+        }
+        // Step 27.
+        if (ab) {
+            ab_step(iterations);
+        } else if (iterations > 0) {
+            blue_green_step(iterations, routes);
+        } else {
+            canary_step(routes);
+        }
+    }
+
+    /// A wait that is reported once per tick, not on every reconcile.
+    void report_wait(const std::string& message) {
+        if (obs_.tick_due) {
+            warn(message);
+            decision_.consumed_tick = true;
+        }
+    }
+
+    void initialize() {
+        if (!skip_ && !obs_.primary.ready) {
+            if (!obs_.primary.retriable) {
+                warn(obs_.primary.message);
+                rollback();
+            } else {
+                report_wait(obs_.primary.message);
+            }
+            return;
+        }
+        decision_.actions.emplace_back(ScaleToZero{});
+        sync_status(kInitialized, 0, 0, 0);
+        event("Initialization done! " + canary_id());
+        alert(Severity::kInfo, "New " + kind_ + " detected, initialization completed.", true);
+        decision_.consumed_tick = true;
+    }
+
+    void start_run() {
+        if (status_.phase == kWaiting && !obs_.tick_due) {
+            return;  // the approval is asked again at the next tick
+        }
+        decision_.consumed_tick = true;
+        const HookRun* run = hooks(HookType::kConfirmRollout, status_.phase);
+        if (run == nullptr) {
+            return;
+        }
+        if (const HookCall* denied = first_failure(*run)) {
+            if (status_.phase != kWaiting) {
+                set_phase(kWaiting);
+                warn("Halt " + canary_id() + " advancement waiting for approval " + denied->name);
+                if (!muted(denied->name)) {
+                    alert(Severity::kWarn, "Canary is waiting for approval.");
+                }
+            }
+            return;
+        }
+        for (const auto& call : *run) {
+            event("Confirm-rollout check " + call.name + " passed");
+        }
+        const std::string previous_phase = status_.phase;
+        status_.phase = std::string(kProgressing);  // the event carries the new phase
+        event("New revision detected! Scaling up " + target_id());
+        status_.phase = previous_phase;
+        alert(Severity::kInfo, "New revision detected, progressing canary analysis.", true);
+        decision_.actions.emplace_back(ScaleUp{});
+        sync_status(kProgressing, 0, 0, 0);
+    }
+
+    void rollback() {
+        set_routes(100, 0, false);
+        status_.phase = std::string(kFailed);  // the event carries the new phase
+        warn("Canary failed! Scaling down " + canary_id());
+        decision_.actions.emplace_back(ScaleToZero{});
+        sync_status(kFailed, 0, 0, 0);
+        post_rollout(kFailed);
+        decision_.consumed_tick = true;
+    }
+
+    void failed_promotion(const std::string& error) {
+        warn("Promotion of " + target_id() + " failed, primary not ready: " + error);
+        alert(Severity::kError, "Promotion failed, primary not ready: " + error);
+        set_routes(0, 100, false);
+        sync_status(kFailed, 100, status_.failed_checks, status_.iterations);
+        post_rollout(kFailed);
+        decision_.consumed_tick = true;
+    }
+
+    void promote_without_analysis() {
+        set_routes(100, 0, false);
+        event("Copying " + target_id() + " template spec to " + primary_id());
+        decision_.actions.emplace_back(Promote{});
+        decision_.actions.emplace_back(ScaleToZero{});
+        set_phase(kSucceeded);
+        post_rollout(kSucceeded);
+        event("Promotion completed! Canary analysis was skipped for " + target_id());
+        alert(Severity::kInfo, "Canary analysis was skipped, promotion finished.");
+        decision_.consumed_tick = true;
+    }
+
+    void route_to_primary() {
+        event("Routing all traffic to primary");
+        set_routes(100, 0, false);
+        set_phase(kFinalising);
+        decision_.consumed_tick = true;
+    }
+
+    void promotion_step(const Routes& routes) {
+        if (routes.canary <= 0) {
+            return;  // Flagger makes no progress here either (§11)
+        }
+        const int step = analysis_.step_weight_promotion;
+        const int primary = std::min(100, routes.primary + step);
+        const int canary = std::max(0, routes.canary - step);
+        set_routes(primary, canary, false);
+        event("Advance " + canary_id() + " primary weight " + std::to_string(primary));
+        if (primary == 100) {
+            set_phase(kFinalising);
+        } else {
+            status_.canary_weight = canary;
+        }
+    }
+
+    void finalise() {
+        decision_.actions.emplace_back(ScaleToZero{});
+        set_phase(kSucceeded);
+        post_rollout(kSucceeded);
+        event("Promotion completed! Scaling down " + target_id());
+        alert(Severity::kInfo, "Canary analysis completed successfully, promotion finished.");
+        decision_.consumed_tick = true;
+    }
+
+    /// Returns true when the analysis may take its first step in this tick.
+    bool pre_rollout() {
+        const HookRun* run = hooks(HookType::kPreRollout, kProgressing);
+        if (run == nullptr) {
+            return false;
+        }
+        event("Starting canary analysis for " + target_id());
+        if (const HookCall* failed = first_failure(*run)) {
+            status_.failed_checks += 1;
+            warn("Halt " + canary_id() + " advancement pre-rollout check " + failed->name +
+                 " failed " + failed->error);
+            return false;
+        }
+        for (const auto& call : *run) {
+            event("Pre-rollout check " + call.name + " passed");
+        }
+        return true;
+    }
+
+    /// Rollout hooks then metrics; false (and one more failed check) at the first failure.
+    bool run_checks() {
+        const HookRun* run = hooks(HookType::kRollout, kProgressing);
+        if (run == nullptr) {
+            return false;
+        }
+        if (const HookCall* failed = first_failure(*run)) {
+            status_.failed_checks += 1;
+            warn("Halt " + canary_id() + " advancement external check " + failed->name +
+                 " failed " + failed->error);
+            return false;
+        }
+        if (analysis_.metrics.empty()) {
+            return true;
+        }
+        if (!obs_.metrics) {
+            decision_.need_metrics = true;
+            return false;
+        }
+        for (const auto& m : *obs_.metrics) {
+            if (m.verdict != Verdict::kPass) {
+                status_.failed_checks += 1;
+                warn(m.message.empty() ? "Halt " + canary_id() + " advancement metric " + m.name +
+                                             " failed"
+                                       : m.message);
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// §2.7: true when every confirm-promotion hook approves.
+    bool promotion_confirmed() {
+        const HookRun* run = hooks(HookType::kConfirmPromotion, kProgressing);
+        if (run == nullptr) {
+            return false;
+        }
+        if (const HookCall* denied = first_failure(*run)) {
+            if (status_.phase != kWaitingPromotion) {
+                set_phase(kWaitingPromotion);
+                warn("Halt " + canary_id() + " advancement waiting for promotion approval " +
+                     denied->name);
+                if (!muted(denied->name)) {
+                    alert(Severity::kWarn, "Canary promotion is waiting for approval.");
+                }
+            } else {
+                status_.iterations = std::max(0, analysis_.iterations - 1);
+            }
+            return false;
+        }
+        for (const auto& call : *run) {
+            event("Confirm-promotion check " + call.name + " passed");
+        }
+        return true;
+    }
+
+    void promote() {
+        event("Copying " + target_id() + " template spec to " + primary_id());
+        decision_.actions.emplace_back(Promote{});
+        set_phase(kPromoting);
+    }
+
+    void iteration_event(int done, int total) {
+        event("Advance " + canary_id() + " canary iteration " + std::to_string(done) + "/" +
+              std::to_string(total));
+    }
+
+    void blue_green_step(int iterations, const Routes& routes) {
+        if (status_.iterations < iterations) {
+            if (!kubernetes_ && analysis_.mirror && !routes.mirrored) {
+                set_routes(100, 0, true);
+            }
+            status_.iterations += 1;
+            iteration_event(status_.iterations, iterations);
+            return;
+        }
+        if (!promotion_confirmed()) {
+            return;
+        }
+        if (status_.iterations == iterations) {
+            event(analysis_.mirror && !kubernetes_
+                      ? "Stop traffic mirroring and route all traffic to canary"
+                      : "Routing all traffic to canary");
+            set_routes(0, 100, false);
+            status_.iterations += 1;
+            return;
+        }
+        promote();
+    }
+
+    void ab_step(int iterations) {
+        if (status_.iterations < iterations) {
+            set_routes(0, 100, false);
+            status_.iterations += 1;
+            iteration_event(status_.iterations, iterations);
+            return;
+        }
+        if (!promotion_confirmed()) {
+            return;
+        }
+        promote();
+    }
+
+    int max_weight() const {
+        if (!analysis_.step_weights.empty()) {
+            return std::min(100, analysis_.step_weights.back());
+        }
+        return analysis_.max_weight;
+    }
+
+    int next_step_weight(int canary_weight) const {
+        const auto& steps = analysis_.step_weights;
+        if (analysis_.step_weight > 0 || steps.empty()) {
+            return analysis_.step_weight;
+        }
+        const int max_step = 100 - canary_weight;
+        if (max_step == 0) {
+            return 1;
+        }
+        if (canary_weight == 0) {
+            return std::min(max_step, steps.front());
+        }
+        for (std::size_t i = 0; i + 1 < steps.size(); ++i) {
+            if (steps[i] == canary_weight) {
+                return std::min(max_step, steps[i + 1] - canary_weight);
+            }
+        }
+        return max_step;
+    }
+
+    void canary_step(const Routes& routes) {
+        const int next = next_step_weight(routes.canary);
+        if (next <= 0) {
+            return;
+        }
+        if (!routes.mirrored && !is_one_of(status_.phase, {kWaitingPromotion, kPromoting})) {
+            const HookRun* run = hooks(HookType::kConfirmTrafficIncrease, kProgressing);
+            if (run == nullptr) {
+                return;
+            }
+            if (const HookCall* denied = first_failure(*run)) {
+                warn("Halt " + canary_id() + " advancement waiting for traffic increase approval " +
+                     denied->name);
+                if (!muted(denied->name)) {
+                    alert(Severity::kWarn, "Canary traffic increase is waiting for approval.");
+                }
+                return;
+            }
+            for (const auto& call : *run) {
+                event("Confirm-traffic-increase check " + call.name + " passed");
+            }
+        }
+        if (routes.canary < max_weight()) {
+            int primary = 0;
+            int canary = 0;
+            bool mirrored = false;
+            if (analysis_.mirror && routes.canary == 0) {
+                if (!routes.mirrored) {
+                    primary = 100;
+                    mirrored = true;
+                } else {
+                    primary = 100 - next;
+                    canary = next;
+                }
+            } else {
+                primary = std::max(0, routes.primary - next);
+                canary = std::min(100, routes.canary + next);
+            }
+            set_routes(primary, canary, mirrored);
+            status_.canary_weight = canary;
+            event("Advance " + canary_id() + " canary weight " + std::to_string(canary));
+            return;
+        }
+        if (!promotion_confirmed()) {
+            return;
+        }
+        promote();
+    }
+
+    const Canary& c_;
+    const Observations& obs_;
+    const Settings& settings_;
+    std::string now_;
+    CanaryStatus status_;
+    CanaryAnalysis analysis_;
+    bool skip_;
+    bool kubernetes_ = false;
+    std::string kind_;
+    Decision decision_;
+};
+
+struct ConditionText {
+    std::string_view status;
+    std::string message;
+};
+
+ConditionText condition_text(std::string_view phase, std::string_view kind) {
+    const std::string k(kind);
+    if (phase == kInitialized) {
+        return {"True", k + " initialization completed."};
+    }
+    if (phase == kWaiting || phase == kWaitingPromotion) {
+        return {"Unknown", "Waiting for approval."};
+    }
+    if (phase == kProgressing) {
+        return {"Unknown", "New revision detected, progressing canary analysis."};
+    }
+    if (phase == kPromoting) {
+        return {"Unknown", "Canary analysis completed, starting primary rolling update."};
+    }
+    if (phase == kFinalising) {
+        return {"Unknown", "Canary analysis completed, routing all traffic to primary."};
+    }
+    if (phase == kSucceeded) {
+        return {"True", "Canary analysis completed successfully, promotion finished."};
+    }
+    if (phase == kFailed) {
+        return {"False", "Canary analysis failed, " + k + " scaled to zero."};
+    }
+    return {"Unknown", "New " + k + " detected, starting initialization."};
+}
+
+}  // namespace
+
+std::string_view to_string(HookType type) {
+    switch (type) {
+        case HookType::kConfirmRollout:
+            return "confirm-rollout";
+        case HookType::kPreRollout:
+            return "pre-rollout";
+        case HookType::kRollout:
+            return "rollout";
+        case HookType::kConfirmTrafficIncrease:
+            return "confirm-traffic-increase";
+        case HookType::kConfirmPromotion:
+            return "confirm-promotion";
+        case HookType::kPostRollout:
+            return "post-rollout";
+        case HookType::kRollback:
+            return "rollback";
+        case HookType::kEvent:
+            return "event";
+    }
+    return "rollout";
+}
+
+std::optional<HookType> hook_type(std::string_view type) {
+    if (type.empty()) {
+        return HookType::kRollout;
+    }
+    for (HookType t : {HookType::kConfirmRollout, HookType::kPreRollout, HookType::kRollout,
+                       HookType::kConfirmTrafficIncrease, HookType::kConfirmPromotion,
+                       HookType::kPostRollout, HookType::kRollback, HookType::kEvent}) {
+        if (to_string(t) == type) {
+            return t;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string_view strategy(const api::CanarySpec& spec) {
+    if (!spec.analysis) {
+        return "canary";
+    }
+    const auto& a = *spec.analysis;
+    if (a.iterations > 0 && a.match.is_array() && !a.match.empty()) {
+        return "ab-testing";
+    }
+    if (a.iterations > 0) {
+        return "blue-green";
+    }
+    return "canary";
+}
+
+Result<void> validate(const api::CanarySpec& spec) {
+    if (spec.target_ref.kind != "Deployment" && spec.target_ref.kind != "DaemonSet") {
+        return fail(ErrorKind::kInvalid,
+                    "spec.targetRef.kind: \"" + spec.target_ref.kind +
+                        "\" is not supported; Serin releases Deployment and DaemonSet targets");
+    }
+    if (spec.target_ref.api_version != "apps/v1") {
+        return fail(ErrorKind::kInvalid, "spec.targetRef.apiVersion: \"" +
+                                             spec.target_ref.api_version +
+                                             "\" is not supported; use apps/v1");
+    }
+    if (spec.service.port <= 0 || spec.service.port > 65535) {
+        return fail(ErrorKind::kInvalid,
+                    "spec.service.port: " + std::to_string(spec.service.port) +
+                        " is not a port number (1-65535)");
+    }
+    if (!spec.analysis) {
+        return Result<void>{};
+    }
+    const auto& a = *spec.analysis;
+    if (a.max_weight > 100) {
+        return fail(ErrorKind::kInvalid, "spec.analysis.maxWeight: " +
+                                             std::to_string(a.max_weight) +
+                                             " is above 100");
+    }
+    if (a.step_weight > 100) {
+        return fail(ErrorKind::kInvalid, "spec.analysis.stepWeight: " +
+                                             std::to_string(a.step_weight) + " is above 100");
+    }
+    if (a.step_weight_promotion > 100) {
+        return fail(ErrorKind::kInvalid, "spec.analysis.stepWeightPromotion: " +
+                                             std::to_string(a.step_weight_promotion) +
+                                             " is above 100");
+    }
+    for (std::size_t i = 1; i < a.step_weights.size(); ++i) {
+        if (a.step_weights[i] <= a.step_weights[i - 1]) {
+            return fail(ErrorKind::kInvalid,
+                        fmt::format("spec.analysis.stepWeights[{}]: {} is not above the step "
+                                    "before it ({}); weights must increase",
+                                    i, a.step_weights[i], a.step_weights[i - 1]));
+        }
+    }
+    if (a.session_affinity && !a.session_affinity->primary_cookie_name.empty() &&
+        a.session_affinity->cookie_name == a.session_affinity->primary_cookie_name) {
+        return fail(ErrorKind::kInvalid,
+                    "spec.analysis.sessionAffinity.primaryCookieName: \"" +
+                        a.session_affinity->primary_cookie_name +
+                        "\" must differ from cookieName");
+    }
+    for (std::size_t i = 0; i < a.metrics.size(); ++i) {
+        const auto& m = a.metrics[i];
+        const bool builtin = m.name == "request-success-rate" || m.name == "request-duration";
+        if (!builtin && !m.template_ref && m.query.empty()) {
+            return fail(ErrorKind::kInvalid,
+                        fmt::format("spec.analysis.metrics[{}]: \"{}\" is not a builtin metric "
+                                    "and has neither templateRef nor query",
+                                    i, m.name));
+        }
+    }
+    return Result<void>{};
+}
+
+Decision advance(const api::Canary& canary, const Observations& observations,
+                 const Settings& settings, SystemTime now) {
+    return Tick(canary, observations, settings, now).run();
+}
+
+void set_promoted_condition(std::vector<api::Condition>& conditions, std::string_view phase,
+                            std::string_view kind, std::string_view now) {
+    const ConditionText text = condition_text(phase, kind);
+    const std::string reason = phase.empty() ? std::string(kInitializing) : std::string(phase);
+    auto it = std::find_if(conditions.begin(), conditions.end(),
+                           [](const api::Condition& c) { return c.type == "Promoted"; });
+    if (it == conditions.end()) {
+        conditions.push_back(api::Condition{"Promoted", std::string(text.status), std::string(now),
+                                            std::string(now), reason, text.message});
+        return;
+    }
+    if (it->status == text.status && it->reason == reason) {
+        return;
+    }
+    if (it->status != text.status) {
+        it->last_transition_time = std::string(now);
+    }
+    it->status = std::string(text.status);
+    it->reason = reason;
+    it->message = text.message;
+    it->last_update_time = std::string(now);
+}
+
+std::string format_time(SystemTime t) {
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char buffer[32];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return buffer;
+}
+
+}  // namespace serin::analysis

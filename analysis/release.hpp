@@ -1,0 +1,189 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "controller/core/clock.hpp"
+#include "crds/api/canary.hpp"
+
+/// The release state machine as a pure function (flagger-spec §2.3-§2.12).
+///
+/// The reconciler gathers what it knows about a canary into Observations, calls advance(), and
+/// carries out the Decision: the actions in order, then the status write when the status changed.
+/// advance() does no I/O. When it needs the answer of webhooks or metric checks it has not been
+/// given, it stops and asks for them (Decision::need_hooks / need_metrics); the reconciler runs
+/// them, adds the results to the Observations and calls advance() again. Because advance() is
+/// deterministic, the second call retraces the first and goes further.
+namespace serin::analysis {
+
+using api::StringMap;
+
+// ---- webhooks ------------------------------------------------------------------------------
+
+enum class HookType {
+    kConfirmRollout,
+    kPreRollout,
+    kRollout,
+    kConfirmTrafficIncrease,
+    kConfirmPromotion,
+    kPostRollout,
+    kRollback,
+    kEvent,
+};
+
+/// Flagger's spelling: "confirm-rollout", ...
+std::string_view to_string(HookType type);
+/// The type of a webhook spec entry; an empty type is `rollout`. nullopt for unknown strings.
+std::optional<HookType> hook_type(std::string_view type);
+
+/// The answer of one webhook.
+struct HookCall {
+    std::string name;
+    bool ok = false;    ///< 200-202; for rollback hooks: "roll back now"
+    std::string error;  ///< why it was not ok
+};
+
+/// The answers of the hooks of one type, in spec order. Gating types stop at the first hook that
+/// is not ok; rollback hooks stop at the first that is.
+using HookRun = std::vector<HookCall>;
+
+/// Which hooks to run before advance() can go on, and the phase their payload carries.
+struct HookRequest {
+    HookType type = HookType::kConfirmRollout;
+    std::string phase;
+};
+
+// ---- metric checks -------------------------------------------------------------------------
+
+/// A check is pass, fail, or could not be judged (no data, or the query failed).
+enum class Verdict { kPass, kFail, kNoData, kError };
+
+struct MetricResult {
+    std::string name;
+    Verdict verdict = Verdict::kError;
+    std::optional<double> value;
+    /// For a fail, no-data or error: the Warning event's text (Flagger's wording).
+    std::string message;
+};
+
+// ---- what the reconciler saw -----------------------------------------------------------------
+
+/// Whether a workload has finished rolling out. `retriable == false` means it never will
+/// (its progress deadline passed).
+struct Readiness {
+    bool ready = false;
+    bool retriable = true;
+    std::string message;  ///< why it is not ready
+};
+
+/// Traffic split as the router reports it (flagger-spec §4: weights total 100).
+struct Routes {
+    int primary = 100;
+    int canary = 0;
+    bool mirrored = false;
+    bool operator==(const Routes&) const = default;
+};
+
+struct Observations {
+    /// Hash of the target's pod template now (flagger-spec §2.2).
+    std::string revision;
+    /// Checksums of the ConfigMaps and Secrets the target uses now ("configmap/<name>" -> hash);
+    /// nullopt when config tracking is off or the target uses none.
+    std::optional<StringMap> configs;
+    Readiness primary;
+    Readiness canary;
+    /// The router's weights; nullopt when they could not be read (routes_error says why).
+    std::optional<Routes> routes;
+    std::string routes_error;
+    /// Hooks already run in this reconcile, by type.
+    std::map<HookType, HookRun> hooks;
+    /// Metric checks already run in this reconcile, in spec order.
+    std::optional<std::vector<MetricResult>> metrics;
+    /// Whether an analysis interval has passed since the last paced step. Detection of a new
+    /// revision, initialization, promotion once the primary is ready and rollbacks on a dead
+    /// workload happen whenever the reconciler runs; analysis steps only when a tick is due.
+    bool tick_due = true;
+};
+
+/// Controller-wide settings that shape a decision.
+struct Settings {
+    /// spec.provider, else the -mesh-provider flag.
+    std::string provider = "kubernetes";
+};
+
+// ---- what to do ----------------------------------------------------------------------------
+
+enum class Severity { kInfo, kWarn, kError };
+
+struct SetRoutes {
+    Routes routes;
+};
+/// Scales the target up for analysis (flagger-spec §3.4).
+struct ScaleUp {};
+/// Scales the target to zero.
+struct ScaleToZero {};
+/// Copies the target's template and configs to the primary (§3.7).
+struct Promote {};
+/// A Kubernetes Event about the canary, also sent to its `event` webhooks.
+struct RecordEvent {
+    bool warning = false;
+    std::string message;
+    std::string phase;  ///< the phase the event webhook payload carries
+};
+/// A notification to the canary's alert providers (or the global notifier).
+struct Alert {
+    Severity severity = Severity::kInfo;
+    std::string message;
+    bool with_metadata = false;  ///< add Target, threshold, deadline and routing fields
+};
+/// Fire-and-report hooks (post-rollout): their failures are only reported.
+struct RunHooks {
+    HookType type = HookType::kPostRollout;
+    std::string phase;
+};
+
+using Action = std::variant<SetRoutes, ScaleUp, ScaleToZero, Promote, RecordEvent, Alert, RunHooks>;
+
+struct Decision {
+    api::CanaryStatus status;
+    /// In order: routing and workload changes first as the algorithm makes them, events where they
+    /// happen. The reconciler performs the non-event actions, then writes the status, then sends
+    /// events, alerts and fire-and-report hooks.
+    std::vector<Action> actions;
+    /// Set when advance() stopped to ask for hook answers; nothing else in the Decision counts.
+    std::optional<HookRequest> need_hooks;
+    /// Set when advance() stopped to ask for the metric checks.
+    bool need_metrics = false;
+    /// True when this reconcile used up the analysis tick: the next paced step waits an interval.
+    bool consumed_tick = false;
+    /// True when the canary is mid-release or waiting for something, so it needs ticks.
+    bool active = false;
+
+    bool needs_input() const { return need_hooks.has_value() || need_metrics; }
+};
+
+/// The deployment strategy (metrics label and control flow): "canary", "blue-green" or
+/// "ab-testing".
+std::string_view strategy(const api::CanarySpec& spec);
+
+/// Checks of the spec that need nothing but the spec (flagger-spec §2.14 and impossible weights).
+/// Errors: kInvalid naming the field and the value.
+Result<void> validate(const api::CanarySpec& spec);
+
+/// One step of the release of `canary` given what was observed at `now`.
+Decision advance(const api::Canary& canary, const Observations& observations,
+                 const Settings& settings, SystemTime now);
+
+/// The Promoted condition for `phase` (flagger-spec §2.12), merged into `conditions`: replaced
+/// only when status or reason change; lastTransitionTime kept when only the reason changes.
+void set_promoted_condition(std::vector<api::Condition>& conditions, std::string_view phase,
+                            std::string_view kind, std::string_view now);
+
+/// RFC 3339 in UTC to the second, as Kubernetes' metav1.Time: "2026-12-02T01:44:25Z".
+std::string format_time(SystemTime t);
+
+}  // namespace serin::analysis

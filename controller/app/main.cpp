@@ -1,0 +1,320 @@
+// serin: the canary controller. The composition root: flags, configuration and wiring only.
+//
+// Flags follow Flagger's (flagger-spec §9) and are accepted with one dash or two
+// ("-mesh-provider=kubernetes" or "--mesh-provider kubernetes").
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "controller/canary/controller.hpp"
+#include "controller/canary/metric_checker.hpp"
+#include "controller/canary/webhook.hpp"
+#include "controller/core/log.hpp"
+#include "controller/http/http_client.hpp"
+#include "controller/kube/config.hpp"
+#include "controller/kube/event_recorder.hpp"
+#include "controller/kube/leader_election.hpp"
+#include "controller/kube/rest_client.hpp"
+#include "meshes/router.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+constexpr const char* kVersion = "0.1.0";
+
+struct Flags {
+    std::string kubeconfig;
+    std::string master;
+    double qps = 100;
+    int burst = 250;
+    std::string metrics_server = "http://prometheus:9090";
+    std::string control_loop_interval = "10s";
+    std::string log_level = "info";
+    std::string log_format = "console";
+    int port = 8080;
+    std::string mesh_provider = "istio";
+    std::string ns;
+    std::string selector_labels = "app,name,app.kubernetes.io/name";
+    std::string include_label_prefix;
+    int threadiness = 2;
+    bool leader_election = false;
+    std::string leader_election_namespace = "kube-system";
+    std::string leader_election_id = "serin-leader-election";
+    std::string lease_duration = "15s";
+    std::string renew_deadline = "10s";
+    std::string retry_period = "2s";
+    bool config_tracking = true;
+    std::string event_webhook;
+    std::string cluster_name;
+    bool no_cross_namespace_refs = false;
+    std::string slack_url, slack_token, slack_proxy_url, slack_user = "flagger", slack_channel;
+    std::string msteams_url, msteams_proxy_url;
+    bool version = false;
+};
+
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t comma = text.find(',', start);
+        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
+                                                                        : comma - start);
+        if (!item.empty()) {
+            out.push_back(std::move(item));
+        }
+        if (comma == std::string::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    return out;
+}
+
+/// Go's flag package takes "-name" and "--name" alike; CLI11 wants "--name" for long options.
+std::vector<std::string> go_style_args(int argc, char** argv) {
+    std::vector<std::string> args;
+    for (int i = argc - 1; i >= 1; --i) {  // CLI11 takes the arguments in reverse order
+        std::string arg = argv[i];
+        if (arg.size() > 2 && arg[0] == '-' && arg[1] != '-') {
+            arg.insert(0, "-");
+        }
+        args.push_back(std::move(arg));
+    }
+    return args;
+}
+
+std::chrono::milliseconds duration_flag(const std::string& name, const std::string& text) {
+    auto parsed = serin::api::parse_duration(text);
+    if (!parsed) {
+        throw CLI::ValidationError("--" + name, "\"" + text + "\" is not a duration like 15s");
+    }
+    return *parsed;
+}
+
+std::string identity() {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::random_device rd;
+    return std::string(host) + "_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Flags f;
+    CLI::App app{
+        "serin: progressive delivery for Kubernetes, compatible with Flagger's Canary API.\n"
+        "Flags may be given with one dash (Flagger's style) or two."};
+    app.add_option("--kubeconfig", f.kubeconfig,
+                   "Path to a kubeconfig; default: $KUBECONFIG, in-cluster, ~/.kube/config");
+    app.add_option("--master", f.master, "Accepted for compatibility; the kubeconfig's server is used");
+    app.add_option("--kubeconfig-qps", f.qps, "API writes per second (token bucket)");
+    app.add_option("--kubeconfig-burst", f.burst, "API write burst");
+    app.add_option("--metrics-server", f.metrics_server,
+                   "Default Prometheus URL for builtin metrics (analysis on metrics is not built yet)");
+    app.add_option("--control-loop-interval", f.control_loop_interval,
+                   "Accepted for compatibility: Serin is event-driven and ticks each canary at its "
+                   "analysis interval");
+    app.add_option("--log-level", f.log_level, "debug, info, warning or error")
+        ->check(CLI::IsMember({"debug", "info", "warning", "warn", "error"}));
+    app.add_option("--zap-encoding,--log-format", f.log_format, "json or console")
+        ->check(CLI::IsMember({"json", "console"}));
+    app.add_option("--port", f.port, "HTTP port for /metrics and /healthz (not served yet)");
+    app.add_option("--mesh-provider", f.mesh_provider,
+                   "Default routing provider when a Canary has no spec.provider");
+    app.add_option("--namespace", f.ns, "Watch only this namespace (default: all)");
+    app.add_option("--selector-labels", f.selector_labels,
+                   "Candidate pod selector label keys, comma-separated, first match wins");
+    app.add_option("--include-label-prefix", f.include_label_prefix,
+                   "Label/annotation key prefixes copied to primary objects (comma list; * = all)");
+    app.add_option("--threadiness", f.threadiness, "Canaries reconciled concurrently")
+        ->check(CLI::Range(1, 64));
+    app.add_flag("--enable-leader-election", f.leader_election,
+                 "Run only while holding a coordination.k8s.io/v1 Lease");
+    app.add_option("--leader-election-namespace", f.leader_election_namespace,
+                   "Namespace of the Lease (default kube-system, or --namespace when set)");
+    app.add_option("--leader-election-id", f.leader_election_id, "Name of the Lease");
+    app.add_option("--leader-election-lease-duration", f.lease_duration,
+                   "How long a lease is valid without renewal");
+    app.add_option("--leader-election-renew-deadline", f.renew_deadline,
+                   "The leader steps down when it could not renew for this long");
+    app.add_option("--leader-election-retry-period", f.retry_period,
+                   "Pause between attempts to acquire or renew");
+    app.add_option("--enable-config-tracking", f.config_tracking,
+                   "Track the ConfigMaps and Secrets of targets and copy them to -primary")
+        ->default_str("true");
+    app.add_option("--event-webhook", f.event_webhook,
+                   "URL that receives every canary event (env EVENT_WEBHOOK_URL overrides)");
+    app.add_option("--cluster-name", f.cluster_name, "Cluster name shown in alerts");
+    app.add_flag("--no-cross-namespace-refs", f.no_cross_namespace_refs,
+                 "Reject references to objects in other namespaces");
+    app.add_option("--slack-url", f.slack_url, "Global Slack webhook (notifications are not built yet)");
+    app.add_option("--slack-token", f.slack_token, "Slack token");
+    app.add_option("--slack-proxy-url", f.slack_proxy_url, "Proxy for Slack");
+    app.add_option("--slack-user", f.slack_user, "Slack user name");
+    app.add_option("--slack-channel", f.slack_channel, "Slack channel");
+    app.add_option("--msteams-url", f.msteams_url, "Global MS Teams webhook");
+    app.add_option("--msteams-proxy-url", f.msteams_proxy_url, "Proxy for MS Teams");
+    app.add_flag("--version", f.version, "Print the version and exit");
+
+    std::chrono::milliseconds lease_duration{}, renew_deadline{}, retry_period{};
+    try {
+        app.parse(go_style_args(argc, argv));
+        lease_duration = duration_flag("leader-election-lease-duration", f.lease_duration);
+        renew_deadline = duration_flag("leader-election-renew-deadline", f.renew_deadline);
+        retry_period = duration_flag("leader-election-retry-period", f.retry_period);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    if (f.version) {
+        std::cout << "serin " << kVersion << "\n";
+        return 0;
+    }
+    if (const char* env = std::getenv("EVENT_WEBHOOK_URL"); env != nullptr && *env != '\0') {
+        f.event_webhook = env;
+    }
+    serin::configure_logging(f.log_level == "warning" ? "warn" : f.log_level,
+                             f.log_format == "json" ? serin::LogFormat::kJson
+                                                    : serin::LogFormat::kText);
+    if (!f.slack_url.empty() || !f.msteams_url.empty() || std::getenv("SLACK_URL") != nullptr) {
+        spdlog::warn("notifications are not built yet: Slack/Teams flags are accepted and ignored");
+    }
+
+    auto config = serin::kube::load_default_config(f.kubeconfig);
+    if (!config) {
+        spdlog::error("kubernetes configuration: {}", config.error().describe());
+        return 1;
+    }
+    asio::io_context io;
+    serin::SystemClock clock;
+    serin::kube::RestClientOptions rest_options;
+    rest_options.write_qps = f.qps;
+    rest_options.write_burst = f.burst;
+    auto client = serin::kube::make_rest_client(io.get_executor(), *config, clock, rest_options);
+    if (!client) {
+        spdlog::error("kubernetes client: {}", client.error().describe());
+        return 1;
+    }
+    serin::http::ClientOptions verified_options;
+    serin::http::ClientOptions insecure_options;
+    insecure_options.tls.insecure_skip_verify = true;
+    auto verified = serin::http::make_beast_client(io.get_executor(), verified_options);
+    auto insecure = serin::http::make_beast_client(io.get_executor(), insecure_options);
+    if (!verified || !insecure) {
+        spdlog::error("webhook HTTP client: {}",
+                      (!verified ? verified.error() : insecure.error()).describe());
+        return 1;
+    }
+    serin::canary::WebhookClient webhooks(**verified, **insecure, clock);
+    serin::kube::EventRecorderOptions recorder_options;
+    recorder_options.host = identity();
+    serin::kube::EventRecorder recorder(**client, clock, recorder_options);
+    serin::canary::UnavailableMetricChecker metrics;
+
+    serin::canary::ControllerOptions options;
+    options.ns = f.ns;
+    options.workers = f.threadiness;
+    options.register_routers = serin::meshes::register_builtin_routers;
+    options.reconciler.mesh_provider = f.mesh_provider;
+    options.reconciler.selector_labels = split_list(f.selector_labels);
+    options.reconciler.include_label_prefixes = split_list(f.include_label_prefix);
+    options.reconciler.config_tracking = f.config_tracking;
+    options.reconciler.event_webhook = f.event_webhook;
+
+    int exit_code = 0;
+    asio::cancellation_signal stop;
+    // A capturing coroutine lambda is safe here only because it lives until io.run() returns.
+    auto main_task = [&]() -> asio::awaitable<void> {
+        // Fail fast when the CRDs are not installed or the server cannot be reached.
+        serin::kube::ListOptions probe;
+        probe.limit = 1;
+        auto listed = co_await (*client)->list(serin::kube::types::canaries(), f.ns, probe);
+        if (!listed) {
+            spdlog::error("cannot list canaries.flagger.app: {}", listed.error().describe());
+            exit_code = 1;
+            co_return;
+        }
+        // autoscaling/v2 where the server has it (1.23+), else v2beta2.
+        if (auto v2 = co_await (*client)->get_raw("/apis/autoscaling/v2"); v2) {
+            auto type = serin::kube::types::horizontal_pod_autoscalers();
+            type.version = "v2";
+            options.reconciler.hpa_type = type;
+        }
+        serin::canary::Controller controller(
+            serin::canary::ControllerDeps{io.get_executor(), **client, clock, recorder, webhooks,
+                                          metrics},
+            options);
+        if (!f.leader_election) {
+            co_await controller.run();
+            co_return;
+        }
+        serin::kube::LeaderElectionOptions le;
+        le.lease_namespace = f.ns.empty() ? f.leader_election_namespace : f.ns;
+        le.lease_name = f.leader_election_id;
+        le.identity = recorder_options.host;
+        le.lease_duration = lease_duration;
+        le.renew_deadline = renew_deadline;
+        le.retry_period = retry_period;
+        asio::cancellation_signal lost;
+        bool leading = false;
+        serin::kube::LeaderCallbacks callbacks;
+        callbacks.on_started_leading = [&] {
+            spdlog::info("leading as {}", le.identity);
+            leading = true;
+            asio::co_spawn(io, controller.run(),
+                           asio::bind_cancellation_slot(lost.slot(), [](std::exception_ptr) {}));
+        };
+        callbacks.on_stopped_leading = [&] {
+            // Losing the lease stops all work at once.
+            lost.emit(asio::cancellation_type::all);
+        };
+        serin::kube::LeaderElector elector(**client, clock, le, callbacks);
+        co_await elector.run();
+        auto state = co_await asio::this_coro::cancellation_state;
+        if (state.cancelled() != asio::cancellation_type::none) {
+            auto released = co_await elector.release();
+            if (!released) {
+                spdlog::warn("lease not released: {}", released.error().describe());
+            }
+        } else if (leading) {
+            spdlog::error("lost the leader election lease; exiting");
+            exit_code = 1;
+        }
+    };
+
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+        if (!ec) {
+            spdlog::info("signal {}: stopping", signal);
+            stop.emit(asio::cancellation_type::all);
+        }
+    });
+    asio::co_spawn(io, main_task(),
+                   asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
+                       if (e) {
+                           try {
+                               std::rethrow_exception(e);
+                           } catch (const std::exception& ex) {
+                               spdlog::error("stopped by an exception: {}", ex.what());
+                           }
+                           exit_code = 1;
+                       }
+                       signals.cancel();
+                       io.stop();
+                   }));
+    io.run();
+    spdlog::info("serin stopped");
+    return exit_code;
+}

@@ -1,0 +1,241 @@
+#include "controller/canary/controller.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+
+namespace serin::canary {
+
+namespace asio = boost::asio;
+using kube::Json;
+using kube::ObjectPtr;
+namespace types = kube::types;
+
+namespace {
+
+const Json* member(const Json& object, std::string_view key) {
+    if (!object.is_object()) {
+        return nullptr;
+    }
+    auto it = object.find(key);
+    return it == object.end() ? nullptr : &*it;
+}
+
+std::string text(const Json* value) {
+    return value != nullptr && value->is_string() ? value->get<std::string>() : std::string();
+}
+
+const Json& metadata(const Json& object) {
+    static const Json kEmpty = Json::object();
+    const Json* meta = member(object, "metadata");
+    return meta != nullptr ? *meta : kEmpty;
+}
+
+/// A Canary change worth a reconcile: not our own status writes, which would only wake it up to
+/// find nothing due.
+bool canary_changed(const Json& before, const Json& after) {
+    const Json& a = metadata(before);
+    const Json& b = metadata(after);
+    for (const char* key : {"generation", "deletionTimestamp", "finalizers", "labels", "annotations"}) {
+        const Json* x = member(a, key);
+        const Json* y = member(b, key);
+        if ((x == nullptr) != (y == nullptr) || (x != nullptr && *x != *y)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string target_index(const std::string& ns, const std::string& kind, const std::string& name) {
+    return ns + "/" + kind + "/" + name;
+}
+
+}  // namespace
+
+Controller::Controller(ControllerDeps deps, ControllerOptions options)
+    : deps_(deps), options_(std::move(options)), store_(deps.clock) {
+    kube::InformerOptions informer_options;
+    informer_options.ns = options_.ns;
+    auto add = [&](const kube::ResourceType& type) -> kube::Informer& {
+        informers_.push_back(
+            std::make_unique<kube::Informer>(deps_.client, deps_.clock, type, informer_options));
+        store_.add(*informers_.back());
+        return *informers_.back();
+    };
+
+    kube::Informer& canaries = add(types::canaries());
+    canaries_ = &canaries;
+    canaries.add_index("target", [](const Json& canary) -> std::vector<std::string> {
+        const Json* spec = member(canary, "spec");
+        const Json* ref = spec != nullptr ? member(*spec, "targetRef") : nullptr;
+        if (ref == nullptr) {
+            return {};
+        }
+        return {target_index(kube::object_namespace(canary), text(member(*ref, "kind")),
+                             text(member(*ref, "name")))};
+    });
+    canaries.add_index("config", [](const Json& canary) -> std::vector<std::string> {
+        std::vector<std::string> out;
+        const Json* status = member(canary, "status");
+        const Json* tracked = status != nullptr ? member(*status, "trackedConfigs") : nullptr;
+        if (tracked != nullptr && tracked->is_object()) {
+            for (const auto& [key, checksum] : tracked->items()) {
+                out.push_back(kube::object_namespace(canary) + "/" + key);
+            }
+        }
+        return out;
+    });
+    canaries.add_index("autoscaler", [](const Json& canary) -> std::vector<std::string> {
+        const Json* spec = member(canary, "spec");
+        const Json* ref = spec != nullptr ? member(*spec, "autoscalerRef") : nullptr;
+        if (ref == nullptr) {
+            return {};
+        }
+        return {kube::object_namespace(canary) + "/" + text(member(*ref, "name"))};
+    });
+    canaries.add_handlers(kube::EventHandlers{
+        [this](const ObjectPtr& object) { enqueue_canary(*object); },
+        [this](const ObjectPtr& before, const ObjectPtr& after) {
+            if (canary_changed(*before, *after)) {
+                enqueue_canary(*after);
+            }
+        },
+        [this](const ObjectPtr& object) { enqueue_canary(*object); }});
+
+    for (const auto* type : {&types::deployments(), &types::daemon_sets()}) {
+        const std::string kind = type->kind;
+        watch(add(*type), [this, kind](const Json& workload) {
+            enqueue_indexed("target", target_index(kube::object_namespace(workload), kind,
+                                                   kube::object_name(workload)));
+        });
+    }
+    watch(add(types::services()), nullptr);
+    watch(add(types::config_maps()), [this](const Json& config) {
+        enqueue_indexed("config", kube::object_namespace(config) + "/configmap/" +
+                                      kube::object_name(config));
+    });
+    watch(add(types::secrets()), [this](const Json& config) {
+        enqueue_indexed("config", kube::object_namespace(config) + "/secret/" +
+                                      kube::object_name(config));
+    });
+    watch(add(options_.reconciler.hpa_type), [this](const Json& hpa) {
+        enqueue_indexed("autoscaler", kube::object_namespace(hpa) + "/" + kube::object_name(hpa));
+    });
+
+    kube::WorkQueueOptions queue_options;
+    queue_options.max_delay = std::chrono::seconds{30};
+    queue_ = std::make_unique<kube::WorkQueue>(deps_.executor, deps_.clock, queue_options);
+    routers_ = std::make_unique<meshes::RouterRegistry>(meshes::RouterDeps{deps_.client, store_});
+    if (options_.register_routers) {
+        options_.register_routers(*routers_);
+    }
+    reconciler_ = std::make_unique<Reconciler>(
+        ReconcilerDeps{deps_.executor, deps_.client, store_, deps_.clock, deps_.recorder,
+                       deps_.webhooks, *routers_, deps_.metrics},
+        options_.reconciler);
+}
+
+Controller::~Controller() {
+    for (auto& informer : informers_) {
+        informer->stop();
+    }
+}
+
+void Controller::watch(kube::Informer& informer,
+                       std::function<void(const Json&)> enqueue_for) {
+    auto on_change = [this, enqueue_for](const Json& object) {
+        enqueue_owners(object);
+        if (enqueue_for) {
+            enqueue_for(object);
+        }
+    };
+    informer.add_handlers(kube::EventHandlers{
+        [on_change](const ObjectPtr& object) { on_change(*object); },
+        [on_change](const ObjectPtr& /*before*/, const ObjectPtr& after) { on_change(*after); },
+        [on_change](const ObjectPtr& object) { on_change(*object); }});
+}
+
+void Controller::enqueue_canary(const Json& canary) { queue_->add(kube::object_key(canary)); }
+
+void Controller::enqueue_owners(const Json& object) {
+    const Json* owners = member(metadata(object), "ownerReferences");
+    if (owners == nullptr || !owners->is_array()) {
+        return;
+    }
+    for (const Json& owner : *owners) {
+        if (text(member(owner, "kind")) == "Canary" &&
+            text(member(owner, "apiVersion")).rfind("flagger.app/", 0) == 0) {
+            queue_->add(kube::object_namespace(object) + "/" + text(member(owner, "name")));
+        }
+    }
+}
+
+void Controller::enqueue_indexed(const std::string& index, const std::string& value) {
+    for (const ObjectPtr& canary : canaries_->by_index(index, value)) {
+        enqueue_canary(*canary);
+    }
+}
+
+bool Controller::synced() const { return store_.synced(); }
+
+asio::awaitable<void> Controller::worker() {
+    while (auto key = co_await queue_->get()) {
+        ++reconciles_;
+        Result<ReconcileResult> result = ReconcileResult{};
+        try {
+            result = co_await reconciler_->reconcile(*key);
+        } catch (const std::exception& e) {
+            // A bug must not take every other canary down with it.
+            spdlog::error("canary {}: reconcile threw: {}", *key, e.what());
+            result = fail(ErrorKind::kInternal, e.what());
+        }
+        if (!result) {
+            spdlog::warn("canary {}: {}; retrying", *key, result.error().describe());
+            queue_->add_rate_limited(*key);
+        } else {
+            queue_->forget(*key);
+            if (result->requeue_after) {
+                queue_->add_after(*key, *result->requeue_after);
+            }
+        }
+        queue_->done(*key);
+    }
+}
+
+namespace {
+
+asio::awaitable<void> run_workers(int n, std::function<asio::awaitable<void>()> worker) {
+    using namespace asio::experimental::awaitable_operators;
+    if (n <= 1) {
+        co_await worker();
+        co_return;
+    }
+    co_await (worker() && run_workers(n - 1, worker));
+}
+
+}  // namespace
+
+asio::awaitable<void> Controller::run() {
+    for (auto& informer : informers_) {
+        informer->start(deps_.executor);
+    }
+    const auto started = deps_.clock.steady_now();
+    while (!store_.synced()) {
+        if (!co_await deps_.clock.sleep_for(std::chrono::milliseconds{20})) {
+            co_return;  // cancelled
+        }
+    }
+    spdlog::info("informers synced in {} ms; {} canaries",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(deps_.clock.steady_now() -
+                                                                       started)
+                     .count(),
+                 canaries_->size());
+    co_await run_workers(std::max(1, options_.workers), [this] { return worker(); });
+    queue_->shut_down();
+    for (auto& informer : informers_) {
+        informer->stop();
+    }
+}
+
+}  // namespace serin::canary

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "controller/canary/reconciler.hpp"
+#include "controller/kube/informer.hpp"
+#include "controller/kube/object_store.hpp"
+#include "controller/kube/work_queue.hpp"
+
+namespace serin::canary {
+
+struct ControllerOptions {
+    std::string ns;   ///< -namespace: "" watches every namespace
+    int workers = 2;  ///< -threadiness: canaries reconciled at once (coroutines on one thread)
+    ReconcilerOptions reconciler;
+    /// Adds the routers of this build to the registry (main passes register_builtin_routers).
+    std::function<void(meshes::RouterRegistry&)> register_routers;
+};
+
+struct ControllerDeps {
+    boost::asio::any_io_executor executor;
+    kube::KubeClient& client;
+    Clock& clock;
+    kube::EventRecorder& recorder;
+    WebhookClient& webhooks;
+    MetricChecker& metrics;
+};
+
+/// The canary controller: informers for Canaries and everything they touch, one work queue
+/// keyed by canary, and workers that run the Reconciler.
+///
+/// Watch events enqueue the canaries they concern at once: a Canary's spec or metadata change;
+/// a change of its target Deployment/DaemonSet (found by an index on spec.targetRef); of an
+/// object it owns (primary workload, Services, config copies, primary HPA: found by owner
+/// reference); of a ConfigMap or Secret it tracks (index on status.trackedConfigs); of its HPA.
+/// Analysis ticks are delayed re-queues. Nothing polls the API server.
+///
+/// Thread safety: one io_context thread. run() until cancelled; the controller must outlive it.
+class Controller {
+public:
+    Controller(ControllerDeps deps, ControllerOptions options);
+    ~Controller();
+    Controller(const Controller&) = delete;
+    Controller& operator=(const Controller&) = delete;
+
+    /// Starts the informers, waits until they have synced, then reconciles until cancelled.
+    boost::asio::awaitable<void> run();
+    /// Whether every informer has synced (for /readyz).
+    bool synced() const;
+
+    std::uint64_t reconciles() const { return reconciles_; }
+
+private:
+    void watch(kube::Informer& informer, std::function<void(const kube::Json&)> enqueue_for);
+    void enqueue_canary(const kube::Json& canary);
+    void enqueue_owners(const kube::Json& object);
+    void enqueue_indexed(const std::string& index, const std::string& value);
+    boost::asio::awaitable<void> worker();
+
+    ControllerDeps deps_;
+    ControllerOptions options_;
+    std::vector<std::unique_ptr<kube::Informer>> informers_;
+    kube::Informer* canaries_ = nullptr;
+    kube::ObjectStore store_;
+    std::unique_ptr<kube::WorkQueue> queue_;
+    std::unique_ptr<meshes::RouterRegistry> routers_;
+    std::unique_ptr<Reconciler> reconciler_;
+    std::uint64_t reconciles_ = 0;
+};
+
+}  // namespace serin::canary

@@ -1,0 +1,37 @@
+#include "meshes/router.hpp"
+
+namespace serin::meshes {
+
+void RouterRegistry::add(std::string provider, RouterFactory factory) {
+    factories_[std::move(provider)] = std::move(factory);
+}
+
+Result<MeshRouter*> RouterRegistry::find(std::string_view provider) {
+    std::string_view name = provider;
+    auto factory = factories_.find(name);
+    if (factory == factories_.end()) {
+        name = provider.substr(0, provider.find(':'));
+        factory = factories_.find(name);
+    }
+    if (factory == factories_.end()) {
+        return fail(ErrorKind::kInvalid, "spec.provider: \"" + std::string(provider) +
+                                             "\" is not supported by this build of Serin "
+                                             "(supported: " +
+                                             supported() + ")");
+    }
+    auto it = routers_.find(name);
+    if (it == routers_.end()) {
+        it = routers_.emplace(std::string(name), factory->second(deps_)).first;
+    }
+    return it->second.get();
+}
+
+std::string RouterRegistry::supported() const {
+    std::string out;
+    for (const auto& [name, factory] : factories_) {
+        out += (out.empty() ? "" : ", ") + name;
+    }
+    return out;
+}
+
+}  // namespace serin::meshes

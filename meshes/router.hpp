@@ -1,0 +1,86 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "analysis/release.hpp"
+#include "controller/core/result.hpp"
+#include "controller/kube/kube_client.hpp"
+#include "controller/kube/object_store.hpp"
+#include "crds/api/canary.hpp"
+
+/// Traffic routers (flagger-spec §4): one per provider, behind one interface.
+namespace serin::meshes {
+
+/// What a router needs to know about the canary it routes for. Passed by value into coroutines.
+struct RouteContext {
+    api::Canary canary;
+    nlohmann::json owner_reference;  ///< to put on the objects a router creates
+    std::string apex;                ///< Service names: S, S-primary, S-canary
+    std::string primary;
+    std::string canary_service;
+    std::string label_key;  ///< the selector label L and its value V (flagger-spec §3.1)
+    std::string label_value;
+
+    const std::string& ns() const { return canary.metadata.ns; }
+};
+
+/// Shifts traffic between the primary and the canary.
+///
+/// Reads come from the ObjectStore (informer caches); writes go through the KubeClient and are
+/// made only when the live object differs from what the router wants.
+/// Errors: kInvalid for a spec the router cannot serve (named field), the KubeClient's errors
+/// otherwise. Thread safety: one io_context thread. Cancellation: as the KubeClient's.
+class MeshRouter {
+public:
+    virtual ~MeshRouter() = default;
+
+    /// Creates or adopts the routing objects (every reconcile), keeping the current weights.
+    virtual boost::asio::awaitable<Result<void>> reconcile(RouteContext context) = 0;
+    /// The weights (and mirroring) the routing objects hold now.
+    virtual boost::asio::awaitable<Result<analysis::Routes>> get_routes(RouteContext context) = 0;
+    virtual boost::asio::awaitable<Result<void>> set_routes(RouteContext context,
+                                                            analysis::Routes routes) = 0;
+    /// Reverts what the router changed, when the canary is deleted with revertOnDeletion.
+    virtual boost::asio::awaitable<Result<void>> finalize(RouteContext context) = 0;
+    /// Whether set_routes moves the apex Service's selector, so the Service reconcile must keep
+    /// it once the canary is initialized.
+    virtual bool owns_apex_selector() const { return false; }
+};
+
+/// What routers are built from.
+struct RouterDeps {
+    kube::KubeClient& client;
+    kube::ObjectStore& store;
+};
+
+using RouterFactory = std::function<std::unique_ptr<MeshRouter>(RouterDeps deps)>;
+
+/// Routers by provider name, built in main (no static registration). A provider is looked up
+/// by its full name ("smi:v1alpha3") and then by its prefix up to the first ':' ("smi"), as
+/// Flagger's SMI provider strings carry a mesh suffix.
+class RouterRegistry {
+public:
+    explicit RouterRegistry(RouterDeps deps) : deps_(deps) {}
+
+    void add(std::string provider, RouterFactory factory);
+    /// The router for `provider`, built on first use. Errors: kInvalid naming spec.provider and
+    /// the providers this build supports.
+    Result<MeshRouter*> find(std::string_view provider);
+    std::string supported() const;
+
+private:
+    RouterDeps deps_;
+    std::map<std::string, RouterFactory, std::less<>> factories_;
+    std::map<std::string, std::unique_ptr<MeshRouter>, std::less<>> routers_;
+};
+
+/// Adds the routers of this build (today: kubernetes).
+void register_builtin_routers(RouterRegistry& registry);
+
+}  // namespace serin::meshes

@@ -1,0 +1,1673 @@
+// Scenario and table tests of the release state machine, serin::analysis::advance
+// (flagger-spec §2.3-§2.12, scenarios of §10). A small simulated world stands in for the
+// reconciler: it answers the hooks and metric checks advance() asks for, applies the routes the
+// decision sets and keeps the status, one reconcile per analysis interval.
+#include "analysis/release.hpp"
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace Catch {
+
+template <>
+struct StringMaker<serin::analysis::Routes> {
+    static std::string convert(const serin::analysis::Routes& r) {
+        return std::to_string(r.primary) + "/" + std::to_string(r.canary) +
+               (r.mirrored ? " mirrored" : "");
+    }
+};
+
+}  // namespace Catch
+
+namespace {
+
+namespace api = serin::api;
+using namespace serin::analysis;
+using serin::SystemTime;
+using namespace std::chrono_literals;
+
+const SystemTime kStart = SystemTime{std::chrono::seconds{1'800'000'000}};
+
+constexpr std::string_view kPrimaryRollingOut =
+    "podinfo-primary.default not ready: waiting for rollout to finish: 0 of 1 (readyThreshold "
+    "100%) updated replicas are available";
+constexpr std::string_view kCanaryRollingOut =
+    "podinfo.default not ready: waiting for rollout to finish: 0 of 1 (readyThreshold 100%) "
+    "updated replicas are available";
+constexpr std::string_view kDeadlineExceeded =
+    "deployment \"podinfo\" exceeded its progress deadline";
+constexpr std::string_view kGateClosed = "403 Forbidden: gate closed";
+
+constexpr std::string_view kInitDone = "Initialization done! podinfo.default";
+constexpr std::string_view kScalingUp = "New revision detected! Scaling up podinfo.default";
+constexpr std::string_view kRestarting =
+    "New revision detected! Restarting analysis for podinfo.default";
+constexpr std::string_view kStarting = "Starting canary analysis for podinfo.default";
+constexpr std::string_view kCopying =
+    "Copying podinfo.default template spec to podinfo-primary.default";
+constexpr std::string_view kCompleted = "Promotion completed! Scaling down podinfo.default";
+constexpr std::string_view kCanaryFailed = "Canary failed! Scaling down podinfo.default";
+constexpr std::string_view kToPrimary = "Routing all traffic to primary";
+constexpr std::string_view kToCanary = "Routing all traffic to canary";
+
+std::string str(std::string_view text) { return std::string(text); }
+
+Routes split(int primary, int canary, bool mirrored = false) {
+    return Routes{primary, canary, mirrored};
+}
+
+std::string minutes_after_start(int n) { return format_time(kStart + std::chrono::minutes{n}); }
+
+// ---- canary specs ----------------------------------------------------------------------------
+
+api::Canary make_canary(std::optional<api::CanaryAnalysis> analysis) {
+    api::Canary c;
+    c.metadata.name = "podinfo";
+    c.metadata.ns = "default";
+    c.spec.target_ref = api::TargetRef{"apps/v1", "Deployment", "podinfo"};
+    c.spec.service.port = 9898;
+    c.spec.analysis = std::move(analysis);
+    return c;
+}
+
+/// The canary (weighted) strategy.
+api::CanaryAnalysis weighted(int step_weight, int max_weight = 100) {
+    api::CanaryAnalysis a;
+    a.interval = "1m";
+    a.threshold = 5;
+    a.step_weight = step_weight;
+    a.max_weight = max_weight;
+    return a;
+}
+
+/// The blue/green strategy (A/B when a match is added).
+api::CanaryAnalysis with_iterations(int iterations) {
+    api::CanaryAnalysis a;
+    a.interval = "1m";
+    a.threshold = 5;
+    a.iterations = iterations;
+    return a;
+}
+
+api::CanaryAnalysis with_step_weights(std::vector<std::int32_t> steps) {
+    api::CanaryAnalysis a = weighted(0);
+    a.step_weights = std::move(steps);
+    return a;
+}
+
+api::CanaryWebhook webhook(std::string name, std::string type, bool mute_alert = false) {
+    api::CanaryWebhook w;
+    w.name = std::move(name);
+    w.type = std::move(type);
+    w.url = "http://flagger-loadtester.test/gate/check";
+    w.mute_alert = mute_alert;
+    return w;
+}
+
+api::CanaryMetric metric(std::string name) {
+    api::CanaryMetric m;
+    m.name = std::move(name);
+    m.threshold_range = api::ThresholdRange{99.0, std::nullopt};
+    return m;
+}
+
+// ---- the simulated world -----------------------------------------------------------------------
+
+template <class... Fs>
+struct Overloaded : Fs... {
+    using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+/// One webhook the world called.
+struct Call {
+    HookType type = HookType::kRollout;
+    std::string name;
+    std::string phase;
+};
+
+/// What one reconcile did: the final decision and its actions by kind.
+struct Reconcile {
+    Decision decision;
+    std::vector<std::string> timeline;  ///< every action as text, in order
+    std::vector<RecordEvent> events;
+    std::vector<Alert> alerts;
+    std::vector<Routes> routes;  ///< SetRoutes, in order
+    std::vector<RunHooks> run_hooks;
+    int scale_up = 0;
+    int scale_to_zero = 0;
+    int promote = 0;
+    std::vector<Call> calls;  ///< hooks run for advance() and post-rollout hooks
+    int metric_runs = 0;
+
+    const api::CanaryStatus& status() const { return decision.status; }
+    std::vector<std::string> messages() const {
+        std::vector<std::string> out;
+        for (const auto& e : events) {
+            out.push_back(e.message);
+        }
+        return out;
+    }
+    std::vector<std::string> warnings() const {
+        std::vector<std::string> out;
+        for (const auto& e : events) {
+            if (e.warning) {
+                out.push_back(e.message);
+            }
+        }
+        return out;
+    }
+    std::vector<std::string> alert_texts() const {
+        std::vector<std::string> out;
+        for (const auto& a : alerts) {
+            out.push_back(a.message);
+        }
+        return out;
+    }
+    int calls_of(HookType type) const {
+        int n = 0;
+        for (const auto& c : calls) {
+            n += c.type == type ? 1 : 0;
+        }
+        return n;
+    }
+};
+
+/// The reconciler's view of one canary: the workloads, the router and scripted hooks and checks.
+struct World {
+    explicit World(api::Canary c, std::string provider = "istio") : canary(std::move(c)) {
+        settings.provider = std::move(provider);
+    }
+
+    api::Canary canary;
+    Settings settings;
+    std::string revision = "rev-1";
+    std::optional<api::StringMap> configs;
+    Readiness primary{true, true, ""};
+    Readiness canary_workload{true, true, ""};
+    Routes routes;
+    bool tick_due = true;
+    /// Hook answers by name; unlisted gating hooks answer ok, unlisted rollback hooks do not.
+    std::map<std::string, bool> answers;
+    /// Metric results; by default every metric of the spec passes.
+    std::optional<std::vector<MetricResult>> metric_answers;
+    SystemTime now = kStart;
+
+    std::vector<Call> calls;       ///< every hook call so far
+    std::vector<std::string> log;  ///< "<phase>: <message>" of every event and post-rollout run
+
+    const std::string& phase() const { return canary.status.phase; }
+    int weight() const { return canary.status.canary_weight; }
+    int calls_of(HookType type) const {
+        int n = 0;
+        for (const auto& c : calls) {
+            n += c.type == type ? 1 : 0;
+        }
+        return n;
+    }
+
+    Reconcile reconcile() {
+        Observations obs;
+        obs.revision = revision;
+        obs.configs = configs;
+        obs.primary = primary;
+        obs.canary = canary_workload;
+        obs.routes = routes;
+        obs.tick_due = tick_due;
+        Reconcile r;
+        for (int round = 0;; ++round) {
+            REQUIRE(round < 16);
+            Decision d = advance(canary, obs, settings, now);
+            if (d.need_hooks) {
+                const HookType type = d.need_hooks->type;
+                REQUIRE(obs.hooks.count(type) == 0);  // each type is asked for once
+                obs.hooks[type] = run_hooks(type, d.need_hooks->phase, r.calls);
+                continue;
+            }
+            if (d.need_metrics) {
+                REQUIRE_FALSE(obs.metrics.has_value());
+                obs.metrics = metric_results();
+                ++r.metric_runs;
+                continue;
+            }
+            r.decision = std::move(d);
+            break;
+        }
+        apply(r);
+        now += interval();
+        return r;
+    }
+
+    /// A brand-new canary with its primary ready: straight to Initialized.
+    Reconcile init() {
+        Reconcile r = reconcile();
+        REQUIRE(phase() == "Initialized");
+        return r;
+    }
+
+    /// A new revision of the target.
+    Reconcile release(std::string new_revision) {
+        revision = std::move(new_revision);
+        return reconcile();
+    }
+
+private:
+    std::chrono::system_clock::duration interval() const {
+        const auto ms = canary.spec.analysis ? canary.spec.analysis->interval_duration
+                                             : std::chrono::milliseconds{60000};
+        return std::chrono::duration_cast<std::chrono::system_clock::duration>(ms);
+    }
+
+    bool answer(HookType type, const std::string& name) const {
+        auto it = answers.find(name);
+        return it != answers.end() ? it->second : type != HookType::kRollback;
+    }
+
+    /// Runs the hooks of `type` in spec order: gating types stop at the first that is not ok,
+    /// rollback hooks at the first that is.
+    HookRun run_hooks(HookType type, const std::string& payload_phase, std::vector<Call>& out) {
+        HookRun run;
+        for (const auto& w : canary.spec.analysis->webhooks) {
+            if (hook_type(w.type) != type) {
+                continue;
+            }
+            out.push_back(Call{type, w.name, payload_phase});
+            const bool ok = answer(type, w.name);
+            run.push_back(HookCall{w.name, ok, ok ? "" : str(kGateClosed)});
+            if (type == HookType::kRollback ? ok : !ok) {
+                break;
+            }
+        }
+        return run;
+    }
+
+    std::vector<MetricResult> metric_results() const {
+        if (metric_answers) {
+            return *metric_answers;
+        }
+        std::vector<MetricResult> out;
+        for (const auto& m : canary.spec.analysis->metrics) {
+            out.push_back(MetricResult{m.name, Verdict::kPass, 100.0, ""});
+        }
+        return out;
+    }
+
+    void apply(Reconcile& r) {
+        for (const auto& action : r.decision.actions) {
+            std::visit(Overloaded{
+                           [&](const SetRoutes& a) {
+                               routes = a.routes;
+                               r.routes.push_back(a.routes);
+                               r.timeline.push_back("routes " +
+                                                    Catch::StringMaker<Routes>::convert(a.routes));
+                           },
+                           [&](const ScaleUp&) {
+                               ++r.scale_up;
+                               r.timeline.emplace_back("scale up");
+                           },
+                           [&](const ScaleToZero&) {
+                               ++r.scale_to_zero;
+                               r.timeline.emplace_back("scale to zero");
+                           },
+                           [&](const Promote&) {
+                               ++r.promote;
+                               r.timeline.emplace_back("promote");
+                           },
+                           [&](const RecordEvent& a) {
+                               r.events.push_back(a);
+                               r.timeline.push_back(a.message);
+                               log.push_back(a.phase + ": " + a.message);
+                           },
+                           [&](const Alert& a) {
+                               r.alerts.push_back(a);
+                               r.timeline.push_back("alert " + a.message);
+                           },
+                           [&](const RunHooks& a) {
+                               r.run_hooks.push_back(a);
+                               run_hooks(a.type, a.phase, r.calls);
+                               r.timeline.push_back(str(to_string(a.type)) + " hooks");
+                               log.push_back(a.phase + ": " + str(to_string(a.type)) + " hooks");
+                           },
+                       },
+                       action);
+        }
+        calls.insert(calls.end(), r.calls.begin(), r.calls.end());
+        canary.status = r.decision.status;
+    }
+};
+
+const api::Condition& promoted(const api::CanaryStatus& status) {
+    REQUIRE(status.conditions.size() == 1);
+    REQUIRE(status.conditions.front().type == "Promoted");
+    return status.conditions.front();
+}
+
+// ---- §10 scheduler scenarios
+// ---------------------------------------------------------------------
+
+TEST_CASE("init: a brand-new canary goes from no status to Initialized in one reconcile") {
+    World w(make_canary(weighted(10, 50)));
+    REQUIRE(w.canary.status.conditions.empty());
+
+    Reconcile r = w.reconcile();
+
+    CHECK(w.phase() == "Initialized");
+    CHECK(r.status().canary_weight == 0);
+    CHECK(r.status().failed_checks == 0);
+    CHECK(r.status().iterations == 0);
+    CHECK(r.status().last_applied_spec == "rev-1");
+    CHECK(r.status().last_promoted_spec == "rev-1");
+    CHECK(r.scale_to_zero == 1);
+    CHECK(r.scale_up == 0);
+    CHECK(r.routes.empty());
+    CHECK(r.messages() == std::vector<std::string>{str(kInitDone)});
+    REQUIRE(r.alerts.size() == 1);
+    CHECK(r.alerts[0].severity == Severity::kInfo);
+    CHECK(r.alerts[0].message == "New Deployment detected, initialization completed.");
+    CHECK(r.alerts[0].with_metadata);
+    CHECK(promoted(r.status()).status == "True");
+    CHECK(promoted(r.status()).reason == "Initialized");
+    CHECK(r.decision.consumed_tick);
+    CHECK_FALSE(r.decision.active);
+
+    SECTION("nothing happens while the target does not change") {
+        Reconcile again = w.reconcile();
+        CHECK(again.decision.actions.empty());
+        CHECK(again.status().phase == "Initialized");
+        CHECK(again.status().last_transition_time == r.status().last_transition_time);
+    }
+}
+
+TEST_CASE("init waits for the primary and reports it only when a tick is due") {
+    World w(make_canary(weighted(10, 50)));
+    w.primary = Readiness{false, true, str(kPrimaryRollingOut)};
+
+    w.tick_due = false;
+    Reconcile quiet = w.reconcile();
+    CHECK(w.phase() == "Initializing");
+    CHECK(quiet.events.empty());
+    CHECK(quiet.scale_to_zero == 0);
+    CHECK_FALSE(quiet.decision.consumed_tick);
+    CHECK(promoted(quiet.status()).status == "Unknown");
+    CHECK(promoted(quiet.status()).reason == "Initializing");
+    CHECK(promoted(quiet.status()).message == "New Deployment detected, starting initialization.");
+
+    w.tick_due = true;
+    Reconcile reported = w.reconcile();
+    CHECK(w.phase() == "Initializing");
+    CHECK(reported.warnings() == std::vector<std::string>{str(kPrimaryRollingOut)});
+    CHECK(reported.decision.consumed_tick);
+
+    w.primary = Readiness{true, true, ""};
+    w.tick_due = false;  // initialization is not paced
+    w.init();
+}
+
+TEST_CASE("init rolls back when the primary will never become ready") {
+    World w(make_canary(weighted(10, 50)));
+    w.primary = Readiness{false, false, str(kDeadlineExceeded)};
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Failed");
+    CHECK(r.messages() == std::vector<std::string>{str(kDeadlineExceeded), str(kCanaryFailed)});
+    CHECK(r.routes == std::vector<Routes>{split(100, 0)});
+    CHECK(r.scale_to_zero == 1);
+}
+
+TEST_CASE("new revision: the target is scaled to zero at init and scaled up on a new revision") {
+    World w(make_canary(weighted(10, 50)));
+    Reconcile init = w.init();
+    CHECK(init.scale_to_zero == 1);
+
+    Reconcile r = w.release("rev-2");
+    CHECK(w.phase() == "Progressing");
+    CHECK(r.scale_up == 1);
+    CHECK(r.scale_to_zero == 0);
+    CHECK(r.routes.empty());
+    CHECK(r.messages() == std::vector<std::string>{str(kScalingUp)});
+    REQUIRE(r.events.size() == 1);
+    CHECK(r.events[0].phase == "Progressing");  // the event carries the new phase
+    REQUIRE(r.alerts.size() == 1);
+    CHECK(r.alerts[0].message == "New revision detected, progressing canary analysis.");
+    CHECK(r.alerts[0].with_metadata);
+    CHECK(r.status().last_applied_spec == "rev-2");
+    CHECK(r.status().last_promoted_spec == "rev-1");
+    CHECK(r.status().canary_weight == 0);
+    CHECK(r.status().failed_checks == 0);
+    CHECK(r.status().iterations == 0);
+    CHECK(r.decision.active);
+}
+
+TEST_CASE("rollback when failed checks reach the threshold") {
+    auto analysis = weighted(10, 50);
+    analysis.threshold = 2;
+    analysis.metrics = {metric("request-success-rate")};
+    World w(make_canary(analysis));
+    const std::string halt =
+        "Halt advancement podinfo-canary.default request-success-rate 42.00 < 99";
+    w.metric_answers =
+        std::vector<MetricResult>{MetricResult{"request-success-rate", Verdict::kFail, 42.0, halt}};
+    w.init();
+    w.release("rev-2");
+
+    Reconcile first = w.reconcile();  // pre-rollout step: no metric checks yet
+    CHECK(first.metric_runs == 0);
+    CHECK(w.routes == split(90, 10));
+
+    Reconcile fail1 = w.reconcile();
+    CHECK(fail1.metric_runs == 1);
+    CHECK(fail1.warnings() == std::vector<std::string>{halt});
+    CHECK(fail1.status().failed_checks == 1);
+    CHECK(fail1.routes.empty());
+    CHECK(w.weight() == 10);
+
+    Reconcile fail2 = w.reconcile();
+    CHECK(fail2.status().failed_checks == 2);
+    CHECK(w.phase() == "Progressing");
+
+    Reconcile rollback = w.reconcile();
+    CHECK(w.phase() == "Failed");
+    CHECK(rollback.metric_runs == 0);
+    CHECK(rollback.messages() ==
+          std::vector<std::string>{"Rolling back podinfo.default failed checks threshold reached 2",
+                                   str(kCanaryFailed)});
+    CHECK(rollback.alert_texts() == std::vector<std::string>{"Failed checks threshold reached 2"});
+    CHECK(rollback.alerts[0].severity == Severity::kError);
+    CHECK(rollback.routes == std::vector<Routes>{split(100, 0)});
+    CHECK(rollback.scale_to_zero == 1);
+    CHECK(rollback.status().failed_checks == 0);
+    CHECK(rollback.status().canary_weight == 0);
+    CHECK(rollback.status().iterations == 0);
+    CHECK(rollback.events.back().phase == "Failed");
+    CHECK(promoted(rollback.status()).status == "False");
+    CHECK(promoted(rollback.status()).message ==
+          "Canary analysis failed, Deployment scaled to zero.");
+}
+
+TEST_CASE("failed promotion: primary dead while Promoting routes everything to the canary") {
+    auto analysis = weighted(50, 50);
+    analysis.webhooks = {webhook("notify", "post-rollout")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(50, 50));
+    Reconcile promote = w.reconcile();
+    REQUIRE(w.phase() == "Promoting");
+    CHECK(promote.promote == 1);
+
+    w.primary = Readiness{false, false, str(kDeadlineExceeded)};
+    w.tick_due = false;  // a dead workload is handled at once
+    Reconcile r = w.reconcile();
+
+    CHECK(w.phase() == "Failed");
+    CHECK(r.status().canary_weight == 100);
+    CHECK(r.routes == std::vector<Routes>{split(0, 100)});
+    CHECK(r.scale_to_zero == 0);
+    CHECK(r.warnings() ==
+          std::vector<std::string>{
+              str(kDeadlineExceeded),
+              "Promotion of podinfo.default failed, primary not ready: " + str(kDeadlineExceeded)});
+    REQUIRE(r.alerts.size() == 1);
+    CHECK(r.alerts[0].severity == Severity::kError);
+    CHECK(r.alerts[0].message == "Promotion failed, primary not ready: " + str(kDeadlineExceeded));
+    REQUIRE(r.run_hooks.size() == 1);
+    CHECK(r.run_hooks[0].type == HookType::kPostRollout);
+    CHECK(r.run_hooks[0].phase == "Failed");
+    CHECK(promoted(r.status()).status == "False");
+}
+
+TEST_CASE("failed promotion: primary dead while Finalising routes everything to the canary") {
+    World w(make_canary(weighted(50, 50)));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    w.reconcile();
+    REQUIRE(w.phase() == "Promoting");
+    Reconcile back = w.reconcile();
+    REQUIRE(w.phase() == "Finalising");
+    CHECK(back.routes == std::vector<Routes>{split(100, 0)});
+
+    w.primary = Readiness{false, false, str(kDeadlineExceeded)};
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Failed");
+    CHECK(r.status().canary_weight == 100);
+    CHECK(r.routes == std::vector<Routes>{split(0, 100)});
+    CHECK(w.routes == split(0, 100));
+    CHECK(r.scale_to_zero == 0);
+    CHECK(r.run_hooks.empty());  // no post-rollout hooks in this spec
+}
+
+TEST_CASE("a primary still rolling out holds the promotion without failing it") {
+    World w(make_canary(weighted(50, 50)));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    w.reconcile();
+    REQUIRE(w.phase() == "Promoting");
+
+    w.primary = Readiness{false, true, str(kPrimaryRollingOut)};
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Promoting");
+    CHECK(r.warnings() == std::vector<std::string>{str(kPrimaryRollingOut)});
+    CHECK(r.routes.empty());
+
+    w.primary = Readiness{true, true, ""};
+    w.reconcile();
+    CHECK(w.phase() == "Finalising");
+    CHECK(w.routes == split(100, 0));
+}
+
+TEST_CASE("skip analysis: a ready canary is promoted at once, without waiting for the primary") {
+    World w(make_canary(weighted(10, 50)));
+    w.init();
+    w.canary.spec.skip_analysis = true;
+    w.primary = Readiness{false, true, str(kPrimaryRollingOut)};  // never awaited when skipping
+
+    Reconcile detect = w.release("rev-2");
+    CHECK(w.phase() == "Progressing");
+    CHECK(detect.scale_up == 1);
+
+    w.canary_workload = Readiness{false, true, str(kCanaryRollingOut)};
+    Reconcile waiting = w.reconcile();
+    CHECK(w.phase() == "Progressing");
+    CHECK(waiting.warnings() == std::vector<std::string>{str(kCanaryRollingOut)});
+    CHECK(waiting.promote == 0);
+
+    w.canary_workload = Readiness{true, true, ""};
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Succeeded");
+    CHECK(r.timeline == std::vector<std::string>{
+                            "routes 100/0", str(kCopying), "promote", "scale to zero",
+                            "Promotion completed! Canary analysis was skipped for podinfo.default",
+                            "alert Canary analysis was skipped, promotion finished."});
+    CHECK(r.status().last_promoted_spec == "rev-2");
+    CHECK(r.status().canary_weight == 0);
+    CHECK(promoted(r.status()).status == "True");
+    CHECK(promoted(r.status()).reason == "Succeeded");
+}
+
+TEST_CASE("skip analysis: a canary without analysis initializes without waiting for the primary") {
+    World w(make_canary(std::nullopt));
+    w.primary = Readiness{false, true, str(kPrimaryRollingOut)};
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Initialized");
+    CHECK(r.messages() == std::vector<std::string>{str(kInitDone)});
+}
+
+TEST_CASE("skip analysis: a canary past its progress deadline is rolled back") {
+    World w(make_canary(weighted(10, 50)));
+    w.init();
+    w.canary.spec.skip_analysis = true;
+    w.release("rev-2");
+    w.canary_workload = Readiness{false, false, str(kDeadlineExceeded)};
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Failed");
+    CHECK(r.promote == 0);
+    CHECK(r.scale_to_zero == 1);
+}
+
+TEST_CASE("analysis phases with stepWeight 100 and stepWeightPromotion 50 (istio)") {
+    auto analysis = weighted(100);
+    analysis.step_weight_promotion = 50;
+    World w(make_canary(analysis));
+
+    struct Step {
+        std::string phase;
+        int weight;
+        Routes routes;
+    };
+    std::vector<Step> seen;
+    auto record = [&](const Reconcile&) { seen.push_back(Step{w.phase(), w.weight(), w.routes}); };
+    record(w.init());
+    record(w.release("rev-2"));
+    Reconcile to_canary = w.reconcile();
+    record(to_canary);
+    Reconcile promote = w.reconcile();
+    record(promote);
+    record(w.reconcile());
+    record(w.reconcile());
+    Reconcile succeeded = w.reconcile();
+    record(succeeded);
+
+    const std::vector<Step> expected = {
+        {"Initialized", 0, split(100, 0)},   {"Progressing", 0, split(100, 0)},
+        {"Progressing", 100, split(0, 100)}, {"Promoting", 100, split(0, 100)},
+        {"Promoting", 50, split(50, 50)},    {"Finalising", 0, split(100, 0)},
+        {"Succeeded", 0, split(100, 0)},
+    };
+    REQUIRE(seen.size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        INFO("reconcile " << i);
+        CHECK(seen[i].phase == expected[i].phase);
+        CHECK(seen[i].weight == expected[i].weight);
+        CHECK(seen[i].routes == expected[i].routes);
+    }
+    CHECK(to_canary.messages() ==
+          std::vector<std::string>{str(kStarting), "Advance podinfo.default canary weight 100"});
+    CHECK(promote.promote == 1);
+    CHECK(promote.messages() == std::vector<std::string>{str(kCopying)});
+    CHECK(succeeded.scale_to_zero == 1);
+    CHECK(succeeded.messages() == std::vector<std::string>{str(kCompleted)});
+    CHECK(succeeded.alert_texts() ==
+          std::vector<std::string>{"Canary analysis completed successfully, promotion finished."});
+    CHECK(succeeded.status().last_promoted_spec == "rev-2");
+    CHECK_FALSE(succeeded.decision.active);
+}
+
+TEST_CASE("blue/green phases with one iteration (istio)") {
+    World w(make_canary(with_iterations(1)));
+    struct Step {
+        std::string phase;
+        int iterations;
+        Routes routes;
+    };
+    std::vector<Step> seen;
+    std::vector<Reconcile> runs;
+    auto record = [&](Reconcile r) {
+        seen.push_back(Step{w.phase(), w.canary.status.iterations, w.routes});
+        runs.push_back(std::move(r));
+    };
+    record(w.init());
+    record(w.release("rev-2"));
+    for (int i = 0; i < 5; ++i) {
+        record(w.reconcile());
+    }
+    const std::vector<Step> expected = {
+        {"Initialized", 0, split(100, 0)}, {"Progressing", 0, split(100, 0)},
+        {"Progressing", 1, split(100, 0)}, {"Progressing", 2, split(0, 100)},
+        {"Promoting", 2, split(0, 100)},   {"Finalising", 0, split(100, 0)},
+        {"Succeeded", 0, split(100, 0)},
+    };
+    REQUIRE(seen.size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        INFO("reconcile " << i);
+        CHECK(seen[i].phase == expected[i].phase);
+        CHECK(seen[i].iterations == expected[i].iterations);
+        CHECK(seen[i].routes == expected[i].routes);
+    }
+    CHECK(runs[2].messages() ==
+          std::vector<std::string>{str(kStarting), "Advance podinfo.default canary iteration 1/1"});
+    CHECK(runs[3].messages() == std::vector<std::string>{str(kToCanary)});
+    CHECK(runs[4].messages() == std::vector<std::string>{str(kCopying)});
+    CHECK(runs[4].promote == 1);
+    CHECK(runs[5].messages() == std::vector<std::string>{str(kToPrimary)});
+    CHECK(runs[6].messages() == std::vector<std::string>{str(kCompleted)});
+}
+
+TEST_CASE("blue/green with mirroring mirrors during the iterations, then routes to the canary") {
+    auto analysis = with_iterations(2);
+    analysis.mirror = true;
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    Reconcile first = w.reconcile();
+    CHECK(first.routes == std::vector<Routes>{split(100, 0, true)});
+    Reconcile second = w.reconcile();
+    CHECK(second.routes.empty());
+    CHECK(w.canary.status.iterations == 2);
+    Reconcile all = w.reconcile();
+    CHECK(all.messages() ==
+          std::vector<std::string>{"Stop traffic mirroring and route all traffic to canary"});
+    CHECK(w.routes == split(0, 100));
+}
+
+TEST_CASE("a new revision mid-analysis restarts it with all traffic on the primary") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {metric("request-success-rate")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(90, 10));
+    w.metric_answers = std::vector<MetricResult>{
+        MetricResult{"request-success-rate", Verdict::kFail, 50.0, "success rate too low"}};
+    w.reconcile();
+    REQUIRE(w.canary.status.failed_checks == 1);
+
+    w.tick_due = false;  // a restart is not paced
+    Reconcile r = w.release("rev-3");
+    CHECK(r.messages() == std::vector<std::string>{str(kRestarting)});
+    CHECK(r.routes == std::vector<Routes>{split(100, 0, false)});
+    CHECK(w.phase() == "Progressing");
+    CHECK(r.status().canary_weight == 0);
+    CHECK(r.status().failed_checks == 0);
+    CHECK(r.status().iterations == 0);
+    CHECK(r.status().last_applied_spec == "rev-3");
+    CHECK(r.scale_up == 0);
+    CHECK(r.decision.consumed_tick);
+}
+
+TEST_CASE("promotion: a config checksum change is a new revision, then the run promotes") {
+    World w(make_canary(weighted(10, 50)));
+    w.configs = api::StringMap{{"configmap/podinfo-config-env", "aaaa"},
+                               {"secret/podinfo-secret-env", "1111"}};
+    Reconcile init = w.init();
+    CHECK(init.status().tracked_configs == w.configs);
+
+    SECTION("a config-only change of an Initialized canary starts a run") {
+        w.configs->at("configmap/podinfo-config-env") = "bbbb";
+        Reconcile r = w.reconcile();
+        CHECK(w.phase() == "Progressing");
+        CHECK(r.messages() == std::vector<std::string>{str(kScalingUp)});
+        CHECK(r.status().tracked_configs == w.configs);
+    }
+
+    SECTION("revision and configs change, configs change again mid-run, then promotion") {
+        w.configs->at("configmap/podinfo-config-env") = "bbbb";
+        w.release("rev-2");
+        REQUIRE(w.phase() == "Progressing");
+        w.reconcile();
+        REQUIRE(w.routes == split(90, 10));
+
+        w.configs->at("secret/podinfo-secret-env") = "2222";
+        Reconcile restart = w.reconcile();
+        CHECK(restart.messages() == std::vector<std::string>{str(kRestarting)});
+        CHECK(w.routes == split(100, 0));
+        CHECK(restart.status().tracked_configs == w.configs);
+
+        w.routes = split(60, 40);  // as in Flagger's DeploymentPromotion fixture
+        Reconcile step = w.reconcile();
+        CHECK(w.phase() == "Progressing");
+        CHECK(w.routes == split(50, 50));
+        CHECK(step.status().canary_weight == 50);
+
+        Reconcile promote = w.reconcile();
+        CHECK(w.phase() == "Promoting");
+        CHECK(promote.promote == 1);
+
+        Reconcile finalise = w.reconcile();
+        CHECK(w.phase() == "Finalising");
+        CHECK(finalise.routes == std::vector<Routes>{split(100, 0)});
+
+        Reconcile done = w.reconcile();
+        CHECK(w.phase() == "Succeeded");
+        CHECK(done.status().last_promoted_spec == "rev-2");
+        CHECK(done.status().tracked_configs == w.configs);
+
+        SECTION("a config change after Succeeded starts the next run") {
+            w.configs->at("configmap/podinfo-config-env") = "cccc";
+            Reconcile next = w.reconcile();
+            CHECK(w.phase() == "Progressing");
+            CHECK(next.scale_up == 1);
+        }
+    }
+}
+
+TEST_CASE("mirroring (istio, canary strategy): one mirrored step, then weighted traffic") {
+    auto analysis = weighted(10, 50);
+    analysis.mirror = true;
+    analysis.metrics = {metric("request-success-rate")};
+    analysis.webhooks = {webhook("traffic-gate", "confirm-traffic-increase")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+
+    Reconcile mirror = w.reconcile();
+    CHECK(mirror.routes == std::vector<Routes>{split(100, 0, true)});
+    CHECK(w.weight() == 0);
+    CHECK(mirror.calls_of(HookType::kConfirmTrafficIncrease) == 1);
+    CHECK(mirror.metric_runs == 0);
+    CHECK(mirror.messages() ==
+          std::vector<std::string>{str(kStarting),
+                                   "Confirm-traffic-increase check traffic-gate passed",
+                                   "Advance podinfo.default canary weight 0"});
+
+    Reconcile shift = w.reconcile();
+    CHECK(shift.routes == std::vector<Routes>{split(90, 10, false)});
+    CHECK(w.weight() == 10);
+    CHECK(shift.calls_of(HookType::kConfirmTrafficIncrease) == 0);  // not asked while mirrored
+    CHECK(shift.metric_runs == 1);                                  // mirrored traffic is analysed
+
+    Reconcile next = w.reconcile();
+    CHECK(w.routes == split(80, 20));
+    CHECK(next.calls_of(HookType::kConfirmTrafficIncrease) == 1);
+}
+
+TEST_CASE("A/B testing routes the matched traffic to the canary, then promotes") {
+    auto analysis = with_iterations(10);
+    analysis.match = api::Json::parse(R"([{"headers": {"x-canary": {"exact": "insider"}}}])");
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+
+    Reconcile first = w.reconcile();
+    CHECK(first.routes == std::vector<Routes>{split(0, 100)});
+    CHECK(w.canary.status.iterations == 1);
+    CHECK(first.messages() == std::vector<std::string>{
+                                  str(kStarting), "Advance podinfo.default canary iteration 1/10"});
+
+    w.canary.status.iterations = 10;  // as Flagger's DeploymentABTesting fixture does
+    Reconcile promote = w.reconcile();
+    CHECK(w.phase() == "Promoting");
+    CHECK(promote.promote == 1);
+    CHECK(promote.messages() == std::vector<std::string>{str(kCopying)});
+
+    w.reconcile();
+    CHECK(w.phase() == "Finalising");
+    CHECK(w.routes == split(100, 0));
+    Reconcile done = w.reconcile();
+    CHECK(w.phase() == "Succeeded");
+    CHECK(done.scale_to_zero == 1);
+}
+
+TEST_CASE("canary weight ladders (flagger-spec §2.6 worked examples)") {
+    struct Ladder {
+        std::string name;
+        api::CanaryAnalysis analysis;
+        std::vector<int> weights;
+    };
+    const std::vector<Ladder> ladders = {
+        {"stepWeight 20, maxWeight 50 overshoots to 60", weighted(20, 50), {20, 40, 60}},
+        {"stepWeight 50, maxWeight 100", weighted(50, 100), {50, 100}},
+        {"stepWeights [1,2,10,80]", with_step_weights({1, 2, 10, 80}), {1, 2, 10, 80}},
+        {"stepWeights [1,2,10,200] clamp to 100",
+         with_step_weights({1, 2, 10, 200}),
+         {1, 2, 10, 100}},
+    };
+    for (const auto& ladder : ladders) {
+        DYNAMIC_SECTION(ladder.name) {
+            World w(make_canary(ladder.analysis));
+            w.init();
+            w.release("rev-2");
+            std::vector<int> weights;
+            for (int i = 0; i < 10 && w.phase() == "Progressing"; ++i) {
+                Reconcile r = w.reconcile();
+                if (w.phase() == "Progressing") {
+                    weights.push_back(r.status().canary_weight);
+                    CHECK(w.routes == split(100 - w.weight(), w.weight()));
+                } else {
+                    CHECK(r.promote == 1);
+                    CHECK(r.routes.empty());  // promotion keeps the last split
+                }
+            }
+            CHECK(weights == ladder.weights);
+            CHECK(w.phase() == "Promoting");
+            w.reconcile();
+            CHECK(w.phase() == "Finalising");
+            CHECK(w.routes == split(100, 0));
+        }
+    }
+}
+
+TEST_CASE("skip analysis: the order of events and how often each hook is called") {
+    auto analysis = weighted(10, 50);
+    analysis.webhooks = {webhook("gate", "confirm-rollout"), webhook("notify", "post-rollout")};
+    World w(make_canary(analysis));
+    w.primary = Readiness{false, true, str(kPrimaryRollingOut)};
+    w.reconcile();
+    w.primary = Readiness{true, true, ""};
+    w.init();
+    w.canary.spec.skip_analysis = true;
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.phase() == "Succeeded");
+
+    CHECK(w.log == std::vector<std::string>{
+                       "Initializing: " + str(kPrimaryRollingOut),
+                       "Initialized: " + str(kInitDone),
+                       "Initialized: Confirm-rollout check gate passed",
+                       "Progressing: " + str(kScalingUp),
+                       "Progressing: " + str(kCopying),
+                       "Succeeded: post-rollout hooks",
+                       "Succeeded: Promotion completed! Canary analysis was skipped for "
+                       "podinfo.default",
+                   });
+    CHECK(w.calls_of(HookType::kConfirmRollout) == 1);
+    CHECK(w.calls_of(HookType::kPostRollout) == 1);
+    for (const auto& call : w.calls) {
+        CHECK(call.phase == (call.type == HookType::kConfirmRollout ? "Initialized" : "Succeeded"));
+    }
+}
+
+TEST_CASE("canary strategy: the order of events and how often each gating hook is called") {
+    auto analysis = weighted(100);
+    analysis.step_weight_promotion = 50;
+    analysis.metrics = {metric("request-success-rate")};
+    analysis.webhooks = {
+        webhook("gate", "confirm-rollout"),
+        webhook("pre", "pre-rollout"),
+        webhook("load-test", ""),
+        webhook("traffic-gate", "confirm-traffic-increase"),
+        webhook("promotion-gate", "confirm-promotion"),
+        webhook("notify", "post-rollout"),
+    };
+    World w(make_canary(analysis));
+    w.primary = Readiness{false, true, str(kPrimaryRollingOut)};
+    w.reconcile();
+    w.primary = Readiness{true, true, ""};
+    w.init();
+    w.release("rev-2");
+    for (int i = 0; i < 10 && w.phase() != "Succeeded"; ++i) {
+        w.reconcile();
+    }
+    REQUIRE(w.phase() == "Succeeded");
+
+    CHECK(w.log == std::vector<std::string>{
+                       "Initializing: " + str(kPrimaryRollingOut),
+                       "Initialized: " + str(kInitDone),
+                       "Initialized: Confirm-rollout check gate passed",
+                       "Progressing: " + str(kScalingUp),
+                       "Progressing: " + str(kStarting),
+                       "Progressing: Pre-rollout check pre passed",
+                       "Progressing: Confirm-traffic-increase check traffic-gate passed",
+                       "Progressing: Advance podinfo.default canary weight 100",
+                       "Progressing: Confirm-traffic-increase check traffic-gate passed",
+                       "Progressing: Confirm-promotion check promotion-gate passed",
+                       "Progressing: " + str(kCopying),
+                       "Promoting: Advance podinfo.default primary weight 50",
+                       "Promoting: Advance podinfo.default primary weight 100",
+                       "Succeeded: post-rollout hooks",
+                       "Succeeded: " + str(kCompleted),
+                   });
+    CHECK(w.calls_of(HookType::kConfirmRollout) == 1);
+    CHECK(w.calls_of(HookType::kPreRollout) == 1);
+    CHECK(w.calls_of(HookType::kRollout) == 1);
+    CHECK(w.calls_of(HookType::kConfirmTrafficIncrease) == 2);
+    CHECK(w.calls_of(HookType::kConfirmPromotion) == 1);
+    CHECK(w.calls_of(HookType::kPostRollout) == 1);
+    for (const auto& call : w.calls) {
+        INFO(to_string(call.type));
+        if (call.type == HookType::kConfirmRollout) {
+            CHECK(call.phase == "Initialized");
+        } else if (call.type == HookType::kPostRollout) {
+            CHECK(call.phase == "Succeeded");
+        } else {
+            CHECK(call.phase == "Progressing");
+        }
+    }
+}
+
+// ---- gates -------------------------------------------------------------------------------------
+
+TEST_CASE("confirm-rollout denied: Waiting, asked again only on a tick, then Progressing") {
+    const bool mute = GENERATE(false, true);
+    auto analysis = weighted(10, 50);
+    analysis.webhooks = {webhook("gate", "confirm-rollout", mute)};
+    World w(make_canary(analysis));
+    w.init();
+    w.answers["gate"] = false;
+
+    w.tick_due = false;  // detecting a new revision is not paced
+    Reconcile denied = w.release("rev-2");
+    CHECK(w.phase() == "Waiting");
+    CHECK(denied.calls_of(HookType::kConfirmRollout) == 1);
+    CHECK(denied.calls[0].phase == "Initialized");
+    CHECK(denied.warnings() ==
+          std::vector<std::string>{"Halt podinfo.default advancement waiting for approval gate"});
+    CHECK(denied.alert_texts() ==
+          (mute ? std::vector<std::string>{}
+                : std::vector<std::string>{"Canary is waiting for approval."}));
+    CHECK(denied.scale_up == 0);
+    CHECK(denied.decision.consumed_tick);
+    CHECK(promoted(denied.status()).status == "Unknown");
+    CHECK(promoted(denied.status()).reason == "Waiting");
+    CHECK(promoted(denied.status()).message == "Waiting for approval.");
+
+    Reconcile between = w.reconcile();
+    CHECK(between.calls.empty());
+    CHECK(between.decision.actions.empty());
+    CHECK_FALSE(between.decision.consumed_tick);
+
+    w.tick_due = true;
+    Reconcile again = w.reconcile();
+    CHECK(again.calls_of(HookType::kConfirmRollout) == 1);
+    CHECK(again.calls[0].phase == "Waiting");
+    CHECK(again.events.empty());  // already Waiting: nothing is emitted
+    CHECK(w.phase() == "Waiting");
+
+    w.answers["gate"] = true;
+    Reconcile approved = w.reconcile();
+    CHECK(w.phase() == "Progressing");
+    CHECK(approved.messages() ==
+          std::vector<std::string>{"Confirm-rollout check gate passed", str(kScalingUp)});
+    CHECK(approved.scale_up == 1);
+    CHECK(approved.status().last_applied_spec == "rev-2");
+}
+
+TEST_CASE("confirm-promotion denied: WaitingPromotion while the analysis goes on, then Promoting") {
+    auto analysis = weighted(50, 50);
+    analysis.metrics = {metric("request-success-rate")};
+    analysis.webhooks = {webhook("promotion-gate", "confirm-promotion")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(50, 50));
+    w.answers["promotion-gate"] = false;
+
+    Reconcile denied = w.reconcile();
+    CHECK(w.phase() == "WaitingPromotion");
+    CHECK(denied.warnings() ==
+          std::vector<std::string>{"Halt podinfo.default advancement waiting for promotion "
+                                   "approval promotion-gate"});
+    CHECK(denied.alert_texts() ==
+          std::vector<std::string>{"Canary promotion is waiting for approval."});
+    CHECK(denied.routes.empty());  // the traffic stays at the max weight
+    CHECK(w.routes == split(50, 50));
+    CHECK(denied.status().canary_weight == 0);  // Flagger's SetStatusPhase quirk (§11)
+    CHECK(denied.promote == 0);
+    CHECK(promoted(denied.status()).reason == "WaitingPromotion");
+    CHECK(promoted(denied.status()).message == "Waiting for approval.");
+
+    SECTION("denied again: no new event, the checks still run") {
+        Reconcile again = w.reconcile();
+        CHECK(w.phase() == "WaitingPromotion");
+        CHECK(again.events.empty());
+        CHECK(again.metric_runs == 1);
+        CHECK(again.calls_of(HookType::kConfirmPromotion) == 1);
+    }
+    SECTION("failed checks while WaitingPromotion still roll back at the threshold") {
+        w.canary.spec.analysis->threshold = 1;
+        w.metric_answers = std::vector<MetricResult>{
+            MetricResult{"request-success-rate", Verdict::kFail, 10.0, "success rate too low"}};
+        w.reconcile();
+        CHECK(w.canary.status.failed_checks == 1);
+        w.reconcile();
+        CHECK(w.phase() == "Failed");
+    }
+    SECTION("a new revision while WaitingPromotion restarts the analysis") {
+        Reconcile restart = w.release("rev-3");
+        CHECK(w.phase() == "Progressing");
+        CHECK(restart.messages() == std::vector<std::string>{str(kRestarting)});
+        CHECK(w.routes == split(100, 0));
+    }
+    SECTION("approved: promotion") {
+        w.answers["promotion-gate"] = true;
+        Reconcile approved = w.reconcile();
+        CHECK(w.phase() == "Promoting");
+        CHECK(approved.messages() ==
+              std::vector<std::string>{"Confirm-promotion check promotion-gate passed",
+                                       str(kCopying)});
+        CHECK(approved.promote == 1);
+    }
+}
+
+TEST_CASE("blue/green confirm-promotion denied re-runs the last iteration, then asks again") {
+    auto analysis = with_iterations(3);
+    analysis.webhooks = {webhook("promotion-gate", "confirm-promotion")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    for (int i = 0; i < 3; ++i) {
+        w.reconcile();
+    }
+    REQUIRE(w.canary.status.iterations == 3);
+    w.answers["promotion-gate"] = false;
+
+    Reconcile denied = w.reconcile();
+    CHECK(w.phase() == "WaitingPromotion");
+    CHECK(w.canary.status.iterations == 2);
+
+    Reconcile rerun = w.reconcile();
+    CHECK(rerun.messages() ==
+          std::vector<std::string>{"Advance podinfo.default canary iteration 3/3"});
+    CHECK(rerun.calls_of(HookType::kConfirmPromotion) == 0);
+    CHECK(w.canary.status.iterations == 3);
+
+    w.answers["promotion-gate"] = true;
+    Reconcile approved = w.reconcile();
+    CHECK(
+        approved.messages() ==
+        std::vector<std::string>{"Confirm-promotion check promotion-gate passed", str(kToCanary)});
+    CHECK(w.routes == split(0, 100));
+    Reconcile promote = w.reconcile();
+    CHECK(promote.calls_of(HookType::kConfirmPromotion) == 1);  // the gate is asked again
+    CHECK(w.phase() == "Promoting");
+}
+
+TEST_CASE("confirm-traffic-increase denied: the weight stays, no failed check") {
+    auto analysis = weighted(10, 50);
+    analysis.webhooks = {webhook("traffic-gate", "confirm-traffic-increase")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(90, 10));
+    w.answers["traffic-gate"] = false;
+
+    Reconcile denied = w.reconcile();
+    CHECK(denied.routes.empty());
+    CHECK(w.weight() == 10);
+    CHECK(denied.status().failed_checks == 0);
+    CHECK(w.phase() == "Progressing");
+    CHECK(denied.warnings() ==
+          std::vector<std::string>{"Halt podinfo.default advancement waiting for traffic increase "
+                                   "approval traffic-gate"});
+    CHECK(denied.alert_texts() ==
+          std::vector<std::string>{"Canary traffic increase is waiting for approval."});
+
+    w.answers["traffic-gate"] = true;
+    w.reconcile();
+    CHECK(w.routes == split(80, 20));
+}
+
+TEST_CASE("a failing pre-rollout hook counts a failed check and blocks the first step") {
+    auto analysis = weighted(10, 50);
+    analysis.webhooks = {webhook("pre", "pre-rollout")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.answers["pre"] = false;
+
+    Reconcile failed = w.reconcile();
+    CHECK(failed.messages() ==
+          std::vector<std::string>{
+              str(kStarting),
+              "Halt podinfo.default advancement pre-rollout check pre failed " + str(kGateClosed)});
+    CHECK(failed.events[1].warning);
+    CHECK(failed.status().failed_checks == 1);
+    CHECK(failed.routes.empty());
+    CHECK(failed.calls[0].phase == "Progressing");
+
+    w.answers["pre"] = true;
+    Reconcile passed = w.reconcile();
+    CHECK(passed.messages() ==
+          std::vector<std::string>{str(kStarting), "Pre-rollout check pre passed",
+                                   "Advance podinfo.default canary weight 10"});
+    CHECK(passed.status().failed_checks == 1);
+    CHECK(w.routes == split(90, 10));
+}
+
+TEST_CASE("a failing rollout hook counts a failed check and skips the metrics") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {metric("request-success-rate")};
+    analysis.webhooks = {webhook("load-test", "")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    Reconcile first = w.reconcile();
+    CHECK(first.calls_of(HookType::kRollout) == 0);  // not on the pre-rollout step
+    w.answers["load-test"] = false;
+
+    Reconcile failed = w.reconcile();
+    CHECK(failed.calls_of(HookType::kRollout) == 1);
+    CHECK(failed.warnings() ==
+          std::vector<std::string>{"Halt podinfo.default advancement external check load-test "
+                                   "failed " +
+                                   str(kGateClosed)});
+    CHECK(failed.metric_runs == 0);
+    CHECK(failed.status().failed_checks == 1);
+    CHECK(w.weight() == 10);
+    CHECK(failed.routes.empty());
+}
+
+TEST_CASE("a rollback hook answering ok fails the canary at once") {
+    auto analysis = weighted(10, 50);
+    analysis.webhooks = {webhook("rollback-gate", "rollback")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+
+    Reconcile quiet = w.reconcile();
+    CHECK(quiet.messages() ==
+          std::vector<std::string>{"Rollback hook rollback-gate not signaling a rollback",
+                                   str(kStarting), "Advance podinfo.default canary weight 10"});
+    CHECK(quiet.calls[0].phase == "Progressing");
+
+    w.answers["rollback-gate"] = true;
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Failed");
+    CHECK(r.warnings() ==
+          std::vector<std::string>{"Rollback check rollback-gate passed",
+                                   "Rolling back podinfo.default manual webhook invoked",
+                                   str(kCanaryFailed)});
+    REQUIRE(r.alerts.size() == 1);
+    CHECK(r.alerts[0].severity == Severity::kWarn);
+    CHECK(r.alerts[0].message == "Rolling back manual webhook invoked");
+    CHECK(r.routes == std::vector<Routes>{split(100, 0)});
+    CHECK(r.scale_to_zero == 1);
+    CHECK(r.status().canary_weight == 0);
+}
+
+TEST_CASE("a canary past its progress deadline is rolled back, even between ticks") {
+    World w(make_canary(weighted(10, 50)));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+
+    SECTION("still rolling out: a warning on the tick, no rollback") {
+        w.canary_workload = Readiness{false, true, str(kCanaryRollingOut)};
+        w.tick_due = false;
+        Reconcile quiet = w.reconcile();
+        CHECK(quiet.decision.actions.empty());
+        w.tick_due = true;
+        Reconcile warned = w.reconcile();
+        CHECK(warned.warnings() == std::vector<std::string>{str(kCanaryRollingOut)});
+        CHECK(w.phase() == "Progressing");
+        CHECK(w.weight() == 10);
+    }
+    SECTION("dead") {
+        w.canary_workload = Readiness{false, false, str(kDeadlineExceeded)};
+        w.tick_due = false;
+        Reconcile r = w.reconcile();
+        CHECK(w.phase() == "Failed");
+        CHECK(r.warnings() ==
+              std::vector<std::string>{str(kDeadlineExceeded),
+                                       "Rolling back podinfo.default progress deadline exceeded " +
+                                           str(kDeadlineExceeded),
+                                       str(kCanaryFailed)});
+        CHECK(r.alert_texts() ==
+              std::vector<std::string>{"Progress deadline exceeded " + str(kDeadlineExceeded)});
+        CHECK(r.alerts[0].severity == Severity::kError);
+        CHECK(r.routes == std::vector<Routes>{split(100, 0)});
+        CHECK(r.scale_to_zero == 1);
+        CHECK(r.decision.consumed_tick);
+    }
+}
+
+TEST_CASE("a suspended canary only reports that it is suspended") {
+    auto analysis = weighted(10, 50);
+    analysis.webhooks = {webhook("gate", "confirm-rollout")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    const api::CanaryStatus before = w.canary.status;
+    w.canary.spec.suspend = true;
+
+    Reconcile r = w.release("rev-3");
+    CHECK(r.timeline == std::vector<std::string>{"skipping canary run as object is suspended"});
+    CHECK_FALSE(r.events[0].warning);
+    CHECK(r.calls.empty());
+    CHECK(r.status().phase == before.phase);
+    CHECK(r.status().canary_weight == before.canary_weight);
+    CHECK(r.status().last_applied_spec == before.last_applied_spec);
+    CHECK(r.status().last_transition_time == before.last_transition_time);
+    CHECK(w.routes == split(90, 10));
+
+    w.tick_due = false;
+    Reconcile quiet = w.reconcile();
+    CHECK(quiet.decision.actions.empty());
+}
+
+TEST_CASE("a metric that fails, has no data or errors counts one failed check") {
+    struct Case {
+        Verdict verdict;
+        std::string message;
+    };
+    const auto c = GENERATE(
+        Case{Verdict::kFail, "Halt podinfo.default advancement request-success-rate 42.00 < 99"},
+        Case{Verdict::kNoData,
+             "Halt advancement no values found for metric request-success-rate probably "
+             "podinfo.default is not receiving traffic"},
+        Case{Verdict::kError, "Metric query failed for request-success-rate: 503 unavailable"});
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {metric("request-success-rate"), metric("request-duration")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(90, 10));
+
+    w.metric_answers = std::vector<MetricResult>{
+        MetricResult{"request-success-rate", c.verdict, std::nullopt, c.message},
+        MetricResult{"request-duration", Verdict::kFail, 900.0, "request-duration too slow"}};
+    Reconcile r = w.reconcile();
+    CHECK(r.metric_runs == 1);
+    CHECK(r.status().failed_checks == 1);  // the first failure stops the checks
+    CHECK(r.warnings() == std::vector<std::string>{c.message});
+    CHECK(r.routes.empty());
+    CHECK(w.weight() == 10);
+
+    w.metric_answers.reset();
+    w.reconcile();
+    CHECK(w.routes == split(80, 20));
+    CHECK(w.canary.status.failed_checks == 1);  // failed checks are not forgiven
+}
+
+// ---- pacing and providers
+// ------------------------------------------------------------------------
+
+TEST_CASE("pacing: analysis steps wait for a tick, restarts and promotion do not") {
+    auto analysis = weighted(10, 20);
+    analysis.webhooks = {webhook("rollback-gate", "rollback")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(90, 10));
+
+    w.tick_due = false;
+    const api::CanaryStatus before = w.canary.status;
+    Reconcile idle = w.reconcile();
+    CHECK(idle.decision.actions.empty());
+    CHECK(idle.calls.empty());  // not even the rollback hooks
+    CHECK_FALSE(idle.decision.consumed_tick);
+    CHECK(idle.decision.active);
+    CHECK(idle.status().canary_weight == 10);
+    CHECK(idle.status().last_transition_time == before.last_transition_time);
+
+    w.tick_due = true;
+    Reconcile step = w.reconcile();
+    CHECK(step.decision.consumed_tick);
+    CHECK(w.routes == split(80, 20));
+    Reconcile promote = w.reconcile();
+    REQUIRE(w.phase() == "Promoting");
+    CHECK(promote.promote == 1);
+
+    w.tick_due = false;  // stepWeightPromotion 0: all traffic back to the primary at once
+    Reconcile back = w.reconcile();
+    CHECK(back.messages() == std::vector<std::string>{str(kToPrimary)});
+    CHECK(w.phase() == "Finalising");
+    Reconcile done = w.reconcile();
+    CHECK(w.phase() == "Succeeded");
+    CHECK(done.scale_to_zero == 1);
+}
+
+TEST_CASE("pacing: promotion weight steps wait for a tick") {
+    auto analysis = weighted(100);
+    analysis.step_weight_promotion = 50;
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    w.reconcile();
+    REQUIRE(w.phase() == "Promoting");
+
+    w.tick_due = false;
+    Reconcile idle = w.reconcile();
+    CHECK(idle.decision.actions.empty());
+    CHECK(w.routes == split(0, 100));
+    w.tick_due = true;
+    w.reconcile();
+    CHECK(w.routes == split(50, 50));
+}
+
+TEST_CASE("kubernetes provider: a weighted spec runs as 10 blue/green iterations") {
+    auto analysis = weighted(10, 50);
+    analysis.step_weight_promotion = 50;  // no traffic steps on the kubernetes provider
+    World w(make_canary(analysis), "kubernetes");
+    w.init();
+    w.release("rev-2");
+
+    Reconcile first = w.reconcile();
+    CHECK(first.messages() ==
+          std::vector<std::string>{
+              str(kStarting),
+              "Progressive traffic is not supported when using the kubernetes provider",
+              "Setting canaryAnalysis.iterations: 10",
+              "Advance podinfo.default canary iteration 1/10"});
+    CHECK(first.warnings().size() == 2);
+    CHECK(first.routes.empty());
+    CHECK(w.canary.status.iterations == 1);
+    CHECK(w.weight() == 0);
+
+    for (int i = 2; i <= 10; ++i) {
+        Reconcile r = w.reconcile();
+        CHECK(r.messages().back() ==
+              "Advance podinfo.default canary iteration " + std::to_string(i) + "/10");
+    }
+    Reconcile all = w.reconcile();
+    CHECK(all.messages().back() == str(kToCanary));
+    CHECK(all.routes == std::vector<Routes>{split(0, 100)});
+
+    Reconcile promote = w.reconcile();
+    CHECK(w.phase() == "Promoting");
+    CHECK(promote.promote == 1);
+
+    Reconcile back = w.reconcile();
+    CHECK(w.phase() == "Finalising");
+    CHECK(back.messages() == std::vector<std::string>{str(kToPrimary)});
+    CHECK(back.routes == std::vector<Routes>{split(100, 0)});
+
+    w.reconcile();
+    CHECK(w.phase() == "Succeeded");
+}
+
+TEST_CASE("kubernetes provider: A/B testing falls back to blue/green") {
+    auto analysis = with_iterations(2);
+    analysis.match = api::Json::parse(R"([{"headers": {"x-canary": {"exact": "insider"}}}])");
+    World w(make_canary(analysis), "kubernetes");
+    w.init();
+    w.release("rev-2");
+    Reconcile first = w.reconcile();
+    CHECK(first.warnings() ==
+          std::vector<std::string>{
+              "A/B testing is not supported when using the kubernetes provider"});
+    CHECK(first.routes.empty());  // blue/green iterations do not route to the canary
+    CHECK(w.canary.status.iterations == 1);
+}
+
+// ---- status ------------------------------------------------------------------------------------
+
+TEST_CASE("the Promoted condition of each phase (flagger-spec §2.12)") {
+    struct Row {
+        std::string phase;
+        std::string status;
+        std::string reason;
+        std::string message;
+    };
+    const std::vector<Row> rows = {
+        {"", "Unknown", "Initializing", "New Deployment detected, starting initialization."},
+        {"Initializing", "Unknown", "Initializing",
+         "New Deployment detected, starting initialization."},
+        {"Initialized", "True", "Initialized", "Deployment initialization completed."},
+        {"Waiting", "Unknown", "Waiting", "Waiting for approval."},
+        {"Progressing", "Unknown", "Progressing",
+         "New revision detected, progressing canary analysis."},
+        {"WaitingPromotion", "Unknown", "WaitingPromotion", "Waiting for approval."},
+        {"Promoting", "Unknown", "Promoting",
+         "Canary analysis completed, starting primary rolling update."},
+        {"Finalising", "Unknown", "Finalising",
+         "Canary analysis completed, routing all traffic to primary."},
+        {"Succeeded", "True", "Succeeded",
+         "Canary analysis completed successfully, promotion finished."},
+        {"Failed", "False", "Failed", "Canary analysis failed, Deployment scaled to zero."},
+        {"Terminating", "Unknown", "Terminating",
+         "New Deployment detected, starting initialization."},
+    };
+    for (const auto& row : rows) {
+        INFO("phase " << row.phase);
+        std::vector<api::Condition> conditions;
+        set_promoted_condition(conditions, row.phase, "Deployment", "2026-01-01T00:00:00Z");
+        REQUIRE(conditions.size() == 1);
+        CHECK(conditions[0].type == "Promoted");
+        CHECK(conditions[0].status == row.status);
+        CHECK(conditions[0].reason == row.reason);
+        CHECK(conditions[0].message == row.message);
+        CHECK(conditions[0].last_transition_time == "2026-01-01T00:00:00Z");
+        CHECK(conditions[0].last_update_time == "2026-01-01T00:00:00Z");
+    }
+
+    std::vector<api::Condition> daemonset;
+    set_promoted_condition(daemonset, "Failed", "DaemonSet", "t");
+    CHECK(daemonset[0].message == "Canary analysis failed, DaemonSet scaled to zero.");
+}
+
+TEST_CASE("the Promoted condition is replaced only when status or reason change") {
+    std::vector<api::Condition> conditions;
+    set_promoted_condition(conditions, "Progressing", "Deployment", "t1");
+    set_promoted_condition(conditions, "Progressing", "Deployment", "t2");
+    CHECK(conditions[0].last_update_time == "t1");
+
+    set_promoted_condition(conditions, "Promoting", "Deployment", "t3");
+    REQUIRE(conditions.size() == 1);
+    CHECK(conditions[0].reason == "Promoting");
+    CHECK(conditions[0].last_update_time == "t3");
+    CHECK(conditions[0].last_transition_time == "t1");  // Unknown all along
+
+    set_promoted_condition(conditions, "Succeeded", "Deployment", "t4");
+    CHECK(conditions[0].status == "True");
+    CHECK(conditions[0].last_transition_time == "t4");
+}
+
+TEST_CASE("the Promoted condition along a release: lastTransitionTime moves with its status") {
+    auto analysis = weighted(100);
+    analysis.step_weight_promotion = 50;
+    World w(make_canary(analysis));
+    struct Row {
+        std::string status;
+        std::string reason;
+        std::string last_transition;
+        std::string last_update;
+    };
+    std::vector<Row> seen;
+    auto record = [&](const Reconcile& r) {
+        const api::Condition& c = promoted(r.status());
+        seen.push_back(Row{c.status, c.reason, c.last_transition_time, c.last_update_time});
+    };
+    record(w.init());
+    record(w.release("rev-2"));
+    for (int i = 0; i < 5; ++i) {
+        record(w.reconcile());
+    }
+    REQUIRE(w.phase() == "Succeeded");
+    const std::vector<Row> expected = {
+        {"True", "Initialized", minutes_after_start(0), minutes_after_start(0)},
+        {"Unknown", "Progressing", minutes_after_start(1), minutes_after_start(1)},
+        {"Unknown", "Progressing", minutes_after_start(1), minutes_after_start(1)},
+        {"Unknown", "Promoting", minutes_after_start(1), minutes_after_start(3)},
+        {"Unknown", "Promoting", minutes_after_start(1), minutes_after_start(3)},
+        {"Unknown", "Finalising", minutes_after_start(1), minutes_after_start(5)},
+        {"True", "Succeeded", minutes_after_start(6), minutes_after_start(6)},
+    };
+    REQUIRE(seen.size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        INFO("reconcile " << i);
+        CHECK(seen[i].status == expected[i].status);
+        CHECK(seen[i].reason == expected[i].reason);
+        CHECK(seen[i].last_transition == expected[i].last_transition);
+        CHECK(seen[i].last_update == expected[i].last_update);
+    }
+}
+
+TEST_CASE("a Failed canary reverted to the promoted revision stays Failed and starts no run") {
+    auto analysis = weighted(10, 50);
+    analysis.webhooks = {webhook("rollback-gate", "rollback"), webhook("gate", "confirm-rollout")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.answers["rollback-gate"] = true;
+    w.reconcile();
+    REQUIRE(w.phase() == "Failed");
+    w.answers["rollback-gate"] = false;
+    const int confirm_calls = w.calls_of(HookType::kConfirmRollout);
+
+    Reconcile reverted = w.release("rev-1");
+    CHECK(w.phase() == "Failed");
+    CHECK(reverted.decision.actions.empty());
+    CHECK(reverted.calls.empty());
+    CHECK(reverted.status().last_applied_spec == "rev-1");
+    CHECK(reverted.status().last_promoted_spec == "rev-1");
+    CHECK(w.calls_of(HookType::kConfirmRollout) == confirm_calls);
+
+    Reconcile still = w.reconcile();
+    CHECK(still.decision.actions.empty());
+    CHECK(w.phase() == "Failed");
+
+    SECTION("the failed revision applied again is a new run") {
+        Reconcile again = w.release("rev-2");
+        CHECK(w.phase() == "Progressing");
+        CHECK(again.calls_of(HookType::kConfirmRollout) == 1);
+        CHECK(again.calls[0].phase == "Failed");
+        CHECK(again.scale_up == 1);
+    }
+}
+
+// ---- validation and helpers
+// ----------------------------------------------------------------------
+
+TEST_CASE("validate() rejects impossible specs and names the field") {
+    struct Case {
+        std::string name;
+        std::function<void(api::CanarySpec&)> edit;
+        std::string field;
+    };
+    auto affinity = [](std::string cookie, std::string primary_cookie) {
+        api::SessionAffinity a;
+        a.cookie_name = std::move(cookie);
+        a.primary_cookie_name = std::move(primary_cookie);
+        return a;
+    };
+    const std::vector<Case> cases = {
+        {"unsupported kind", [](api::CanarySpec& spec) { spec.target_ref.kind = "StatefulSet"; },
+         "spec.targetRef.kind: \"StatefulSet\""},
+        {"Service target", [](api::CanarySpec& spec) { spec.target_ref.kind = "Service"; },
+         "spec.targetRef.kind"},
+        {"apiVersion", [](api::CanarySpec& spec) { spec.target_ref.api_version = "apps/v1beta1"; },
+         "spec.targetRef.apiVersion"},
+        {"port 0", [](api::CanarySpec& spec) { spec.service.port = 0; }, "spec.service.port: 0"},
+        {"port 70000", [](api::CanarySpec& spec) { spec.service.port = 70000; },
+         "spec.service.port: 70000"},
+        {"maxWeight", [](api::CanarySpec& spec) { spec.analysis->max_weight = 150; },
+         "spec.analysis.maxWeight: 150"},
+        {"stepWeight", [](api::CanarySpec& spec) { spec.analysis->step_weight = 120; },
+         "spec.analysis.stepWeight: 120"},
+        {"stepWeightPromotion",
+         [](api::CanarySpec& spec) { spec.analysis->step_weight_promotion = 101; },
+         "spec.analysis.stepWeightPromotion: 101"},
+        {"stepWeights repeat",
+         [](api::CanarySpec& spec) {
+             spec.analysis->step_weights = {10, 20, 20};
+         },
+         "spec.analysis.stepWeights[2]"},
+        {"stepWeights decrease",
+         [](api::CanarySpec& spec) {
+             spec.analysis->step_weights = {10, 5};
+         },
+         "spec.analysis.stepWeights[1]"},
+        {"same cookie names",
+         [&](api::CanarySpec& spec) {
+             spec.analysis->session_affinity = affinity("flagger-cookie", "flagger-cookie");
+         },
+         "spec.analysis.sessionAffinity.primaryCookieName"},
+        {"custom metric without query",
+         [](api::CanarySpec& spec) { spec.analysis->metrics = {metric("error-rate")}; },
+         "spec.analysis.metrics[0]"},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.name) {
+            api::CanarySpec spec = make_canary(weighted(10, 50)).spec;
+            c.edit(spec);
+            auto result = validate(spec);
+            REQUIRE_FALSE(result.has_value());
+            CHECK(result.error().kind == serin::ErrorKind::kInvalid);
+            CHECK_THAT(result.error().message, Catch::Contains(c.field));
+        }
+    }
+
+    SECTION("valid specs") {
+        api::CanarySpec spec = make_canary(with_step_weights({5, 10, 50})).spec;
+        CHECK(validate(spec).has_value());
+        spec.target_ref.kind = "DaemonSet";
+        CHECK(validate(spec).has_value());
+        spec.analysis->session_affinity = affinity("canary-cookie", "primary-cookie");
+        spec.analysis->metrics = {metric("request-success-rate"), metric("request-duration")};
+        api::CanaryMetric templated = metric("latency");
+        templated.template_ref = api::TemplateRef{"latency", "istio-system"};
+        spec.analysis->metrics.push_back(templated);
+        CHECK(validate(spec).has_value());
+        spec.analysis.reset();
+        CHECK(validate(spec).has_value());
+    }
+}
+
+TEST_CASE("strategy, hook types and time formatting") {
+    CHECK(strategy(make_canary(weighted(10)).spec) == "canary");
+    CHECK(strategy(make_canary(std::nullopt).spec) == "canary");
+    CHECK(strategy(make_canary(with_iterations(5)).spec) == "blue-green");
+    auto ab = with_iterations(5);
+    ab.match = api::Json::parse(R"([{"headers": {"x-canary": {"exact": "insider"}}}])");
+    CHECK(strategy(make_canary(ab).spec) == "ab-testing");
+
+    CHECK(hook_type("") == HookType::kRollout);
+    CHECK(hook_type("confirm-traffic-increase") == HookType::kConfirmTrafficIncrease);
+    CHECK(hook_type("rollback") == HookType::kRollback);
+    CHECK_FALSE(hook_type("pre-promotion").has_value());
+    CHECK(to_string(HookType::kConfirmPromotion) == "confirm-promotion");
+    CHECK(to_string(HookType::kPostRollout) == "post-rollout");
+
+    CHECK(format_time(SystemTime{std::chrono::seconds{1'700'000'000}}) == "2023-11-14T22:13:20Z");
+}
+
+}  // namespace
