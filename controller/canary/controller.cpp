@@ -231,7 +231,8 @@ asio::awaitable<void> Controller::run() {
                                                                        started)
                      .count(),
                  canaries_->size());
-    co_await run_workers(std::max(1, options_.workers), [this] { return worker(); });
+    const std::function<asio::awaitable<void>()> one_worker = [this] { return worker(); };
+    co_await run_workers(std::max(1, options_.workers), one_worker);
     queue_->shut_down();
     for (auto& informer : informers_) {
         informer->stop();

@@ -199,7 +199,8 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     if (!configs) {
         // Not a spec error but the same for the user: the template references something that
         // does not exist. The config's creation is not watched for this canary, so look again.
-        co_return co_await reject(ctx.raw, configs.error().message, std::chrono::seconds{10});
+        const std::optional<Duration> look_again = std::chrono::seconds{10};
+        co_return co_await reject(ctx.raw, configs.error().message, look_again);
     }
     ctx.configs = std::move(*configs);
 
@@ -215,13 +216,14 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     if (auto ok = co_await ensure_primary_hpa(ctx, false); !ok) {
         co_return ok.error();
     }
-    if (auto ok = co_await ctx.router->reconcile(ctx.route_context()); !ok) {
+    const meshes::RouteContext route = ctx.route_context();
+    if (auto ok = co_await ctx.router->reconcile(route); !ok) {
         co_return ok.error();
     }
 
     // ---- decide ----
     Observations obs = observe(ctx, ctx.primary);
-    if (auto routes = co_await ctx.router->get_routes(ctx.route_context())) {
+    if (auto routes = co_await ctx.router->get_routes(route)) {
         obs.routes = *routes;
     } else {
         obs.routes_error = routes.error().message;
@@ -260,7 +262,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     for (const analysis::Action& action : decision.actions) {
         Result<void> done;
         if (const auto* routes = std::get_if<analysis::SetRoutes>(&action)) {
-            done = co_await ctx.router->set_routes(ctx.route_context(), routes->routes);
+            done = co_await ctx.router->set_routes(route, routes->routes);
         } else if (std::holds_alternative<analysis::ScaleUp>(action)) {
             done = co_await scale(ctx, true);
         } else if (std::holds_alternative<analysis::ScaleToZero>(action)) {
@@ -756,8 +758,10 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(Context& ctx) {
         if (auto written = co_await write_status(ctx, status); !written) {
             co_return written.error();
         }
-        co_await emit(ctx, analysis::RecordEvent{false, "Terminating canary " + canary_id,
-                                                 std::string(kTerminating)});
+        // Named, not a braced temporary in the co_await: g++ 12 destroys those twice.
+        const analysis::RecordEvent terminating{false, "Terminating canary " + canary_id,
+                                                std::string(kTerminating)};
+        co_await emit(ctx, terminating);
         ctx.canary.status = std::move(status);
     }
     const kube::ResourceType& type = workload_type(ctx);
@@ -832,14 +836,16 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(Context& ctx) {
                                                  ? options_.mesh_provider
                                                  : ctx.canary.spec.provider);
             if (router) {
-                if (auto done = co_await (*router)->finalize(ctx.route_context()); !done) {
+                const meshes::RouteContext route = ctx.route_context();
+                if (auto done = co_await (*router)->finalize(route); !done) {
                     co_return done.error();
                 }
             }
         }
     }
-    co_await emit(ctx, analysis::RecordEvent{false, "Terminated canary " + canary_id,
-                                             std::string(kTerminating)});
+    const analysis::RecordEvent terminated{false, "Terminated canary " + canary_id,
+                                           std::string(kTerminating)};
+    co_await emit(ctx, terminated);
     Json body = *ctx.raw;
     auto& finalizers = body["metadata"]["finalizers"];
     Json kept = Json::array();

@@ -1,0 +1,276 @@
+#include "tests/e2e/e2e.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+
+namespace serin::e2e {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using testing::run;
+
+// ---- SerinProcess ------------------------------------------------------------------------------
+
+SerinProcess::SerinProcess(testing::TestCluster& cluster, std::string ns,
+                           std::vector<std::string> extra_args)
+    : cluster_(cluster), ns_(std::move(ns)), extra_args_(std::move(extra_args)) {
+    log_ = fs::temp_directory_path() / ("serin-e2e-" + ns_ + ".log");
+    std::error_code ec;
+    fs::remove(log_, ec);
+    start();
+}
+
+SerinProcess::~SerinProcess() {
+    if (process_) {
+        process_->stop(std::chrono::seconds{5});
+    }
+}
+
+void SerinProcess::start() {
+    devcluster::ProcessSpec spec;
+    spec.name = "serin";
+    spec.executable = SERIN_BINARY;
+    spec.args = {"-kubeconfig=" + cluster_.kubeconfig_path().string(), "-namespace=" + ns_,
+                 "-log-level=debug"};
+    spec.args.insert(spec.args.end(), extra_args_.begin(), extra_args_.end());
+    spec.log_file = log_;
+    auto process = devcluster::Process::spawn(std::move(spec));
+    if (!process) {
+        FAIL("cannot start serin: " << process.error().message);
+    }
+    process_.emplace(std::move(*process));
+}
+
+void SerinProcess::kill() {
+    if (process_) {
+        process_->kill();
+    }
+}
+
+void SerinProcess::stop() {
+    if (process_) {
+        process_->stop(std::chrono::seconds{10});
+    }
+}
+
+bool SerinProcess::running() { return process_ && process_->running(); }
+
+std::string SerinProcess::log_tail(std::size_t lines) const {
+    return devcluster::tail_file(log_, lines);
+}
+
+// ---- GateServer --------------------------------------------------------------------------------
+
+GateServer::GateServer(asio::io_context& io)
+    : server_(io.get_executor(),
+              [this](const test::TestRequest& request,
+                     test::TestResponseWriter& writer) -> asio::awaitable<void> {
+                  const std::string& path = request.target;
+                  if (path == "/hang") {
+                      co_await writer.hang();
+                      co_return;
+                  }
+                  bool ok = path == "/approve";
+                  if (path.rfind("/gate/", 0) == 0) {
+                      ok = open_.contains(path.substr(6));
+                  }
+                  co_await writer.respond(ok ? 200 : 403, ok ? "approved" : "closed");
+              }) {}
+
+std::size_t GateServer::calls(const std::string& path) const {
+    std::size_t n = 0;
+    for (const auto& request : server_.requests()) {
+        n += request.target == path ? 1 : 0;
+    }
+    return n;
+}
+
+std::vector<Json> GateServer::bodies(const std::string& path) const {
+    std::vector<Json> out;
+    for (const auto& request : server_.requests()) {
+        if (request.target == path) {
+            out.push_back(Json::parse(request.body, nullptr, false));
+        }
+    }
+    return out;
+}
+
+// ---- Scenario ----------------------------------------------------------------------------------
+
+Scenario::Scenario()
+    : cluster_(testing::shared_cluster()),
+      ns_(cluster_, "e2e"),
+      client_(testing::make_admin_client(io_, cluster_)) {}
+
+Json Scenario::deployment(const std::string& image, int replicas) const {
+    Json d = Json::parse(R"({
+      "apiVersion": "apps/v1", "kind": "Deployment",
+      "metadata": {"name": "podinfo", "labels": {"app": "podinfo"}},
+      "spec": {
+        "replicas": 2,
+        "progressDeadlineSeconds": 60,
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}},
+        "selector": {"matchLabels": {"app": "podinfo"}},
+        "template": {
+          "metadata": {"labels": {"app": "podinfo"}},
+          "spec": {"containers": [{"name": "podinfod", "image": "",
+                                   "ports": [{"name": "http", "containerPort": 9898}]}]}
+        }
+      }
+    })");
+    d["metadata"]["namespace"] = ns();
+    d["spec"]["replicas"] = replicas;
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = image;
+    return d;
+}
+
+Json Scenario::canary(Json analysis, Json spec_extra) const {
+    Json canary = {
+        {"apiVersion", "flagger.app/v1beta1"},
+        {"kind", "Canary"},
+        {"metadata", {{"name", "podinfo"}, {"namespace", ns()}}},
+        {"spec",
+         {{"provider", "kubernetes"},
+          {"targetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "podinfo"}}},
+          {"progressDeadlineSeconds", 60},
+          {"service", {{"port", 80}, {"targetPort", "http"}}},
+          {"analysis", std::move(analysis)}}}};
+    canary["spec"].merge_patch(spec_extra);
+    return canary;
+}
+
+Json Scenario::create(const kube::ResourceType& type, Json object) {
+    object["metadata"]["namespace"] = ns();
+    auto created = run(io_, client_->create(type, ns(), std::move(object)));
+    if (!created) {
+        fail_with("create " + type.resource, created.error().describe());
+    }
+    return *created;
+}
+
+Json Scenario::get(const kube::ResourceType& type, const std::string& name) {
+    auto got = run(io_, client_->get(type, ns(), name));
+    if (!got) {
+        fail_with("get " + type.resource + "/" + name, got.error().describe());
+    }
+    return *got;
+}
+
+Json Scenario::patch(const kube::ResourceType& type, const std::string& name, const Json& body) {
+    auto patched = run(io_, client_->patch(type, ns(), name, kube::PatchType::kMerge, body.dump()));
+    if (!patched) {
+        fail_with("patch " + type.resource + "/" + name, patched.error().describe());
+    }
+    return *patched;
+}
+
+void Scenario::remove(const kube::ResourceType& type, const std::string& name) {
+    auto removed = run(io_, client_->remove(type, ns(), name));
+    if (!removed) {
+        fail_with("delete " + type.resource + "/" + name, removed.error().describe());
+    }
+}
+
+void Scenario::bump_image(const std::string& image) {
+    patch(kube::types::deployments(), "podinfo",
+          {{"spec",
+            {{"template",
+              {{"spec", {{"containers", {{{"name", "podinfod"}, {"image", image}}}}}}}}}}});
+}
+
+void Scenario::fail_with(const std::string& what, const std::string& detail) {
+    std::string log = serin != nullptr ? serin->log_tail() : std::string("(no serin)");
+    FAIL(what << ": " << detail << "\n--- serin log ---\n" << log);
+    throw std::logic_error("unreachable");
+}
+
+Json Scenario::wait_object(const kube::ResourceType& type, const std::string& name,
+                           const std::function<bool(const Json&)>& predicate, std::string what,
+                           std::chrono::milliseconds timeout) {
+    auto found = run(io_, testing::wait_for_object(*client_, type, ns(), name, predicate, timeout),
+                     timeout + 30s);
+    if (!found) {
+        fail_with("waiting for " + what, found.error().message);
+    }
+    return *found;
+}
+
+Json Scenario::wait_canary(const std::function<bool(const Json&)>& predicate, std::string what,
+                           std::chrono::milliseconds timeout) {
+    return wait_object(kube::types::canaries(), "podinfo", predicate, std::move(what), timeout);
+}
+
+Json Scenario::wait_phase(const std::string& want, std::chrono::milliseconds timeout) {
+    return wait_canary([&](const Json& c) { return phase(c) == want; }, "phase " + want, timeout);
+}
+
+bool Scenario::canary_stays(const std::function<bool(const Json&)>& changed,
+                            std::chrono::milliseconds window) {
+    auto found = run(io_,
+                     testing::wait_for_object(*client_, kube::types::canaries(), ns(), "podinfo",
+                                              changed, window),
+                     window + 30s);
+    return !found.has_value();
+}
+
+std::vector<std::string> Scenario::events() {
+    kube::ListOptions options;
+    options.field_selector = "involvedObject.name=podinfo,involvedObject.kind=Canary";
+    auto page = run(io_, client_->list(kube::types::events(), ns(), options));
+    if (!page) {
+        fail_with("list events", page.error().describe());
+    }
+    std::vector<std::pair<std::string, std::string>> timed;
+    for (const Json& e : page->items) {
+        timed.emplace_back(e.value("firstTimestamp", "") + e.value("metadata", Json::object())
+                                                               .value("creationTimestamp", ""),
+                           e.value("message", ""));
+    }
+    std::stable_sort(timed.begin(), timed.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> out;
+    for (auto& [time, message] : timed) {
+        out.push_back(std::move(message));
+    }
+    return out;
+}
+
+void Scenario::wait_event(const std::string& text, std::chrono::milliseconds timeout) {
+    auto found = run(
+        io_,
+        testing::wait_for_objects(
+            *client_, kube::types::events(), ns(), "",
+            [&](const testing::ObjectMap& events) {
+                for (const auto& [name, e] : events) {
+                    if (e.value("message", "").find(text) != std::string::npos) {
+                        return true;
+                    }
+                }
+                return false;
+            },
+            timeout),
+        timeout + 30s);
+    if (!found) {
+        fail_with("waiting for an event containing \"" + text + "\"", found.error().message);
+    }
+}
+
+// ---- accessors ---------------------------------------------------------------------------------
+
+Json at(const Json& object, const std::string& pointer) {
+    const Json* value = testing::find_pointer(object, pointer);
+    return value != nullptr ? *value : Json();
+}
+
+std::string phase(const Json& canary) {
+    Json p = at(canary, "/status/phase");
+    return p.is_string() ? p.get<std::string>() : std::string();
+}
+
+std::string image_of(const Json& workload) {
+    Json image = at(workload, "/spec/template/spec/containers/0/image");
+    return image.is_string() ? image.get<std::string>() : std::string();
+}
+
+}  // namespace serin::e2e

@@ -1,0 +1,127 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "devcluster/process.hpp"
+#include "tests/support/cluster.hpp"
+#include "tests/support/test_http_server.hpp"
+
+/// Helpers for the end-to-end tests: whole releases on the devcluster, driven by the real `serin`
+/// binary, with a loopback webhook receiver standing in for the Flagger load tester.
+namespace serin::e2e {
+
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+
+/// The serin binary of this build, run as a child process that watches one namespace, so tests
+/// in parallel do not see each other's canaries.
+class SerinProcess {
+public:
+    /// Starts serin; its log goes to a file named after the namespace.
+    SerinProcess(testing::TestCluster& cluster, std::string ns,
+                 std::vector<std::string> extra_args = {});
+    ~SerinProcess();
+
+    void start();
+    /// SIGKILL: no chance to finish anything.
+    void kill();
+    /// SIGTERM and wait.
+    void stop();
+    bool running();
+    /// The last lines of its log, for failure messages.
+    std::string log_tail(std::size_t lines = 40) const;
+    const std::filesystem::path& log_file() const { return log_; }
+
+private:
+    testing::TestCluster& cluster_;
+    std::string ns_;
+    std::vector<std::string> extra_args_;
+    std::filesystem::path log_;
+    std::optional<devcluster::Process> process_;
+};
+
+/// A webhook receiver with named gates, like flagger-loadtester's /gate and /rollback APIs:
+/// POST /approve answers 200, /deny 403, /hang never answers, /gate/<name> 200 while the gate is
+/// open and 403 while it is closed (closed at first). Every request is recorded.
+class GateServer {
+public:
+    explicit GateServer(boost::asio::io_context& io);
+
+    std::string url(const std::string& path) const { return server_.base_url() + path; }
+    void open(const std::string& gate) { open_.insert(gate); }
+    void close(const std::string& gate) { open_.erase(gate); }
+    /// How many requests reached `path`.
+    std::size_t calls(const std::string& path) const;
+    /// The JSON bodies posted to `path`, in order.
+    std::vector<Json> bodies(const std::string& path) const;
+
+private:
+    std::set<std::string> open_;
+    test::TestHttpServer server_;
+};
+
+/// One test's world: a namespace, an admin client and helpers to build and wait for objects.
+class Scenario {
+public:
+    Scenario();
+
+    boost::asio::io_context& io() { return io_; }
+    kube::KubeClient& client() { return *client_; }
+    const std::string& ns() const { return ns_.name(); }
+    testing::TestCluster& cluster() { return cluster_; }
+
+    /// The podinfo Deployment the examples use: `replicas` pods of `image` with label app=podinfo.
+    Json deployment(const std::string& image, int replicas = 2) const;
+    /// A Canary for Deployment podinfo on the kubernetes provider with `analysis` as given.
+    Json canary(Json analysis, Json spec_extra = Json::object()) const;
+
+    Json create(const kube::ResourceType& type, Json object);
+    Json get(const kube::ResourceType& type, const std::string& name);
+    /// Merge-patches an object.
+    Json patch(const kube::ResourceType& type, const std::string& name, const Json& patch);
+    void remove(const kube::ResourceType& type, const std::string& name);
+    /// Sets the image of podinfo's container (a new revision).
+    void bump_image(const std::string& image);
+
+    /// Waits until the Canary satisfies `predicate`; fails the test with the serin log otherwise.
+    Json wait_canary(const std::function<bool(const Json&)>& predicate, std::string what,
+                     std::chrono::milliseconds timeout = 90s);
+    Json wait_phase(const std::string& phase, std::chrono::milliseconds timeout = 90s);
+    Json wait_object(const kube::ResourceType& type, const std::string& name,
+                     const std::function<bool(const Json&)>& predicate, std::string what,
+                     std::chrono::milliseconds timeout = 60s);
+    /// Whether the Canary keeps failing `changed` for the whole `window` (it is watched; nothing
+    /// sleeps). For asserting that something does not happen.
+    bool canary_stays(const std::function<bool(const Json&)>& changed, std::chrono::milliseconds window);
+
+    /// The messages of the Events recorded about the canary, oldest first.
+    std::vector<std::string> events();
+    /// Waits until an Event about the canary contains `text`.
+    void wait_event(const std::string& text, std::chrono::milliseconds timeout = 60s);
+
+    /// Where serin's log is, for failure messages (set by the test).
+    SerinProcess* serin = nullptr;
+
+private:
+    [[noreturn]] void fail_with(const std::string& what, const std::string& detail);
+
+    testing::TestCluster& cluster_;
+    testing::TestNamespace ns_;
+    boost::asio::io_context io_;
+    std::unique_ptr<kube::RestKubeClient> client_;
+};
+
+/// Field access for assertions: the value at a JSON pointer, or null.
+Json at(const Json& object, const std::string& pointer);
+std::string phase(const Json& canary);
+std::string image_of(const Json& workload);
+
+}  // namespace serin::e2e
