@@ -833,6 +833,34 @@ Result<void> validate(const api::CanarySpec& spec) {
     return Result<void>{};
 }
 
+Result<void> validate_namespaces(const api::Canary& canary) {
+    const std::string& own = canary.metadata.ns;
+    auto refuse = [&](const std::string& field, const std::string& ns) {
+        return fail(ErrorKind::kInvalid, field + ": \"" + ns + "\" is another namespace than the "
+                                         "canary's, refused by -no-cross-namespace-refs");
+    };
+    const auto& spec = canary.spec;
+    if (spec.upstream_ref && !spec.upstream_ref->ns.empty() && spec.upstream_ref->ns != own) {
+        return refuse("spec.upstreamRef.namespace", spec.upstream_ref->ns);
+    }
+    if (!spec.analysis) {
+        return Result<void>{};
+    }
+    for (std::size_t i = 0; i < spec.analysis->metrics.size(); ++i) {
+        const auto& ref = spec.analysis->metrics[i].template_ref;
+        if (ref && !ref->ns.empty() && ref->ns != own) {
+            return refuse(fmt::format("spec.analysis.metrics[{}].templateRef.namespace", i), ref->ns);
+        }
+    }
+    for (std::size_t i = 0; i < spec.analysis->alerts.size(); ++i) {
+        const auto& ns = spec.analysis->alerts[i].provider_ref.ns;
+        if (!ns.empty() && ns != own) {
+            return refuse(fmt::format("spec.analysis.alerts[{}].providerRef.namespace", i), ns);
+        }
+    }
+    return Result<void>{};
+}
+
 Decision advance(const api::Canary& canary, const Observations& observations,
                  const Settings& settings, SystemTime now) {
     return Tick(canary, observations, settings, now).run();

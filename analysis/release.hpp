@@ -174,6 +174,10 @@ std::string_view strategy(const api::CanarySpec& spec);
 /// Errors: kInvalid naming the field and the value.
 Result<void> validate(const api::CanarySpec& spec);
 
+/// With -no-cross-namespace-refs: upstreamRef, metric templateRefs and alert providerRefs must
+/// name the canary's own namespace (or none). Errors: kInvalid naming the field.
+Result<void> validate_namespaces(const api::Canary& canary);
+
 /// One step of the release of `canary` given what was observed at `now`.
 Decision advance(const api::Canary& canary, const Observations& observations,
                  const Settings& settings, SystemTime now);

@@ -232,6 +232,7 @@ int main(int argc, char** argv) {
     options.reconciler.include_label_prefixes = split_list(f.include_label_prefix);
     options.reconciler.config_tracking = f.config_tracking;
     options.reconciler.event_webhook = f.event_webhook;
+    options.reconciler.no_cross_namespace_refs = f.no_cross_namespace_refs;
 
     int exit_code = 0;
     asio::cancellation_signal stop;

@@ -170,6 +170,11 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     if (auto valid = analysis::validate(spec); !valid) {
         co_return co_await reject(ctx.raw, valid.error().message);
     }
+    if (options_.no_cross_namespace_refs) {
+        if (auto own = analysis::validate_namespaces(ctx.canary); !own) {
+            co_return co_await reject(ctx.raw, own.error().message);
+        }
+    }
     ctx.provider = spec.provider.empty() ? options_.mesh_provider : spec.provider;
     auto router = deps_.routers.find(ctx.provider);
     if (!router) {

@@ -31,6 +31,7 @@ struct ReconcilerOptions {
     std::vector<std::string> include_label_prefixes;
     bool config_tracking = true;
     std::string event_webhook;  ///< -event-webhook: the global event sink
+    bool no_cross_namespace_refs = false;  ///< -no-cross-namespace-refs (flagger-spec §2.14)
     kube::ResourceType hpa_type = kube::types::horizontal_pod_autoscalers();
 };
 

@@ -1671,3 +1671,33 @@ TEST_CASE("strategy, hook types and time formatting") {
 }
 
 }  // namespace
+
+TEST_CASE("validate_namespaces() refuses references to other namespaces, naming the field") {
+    api::Canary canary = make_canary(with_iterations(1));
+    CHECK(serin::analysis::validate_namespaces(canary).has_value());
+
+    api::Canary same = canary;
+    api::CanaryMetric m = metric("latency");
+    m.template_ref = api::TemplateRef{"latency", canary.metadata.ns};
+    same.spec.analysis->metrics.push_back(m);
+    CHECK(serin::analysis::validate_namespaces(same).has_value());
+
+    api::Canary metric_elsewhere = same;
+    metric_elsewhere.spec.analysis->metrics[0].template_ref->ns = "shared";
+    auto refused = serin::analysis::validate_namespaces(metric_elsewhere);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK_THAT(refused.error().message,
+               Catch::StartsWith("spec.analysis.metrics[0].templateRef.namespace: \"shared\""));
+
+    api::Canary alert_elsewhere = canary;
+    alert_elsewhere.spec.analysis->alerts.push_back(
+        api::CanaryAlert{"on-call", "error", api::ProviderRef{"slack", "ops"}});
+    auto alert = serin::analysis::validate_namespaces(alert_elsewhere);
+    REQUIRE_FALSE(alert.has_value());
+    CHECK_THAT(alert.error().message,
+               Catch::StartsWith("spec.analysis.alerts[0].providerRef.namespace: \"ops\""));
+
+    api::Canary upstream_elsewhere = canary;
+    upstream_elsewhere.spec.upstream_ref = api::UpstreamRef{"gloo.solo.io/v1", "Upstream", "u", "gloo"};
+    CHECK_FALSE(serin::analysis::validate_namespaces(upstream_elsewhere).has_value());
+}

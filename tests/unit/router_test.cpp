@@ -1,0 +1,118 @@
+// The router registry, the kubernetes router's selector rule and the object store's version
+// comparison: the pure parts of the routing seam.
+#include <catch2/catch.hpp>
+
+#include "controller/kube/object_store.hpp"
+#include "meshes/kubernetes/kubernetes_router.hpp"
+#include "meshes/router.hpp"
+
+namespace {
+
+using serin::meshes::RouteContext;
+using serin::meshes::RouterRegistry;
+namespace asio = boost::asio;
+using Json = nlohmann::json;
+
+/// A KubeClient the registry can hold a reference to; routers built in these tests never call it.
+class NoClient final : public serin::kube::KubeClient {
+public:
+    template <class T>
+    static asio::awaitable<serin::Result<T>> none() {
+        co_return serin::fail(serin::ErrorKind::kInternal, "not in this test");
+    }
+    asio::awaitable<serin::Result<Json>> get(serin::kube::ResourceType, std::string,
+                                             std::string) override {
+        return none<Json>();
+    }
+    asio::awaitable<serin::Result<serin::kube::ListPage>> list(serin::kube::ResourceType,
+                                                               std::string,
+                                                               serin::kube::ListOptions) override {
+        return none<serin::kube::ListPage>();
+    }
+    asio::awaitable<serin::Result<Json>> create(serin::kube::ResourceType, std::string, Json,
+                                                serin::kube::WriteOptions) override {
+        return none<Json>();
+    }
+    asio::awaitable<serin::Result<Json>> update(serin::kube::ResourceType, std::string, Json,
+                                                serin::kube::WriteOptions) override {
+        return none<Json>();
+    }
+    asio::awaitable<serin::Result<Json>> patch(serin::kube::ResourceType, std::string, std::string,
+                                               serin::kube::PatchType, std::string,
+                                               serin::kube::WriteOptions) override {
+        return none<Json>();
+    }
+    asio::awaitable<serin::Result<void>> remove(serin::kube::ResourceType, std::string, std::string,
+                                                serin::kube::DeleteOptions) override {
+        return none<void>();
+    }
+    asio::awaitable<serin::Result<void>> watch(serin::kube::ResourceType, std::string,
+                                               serin::kube::WatchOptions,
+                                               serin::kube::WatchHandler) override {
+        return none<void>();
+    }
+    asio::awaitable<serin::Result<std::string>> get_raw(std::string) override {
+        return none<std::string>();
+    }
+};
+
+RouteContext context() {
+    RouteContext c;
+    c.canary.metadata.ns = "test";
+    c.apex = "podinfo";
+    c.label_key = "app";
+    c.label_value = "podinfo";
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("the kubernetes router selects the canary's pods only when it has all the traffic") {
+    const RouteContext c = context();
+    CHECK(serin::meshes::kubernetes_apex_selector(c, {100, 0, false}) ==
+          Json{{"app", "podinfo-primary"}});
+    CHECK(serin::meshes::kubernetes_apex_selector(c, {50, 50, false}) ==
+          Json{{"app", "podinfo-primary"}});
+    CHECK(serin::meshes::kubernetes_apex_selector(c, {0, 100, false}) == Json{{"app", "podinfo"}});
+}
+
+TEST_CASE("the registry finds routers by name and by prefix, and names what it supports") {
+    NoClient client;
+    serin::ManualClock clock;
+    serin::kube::ObjectStore store(clock);
+    RouterRegistry registry({client, store});
+    int built = 0;
+    registry.add("kubernetes", [&](serin::meshes::RouterDeps deps) {
+        ++built;
+        return serin::meshes::make_kubernetes_router(deps);
+    });
+    registry.add("smi", [](serin::meshes::RouterDeps deps) {
+        return serin::meshes::make_kubernetes_router(deps);
+    });
+
+    auto kubernetes = registry.find("kubernetes");
+    REQUIRE(kubernetes.has_value());
+    CHECK((*kubernetes)->owns_apex_selector());
+    auto again = registry.find("kubernetes");
+    REQUIRE(again.has_value());
+    CHECK(*again == *kubernetes);
+    CHECK(built == 1);  // built once, on first use
+    CHECK(registry.find("smi:v1alpha3:linkerd").has_value());
+
+    auto unknown = registry.find("istio");
+    REQUIRE_FALSE(unknown.has_value());
+    CHECK(unknown.error().kind == serin::ErrorKind::kInvalid);
+    CHECK(unknown.error().message ==
+          "spec.provider: \"istio\" is not supported by this build of Serin (supported: "
+          "kubernetes, smi)");
+}
+
+TEST_CASE("resource versions compare as integers, opaque ones only by equality") {
+    using serin::kube::resource_version_at_least;
+    CHECK(resource_version_at_least("10", "9"));
+    CHECK(resource_version_at_least("10", "10"));
+    CHECK_FALSE(resource_version_at_least("9", "10"));
+    CHECK(resource_version_at_least("abc", "abc"));
+    CHECK_FALSE(resource_version_at_least("abc", "abd"));
+    CHECK_FALSE(resource_version_at_least("", "1"));
+}
