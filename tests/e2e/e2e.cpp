@@ -3,6 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio/steady_timer.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "controller/kube/manifest.hpp"
 
 namespace serin::e2e {
 
@@ -14,7 +18,14 @@ using testing::run;
 
 SerinProcess::SerinProcess(testing::TestCluster& cluster, std::string ns,
                            std::vector<std::string> extra_args)
-    : cluster_(cluster), ns_(std::move(ns)), extra_args_(std::move(extra_args)) {
+    : SerinProcess(cluster, ns, cluster.kubeconfig_path(), std::move(extra_args)) {}
+
+SerinProcess::SerinProcess(testing::TestCluster& cluster, std::string ns, fs::path kubeconfig,
+                           std::vector<std::string> extra_args)
+    : cluster_(cluster),
+      ns_(std::move(ns)),
+      kubeconfig_(std::move(kubeconfig)),
+      extra_args_(std::move(extra_args)) {
     log_ = fs::temp_directory_path() / ("serin-e2e-" + ns_ + ".log");
     std::error_code ec;
     fs::remove(log_, ec);
@@ -31,7 +42,7 @@ void SerinProcess::start() {
     devcluster::ProcessSpec spec;
     spec.name = "serin";
     spec.executable = SERIN_BINARY;
-    spec.args = {"-kubeconfig=" + cluster_.kubeconfig_path().string(), "-namespace=" + ns_,
+    spec.args = {"-kubeconfig=" + kubeconfig_.string(), "-namespace=" + ns_,
                  "-log-level=debug"};
     spec.args.insert(spec.args.end(), extra_args_.begin(), extra_args_.end());
     spec.log_file = log_;
@@ -254,6 +265,67 @@ void Scenario::wait_event(const std::string& text, std::chrono::milliseconds tim
     if (!found) {
         fail_with("waiting for an event containing \"" + text + "\"", found.error().message);
     }
+}
+
+// ---- least privilege -------------------------------------------------------------------------
+
+fs::path least_privilege_kubeconfig(Scenario& s, const std::string& name) {
+    std::ifstream in(fs::path(SERIN_SOURCE_DIR) / "crds" / "rbac.yaml");
+    std::stringstream text;
+    text << in.rdbuf();
+    auto manifests = kube::parse_manifests(text.str());
+    REQUIRE(manifests.has_value());
+    for (const Json& m : *manifests) {
+        if (m.value("kind", "") != "ClusterRole") {
+            continue;
+        }
+        // Shared by every test of the run: the first one creates it, the others bring it up to
+        // date (a long-lived cluster may hold an older version).
+        auto created = run(s.io(), s.client().create(kube::types::cluster_roles(), "", m));
+        if (!created && created.error().kind == ErrorKind::kAlreadyExists) {
+            auto live = run(s.io(), s.client().get(kube::types::cluster_roles(), "", "serin"));
+            REQUIRE(live.has_value());
+            Json update = *live;
+            update["rules"] = m.at("rules");
+            auto updated = run(s.io(), s.client().update(kube::types::cluster_roles(), "", update));
+            REQUIRE((updated || updated.error().kind == ErrorKind::kConflict));
+        } else {
+            REQUIRE(created.has_value());
+        }
+    }
+    s.create(kube::types::service_accounts(),
+             {{"apiVersion", "v1"}, {"kind", "ServiceAccount"}, {"metadata", {{"name", name}}}});
+    Json binding = {{"apiVersion", "rbac.authorization.k8s.io/v1"},
+                    {"kind", "ClusterRoleBinding"},
+                    {"metadata", {{"name", "serin-" + s.ns()}}},
+                    {"roleRef",
+                     {{"apiGroup", "rbac.authorization.k8s.io"},
+                      {"kind", "ClusterRole"},
+                      {"name", "serin"}}},
+                    {"subjects", {{{"kind", "ServiceAccount"}, {"name", name}, {"namespace", s.ns()}}}}};
+    auto bound = run(s.io(), s.client().create(kube::types::cluster_role_bindings(), "", binding));
+    REQUIRE(bound.has_value());
+    // POST .../serviceaccounts/NAME/token: the TokenRequest subresource, as a collection.
+    kube::ResourceType token_requests = kube::types::service_accounts();
+    token_requests.resource = "serviceaccounts/" + name + "/token";
+    auto token = run(s.io(), s.client().create(token_requests, s.ns(),
+                                               {{"apiVersion", "authentication.k8s.io/v1"},
+                                                {"kind", "TokenRequest"},
+                                                {"spec", {{"expirationSeconds", 3600}}}}));
+    REQUIRE(token.has_value());
+    const fs::path dir = fs::temp_directory_path() / ("serin-e2e-" + s.ns());
+    fs::create_directories(dir);
+    std::ofstream(dir / "ca.crt") << s.cluster().ca_pem();
+    const fs::path kubeconfig = dir / "kubeconfig";
+    std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\n"
+                              << "clusters:\n- name: dev\n  cluster:\n    server: "
+                              << s.cluster().config().server << "\n    certificate-authority: "
+                              << (dir / "ca.crt").string() << "\n"
+                              << "users:\n- name: " << name << "\n  user:\n    token: "
+                              << at(*token, "/status/token").get<std::string>() << "\n"
+                              << "contexts:\n- name: sa\n  context:\n    cluster: dev\n    user: "
+                              << name << "\ncurrent-context: sa\n";
+    return kubeconfig;
 }
 
 // ---- accessors ---------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ public:
     /// Starts serin; its log goes to a file named after the namespace.
     SerinProcess(testing::TestCluster& cluster, std::string ns,
                  std::vector<std::string> extra_args = {});
+    /// The same with another kubeconfig (another identity).
+    SerinProcess(testing::TestCluster& cluster, std::string ns, std::filesystem::path kubeconfig,
+                 std::vector<std::string> extra_args);
     ~SerinProcess();
 
     void start();
@@ -43,6 +46,7 @@ public:
 private:
     testing::TestCluster& cluster_;
     std::string ns_;
+    std::filesystem::path kubeconfig_;
     std::vector<std::string> extra_args_;
     std::filesystem::path log_;
     std::optional<devcluster::Process> process_;
@@ -118,6 +122,10 @@ private:
     boost::asio::io_context io_;
     std::unique_ptr<kube::RestKubeClient> client_;
 };
+
+/// A kubeconfig for ServiceAccount `name` in the scenario's namespace, bound to the ClusterRole
+/// of crds/rbac.yaml and nothing else: what serin may do in a real cluster.
+std::filesystem::path least_privilege_kubeconfig(Scenario& scenario, const std::string& name);
 
 /// Field access for assertions: the value at a JSON pointer, or null.
 Json at(const Json& object, const std::string& pointer);

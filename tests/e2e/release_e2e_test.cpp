@@ -380,3 +380,54 @@ TEST_CASE("bad input is reported on the canary without a crash or a hot loop") {
                Catch::Contains("spec.analysis.sessionAffinity.primaryCookieName"));
     CHECK(serin.running());
 }
+
+TEST_CASE("a release needs no permission beyond crds/rbac.yaml") {
+    Scenario s;
+    const auto kubeconfig = least_privilege_kubeconfig(s, "serin");
+    SerinProcess serin(s.cluster(), s.ns(), kubeconfig, {});
+    s.serin = &serin;
+    Json initialized = initialize(
+        s, s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 1}},
+                    {{"revertOnDeletion", true}}));
+    s.bump_image(kV2);
+    s.wait_phase("Succeeded");
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+    s.wait_event("Promotion completed! Scaling down podinfo." + s.ns());
+    s.remove(types::canaries(), "podinfo");
+    s.wait_event("Terminated canary podinfo." + s.ns());
+    CHECK_THAT(serin.log_tail(400), !Catch::Contains("Forbidden"));
+}
+
+TEST_CASE("a target with an HPA gets a -primary HPA that scales the primary") {
+    Scenario s;
+    SerinProcess serin(s.cluster(), s.ns());
+    s.serin = &serin;
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::horizontal_pod_autoscalers(), Json::parse(R"({
+      "apiVersion": "autoscaling/v2beta2", "kind": "HorizontalPodAutoscaler",
+      "metadata": {"name": "podinfo"},
+      "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+        "minReplicas": 2, "maxReplicas": 4,
+        "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                     "target": {"type": "Utilization", "averageUtilization": 90}}}]
+      }
+    })"));
+    s.create(types::canaries(),
+             s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 1}},
+                      {{"autoscalerRef",
+                        {{"apiVersion", "autoscaling/v2beta2"},
+                         {"kind", "HorizontalPodAutoscaler"},
+                         {"name", "podinfo"}}}}));
+    s.wait_phase("Initialized");
+    Json hpa = s.get(types::horizontal_pod_autoscalers(), "podinfo-primary");
+    CHECK(at(hpa, "/spec/scaleTargetRef/name") == "podinfo-primary");
+    CHECK(at(hpa, "/spec/minReplicas") == 2);
+    CHECK(at(hpa, "/spec/maxReplicas") == 4);
+    CHECK(at(hpa, "/metadata/ownerReferences/0/kind") == "Canary");
+    CHECK(at(s.get(types::horizontal_pod_autoscalers(), "podinfo"), "/spec/scaleTargetRef/name") ==
+          "podinfo");
+    s.bump_image(kV2);
+    s.wait_phase("Succeeded");
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+}
