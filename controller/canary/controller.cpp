@@ -1,5 +1,7 @@
 #include "controller/canary/controller.hpp"
 
+#include "crds/api/json_access.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -14,13 +16,7 @@ namespace types = kube::types;
 
 namespace {
 
-const Json* member(const Json& object, std::string_view key) {
-    if (!object.is_object()) {
-        return nullptr;
-    }
-    auto it = object.find(key);
-    return it == object.end() ? nullptr : &*it;
-}
+using api::member;
 
 std::string text(const Json* value) {
     return value != nullptr && value->is_string() ? value->get<std::string>() : std::string();

@@ -1,5 +1,7 @@
 #include "controller/canary/reconciler.hpp"
 
+#include "crds/api/json_access.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -35,25 +37,8 @@ std::optional<SystemTime> parse_time(const std::string& text) {
     return std::chrono::system_clock::from_time_t(::timegm(&tm));
 }
 
-const Json* find_path(const Json& object, std::initializer_list<std::string_view> path) {
-    const Json* at = &object;
-    for (std::string_view key : path) {
-        if (!at->is_object()) {
-            return nullptr;
-        }
-        auto it = at->find(key);
-        if (it == at->end()) {
-            return nullptr;
-        }
-        at = &*it;
-    }
-    return at;
-}
-
-std::string string_at(const Json& object, std::initializer_list<std::string_view> path) {
-    const Json* value = find_path(object, path);
-    return value != nullptr && value->is_string() ? value->get<std::string>() : std::string();
-}
+using api::find_path;
+using api::string_at;
 
 bool has_finalizer(const api::Canary& canary) {
     const auto& f = canary.metadata.finalizers;
@@ -313,37 +298,33 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
 
 // ---- observations ------------------------------------------------------------------------------
 
+analysis::Readiness Reconciler::readiness(const Context& ctx, const Json& workload,
+                                          int threshold_percent, const std::string& prefix) const {
+    const SystemTime now = deps_.clock.system_now();
+    const int deadline = ctx.canary.spec.progress_deadline_seconds;
+    if (ctx.canary.spec.target_ref.kind == "DaemonSet") {
+        // A DaemonSet's deadline runs from the canary's last status change (flagger-spec §3.6).
+        const SystemTime since =
+            parse_time(ctx.canary.status.last_transition_time).value_or(now);
+        return daemonset_readiness(workload, threshold_percent, deadline, now, since, prefix);
+    }
+    return deployment_readiness(workload, threshold_percent, deadline, now, prefix);
+}
+
 Observations Reconciler::observe(const Context& ctx, ObjectPtr primary) const {
     Observations obs;
     obs.revision = revision_hash(*ctx.target);
     obs.configs = ctx.configs;
-    const api::CanarySpec& spec = ctx.canary.spec;
-    const int primary_threshold = spec.analysis ? spec.analysis->primary_ready_threshold : 100;
-    const int canary_threshold = spec.analysis ? spec.analysis->canary_ready_threshold : 100;
-    const int deadline = spec.progress_deadline_seconds;
-    const SystemTime now = deps_.clock.system_now();
+    const auto& analysis = ctx.canary.spec.analysis;
     const std::string primary_prefix = ctx.primary_name() + "." + ctx.ns() + " not ready: ";
-    const bool daemonset = spec.target_ref.kind == "DaemonSet";
-    const std::string canary_prefix = std::string(daemonset ? "canary daemonset " : "canary deployment ") +
-                                      ctx.target_name() + "." + ctx.ns() + " not ready: ";
-    if (primary == nullptr) {
-        obs.primary = analysis::Readiness{false, true, primary_prefix + "not found"};
-    } else if (daemonset) {
-        const SystemTime since =
-            parse_time(ctx.canary.status.last_transition_time).value_or(now);
-        obs.primary = daemonset_readiness(*primary, primary_threshold, deadline, now, since,
-                                          primary_prefix);
-        obs.canary = daemonset_readiness(*ctx.target, canary_threshold, deadline, now, since,
-                                         canary_prefix);
-        return obs;
-    } else {
-        obs.primary =
-            deployment_readiness(*primary, primary_threshold, deadline, now, primary_prefix);
-    }
-    obs.canary = daemonset ? daemonset_readiness(*ctx.target, canary_threshold, deadline, now, now,
-                                                 canary_prefix)
-                           : deployment_readiness(*ctx.target, canary_threshold, deadline, now,
-                                                  canary_prefix);
+    obs.primary = primary == nullptr
+                      ? analysis::Readiness{false, true, primary_prefix + "not found"}
+                      : readiness(ctx, *primary, analysis ? analysis->primary_ready_threshold : 100,
+                                  primary_prefix);
+    const bool daemonset = ctx.canary.spec.target_ref.kind == "DaemonSet";
+    obs.canary = readiness(ctx, *ctx.target, analysis ? analysis->canary_ready_threshold : 100,
+                           std::string(daemonset ? "canary daemonset " : "canary deployment ") +
+                               ctx.target_name() + "." + ctx.ns() + " not ready: ");
     return obs;
 }
 
@@ -798,13 +779,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(Context& ctx) {
             deps_.store.wrote(type, *written);
             ctx.target = std::make_shared<const Json>(std::move(*written));
         }
-        const analysis::Readiness ready =
-            ctx.canary.spec.target_ref.kind == "DaemonSet"
-                ? daemonset_readiness(*ctx.target, 100, ctx.canary.spec.progress_deadline_seconds,
-                                      deps_.clock.system_now(), deps_.clock.system_now(), "")
-                : deployment_readiness(*ctx.target, 100,
-                                       ctx.canary.spec.progress_deadline_seconds,
-                                       deps_.clock.system_now(), "");
+        const analysis::Readiness ready = readiness(ctx, *ctx.target, 100, "");
         if (!ready.ready && ready.retriable) {
             spdlog::info("canary {}: waiting for {} before removing the finalizer: {}", ctx.key,
                          ctx.target_name(), ready.message);

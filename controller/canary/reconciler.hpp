@@ -107,6 +107,8 @@ private:
     void post_event_webhooks(const Context& ctx, const analysis::RecordEvent& event);
 
     analysis::Observations observe(const Context& ctx, kube::ObjectPtr primary) const;
+    analysis::Readiness readiness(const Context& ctx, const Json& workload, int threshold_percent,
+                                  const std::string& prefix) const;
     PrimaryOptions primary_options(const Context& ctx) const;
     const kube::ResourceType& workload_type(const Context& ctx) const;
     /// Another canary in the namespace that releases the same target and came first.

@@ -1,5 +1,7 @@
 #include "controller/canary/workload.hpp"
 
+#include "crds/api/json_access.hpp"
+
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -32,29 +34,9 @@ constexpr std::string_view kKubectlAnnotationPrefix = "kubectl.kubernetes.io/";
 
 // ---- JSON access without operator[] on const values ------------------------------------------
 
-/// The member `key` of an object, or nullptr when `object` is no object or the member is absent
-/// or null.
-const Json* child(const Json& object, std::string_view key) {
-    if (!object.is_object()) {
-        return nullptr;
-    }
-    auto it = object.find(key);
-    if (it == object.end() || it->is_null()) {
-        return nullptr;
-    }
-    return &*it;
-}
-
-const Json* at_path(const Json& root, std::initializer_list<std::string_view> keys) {
-    const Json* current = &root;
-    for (std::string_view key : keys) {
-        current = child(*current, key);
-        if (current == nullptr) {
-            return nullptr;
-        }
-    }
-    return current;
-}
+using api::find_path;
+using api::member;
+using api::string_at;
 
 Json* mutable_at(Json& root, std::initializer_list<std::string_view> keys) {
     Json* current = &root;
@@ -71,13 +53,9 @@ Json* mutable_at(Json& root, std::initializer_list<std::string_view> keys) {
     return current;
 }
 
-std::string string_at(const Json& root, std::initializer_list<std::string_view> keys) {
-    const Json* value = at_path(root, keys);
-    return value != nullptr && value->is_string() ? value->get<std::string>() : std::string{};
-}
 
 std::optional<std::int64_t> int_at(const Json& root, std::initializer_list<std::string_view> keys) {
-    const Json* value = at_path(root, keys);
+    const Json* value = find_path(root, keys);
     if (value == nullptr || !value->is_number_integer()) {
         return std::nullopt;
     }
@@ -89,21 +67,21 @@ std::int64_t int_or_zero(const Json& root, std::initializer_list<std::string_vie
 }
 
 bool bool_at(const Json& root, std::initializer_list<std::string_view> keys) {
-    const Json* value = at_path(root, keys);
+    const Json* value = find_path(root, keys);
     return value != nullptr && value->is_boolean() && value->get<bool>();
 }
 
 /// The array at `keys`, or an empty one.
 const Json& array_at(const Json& root, std::initializer_list<std::string_view> keys) {
     static const Json kEmpty = Json::array();
-    const Json* value = at_path(root, keys);
+    const Json* value = find_path(root, keys);
     return value != nullptr && value->is_array() ? *value : kEmpty;
 }
 
 /// The object at `keys`, or an empty one.
 const Json& object_at(const Json& root, std::initializer_list<std::string_view> keys) {
     static const Json kEmpty = Json::object();
-    const Json* value = at_path(root, keys);
+    const Json* value = find_path(root, keys);
     return value != nullptr && value->is_object() ? *value : kEmpty;
 }
 
@@ -403,7 +381,7 @@ void rewrite_selector(Json& selector, const SelectorLabel& label) {
 }
 
 Json primary_pod_spec(const Json& target, const PrimaryOptions& options) {
-    const Json* source = at_path(target, {"spec", "template", "spec"});
+    const Json* source = find_path(target, {"spec", "template", "spec"});
     Json spec = source != nullptr && source->is_object() ? *source : Json::object();
 
     visit_config_refs(spec, [&options](ConfigRef::Kind kind, Json& ref, std::string_view key) {
@@ -466,7 +444,7 @@ Json primary_metadata_annotations(const Json& target) {
 }
 
 void copy_field(const Json& from, Json& to, std::string_view key) {
-    if (const Json* value = child(from, key)) {
+    if (const Json* value = member(from, key)) {
         to[std::string(key)] = *value;
     }
 }
@@ -582,7 +560,7 @@ std::vector<PortKey> port_keys(const Json& ports) {
         if (protocol.empty()) {
             protocol = "TCP";
         }
-        const Json* target = child(p, "targetPort");
+        const Json* target = member(p, "targetPort");
         // The API server defaults an absent targetPort to the port.
         const std::string target_text = target != nullptr ? dump(*target) : std::to_string(number);
         keys.emplace_back(string_at(p, {"name"}), protocol, number, target_text,
@@ -595,7 +573,7 @@ std::vector<PortKey> port_keys(const Json& ports) {
 /// `desired` with the live values of `keys` (absent live = absent).
 void keep_live_keys(Json& desired, const Json& live, const std::vector<std::string>& keys) {
     for (const std::string& key : keys) {
-        if (const Json* value = child(live, key)) {
+        if (const Json* value = member(live, key)) {
             desired[key] = *value;
         } else {
             desired.erase(key);
@@ -612,7 +590,7 @@ Result<SelectorLabel> selector_label(const Json& workload,
                                      const std::vector<std::string>& candidates) {
     const Json& match_labels = object_at(workload, {"spec", "selector", "matchLabels"});
     for (const std::string& candidate : candidates) {
-        if (const Json* value = child(match_labels, candidate);
+        if (const Json* value = member(match_labels, candidate);
             value != nullptr && value->is_string()) {
             return SelectorLabel{candidate, value->get<std::string>()};
         }
@@ -647,7 +625,7 @@ std::string flagger_hash(std::string_view text) {
 }
 
 std::string revision_hash(const Json& workload) {
-    const Json* source = at_path(workload, {"spec", "template"});
+    const Json* source = find_path(workload, {"spec", "template"});
     Json pod_template = source != nullptr ? *source : Json::object();
     if (string_at(workload, {"kind"}) == "DaemonSet") {
         if (Json* node_selector = mutable_at(pod_template, {"spec", "nodeSelector"});
@@ -711,7 +689,7 @@ bool tracking_disabled(const Json& config) {
 }
 
 std::string config_checksum(const Json& config) {
-    const Json* data = child(config, "data");
+    const Json* data = member(config, "data");
     // Go's json.Marshal of the data map: sorted keys, no spaces, HTML-safe escapes.
     const std::string text = go_json_escape(dump(data != nullptr ? *data : Json()));
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
@@ -848,7 +826,7 @@ Json promoted_primary(const Json& live_primary, const Json& target, const Primar
 
     Json spec = std::move(desired["spec"]);
     if (keep_replicas) {
-        if (const Json* replicas = at_path(live_primary, {"spec", "replicas"})) {
+        if (const Json* replicas = find_path(live_primary, {"spec", "replicas"})) {
             spec["replicas"] = *replicas;
         } else {
             spec.erase("replicas");
@@ -876,8 +854,8 @@ Json promoted_primary(const Json& live_primary, const Json& target, const Primar
 bool primary_matches(const Json& live_primary, const Json& target, const PrimaryOptions& options,
                      bool keep_replicas) {
     const Json desired = promoted_primary(live_primary, target, options, keep_replicas);
-    const Json* live_spec = at_path(live_primary, {"spec"});
-    const Json* desired_spec = at_path(desired, {"spec"});
+    const Json* live_spec = find_path(live_primary, {"spec"});
+    const Json* desired_spec = find_path(desired, {"spec"});
     return live_spec != nullptr && desired_spec != nullptr &&
            is_subset(cleaned(*desired_spec), *live_spec);
 }
@@ -887,7 +865,7 @@ bool primary_matches(const Json& live_primary, const Json& target, const Primary
 std::optional<std::string> scale_to_zero_patch(const Json& target) {
     const std::string kind = string_at(target, {"kind"});
     if (kind == "DaemonSet") {
-        if (at_path(target, {"spec", "template", "spec", "nodeSelector",
+        if (find_path(target, {"spec", "template", "spec", "nodeSelector",
                              kScaleToZeroNodeSelector}) != nullptr) {
             return std::nullopt;
         }
@@ -909,7 +887,7 @@ std::optional<std::string> scale_up_patch(const Json& target, const Json* primar
                                           const Json* hpa) {
     const std::string kind = string_at(target, {"kind"});
     if (kind == "DaemonSet") {
-        if (at_path(target, {"spec", "template", "spec", "nodeSelector",
+        if (find_path(target, {"spec", "template", "spec", "nodeSelector",
                              kScaleToZeroNodeSelector}) == nullptr) {
             return std::nullopt;
         }
@@ -1098,7 +1076,7 @@ std::optional<Json> service_update(const Json& live, const Json& desired, const 
             const std::string name = string_at(port, {"name"});
             for (const Json& existing : live_ports) {
                 if (string_at(existing, {"name"}) == name) {
-                    if (const Json* node_port = child(existing, "nodePort")) {
+                    if (const Json* node_port = member(existing, "nodePort")) {
                         p["nodePort"] = *node_port;
                     }
                     break;
@@ -1202,8 +1180,8 @@ std::optional<Json> hpa_update(const Json& live, const Json& desired) {
     const bool same =
         int_at(want, {"minReplicas"}).value_or(1) == int_at(have, {"minReplicas"}).value_or(1) &&
         int_at(want, {"maxReplicas"}) == int_at(have, {"maxReplicas"}) &&
-        matches(child(want, "metrics"), child(have, "metrics")) &&
-        matches(child(want, "behavior"), child(have, "behavior"));
+        matches(member(want, "metrics"), member(have, "metrics")) &&
+        matches(member(want, "behavior"), member(have, "behavior"));
     if (same) {
         return std::nullopt;
     }
@@ -1211,7 +1189,7 @@ std::optional<Json> hpa_update(const Json& live, const Json& desired) {
     out.erase("status");
     Json& spec = out["spec"];
     for (std::string_view key : {"minReplicas", "maxReplicas", "metrics", "behavior"}) {
-        if (const Json* value = child(want, key)) {
+        if (const Json* value = member(want, key)) {
             spec[std::string(key)] = *value;
         } else {
             spec.erase(std::string(key));

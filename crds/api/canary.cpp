@@ -1,5 +1,7 @@
 #include "crds/api/canary.hpp"
 
+#include "crds/api/json_access.hpp"
+
 #include <cctype>
 #include <limits>
 
@@ -32,14 +34,7 @@ std::string Reader::show(const Json& value) {
 }
 
 const Json* Reader::field(const Json& object, std::string_view key) {
-    if (!object.is_object()) {
-        return nullptr;
-    }
-    auto it = object.find(key);
-    if (it == object.end() || it->is_null()) {
-        return nullptr;
-    }
-    return &*it;
+    return member(object, key);
 }
 
 const Json* Reader::object(const Json& parent, std::string_view key, const std::string& path) {

@@ -1,5 +1,7 @@
 #include "meshes/kubernetes/kubernetes_router.hpp"
 
+#include "crds/api/json_access.hpp"
+
 namespace serin::meshes {
 
 namespace asio = boost::asio;
@@ -64,12 +66,7 @@ public:
 
 private:
     static const Json* selector_of(const Json& service) {
-        auto spec = service.find("spec");
-        if (spec == service.end() || !spec->is_object()) {
-            return nullptr;
-        }
-        auto selector = spec->find("selector");
-        return selector == spec->end() ? nullptr : &*selector;
+        return api::find_path(service, {"spec", "selector"});
     }
 
     kube::KubeClient& client_;
