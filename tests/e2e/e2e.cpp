@@ -18,12 +18,10 @@ using testing::run;
 
 SerinProcess::SerinProcess(testing::TestCluster& cluster, std::string ns,
                            std::vector<std::string> extra_args)
-    : SerinProcess(cluster, ns, cluster.kubeconfig_path(), std::move(extra_args)) {}
+    : SerinProcess(std::move(ns), cluster.kubeconfig_path(), std::move(extra_args)) {}
 
-SerinProcess::SerinProcess(testing::TestCluster& cluster, std::string ns, fs::path kubeconfig,
-                           std::vector<std::string> extra_args)
-    : cluster_(cluster),
-      ns_(std::move(ns)),
+SerinProcess::SerinProcess(std::string ns, fs::path kubeconfig, std::vector<std::string> extra_args)
+    : ns_(std::move(ns)),
       kubeconfig_(std::move(kubeconfig)),
       extra_args_(std::move(extra_args)) {
     log_ = fs::temp_directory_path() / ("serin-e2e-" + ns_ + ".log");

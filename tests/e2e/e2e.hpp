@@ -29,7 +29,7 @@ public:
     SerinProcess(testing::TestCluster& cluster, std::string ns,
                  std::vector<std::string> extra_args = {});
     /// The same with another kubeconfig (another identity).
-    SerinProcess(testing::TestCluster& cluster, std::string ns, std::filesystem::path kubeconfig,
+    SerinProcess(std::string ns, std::filesystem::path kubeconfig,
                  std::vector<std::string> extra_args);
     ~SerinProcess();
 
@@ -44,7 +44,6 @@ public:
     const std::filesystem::path& log_file() const { return log_; }
 
 private:
-    testing::TestCluster& cluster_;
     std::string ns_;
     std::filesystem::path kubeconfig_;
     std::vector<std::string> extra_args_;

@@ -384,7 +384,7 @@ TEST_CASE("bad input is reported on the canary without a crash or a hot loop") {
 TEST_CASE("a release needs no permission beyond crds/rbac.yaml") {
     Scenario s;
     const auto kubeconfig = least_privilege_kubeconfig(s, "serin");
-    SerinProcess serin(s.cluster(), s.ns(), kubeconfig, {});
+    SerinProcess serin(s.ns(), kubeconfig, {});
     s.serin = &serin;
     Json initialized = initialize(
         s, s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 1}},
