@@ -186,7 +186,9 @@ asio::awaitable<void> Controller::worker() {
             spdlog::error("canary {}: reconcile threw: {}", *key, e.what());
             result = fail(ErrorKind::kInternal, e.what());
         }
-        if (!result) {
+        if (!result && result.error().kind == ErrorKind::kCancelled) {
+            spdlog::debug("canary {}: reconcile cancelled", *key);
+        } else if (!result) {
             spdlog::warn("canary {}: {}; retrying", *key, result.error().describe());
             queue_->add_rate_limited(*key);
         } else {
