@@ -214,6 +214,13 @@ Json Scenario::wait_phase(const std::string& want, std::chrono::milliseconds tim
     return wait_canary([&](const Json& c) { return phase(c) == want; }, "phase " + want, timeout);
 }
 
+void Scenario::wait_target_replicas(int replicas) {
+    wait_object(
+        kube::types::deployments(), "podinfo",
+        [replicas](const Json& d) { return at(d, "/spec/replicas") == replicas; },
+        "podinfo at " + std::to_string(replicas) + " replicas");
+}
+
 bool Scenario::canary_stays(const std::function<bool(const Json&)>& changed,
                             std::chrono::milliseconds window) {
     auto found = run(io_,

@@ -101,6 +101,8 @@ public:
     Json wait_object(const kube::ResourceType& type, const std::string& name,
                      const std::function<bool(const Json&)>& predicate, std::string what,
                      std::chrono::milliseconds timeout = 60s);
+    /// Waits until the podinfo Deployment (the target) asks for `replicas`.
+    void wait_target_replicas(int replicas);
     /// Whether the Canary keeps failing `changed` for the whole `window` (it is watched; nothing
     /// sleeps). For asserting that something does not happen.
     bool canary_stays(const std::function<bool(const Json&)>& changed, std::chrono::milliseconds window);

@@ -63,8 +63,7 @@ TEST_CASE("a blue/green release on the kubernetes provider is promoted") {
     CHECK(at(primary, "/spec/selector/matchLabels/app") == "podinfo-primary");
     CHECK(at(primary, "/metadata/ownerReferences/0/kind") == "Canary");
     CHECK(image_of(primary) == kV1);
-    s.wait_object(types::deployments(), "podinfo",
-                  [](const Json& d) { return at(d, "/spec/replicas") == 0; }, "target at zero");
+    s.wait_target_replicas(0);
     Json apex = s.get(types::services(), "podinfo");
     CHECK(at(apex, "/spec/selector") == Json{{"app", "podinfo-primary"}});
     CHECK(at(apex, "/metadata/annotations/kustomize.toolkit.fluxcd.io~1reconcile") == "disabled");
@@ -136,9 +135,7 @@ TEST_CASE("a canary that never becomes ready is rolled back at its progress dead
 
     CHECK(condition(failed, "Promoted").value("status", "") == "False");
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
-    s.wait_object(types::deployments(), "podinfo",
-                  [](const Json& d) { return at(d, "/spec/replicas") == 0; },
-                  "canary scaled down");
+    s.wait_target_replicas(0);
     s.wait_event("Canary failed! Scaling down podinfo." + s.ns());
     CHECK(contains(s.events(), "Rolling back podinfo." + s.ns() + " progress deadline exceeded"));
     // Failed stays Failed: nothing is retried until a new revision comes.
@@ -194,9 +191,7 @@ TEST_CASE("a rollback webhook that answers ok aborts the release") {
     s.wait_event("Rolling back podinfo." + s.ns() + " manual webhook invoked");
     CHECK(contains(s.events(), "Rollback check abort passed"));
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
-    s.wait_object(types::deployments(), "podinfo",
-                  [](const Json& d) { return at(d, "/spec/replicas") == 0; },
-                  "canary scaled down");
+    s.wait_target_replicas(0);
 }
 
 TEST_CASE("a new revision in the middle of an analysis restarts it") {
@@ -292,13 +287,10 @@ TEST_CASE("deleting a canary with revertOnDeletion gives the target its replicas
                    std::find(f.begin(), f.end(), Json("finalizer.flagger.app")) != f.end();
         },
         "the finalizer");
-    s.wait_object(types::deployments(), "podinfo",
-                  [](const Json& d) { return at(d, "/spec/replicas") == 0; }, "target at zero");
+    s.wait_target_replicas(0);
 
     s.remove(types::canaries(), "podinfo");
-    s.wait_object(types::deployments(), "podinfo",
-                  [](const Json& d) { return at(d, "/spec/replicas") == 2; },
-                  "target scaled back to the primary's replicas");
+    s.wait_target_replicas(2);
     auto gone = serin::testing::run(
         s.io(), serin::testing::wait_for_objects(
                     s.client(), types::canaries(), s.ns(), "",
@@ -324,8 +316,7 @@ TEST_CASE("serin killed with SIGKILL mid-release finishes it after a restart") {
                   "the release resumed");
     s.wait_phase("Succeeded");
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
-    s.wait_object(types::deployments(), "podinfo",
-                  [](const Json& d) { return at(d, "/spec/replicas") == 0; }, "target at zero");
+    s.wait_target_replicas(0);
     CHECK_FALSE(contains(s.events(), "Restarting analysis"));
 }
 
