@@ -53,6 +53,9 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     : deps_(deps), options_(std::move(options)), store_(deps.clock) {
     kube::InformerOptions informer_options;
     informer_options.ns = options_.ns;
+    // The server ends each watch before the client's idle timeout (90 s) would call a quiet
+    // watch dead; the informer then resumes from the last version it saw.
+    informer_options.watch_timeout_seconds = 60;
     auto add = [&](const kube::ResourceType& type) -> kube::Informer& {
         informers_.push_back(
             std::make_unique<kube::Informer>(deps_.client, deps_.clock, type, informer_options));
