@@ -1,8 +1,9 @@
 #include "analysis/release.hpp"
 
+#include "controller/core/time_format.hpp"
+
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <fmt/format.h>
 
 namespace serin::analysis {
@@ -76,7 +77,7 @@ public:
         }
         decision_.status = std::move(status_);
         const auto& p = decision_.status.phase;
-        decision_.active = !is_one_of(p, {kInitialized, kSucceeded, kFailed}) || p.empty();
+        decision_.active = !is_one_of(p, {kInitialized, kSucceeded, kFailed});
         return std::move(decision_);
     }
 
@@ -889,13 +890,5 @@ void set_promoted_condition(std::vector<api::Condition>& conditions, std::string
     it->last_update_time = std::string(now);
 }
 
-std::string format_time(SystemTime t) {
-    const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return buffer;
-}
 
 }  // namespace serin::analysis

@@ -187,7 +187,4 @@ Decision advance(const api::Canary& canary, const Observations& observations,
 void set_promoted_condition(std::vector<api::Condition>& conditions, std::string_view phase,
                             std::string_view kind, std::string_view now);
 
-/// RFC 3339 in UTC to the second, as Kubernetes' metav1.Time: "2026-12-02T01:44:25Z".
-std::string format_time(SystemTime t);
-
 }  // namespace serin::analysis

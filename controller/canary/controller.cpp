@@ -17,10 +17,7 @@ namespace types = kube::types;
 namespace {
 
 using api::member;
-
-std::string text(const Json* value) {
-    return value != nullptr && value->is_string() ? value->get<std::string>() : std::string();
-}
+using api::string_at;
 
 const Json& metadata(const Json& object) {
     static const Json kEmpty = Json::object();
@@ -71,8 +68,8 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         if (ref == nullptr) {
             return {};
         }
-        return {target_index(kube::object_namespace(canary), text(member(*ref, "kind")),
-                             text(member(*ref, "name")))};
+        return {target_index(kube::object_namespace(canary), string_at(*ref, {"kind"}),
+                             string_at(*ref, {"name"}))};
     });
     canaries.add_index("config", [](const Json& canary) -> std::vector<std::string> {
         std::vector<std::string> out;
@@ -91,7 +88,7 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         if (ref == nullptr) {
             return {};
         }
-        return {kube::object_namespace(canary) + "/" + text(member(*ref, "name"))};
+        return {kube::object_namespace(canary) + "/" + string_at(*ref, {"name"})};
     });
     canaries.add_handlers(kube::EventHandlers{
         [this](const ObjectPtr& object) { enqueue_canary(*object); },
@@ -163,9 +160,9 @@ void Controller::enqueue_owners(const Json& object) {
         return;
     }
     for (const Json& owner : *owners) {
-        if (text(member(owner, "kind")) == "Canary" &&
-            text(member(owner, "apiVersion")).rfind("flagger.app/", 0) == 0) {
-            queue_->add(kube::object_namespace(object) + "/" + text(member(owner, "name")));
+        if (string_at(owner, {"kind"}) == "Canary" &&
+            string_at(owner, {"apiVersion"}).rfind("flagger.app/", 0) == 0) {
+            queue_->add(kube::object_namespace(object) + "/" + string_at(owner, {"name"}));
         }
     }
 }

@@ -1,12 +1,12 @@
 #include "controller/canary/reconciler.hpp"
 
+#include "controller/core/time_format.hpp"
 #include "crds/api/json_access.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
-#include <ctime>
 #include <variant>
 
 namespace serin::canary {
@@ -25,16 +25,6 @@ constexpr std::string_view kTerminating = "Terminating";
 Duration interval_of(const api::Canary& canary) {
     return canary.spec.analysis ? Duration(canary.spec.analysis->interval_duration)
                                 : Duration(std::chrono::seconds{60});
-}
-
-/// Parses "2026-12-02T01:44:25Z" (fractions and offsets other than Z are not written by the API
-/// server for metav1.Time).
-std::optional<SystemTime> parse_time(const std::string& text) {
-    std::tm tm{};
-    if (text.size() < 20 || ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) {
-        return std::nullopt;
-    }
-    return std::chrono::system_clock::from_time_t(::timegm(&tm));
 }
 
 using api::find_path;
@@ -212,7 +202,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     }
 
     // ---- decide ----
-    Observations obs = observe(ctx, ctx.primary);
+    Observations obs = observe(ctx);
     if (auto routes = co_await ctx.router->get_routes(route)) {
         obs.routes = *routes;
     } else {
@@ -244,7 +234,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     if (decision.needs_input()) {
         co_return fail(ErrorKind::kInternal, "advance kept asking for input");
     }
-    const std::string now_text = analysis::format_time(deps_.clock.system_now());
+    const std::string now_text = format_time(deps_.clock.system_now());
     set_accepted(decision.status.conditions, true, "Valid",
                  "The spec is valid and its target exists.", now_text);
 
@@ -311,15 +301,15 @@ analysis::Readiness Reconciler::readiness(const Context& ctx, const Json& worklo
     return deployment_readiness(workload, threshold_percent, deadline, now, prefix);
 }
 
-Observations Reconciler::observe(const Context& ctx, ObjectPtr primary) const {
+Observations Reconciler::observe(const Context& ctx) const {
     Observations obs;
     obs.revision = revision_hash(*ctx.target);
     obs.configs = ctx.configs;
     const auto& analysis = ctx.canary.spec.analysis;
     const std::string primary_prefix = ctx.primary_name() + "." + ctx.ns() + " not ready: ";
-    obs.primary = primary == nullptr
+    obs.primary = ctx.primary == nullptr
                       ? analysis::Readiness{false, true, primary_prefix + "not found"}
-                      : readiness(ctx, *primary, analysis ? analysis->primary_ready_threshold : 100,
+                      : readiness(ctx, *ctx.primary, analysis ? analysis->primary_ready_threshold : 100,
                                   primary_prefix);
     const bool daemonset = ctx.canary.spec.target_ref.kind == "DaemonSet";
     obs.canary = readiness(ctx, *ctx.target, analysis ? analysis->canary_ready_threshold : 100,
@@ -638,7 +628,7 @@ asio::awaitable<Result<void>> Reconciler::report_invalid(ObjectPtr raw, std::str
                                                                                : Json::object();
     std::vector<api::Condition> conditions = status ? status->conditions
                                                     : std::vector<api::Condition>{};
-    const std::string now = analysis::format_time(deps_.clock.system_now());
+    const std::string now = format_time(deps_.clock.system_now());
     const bool changed = set_accepted(conditions, false, "InvalidSpec", message, now);
     if (changed) {
         api::CanaryStatus only_conditions;
@@ -737,7 +727,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(Context& ctx) {
     if (ctx.canary.status.phase != kTerminating) {
         api::CanaryStatus status = ctx.canary.status;
         status.phase = std::string(kTerminating);
-        const std::string now = analysis::format_time(deps_.clock.system_now());
+        const std::string now = format_time(deps_.clock.system_now());
         analysis::set_promoted_condition(status.conditions, status.phase,
                                          ctx.canary.spec.target_ref.kind, now);
         status.last_transition_time = now;

@@ -106,7 +106,7 @@ private:
     boost::asio::awaitable<void> run_post_rollout(const Context& ctx, std::string phase);
     void post_event_webhooks(const Context& ctx, const analysis::RecordEvent& event);
 
-    analysis::Observations observe(const Context& ctx, kube::ObjectPtr primary) const;
+    analysis::Observations observe(const Context& ctx) const;
     analysis::Readiness readiness(const Context& ctx, const Json& workload, int threshold_percent,
                                   const std::string& prefix) const;
     PrimaryOptions primary_options(const Context& ctx) const;

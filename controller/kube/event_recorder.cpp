@@ -1,5 +1,7 @@
 #include "controller/kube/event_recorder.hpp"
 
+#include "controller/core/time_format.hpp"
+
 #include <cstdio>
 #include <ctime>
 
@@ -10,16 +12,6 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::size_t kMaxMessage = 1024;
-
-/// RFC 3339 with second precision in UTC, as Event timestamps are written.
-std::string format_time(SystemTime t) {
-    std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm utc{};
-    ::gmtime_r(&seconds, &utc);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return buffer;
-}
 
 std::string metadata_field(const Json& object, const char* field) {
     auto meta = object.find("metadata");

@@ -111,30 +111,6 @@ kube::InformerOptions informer_options(const std::string& ns) {
 
 }  // namespace
 
-std::string format_time(SystemTime t) {
-    std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    ::gmtime_r(&seconds, &tm);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buffer;
-}
-
-std::optional<SystemTime> parse_time(std::string_view text) {
-    std::string s(text);
-    std::tm tm{};
-    int consumed = 0;
-    if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,  // NOLINT
-                    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
-        consumed < 19) {
-        return std::nullopt;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    std::time_t seconds = ::timegm(&tm);
-    return std::chrono::system_clock::from_time_t(seconds);
-}
-
 PodBehavior pod_behavior(const Json& pod) {
     if (annotation(pod, kCrashAnnotation) == "true") {
         return PodBehavior::kCrashLoop;

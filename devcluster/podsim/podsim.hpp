@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "controller/core/clock.hpp"
+#include "controller/core/time_format.hpp"
 #include "controller/kube/informer.hpp"
 #include "controller/kube/kube_client.hpp"
 
@@ -58,10 +59,9 @@ bool status_satisfies(const kube::Json& current, const kube::Json& desired);
 std::optional<kube::Json> status_update(const kube::Json& pod, SystemTime now,
                                         const SimSettings& settings = {});
 
-/// RFC 3339 in UTC with second precision, as the API server writes times: "2024-05-01T12:00:00Z".
-std::string format_time(SystemTime t);
-/// Parses format_time's output (and any "...Z" RFC 3339 time, fractions ignored).
-std::optional<SystemTime> parse_time(std::string_view text);
+/// Pod timestamps are metav1.Time.
+using serin::format_time;
+using serin::parse_time;
 
 struct PodSimOptions {
     SimSettings sim;

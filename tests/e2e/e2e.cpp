@@ -112,6 +112,13 @@ Scenario::Scenario()
       ns_(cluster_, "e2e"),
       client_(testing::make_admin_client(io_, cluster_)) {}
 
+SerinProcess& Scenario::start_serin(std::optional<fs::path> kubeconfig) {
+    serin_ = kubeconfig ? std::make_unique<SerinProcess>(ns(), *kubeconfig,
+                                                         std::vector<std::string>{})
+                        : std::make_unique<SerinProcess>(cluster_, ns());
+    return *serin_;
+}
+
 Json Scenario::deployment(const std::string& image, int replicas) const {
     Json d = Json::parse(R"({
       "apiVersion": "apps/v1", "kind": "Deployment",
@@ -189,7 +196,7 @@ void Scenario::bump_image(const std::string& image) {
 }
 
 void Scenario::fail_with(const std::string& what, const std::string& detail) {
-    std::string log = serin != nullptr ? serin->log_tail() : std::string("(no serin)");
+    std::string log = serin_ != nullptr ? serin_->log_tail() : std::string("(no serin)");
     FAIL(what << ": " << detail << "\n--- serin log ---\n" << log);
     throw std::logic_error("unreachable");
 }

@@ -112,8 +112,9 @@ public:
     /// Waits until an Event about the canary contains `text`.
     void wait_event(const std::string& text, std::chrono::milliseconds timeout = 60s);
 
-    /// Where serin's log is, for failure messages (set by the test).
-    SerinProcess* serin = nullptr;
+    /// Starts serin on this scenario's namespace, as the admin or with `kubeconfig`; failure
+    /// messages then carry its log. It stops before the namespace goes.
+    SerinProcess& start_serin(std::optional<std::filesystem::path> kubeconfig = std::nullopt);
 
 private:
     [[noreturn]] void fail_with(const std::string& what, const std::string& detail);
@@ -122,6 +123,7 @@ private:
     testing::TestNamespace ns_;
     boost::asio::io_context io_;
     std::unique_ptr<kube::RestKubeClient> client_;
+    std::unique_ptr<SerinProcess> serin_;  // last: stopped first
 };
 
 /// A kubeconfig for ServiceAccount `name` in the scenario's namespace, bound to the ClusterRole

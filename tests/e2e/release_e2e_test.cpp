@@ -47,8 +47,7 @@ Json initialize(Scenario& s, const Json& canary) {
 TEST_CASE("a blue/green release on the kubernetes provider is promoted") {
     Scenario s;
     GateServer gates(s.io());
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    SerinProcess& serin = s.start_serin();
     const Json analysis = {
         {"interval", "1s"},
         {"threshold", 2},
@@ -119,8 +118,7 @@ TEST_CASE("a blue/green release on the kubernetes provider is promoted") {
 
 TEST_CASE("a canary that never becomes ready is rolled back at its progress deadline") {
     Scenario s;
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    s.start_serin();
     initialize(s, s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 2}},
                            {{"progressDeadlineSeconds", 5}}));
     const auto start = Clock::now();
@@ -145,8 +143,7 @@ TEST_CASE("a canary that never becomes ready is rolled back at its progress dead
 TEST_CASE("a release is held at confirm-rollout until the gate opens") {
     Scenario s;
     GateServer gates(s.io());
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    s.start_serin();
     initialize(s, s.canary({{"interval", "1s"},
                             {"threshold", 2},
                             {"iterations", 1},
@@ -174,8 +171,7 @@ TEST_CASE("a release is held at confirm-rollout until the gate opens") {
 TEST_CASE("a rollback webhook that answers ok aborts the release") {
     Scenario s;
     GateServer gates(s.io());
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    s.start_serin();
     initialize(s, s.canary({{"interval", "1s"},
                             {"threshold", 2},
                             {"iterations", 60},
@@ -196,8 +192,7 @@ TEST_CASE("a rollback webhook that answers ok aborts the release") {
 
 TEST_CASE("a new revision in the middle of an analysis restarts it") {
     Scenario s;
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    s.start_serin();
     initialize(s, s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 5}}));
     s.bump_image(kV2);
     Json mid = s.wait_canary(
@@ -217,8 +212,7 @@ TEST_CASE("a new revision in the middle of an analysis restarts it") {
 
 TEST_CASE("skipAnalysis promotes a new revision as soon as it is ready") {
     Scenario s;
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    s.start_serin();
     // A long interval: skipping analysis must not wait for it.
     initialize(s, s.canary({{"interval", "1m"}, {"threshold", 2}, {"iterations", 5}},
                            {{"skipAnalysis", true}}));
@@ -233,8 +227,7 @@ TEST_CASE("skipAnalysis promotes a new revision as soon as it is ready") {
 
 TEST_CASE("suspend freezes a release and resuming continues it") {
     Scenario s;
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    s.start_serin();
     initialize(s, s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 60}}));
     s.bump_image(kV2);
     s.wait_canary([](const Json& c) { return iterations(c) >= 1; }, "one iteration");
@@ -250,8 +243,7 @@ TEST_CASE("suspend freezes a release and resuming continues it") {
 
 TEST_CASE("a change to a tracked ConfigMap starts a release and reaches the primary's copy") {
     Scenario s;
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    s.start_serin();
     s.create(types::config_maps(), serin::testing::config_map(s.ns(), "podinfo-config",
                                                               {{"color", "blue"}}));
     Json deployment = s.deployment(kV1);
@@ -276,8 +268,7 @@ TEST_CASE("a change to a tracked ConfigMap starts a release and reaches the prim
 
 TEST_CASE("deleting a canary with revertOnDeletion gives the target its replicas back") {
     Scenario s;
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    s.start_serin();
     initialize(s, s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 1}},
                            {{"revertOnDeletion", true}}));
     Json canary = s.wait_canary(
@@ -302,8 +293,7 @@ TEST_CASE("deleting a canary with revertOnDeletion gives the target its replicas
 
 TEST_CASE("serin killed with SIGKILL mid-release finishes it after a restart") {
     Scenario s;
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    SerinProcess& serin = s.start_serin();
     initialize(s, s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 6}}));
     s.bump_image(kV2);
     s.wait_canary([](const Json& c) { return phase(c) == "Progressing" && iterations(c) >= 2; },
@@ -322,8 +312,7 @@ TEST_CASE("serin killed with SIGKILL mid-release finishes it after a restart") {
 
 TEST_CASE("bad input is reported on the canary without a crash or a hot loop") {
     Scenario s;
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    SerinProcess& serin = s.start_serin();
     // A canary whose target does not exist yet.
     s.create(types::canaries(),
              s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 1}}));
@@ -375,8 +364,7 @@ TEST_CASE("bad input is reported on the canary without a crash or a hot loop") {
 TEST_CASE("a release needs no permission beyond crds/rbac.yaml") {
     Scenario s;
     const auto kubeconfig = least_privilege_kubeconfig(s, "serin");
-    SerinProcess serin(s.ns(), kubeconfig, {});
-    s.serin = &serin;
+    SerinProcess& serin = s.start_serin(kubeconfig);
     Json initialized = initialize(
         s, s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 1}},
                     {{"revertOnDeletion", true}}));
@@ -391,8 +379,7 @@ TEST_CASE("a release needs no permission beyond crds/rbac.yaml") {
 
 TEST_CASE("a target with an HPA gets a -primary HPA that scales the primary") {
     Scenario s;
-    SerinProcess serin(s.cluster(), s.ns());
-    s.serin = &serin;
+    s.start_serin();
     s.create(types::deployments(), s.deployment(kV1));
     s.create(types::horizontal_pod_autoscalers(), Json::parse(R"({
       "apiVersion": "autoscaling/v2beta2", "kind": "HorizontalPodAutoscaler",

@@ -3,6 +3,7 @@
 // reconciler: it answers the hooks and metric checks advance() asks for, applies the routes the
 // decision sets and keeps the status, one reconcile per analysis interval.
 #include "analysis/release.hpp"
+#include "controller/core/time_format.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -33,6 +34,7 @@ namespace {
 namespace api = serin::api;
 using namespace serin::analysis;
 using serin::SystemTime;
+using serin::format_time;
 using namespace std::chrono_literals;
 
 const SystemTime kStart = SystemTime{std::chrono::seconds{1'800'000'000}};

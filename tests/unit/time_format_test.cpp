@@ -1,0 +1,27 @@
+#include <catch2/catch.hpp>
+
+#include "controller/core/time_format.hpp"
+
+using serin::format_time;
+using serin::parse_time;
+using serin::SystemTime;
+using namespace std::chrono_literals;
+
+TEST_CASE("metav1.Time round-trips through format_time and parse_time") {
+    const SystemTime t{std::chrono::seconds{1'700'000'000}};
+    CHECK(format_time(t) == "2023-11-14T22:13:20Z");
+    CHECK(parse_time("2023-11-14T22:13:20Z") == t);
+    CHECK(parse_time(format_time(t + 59s)) == t + 59s);
+}
+
+TEST_CASE("parse_time accepts RFC 3339 fractions and offsets and refuses the rest") {
+    const SystemTime t{std::chrono::seconds{1'700'000'000}};
+    CHECK(parse_time("2023-11-14T22:13:20.123456Z") == t);
+    CHECK(parse_time("2023-11-14T23:13:20+01:00") == t);
+    CHECK(parse_time("2023-11-14T21:13:20-01:00") == t);
+    CHECK_FALSE(parse_time("").has_value());
+    CHECK_FALSE(parse_time("2023-11-14 22:13:20Z").has_value());
+    CHECK_FALSE(parse_time("2023-11-14T22:13:20").has_value());
+    CHECK_FALSE(parse_time("2023-13-14T22:13:20Z").has_value());
+    CHECK_FALSE(parse_time("2023-11-14T22:13:20Zjunk").has_value());
+}
