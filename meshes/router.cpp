@@ -9,8 +9,8 @@ void RouterRegistry::add(std::string provider, RouterFactory factory) {
 Result<MeshRouter*> RouterRegistry::find(std::string_view provider) {
     std::string_view name = provider;
     auto factory = factories_.find(name);
-    if (factory == factories_.end()) {
-        name = provider.substr(0, provider.find(':'));
+    while (factory == factories_.end() && name.find(':') != std::string_view::npos) {
+        name = name.substr(0, name.rfind(':'));
         factory = factories_.find(name);
     }
     if (factory == factories_.end()) {

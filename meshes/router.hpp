@@ -19,7 +19,8 @@ namespace serin::meshes {
 
 /// What a router needs to know about the canary it routes for. Passed by value into coroutines.
 struct RouteContext {
-    api::Canary canary;
+    api::Canary canary;  ///< its status is the one being written (session affinity cookies)
+    std::string provider;            ///< as chosen: spec.provider or -mesh-provider
     nlohmann::json owner_reference;  ///< to put on the objects a router creates
     std::string apex;                ///< Service names: S, S-primary, S-canary
     std::string primary;
@@ -51,6 +52,9 @@ public:
     /// Whether set_routes moves the apex Service's selector, so the Service reconcile must keep
     /// it once the canary is initialized.
     virtual bool owns_apex_selector() const { return false; }
+    /// Whether set_routes routes by the session affinity cookies of the canary's status; the
+    /// reconciler then makes and retires them (update_session_cookies) before each set_routes.
+    virtual bool supports_session_affinity() const { return false; }
 };
 
 /// What routers are built from.
@@ -62,8 +66,8 @@ struct RouterDeps {
 using RouterFactory = std::function<std::unique_ptr<MeshRouter>(RouterDeps deps)>;
 
 /// Routers by provider name, built in main (no static registration). A provider is looked up
-/// by its full name ("smi:v1alpha3") and then by its prefix up to the first ':' ("smi"), as
-/// Flagger's SMI provider strings carry a mesh suffix.
+/// by its full name and then by ever shorter prefixes ending before a ':', as Flagger's SMI
+/// provider strings carry a mesh suffix: "smi:v1alpha3:linkerd" finds "smi:v1alpha3".
 class RouterRegistry {
 public:
     explicit RouterRegistry(RouterDeps deps) : deps_(deps) {}

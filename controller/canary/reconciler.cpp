@@ -2,6 +2,7 @@
 
 #include "controller/core/time_format.hpp"
 #include "crds/api/json_access.hpp"
+#include "meshes/common/session_affinity.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -90,8 +91,8 @@ struct Reconciler::Context {
 
     meshes::RouteContext route_context() const {
         const std::string& apex = canary.spec.service.name;
-        return meshes::RouteContext{canary,           owner,     apex,       apex + "-primary",
-                                    apex + "-canary", label.key, label.value};
+        return meshes::RouteContext{canary,           provider,  owner,      apex,
+                                    apex + "-primary", apex + "-canary", label.key, label.value};
     }
 };
 
@@ -242,7 +243,16 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     for (const analysis::Action& action : decision.actions) {
         Result<void> done;
         if (const auto* routes = std::get_if<analysis::SetRoutes>(&action)) {
-            done = co_await ctx.router->set_routes(route, routes->routes);
+            meshes::RouteContext next = route;
+            const auto& analysis = ctx.canary.spec.analysis;
+            if (ctx.router->supports_session_affinity() && analysis && analysis->session_affinity) {
+                // The router routes by the status' cookies; the status write below keeps them.
+                meshes::update_session_cookies(decision.status, *analysis->session_affinity,
+                                               routes->routes,
+                                               [this] { return meshes::random_cookie_value(random_); });
+                next.canary.status = decision.status;
+            }
+            done = co_await ctx.router->set_routes(next, routes->routes);
         } else if (std::holds_alternative<analysis::ScaleUp>(action)) {
             done = co_await scale(ctx, true);
         } else if (std::holds_alternative<analysis::ScaleToZero>(action)) {

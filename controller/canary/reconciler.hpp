@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,7 @@ private:
     ReconcilerDeps deps_;
     ReconcilerOptions options_;
     std::map<std::string, Memory> memory_;
+    std::mt19937_64 random_{std::random_device{}()};  ///< session affinity cookie values
 };
 
 }  // namespace serin::canary

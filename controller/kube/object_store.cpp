@@ -19,7 +19,7 @@ bool resource_version_at_least(std::string_view a, std::string_view b) {
 }
 
 std::string ObjectStore::type_key(const ResourceType& type) {
-    return type.group + "/" + type.resource;
+    return type.group + "/" + type.version + "/" + type.resource;
 }
 
 void ObjectStore::add(const Informer& informer) {

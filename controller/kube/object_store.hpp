@@ -50,7 +50,7 @@ public:
     std::size_t overlaid() const { return overlay_.size(); }
 
 private:
-    using Key = std::tuple<std::string, std::string, std::string>;  // group/resource, ns, name
+    using Key = std::tuple<std::string, std::string, std::string>;  // group/version/resource, ns, name
     struct Entry {
         ObjectPtr object;  ///< nullptr for a delete
         std::string resource_version;

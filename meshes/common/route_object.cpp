@@ -1,0 +1,193 @@
+#include "meshes/common/route_object.hpp"
+
+#include "crds/api/json_access.hpp"
+
+namespace serin::meshes {
+
+namespace asio = boost::asio;
+using Json = nlohmann::json;
+
+Json route_metadata(const RouteContext& context, std::string_view name,
+                    const std::optional<api::CustomMetadata>& extra) {
+    Json labels = Json::object();
+    Json annotations = Json::object();
+    if (extra) {
+        for (const auto& [key, value] : extra->labels) {
+            labels[key] = value;
+        }
+        for (const auto& [key, value] : extra->annotations) {
+            annotations[key] = value;
+        }
+    }
+    annotations[std::string(kFluxReconcileKey)] = "disabled";
+    annotations[std::string(kHelmDriftKey)] = "disabled";
+    Json metadata{{"name", std::string(name)},
+                  {"namespace", context.ns()},
+                  {"annotations", std::move(annotations)},
+                  {"ownerReferences", Json::array({context.owner_reference})}};
+    if (!labels.empty()) {
+        metadata["labels"] = std::move(labels);
+    }
+    return metadata;
+}
+
+Json route_object(const kube::ResourceType& type, Json metadata, Json spec) {
+    return Json{{"apiVersion", type.api_version()},
+                {"kind", type.kind},
+                {"metadata", std::move(metadata)},
+                {"spec", std::move(spec)}};
+}
+
+namespace {
+
+/// Sets the string members of desired[key] on live[key]; whether anything changed.
+bool merge_string_map(Json& live_metadata, const Json& desired_metadata, const char* key) {
+    const Json* want = api::member(desired_metadata, key);
+    if (want == nullptr || !want->is_object() || want->empty()) {
+        return false;
+    }
+    Json& have = live_metadata[key];
+    if (!have.is_object()) {
+        have = Json::object();
+    }
+    bool changed = false;
+    for (auto it = want->begin(); it != want->end(); ++it) {
+        auto found = have.find(it.key());
+        if (found == have.end() || *found != *it) {
+            have[it.key()] = *it;
+            changed = true;
+        }
+    }
+    return changed;
+}
+
+/// Whether Serin created `live` for this canary (its owner reference is there).
+bool owned_by_canary(const Json& live, const RouteContext& context) {
+    const Json* refs = api::find_path(live, {"metadata", "ownerReferences"});
+    if (refs == nullptr || !refs->is_array()) {
+        return false;
+    }
+    const std::string uid = context.owner_reference.value("uid", "");
+    for (const Json& ref : *refs) {
+        if (ref.is_object() && ref.value("uid", "") == uid) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+std::optional<Json> route_update(const Json& live, const Json& desired, const OwnedKeys& owned) {
+    Json updated = live;
+    bool changed = false;
+    if (const Json* metadata = api::member(desired, "metadata")) {
+        Json& live_metadata = updated["metadata"];
+        changed |= merge_string_map(live_metadata, *metadata, "labels");
+        changed |= merge_string_map(live_metadata, *metadata, "annotations");
+    }
+    const Json* want_spec = api::member(desired, "spec");
+    Json& spec = updated["spec"];
+    if (!spec.is_object()) {
+        spec = Json::object();
+        changed = true;
+    }
+    for (const std::string& key : owned) {
+        const Json* want = want_spec != nullptr ? api::member(*want_spec, key) : nullptr;
+        auto have = spec.find(key);
+        if (want == nullptr) {
+            if (have != spec.end()) {
+                spec.erase(have);
+                changed = true;
+            }
+        } else if (have == spec.end() || *have != *want) {
+            spec[key] = *want;
+            changed = true;
+        }
+    }
+    if (!changed) {
+        return std::nullopt;
+    }
+    return updated;
+}
+
+Result<kube::ObjectPtr> live_route(const RouterDeps& deps, const RouteContext& context,
+                                   const kube::ResourceType& type, std::string_view name) {
+    if (!deps.store.serves(type)) {
+        return fail(ErrorKind::kInvalid,
+                    "spec.provider: \"" + context.provider + "\" writes " + type.kind + " (" +
+                        type.api_version() + "), which the API server does not serve: install " +
+                        "its CustomResourceDefinition and restart Serin");
+    }
+    return deps.store.get(type, context.ns(), name);
+}
+
+std::optional<Json> original_spec(const Json& live) {
+    const Json* annotations = api::find_path(live, {"metadata", "annotations"});
+    if (annotations == nullptr || !annotations->is_object()) {
+        return std::nullopt;
+    }
+    for (std::string_view key : {kLastAppliedKey, kOriginalConfigKey}) {
+        auto found = annotations->find(std::string(key));
+        if (found == annotations->end() || !found->is_string()) {
+            continue;
+        }
+        Json parsed = Json::parse(found->get<std::string>(), nullptr, false);
+        if (parsed.is_discarded() || !parsed.is_object()) {
+            continue;
+        }
+        // last-applied holds a whole object; the original configuration only its spec.
+        if (key == kLastAppliedKey) {
+            if (const Json* spec = api::member(parsed, "spec")) {
+                return *spec;
+            }
+            continue;
+        }
+        return parsed;
+    }
+    return std::nullopt;
+}
+
+asio::awaitable<Result<Json>> apply_route(RouterDeps deps, RouteContext context,
+                                          kube::ResourceType type, Json desired, OwnedKeys owned,
+                                          ApplyOptions options) {
+    const std::string name = api::string_at(desired, {"metadata", "name"});
+    auto live = live_route(deps, context, type, name);
+    if (!live) {
+        co_return live.error();
+    }
+    if (*live == nullptr) {
+        auto created = co_await deps.client.create(type, context.ns(), desired);
+        if (!created) {
+            co_return created.error();
+        }
+        deps.store.wrote(type, *created);
+        co_return created;
+    }
+    std::optional<Json> update = route_update(**live, desired, owned);
+    if (!update) {
+        co_return Result<Json>(boost::system::in_place_value, **live);
+    }
+    if (options.remember_original) {
+        Json& annotations = (*update)["metadata"]["annotations"];
+        const Json* before = api::find_path(**live, {"metadata", "annotations"});
+        const bool recorded =
+            owned_by_canary(**live, context) ||
+            (before != nullptr && before->is_object() &&
+            (before->contains(std::string(kLastAppliedKey)) ||
+             before->contains(std::string(kOriginalConfigKey))));
+        if (!recorded) {
+            const Json* spec = api::member(**live, "spec");
+            annotations[std::string(kOriginalConfigKey)] =
+                (spec != nullptr ? *spec : Json::object()).dump();
+        }
+    }
+    auto written = co_await deps.client.update(type, context.ns(), *update);
+    if (!written) {
+        co_return written.error();
+    }
+    deps.store.wrote(type, *written);
+    co_return written;
+}
+
+}  // namespace serin::meshes

@@ -1,0 +1,22 @@
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "controller/kube/resource.hpp"
+
+/// The routing objects' API types (flagger-spec §4). The controller runs an informer for each
+/// one the API server serves; a router whose type is not served fails with a clear error.
+namespace serin::meshes::route_types {
+
+const kube::ResourceType& istio_virtual_services();  ///< networking.istio.io/v1beta1
+const kube::ResourceType& istio_destination_rules();
+/// split.smi-spec.io TrafficSplit of `version` (v1alpha1, v1alpha2 or v1alpha3).
+kube::ResourceType smi_traffic_splits(std::string_view version);
+/// gateway.networking.k8s.io HTTPRoute of `version` (v1 or v1beta1).
+kube::ResourceType gateway_http_routes(std::string_view version);
+
+/// Every routing type a router of this build may write.
+std::vector<kube::ResourceType> all();
+
+}  // namespace serin::meshes::route_types
