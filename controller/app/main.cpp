@@ -24,9 +24,11 @@
 #include "controller/core/log.hpp"
 #include "controller/http/http_client.hpp"
 #include "controller/kube/config.hpp"
+#include "controller/kube/discovery.hpp"
 #include "controller/kube/event_recorder.hpp"
 #include "controller/kube/leader_election.hpp"
 #include "controller/kube/rest_client.hpp"
+#include "meshes/common/route_types.hpp"
 #include "meshes/router.hpp"
 
 namespace {
@@ -253,6 +255,14 @@ int main(int argc, char** argv) {
             type.version = "v2";
             options.reconciler.hpa_type = type;
         }
+        // Informers for the routing objects whose CRDs are installed.
+        options.route_types =
+            co_await serin::kube::served_types(**client, serin::meshes::route_types::all());
+        std::string served;
+        for (const auto& type : options.route_types) {
+            served += (served.empty() ? "" : ", ") + type.kind + " " + type.api_version();
+        }
+        spdlog::info("routing APIs served: {}", served.empty() ? "none" : served);
         serin::canary::Controller controller(
             serin::canary::ControllerDeps{io.get_executor(), **client, clock, recorder, webhooks,
                                           metrics},

@@ -18,6 +18,10 @@ struct ControllerOptions {
     std::string ns;   ///< -namespace: "" watches every namespace
     int workers = 2;  ///< -threadiness: canaries reconciled at once (coroutines on one thread)
     ReconcilerOptions reconciler;
+    /// The routing objects' types to run informers for: those the API server serves (main finds
+    /// them with kube::served_types over meshes::route_types::all()). A router whose type is
+    /// missing here refuses its canaries with a clear error.
+    std::vector<kube::ResourceType> route_types;
     /// Adds the routers of this build to the registry (main passes register_builtin_routers).
     std::function<void(meshes::RouterRegistry&)> register_routers;
 };
@@ -37,7 +41,7 @@ struct ControllerDeps {
 /// Watch events enqueue the canaries they concern at once: a Canary's spec or metadata change;
 /// a change of its target Deployment/DaemonSet (found by an index on spec.targetRef); of an
 /// object it owns (primary workload, Services, config copies, primary HPA: found by owner
-/// reference); of a ConfigMap or Secret it tracks (index on status.trackedConfigs); of its HPA.
+/// reference, including routing objects); of a ConfigMap or Secret it tracks (index on status.trackedConfigs); of its HPA.
 /// Analysis ticks are delayed re-queues. Nothing polls the API server.
 ///
 /// Thread safety: one io_context thread. run() until cancelled; the controller must outlive it.

@@ -199,6 +199,11 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     }
     const meshes::RouteContext route = ctx.route_context();
     if (auto ok = co_await ctx.router->reconcile(route); !ok) {
+        // A spec the router cannot serve, or a routing object the API server refuses (422),
+        // is the user's to fix: a condition and an Event, not a retry loop.
+        if (ok.error().kind == ErrorKind::kInvalid) {
+            co_return co_await reject(ctx.raw, ok.error().message);
+        }
         co_return ok.error();
     }
 
@@ -253,6 +258,9 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
                 next.canary.status = decision.status;
             }
             done = co_await ctx.router->set_routes(next, routes->routes);
+            if (!done && done.error().kind == ErrorKind::kInvalid) {
+                co_return co_await reject(ctx.raw, done.error().message);
+            }
         } else if (std::holds_alternative<analysis::ScaleUp>(action)) {
             done = co_await scale(ctx, true);
         } else if (std::holds_alternative<analysis::ScaleToZero>(action)) {

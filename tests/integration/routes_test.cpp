@@ -1,0 +1,369 @@
+// Every router against the devcluster with the real Istio, SMI and Gateway API CRDs: each object
+// a router writes is accepted and reads back with nothing pruned; a reconcile with nothing
+// changed writes nothing; a change to a field Serin does not own is kept and does not reset the
+// weights; a change to a field it owns is repaired, keeping the weights.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <vector>
+
+#include "controller/kube/discovery.hpp"
+#include "controller/kube/informer.hpp"
+#include "controller/kube/object_store.hpp"
+#include "meshes/common/route_types.hpp"
+#include "meshes/common/session_affinity.hpp"
+#include "meshes/router.hpp"
+#include "tests/e2e/e2e.hpp"
+#include "tests/support/golden.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace kube = serin::kube;
+namespace meshes = serin::meshes;
+namespace route_types = serin::meshes::route_types;
+using serin::Result;
+using serin::analysis::Routes;
+using serin::e2e::Scenario;
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+
+/// A KubeClient that passes every call to the real one and keeps what was written and what the
+/// server answered.
+class RecordingClient final : public kube::KubeClient {
+public:
+    struct Write {
+        std::string verb;
+        kube::ResourceType type;
+        Json sent;
+        Json stored;  ///< the server's answer; null when the write failed
+    };
+
+    explicit RecordingClient(kube::KubeClient& inner) : inner_(inner) {}
+
+    std::vector<Write> writes;
+
+    asio::awaitable<Result<Json>> get(kube::ResourceType type, std::string ns,
+                                      std::string name) override {
+        co_return co_await inner_.get(std::move(type), std::move(ns), std::move(name));
+    }
+    asio::awaitable<Result<kube::ListPage>> list(kube::ResourceType type, std::string ns,
+                                                 kube::ListOptions options) override {
+        co_return co_await inner_.list(std::move(type), std::move(ns), std::move(options));
+    }
+    asio::awaitable<Result<Json>> create(kube::ResourceType type, std::string ns, Json object,
+                                         kube::WriteOptions options) override {
+        auto result = co_await inner_.create(type, std::move(ns), object, std::move(options));
+        writes.push_back(Write{"create", type, object, result ? *result : Json()});
+        co_return result;
+    }
+    asio::awaitable<Result<Json>> update(kube::ResourceType type, std::string ns, Json object,
+                                         kube::WriteOptions options) override {
+        auto result = co_await inner_.update(type, std::move(ns), object, std::move(options));
+        writes.push_back(Write{"update", type, object, result ? *result : Json()});
+        co_return result;
+    }
+    asio::awaitable<Result<Json>> patch(kube::ResourceType type, std::string ns,
+                                        std::string name, kube::PatchType patch_type,
+                                        std::string body, kube::WriteOptions options) override {
+        auto result = co_await inner_.patch(type, std::move(ns), std::move(name), patch_type,
+                                            body, std::move(options));
+        writes.push_back(Write{"patch", type, Json(body), result ? *result : Json()});
+        co_return result;
+    }
+    asio::awaitable<Result<void>> remove(kube::ResourceType type, std::string ns,
+                                         std::string name, kube::DeleteOptions options) override {
+        co_return co_await inner_.remove(std::move(type), std::move(ns), std::move(name),
+                                         std::move(options));
+    }
+    asio::awaitable<Result<void>> watch(kube::ResourceType type, std::string ns,
+                                        kube::WatchOptions options,
+                                        kube::WatchHandler handler) override {
+        co_return co_await inner_.watch(std::move(type), std::move(ns), std::move(options),
+                                        std::move(handler));
+    }
+    asio::awaitable<Result<std::string>> get_raw(std::string path) override {
+        co_return co_await inner_.get_raw(std::move(path));
+    }
+
+private:
+    kube::KubeClient& inner_;
+};
+
+/// Routers of this build on informer caches of one namespace, as the controller runs them.
+class RouteBench {
+public:
+    explicit RouteBench(Scenario& scenario)
+        : s_(scenario),
+          real_(serin::testing::make_admin_client(s_.io(), s_.cluster())),
+          client_(*real_),
+          store_(clock_),
+          registry_(meshes::RouterDeps{client_, store_}) {
+        meshes::register_builtin_routers(registry_);
+        auto served = serin::testing::run(
+            s_.io(), kube::served_types(client_, route_types::all()));
+        REQUIRE(served.size() == route_types::all().size());  // the devcluster has every CRD
+        kube::InformerOptions options;
+        options.ns = s_.ns();
+        for (const kube::ResourceType& type : served) {
+            informers_.push_back(std::make_unique<kube::Informer>(client_, clock_, type, options));
+            store_.add(*informers_.back());
+            informers_.back()->start(s_.io().get_executor());
+        }
+        wait_for([this] { return store_.synced(); }, "the informers to sync");
+    }
+    ~RouteBench() {
+        for (auto& informer : informers_) {
+            informer->stop();
+        }
+    }
+
+    /// Creates the Canary of `file` (in this namespace, as `name`) so that owner references
+    /// point at a real object, and returns the reconciler's RouteContext for it.
+    meshes::RouteContext context(const std::string& file, const std::string& provider,
+                                 const std::string& name) {
+        Json manifest = serin::testing::load_document(file);
+        manifest["metadata"] = Json{{"name", name}, {"namespace", s_.ns()}};
+        manifest["spec"]["provider"] = provider;
+        if (!manifest["spec"]["service"].contains("name")) {
+            manifest["spec"]["service"]["name"] = name;
+        }
+        const Json created = s_.create(kube::types::canaries(), manifest);
+        return serin::testing::route_context(created, provider);
+    }
+
+    meshes::MeshRouter& router(const meshes::RouteContext& context) {
+        auto found = registry_.find(context.provider);
+        REQUIRE(found.has_value());
+        return **found;
+    }
+
+    Result<void> reconcile(const meshes::RouteContext& context) {
+        return serin::testing::run(s_.io(), router(context).reconcile(context));
+    }
+    Result<Routes> get_routes(const meshes::RouteContext& context) {
+        return serin::testing::run(s_.io(), router(context).get_routes(context));
+    }
+    /// As the reconciler does it: cookies first (for routers that route by them), then routes.
+    Result<void> set_routes(meshes::RouteContext& context, const Routes& routes) {
+        const auto& analysis = context.canary.spec.analysis;
+        if (router(context).supports_session_affinity() && analysis &&
+            analysis->session_affinity) {
+            meshes::update_session_cookies(context.canary.status, *analysis->session_affinity,
+                                           routes, [this] { return meshes::random_cookie_value(random_); });
+        }
+        return serin::testing::run(s_.io(), router(context).set_routes(context, routes));
+    }
+
+    /// Writes made since `from`; each must have been stored exactly as sent (nothing pruned or
+    /// defaulted in what Serin owns).
+    std::size_t writes_since(std::size_t from) {
+        for (std::size_t i = from; i < client_.writes.size(); ++i) {
+            const RecordingClient::Write& w = client_.writes[i];
+            INFO(w.verb << " " << w.type.kind << " " << w.sent.dump(2));
+            REQUIRE(w.stored.is_object());
+            CHECK(Json::diff(w.sent["spec"], w.stored["spec"]) == Json::array());
+            for (const char* map : {"labels", "annotations"}) {
+                const Json& sent = w.sent["metadata"].value(map, Json::object());
+                for (auto it = sent.begin(); it != sent.end(); ++it) {
+                    CHECK(w.stored["metadata"][map][it.key()] == *it);
+                }
+            }
+            // And a read from the API server (not the cache) says the same.
+            auto read = serin::testing::run(
+                s_.io(), real_->get(w.type, s_.ns(), w.stored["metadata"]["name"].get<std::string>()));
+            REQUIRE(read.has_value());
+            CHECK(Json::diff(w.sent["spec"], (*read)["spec"]) == Json::array());
+        }
+        return client_.writes.size() - from;
+    }
+    std::size_t write_count() const { return client_.writes.size(); }
+
+    /// Merge-patches an object as another tool would, and waits until the cache has it.
+    void drift(const kube::ResourceType& type, const std::string& name, const Json& patch) {
+        auto patched = serin::testing::run(
+            s_.io(), real_->patch(type, s_.ns(), name, kube::PatchType::kMerge, patch.dump()));
+        REQUIRE(patched.has_value());
+        const std::string version = (*patched)["metadata"]["resourceVersion"];
+        wait_for(
+            [&] {
+                kube::ObjectPtr cached = store_.get(type, s_.ns(), name);
+                return cached != nullptr &&
+                       kube::resource_version_at_least(
+                           (*cached)["metadata"].value("resourceVersion", ""), version);
+            },
+            "the cache to see the drift of " + name);
+    }
+
+    Json cached(const kube::ResourceType& type, const std::string& name) {
+        kube::ObjectPtr object = store_.get(type, s_.ns(), name);
+        REQUIRE(object != nullptr);
+        return *object;
+    }
+
+private:
+    /// Runs the io_context until `condition` holds, failing after 30 s.
+    void wait_for(const std::function<bool()>& condition, const std::string& what) {
+        auto task = [](asio::io_context& io, std::function<bool()> done) -> asio::awaitable<bool> {
+            asio::steady_timer timer(io);
+            const auto deadline = std::chrono::steady_clock::now() + 30s;
+            while (!done()) {
+                if (std::chrono::steady_clock::now() > deadline) {
+                    co_return false;
+                }
+                timer.expires_after(5ms);
+                co_await timer.async_wait(asio::use_awaitable);
+            }
+            co_return true;
+        };
+        INFO("waiting for " << what);
+        REQUIRE(serin::testing::run(s_.io(), task(s_.io(), condition)));
+    }
+
+    Scenario& s_;
+    serin::SystemClock clock_;
+    std::unique_ptr<kube::RestKubeClient> real_;
+    RecordingClient client_;
+    kube::ObjectStore store_;
+    meshes::RouterRegistry registry_;
+    std::vector<std::unique_ptr<kube::Informer>> informers_;
+    std::mt19937_64 random_{42};
+};
+
+/// One router case: a Canary, the routes a release moves through, and where its main routing
+/// object lives.
+struct RouteCase {
+    std::string file;  ///< under tests/data/routes/
+    std::string provider;
+    std::vector<Routes> steps;
+    kube::ResourceType type;  ///< of the object carrying the weights (named after the apex)
+    Json owned_drift;         ///< a merge patch to a field Serin owns (other than the weights)
+};
+
+const std::vector<Routes> kCanarySteps{{90, 10, false}, {50, 50, false}, {0, 100, false},
+                                       {100, 0, false}};
+
+/// Runs a case end to end against the cluster.
+void exercise(RouteBench& bench, const RouteCase& c, const std::string& name) {
+    INFO("case " << c.file << " as " << c.provider);
+    meshes::RouteContext context = bench.context("tests/data/routes/" + c.file, c.provider, name);
+    const std::string apex = context.apex;
+
+    // First reconcile creates; every object is stored as sent.
+    std::size_t mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) >= 1);
+    CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+
+    // Nothing changed: nothing written.
+    mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 0);
+
+    for (const Routes& step : c.steps) {
+        INFO("routes " << step.primary << "/" << step.canary << (step.mirrored ? " mirrored" : ""));
+        mark = bench.write_count();
+        REQUIRE(bench.set_routes(context, step).has_value());
+        bench.writes_since(mark);
+        CHECK(bench.get_routes(context).value() == step);
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 0);
+    }
+
+    // Mid-release again, then drift that Serin does not own: kept, weights kept, no write.
+    const Routes mid = c.steps.front();
+    REQUIRE(bench.set_routes(context, mid).has_value());
+    bench.drift(c.type, apex,
+                Json{{"metadata", {{"labels", {{"example.com/edited-by", "ops"}}},
+                                   {"annotations", {{"example.com/note", "added by hand"}}}}}});
+    mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 0);
+    CHECK(bench.get_routes(context).value() == mid);
+    CHECK(bench.cached(c.type, apex)["metadata"]["labels"]["example.com/edited-by"] == "ops");
+
+    // Drift in a field Serin owns: repaired in one write, weights kept.
+    if (!c.owned_drift.is_null()) {
+        bench.drift(c.type, apex, c.owned_drift);
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 1);
+        CHECK(bench.get_routes(context).value() == mid);
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 0);
+        CHECK(bench.cached(c.type, apex)["metadata"]["annotations"]["example.com/note"] ==
+              "added by hand");
+    }
+}
+
+void exercise_all(const std::vector<RouteCase>& cases) {
+    Scenario s;
+    RouteBench bench(s);
+    int n = 0;
+    for (const RouteCase& c : cases) {
+        exercise(bench, c, "c" + std::to_string(n++));
+    }
+}
+
+}  // namespace
+
+const std::vector<Routes> kAbSteps{{0, 100, false}, {100, 0, false}};
+const std::vector<Routes> kMirrorSteps{{100, 0, true}, {0, 100, false}, {100, 0, false}};
+
+TEST_CASE("Istio VirtualServices and DestinationRules are stored as written and kept without rewrites") {
+    const auto vs = route_types::istio_virtual_services();
+    const Json owned = {{"spec", {{"gateways", Json::array({"someone-elses-gateway"})}}}};
+    std::vector<RouteCase> cases;
+    for (const char* file : {"canary", "service-fields", "delegation", "mesh-wildcard", "tcp",
+                             "session-affinity", "session-affinity-primary"}) {
+        cases.push_back({std::string("istio/") + file + ".yaml", "istio", kCanarySteps, vs, owned});
+    }
+    cases.push_back({"istio/ab.yaml", "istio", kAbSteps, vs, owned});
+    cases.push_back({"istio/mirror.yaml", "istio", kMirrorSteps, vs, owned});
+    exercise_all(cases);
+}
+
+TEST_CASE("Gateway API HTTPRoutes of both versions are stored as written and kept without rewrites") {
+    const Json owned = {{"spec", {{"hostnames", Json::array({"elsewhere.example.com"})}}}};
+    std::vector<RouteCase> cases;
+    for (const char* version : {"v1", "v1beta1"}) {
+        const auto type = route_types::gateway_http_routes(version);
+        const std::string provider = std::string("gatewayapi:") + version;
+        for (const char* file : {"podinfo", "rewrite-full-path", "linkerd-gamma", "session-affinity",
+                                 "session-affinity-canary-cookie"}) {
+            cases.push_back({std::string("gatewayapi/") + file + ".yaml", provider, kCanarySteps, type, owned});
+        }
+        cases.push_back({"gatewayapi/ab-testing.yaml", provider, kAbSteps, type, owned});
+        cases.push_back({"gatewayapi/ab-no-service-match.yaml", provider, kAbSteps, type, owned});
+        cases.push_back({"gatewayapi/blue-green.yaml", provider, kMirrorSteps, type, owned});
+    }
+    // Every field but CORS, which v1beta1 does not write (see the next test for v1).
+    cases.push_back({"gatewayapi/all-fields.yaml", "gatewayapi:v1beta1", kCanarySteps,
+                     route_types::gateway_http_routes("v1beta1"), owned});
+    exercise_all(cases);
+}
+
+TEST_CASE("a CORS filter is refused by an API server with the standard Gateway API v1.2.1 CRDs") {
+    // Flagger's contract writes corsPolicy as a CORS filter; the standard channel of v1.2.1 has
+    // no such filter type, so the server rejects the route and the router reports it.
+    Scenario s;
+    RouteBench bench(s);
+    const auto context = bench.context("tests/data/routes/gatewayapi/all-fields.yaml", "gatewayapi:v1", "cors");
+    auto reconciled = bench.reconcile(context);
+    REQUIRE_FALSE(reconciled.has_value());
+    CHECK(reconciled.error().kind == serin::ErrorKind::kInvalid);
+    CHECK(reconciled.error().message.find("CORS") != std::string::npos);
+}
+
+TEST_CASE("SMI TrafficSplits of every version are stored as written and kept without rewrites") {
+    const Json owned = {{"spec", {{"service", "somewhere-else"}}}};
+    exercise_all({
+        {"smi/podinfo.yaml", "linkerd", kCanarySteps, route_types::smi_traffic_splits("v1alpha1"), owned},
+        {"smi/podinfo.yaml", "smi:v1alpha2", kCanarySteps, route_types::smi_traffic_splits("v1alpha2"), owned},
+        {"smi/podinfo.yaml", "smi:v1alpha3:linkerd", kCanarySteps, route_types::smi_traffic_splits("v1alpha3"), owned},
+        {"smi/istio-gateways.yaml", "smi:v1alpha2:istio", kCanarySteps, route_types::smi_traffic_splits("v1alpha2"), owned},
+    });
+}
