@@ -220,3 +220,49 @@ TEST_CASE("istio: a blue/green release mirrors traffic to the canary, then switc
     CHECK(at(done, "/spec/http/0/mirror").is_null());
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
 }
+
+TEST_CASE("istio: an edit to the VirtualService mid-analysis is repaired without resetting the weights") {
+    Scenario s;
+    s.start_serin();
+    const Json analysis = {{"interval", "3s"}, {"threshold", 2}, {"stepWeight", 10}, {"maxWeight", 50}};
+    const Mesh mesh{"istio", route_types::istio_virtual_services()};
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary(analysis, {{"provider", "istio"}}));
+    s.wait_phase("Initialized");
+    s.bump_image(kV2);
+    s.wait_canary([](const Json& c) { return phase(c) == "Progressing" && weight_of(c) >= 20; },
+                  "the analysis at 20%");
+
+    // Someone (a GitOps tool, a person) edits the route: a field Serin owns and one it does not.
+    s.patch(mesh.type, "podinfo",
+            {{"metadata", {{"annotations", {{"example.com/edited-by", "ops"}}}}},
+             {"spec", {{"gateways", Json::array({"someone-elses-gateway"})}}}});
+    const Json repaired = s.wait_object(
+        mesh.type, "podinfo",
+        [](const Json& v) { return at(v, "/spec/gateways/0") == "mesh"; },
+        "the VirtualService repaired");
+    CHECK(at(repaired, "/metadata/annotations/example.com~1edited-by") == "ops");
+    const int weight = mesh.canary_weight(repaired);
+    CHECK(weight >= 20);  // Flagger would have reset it to 0 here
+    CHECK(weight == weight_of(s.get(types::canaries(), "podinfo")));
+    s.wait_phase("Succeeded");
+}
+
+TEST_CASE("gatewayapi:v1 without gatewayRefs is refused with a condition and a Warning Event") {
+    Scenario s;
+    s.start_serin();
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(),
+             s.canary({{"interval", "1s"}, {"threshold", 2}, {"stepWeight", 10}},
+                      {{"provider", "gatewayapi:v1"}}));
+    const Json refused = s.wait_canary(
+        [](const Json& c) {
+            const Json* accepted = serin::testing::find_condition(c, "Accepted");
+            return accepted != nullptr && (*accepted)["status"] == "False";
+        },
+        "Accepted=False");
+    const Json* accepted = serin::testing::find_condition(refused, "Accepted");
+    CHECK((*accepted)["message"].get<std::string>().find("spec.service.gatewayRefs") !=
+          std::string::npos);
+    s.wait_event("spec.service.gatewayRefs");
+}

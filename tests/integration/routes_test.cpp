@@ -142,6 +142,9 @@ public:
     Result<void> reconcile(const meshes::RouteContext& context) {
         return serin::testing::run(s_.io(), router(context).reconcile(context));
     }
+    Result<void> finalize(const meshes::RouteContext& context) {
+        return serin::testing::run(s_.io(), router(context).finalize(context));
+    }
     Result<Routes> get_routes(const meshes::RouteContext& context) {
         return serin::testing::run(s_.io(), router(context).get_routes(context));
     }
@@ -356,6 +359,34 @@ TEST_CASE("a CORS filter is refused by an API server with the standard Gateway A
     REQUIRE_FALSE(reconciled.has_value());
     CHECK(reconciled.error().kind == serin::ErrorKind::kInvalid);
     CHECK(reconciled.error().message.find("CORS") != std::string::npos);
+}
+
+TEST_CASE("istio takes over an existing VirtualService and gives its spec back on finalize") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto vs = route_types::istio_virtual_services();
+    const Json original_spec = {
+        {"hosts", Json::array({"takeover"})},
+        {"http", Json::array({{{"route", Json::array({{{"destination", {{"host", "takeover"}}}}})}}})}};
+    s.create(vs, {{"apiVersion", vs.api_version()},
+                  {"kind", vs.kind},
+                  {"metadata", {{"name", "takeover"}, {"labels", {{"app.kubernetes.io/managed-by", "team"}}}}},
+                  {"spec", original_spec}});
+    // Wait until the cache has it, as the controller would see it.
+    bench.drift(vs, "takeover", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    const auto context = bench.context("tests/data/routes/istio/canary.yaml", "istio", "takeover");
+
+    REQUIRE(bench.reconcile(context).has_value());
+    Json taken = bench.cached(vs, "takeover");
+    CHECK(Json::parse(taken["metadata"]["annotations"]["flagger.kubernetes.io/original-configuration"]
+                          .get<std::string>()) == original_spec);
+    CHECK(taken["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "team");
+    CHECK_FALSE(taken["metadata"].contains("ownerReferences"));  // not garbage-collected with the canary
+    CHECK(taken["spec"]["http"][0]["route"][0]["destination"]["host"] == "takeover-primary");
+    CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+
+    REQUIRE(bench.finalize(context).has_value());
+    CHECK(bench.cached(vs, "takeover")["spec"] == original_spec);
 }
 
 TEST_CASE("SMI TrafficSplits of every version are stored as written and kept without rewrites") {
