@@ -10,6 +10,8 @@
 #include "controller/canary/metric_checker.hpp"
 #include "controller/canary/webhook.hpp"
 #include "controller/kube/event_recorder.hpp"
+#include "controller/kube/discovery.hpp"
+#include "meshes/common/route_types.hpp"
 #include "meshes/router.hpp"
 #include "tests/e2e/e2e.hpp"
 
@@ -27,6 +29,10 @@ int iterations(const Json& canary) {
 }  // namespace
 
 TEST_CASE("an analysis tick reads nothing from the API server and writes only what changed") {
+    // Each provider's routing objects are read from informer caches too.
+    const std::string provider =
+        GENERATE(as<std::string>{}, "kubernetes", "istio", "smi:v1alpha3", "gatewayapi:v1");
+    INFO("provider " << provider);
     Scenario s;  // its client sets the scene; the controller gets a client of its own
     GateServer gates(s.io());
     serin::SystemClock clock;
@@ -39,6 +45,8 @@ TEST_CASE("an analysis tick reads nothing from the API server and writes only wh
     serin::canary::ControllerOptions options;
     options.ns = s.ns();
     options.register_routers = serin::meshes::register_builtin_routers;
+    options.route_types = serin::testing::run(
+        s.io(), serin::kube::served_types(*client, serin::meshes::route_types::all()));
     serin::canary::Controller controller(
         serin::canary::ControllerDeps{s.io().get_executor(), *client, clock, recorder, webhooks,
                                       metrics},
@@ -55,7 +63,10 @@ TEST_CASE("an analysis tick reads nothing from the API server and writes only wh
                        {"threshold", 2},
                        {"iterations", 1000},
                        {"webhooks",
-                        {{{"name", "load-test"}, {"type", "rollout"}, {"url", gates.url("/approve")}}}}}));
+                        {{{"name", "load-test"}, {"type", "rollout"}, {"url", gates.url("/approve")}}}}},
+                      {{"provider", provider},
+                       {"service",
+                        {{"gatewayRefs", Json::array({{{"name", "public"}, {"namespace", "gateways"}}})}}}}));
     s.wait_phase("Initialized");
     s.bump_image("ghcr.io/stefanprodan/podinfo:6.0.1");
     s.wait_canary([](const Json& c) { return iterations(c) >= 2; }, "the analysis under way");
