@@ -65,6 +65,10 @@ public:
             analysis_ = *canary.spec.analysis;
         }
         kubernetes_ = settings_.provider == "kubernetes";
+        const bool can_mirror = !kubernetes_ && (analysis_.iterations > 0
+                                                      ? settings_.mirror_blue_green
+                                                      : settings_.mirror_weighted);
+        analysis_.mirror = analysis_.mirror && can_mirror;
     }
 
     Decision run() {

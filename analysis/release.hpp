@@ -113,6 +113,11 @@ struct Observations {
 struct Settings {
     /// spec.provider, else the -mesh-provider flag.
     std::string provider = "kubernetes";
+    /// Whether the router can mirror traffic to the canary in a blue/green release
+    /// (analysis.iterations) and in a weighted one. Where it cannot, analysis.mirror is ignored:
+    /// a release must not wait for a mirror that will never appear.
+    bool mirror_blue_green = true;
+    bool mirror_weighted = true;
 };
 
 // ---- what to do ----------------------------------------------------------------------------

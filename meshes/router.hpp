@@ -52,6 +52,13 @@ public:
     /// Whether set_routes moves the apex Service's selector, so the Service reconcile must keep
     /// it once the canary is initialized.
     virtual bool owns_apex_selector() const { return false; }
+    /// Whether set_routes can mirror traffic to the canary (Routes::mirrored) in a blue/green
+    /// release (`blue_green`) or a weighted one. The release engine ignores analysis.mirror
+    /// where it cannot.
+    virtual bool can_mirror(bool blue_green) const {
+        (void)blue_green;
+        return false;
+    }
     /// Whether set_routes routes by the session affinity cookies of the canary's status; the
     /// reconciler then makes and retires them (update_session_cookies) before each set_routes.
     virtual bool supports_session_affinity() const { return false; }

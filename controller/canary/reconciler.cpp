@@ -219,6 +219,8 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     const Duration interval = interval_of(ctx.canary);
     obs.tick_due = !memory.last_step || steady_now - *memory.last_step >= interval;
     analysis::Settings settings{ctx.provider};
+    settings.mirror_blue_green = ctx.router->can_mirror(true);
+    settings.mirror_weighted = ctx.router->can_mirror(false);
     const std::string checksum = canary_checksum(ctx.canary.status);
 
     Decision decision;

@@ -854,6 +854,8 @@ public:
     }
 
     bool supports_session_affinity() const override { return true; }
+    // The mirror filter is written for blue/green only (flagger-spec §4.4).
+    bool can_mirror(bool blue_green) const override { return blue_green; }
 
 private:
     kube::ResourceType type() const { return route_types::gateway_http_routes(version_); }

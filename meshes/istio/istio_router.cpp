@@ -433,6 +433,7 @@ public:
     }
 
     bool supports_session_affinity() const override { return true; }
+    bool can_mirror(bool /*blue_green*/) const override { return true; }
 
 private:
     static kube::ResourceType vs_type() { return route_types::istio_virtual_services(); }

@@ -835,6 +835,35 @@ TEST_CASE("mirroring (istio, canary strategy): one mirrored step, then weighted 
     CHECK(next.calls_of(HookType::kConfirmTrafficIncrease) == 1);
 }
 
+TEST_CASE("mirror is ignored where the router cannot mirror, so the release still advances") {
+    SECTION("weighted, as on gatewayapi or smi") {
+        auto analysis = weighted(10, 50);
+        analysis.mirror = true;
+        World w(make_canary(analysis), "smi:v1alpha3");
+        w.settings.mirror_weighted = false;
+        w.init();
+        w.release("rev-2");
+        Reconcile first = w.reconcile();
+        CHECK(first.routes == std::vector<Routes>{split(90, 10, false)});
+        w.reconcile();
+        CHECK(w.routes == split(80, 20));
+    }
+    SECTION("blue/green, as on smi") {
+        auto analysis = with_iterations(2);
+        analysis.mirror = true;
+        World w(make_canary(analysis), "linkerd");
+        w.settings.mirror_blue_green = false;
+        w.init();
+        w.release("rev-2");
+        Reconcile first = w.reconcile();
+        CHECK(first.routes.empty());
+        w.reconcile();
+        Reconcile all = w.reconcile();
+        CHECK(all.messages() == std::vector<std::string>{"Routing all traffic to canary"});
+        CHECK(w.routes == split(0, 100));
+    }
+}
+
 TEST_CASE("A/B testing routes the matched traffic to the canary, then promotes") {
     auto analysis = with_iterations(10);
     analysis.match = api::Json::parse(R"([{"headers": {"x-canary": {"exact": "insider"}}}])");
