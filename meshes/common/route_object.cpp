@@ -122,6 +122,16 @@ Result<kube::ObjectPtr> live_route(const RouterDeps& deps, const RouteContext& c
     return deps.store.get(type, context.ns(), name);
 }
 
+Result<kube::ObjectPtr> existing_route(const RouterDeps& deps, const RouteContext& context,
+                                       const kube::ResourceType& type, std::string_view name) {
+    auto live = live_route(deps, context, type, name);
+    if (live && *live == nullptr) {
+        return fail(ErrorKind::kNotFound,
+                    type.kind + " " + std::string(name) + "." + context.ns() + " not found");
+    }
+    return live;
+}
+
 std::optional<Json> original_spec(const Json& live) {
     const Json* annotations = api::find_path(live, {"metadata", "annotations"});
     if (annotations == nullptr || !annotations->is_object()) {

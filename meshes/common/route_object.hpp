@@ -47,6 +47,10 @@ std::optional<nlohmann::json> route_update(const nlohmann::json& live,
 Result<kube::ObjectPtr> live_route(const RouterDeps& deps, const RouteContext& context,
                                    const kube::ResourceType& type, std::string_view name);
 
+/// live_route, but an absent object is kNotFound "<Kind> <name>.<ns> not found" (get_routes).
+Result<kube::ObjectPtr> existing_route(const RouterDeps& deps, const RouteContext& context,
+                                       const kube::ResourceType& type, std::string_view name);
+
 /// Annotation holding the spec of an object Serin took over, for finalize (flagger-spec §4.1).
 inline constexpr std::string_view kOriginalConfigKey = "flagger.kubernetes.io/original-configuration";
 inline constexpr std::string_view kLastAppliedKey = "kubectl.kubernetes.io/last-applied-configuration";

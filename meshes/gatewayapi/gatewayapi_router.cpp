@@ -827,12 +827,9 @@ public:
     }
 
     asio::awaitable<Result<analysis::Routes>> get_routes(RouteContext context) override {
-        auto live = live_route(deps_, context, type(), context.apex);
+        auto live = existing_route(deps_, context, type(), context.apex);
         if (!live) {
             co_return live.error();
-        }
-        if (*live == nullptr) {
-            co_return fail(ErrorKind::kNotFound, where(context) + " not found");
         }
         if (version_ == "v1") {
             auto ready = http_route_parents_ready(**live);

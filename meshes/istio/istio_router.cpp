@@ -392,13 +392,9 @@ public:
     }
 
     asio::awaitable<Result<analysis::Routes>> get_routes(RouteContext context) override {
-        auto live = live_route(deps_, context, vs_type(), context.apex);
+        auto live = existing_route(deps_, context, vs_type(), context.apex);
         if (!live) {
             co_return live.error();
-        }
-        if (*live == nullptr) {
-            co_return fail(ErrorKind::kNotFound,
-                           "VirtualService " + context.apex + "." + context.ns() + " not found");
         }
         co_return virtual_service_routes(context, **live);
     }

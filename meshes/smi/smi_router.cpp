@@ -145,13 +145,9 @@ public:
     }
 
     asio::awaitable<Result<analysis::Routes>> get_routes(RouteContext context) override {
-        auto live = live_route(deps_, context, type(), context.apex);
+        auto live = existing_route(deps_, context, type(), context.apex);
         if (!live) {
             co_return live.error();
-        }
-        if (*live == nullptr) {
-            co_return fail(ErrorKind::kNotFound,
-                           "TrafficSplit " + context.apex + "." + context.ns() + " not found");
         }
         co_return traffic_split_routes(context, **live);
     }

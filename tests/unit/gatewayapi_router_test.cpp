@@ -14,6 +14,7 @@
 #include "controller/kube/object_store.hpp"
 #include "meshes/common/route_types.hpp"
 #include "tests/support/golden.hpp"
+#include "tests/support/unimplemented_kube_client.hpp"
 
 namespace {
 
@@ -427,24 +428,11 @@ namespace {
 
 /// An API server of one object kind: create and update return the object with a new
 /// resourceVersion and generation, and are counted. Nothing else is called by the router.
-class FakeServer final : public serin::kube::KubeClient {
+class FakeServer final : public serin::testing::UnimplementedKubeClient {
 public:
     int creates = 0;
     int updates = 0;
 
-    template <class T>
-    static asio::awaitable<serin::Result<T>> none() {
-        co_return serin::fail(serin::ErrorKind::kInternal, "not in this test");
-    }
-    asio::awaitable<serin::Result<Json>> get(serin::kube::ResourceType, std::string,
-                                             std::string) override {
-        return none<Json>();
-    }
-    asio::awaitable<serin::Result<serin::kube::ListPage>> list(serin::kube::ResourceType,
-                                                               std::string,
-                                                               serin::kube::ListOptions) override {
-        return none<serin::kube::ListPage>();
-    }
     asio::awaitable<serin::Result<Json>> create(serin::kube::ResourceType, std::string, Json object,
                                                 serin::kube::WriteOptions) override {
         ++creates;
@@ -454,23 +442,6 @@ public:
                                                 serin::kube::WriteOptions) override {
         ++updates;
         return stored(std::move(object));
-    }
-    asio::awaitable<serin::Result<Json>> patch(serin::kube::ResourceType, std::string, std::string,
-                                               serin::kube::PatchType, std::string,
-                                               serin::kube::WriteOptions) override {
-        return none<Json>();
-    }
-    asio::awaitable<serin::Result<void>> remove(serin::kube::ResourceType, std::string, std::string,
-                                                serin::kube::DeleteOptions) override {
-        return none<void>();
-    }
-    asio::awaitable<serin::Result<void>> watch(serin::kube::ResourceType, std::string,
-                                               serin::kube::WatchOptions,
-                                               serin::kube::WatchHandler) override {
-        return none<void>();
-    }
-    asio::awaitable<serin::Result<std::string>> get_raw(std::string) override {
-        return none<std::string>();
     }
 
 private:

@@ -5,6 +5,7 @@
 #include "controller/kube/object_store.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
 #include "meshes/router.hpp"
+#include "tests/support/unimplemented_kube_client.hpp"
 
 namespace {
 
@@ -14,47 +15,7 @@ namespace asio = boost::asio;
 using Json = nlohmann::json;
 
 /// A KubeClient the registry can hold a reference to; routers built in these tests never call it.
-class NoClient final : public serin::kube::KubeClient {
-public:
-    template <class T>
-    static asio::awaitable<serin::Result<T>> none() {
-        co_return serin::fail(serin::ErrorKind::kInternal, "not in this test");
-    }
-    asio::awaitable<serin::Result<Json>> get(serin::kube::ResourceType, std::string,
-                                             std::string) override {
-        return none<Json>();
-    }
-    asio::awaitable<serin::Result<serin::kube::ListPage>> list(serin::kube::ResourceType,
-                                                               std::string,
-                                                               serin::kube::ListOptions) override {
-        return none<serin::kube::ListPage>();
-    }
-    asio::awaitable<serin::Result<Json>> create(serin::kube::ResourceType, std::string, Json,
-                                                serin::kube::WriteOptions) override {
-        return none<Json>();
-    }
-    asio::awaitable<serin::Result<Json>> update(serin::kube::ResourceType, std::string, Json,
-                                                serin::kube::WriteOptions) override {
-        return none<Json>();
-    }
-    asio::awaitable<serin::Result<Json>> patch(serin::kube::ResourceType, std::string, std::string,
-                                               serin::kube::PatchType, std::string,
-                                               serin::kube::WriteOptions) override {
-        return none<Json>();
-    }
-    asio::awaitable<serin::Result<void>> remove(serin::kube::ResourceType, std::string, std::string,
-                                                serin::kube::DeleteOptions) override {
-        return none<void>();
-    }
-    asio::awaitable<serin::Result<void>> watch(serin::kube::ResourceType, std::string,
-                                               serin::kube::WatchOptions,
-                                               serin::kube::WatchHandler) override {
-        return none<void>();
-    }
-    asio::awaitable<serin::Result<std::string>> get_raw(std::string) override {
-        return none<std::string>();
-    }
-};
+class NoClient final : public serin::testing::UnimplementedKubeClient {};
 
 RouteContext context() {
     RouteContext c;
