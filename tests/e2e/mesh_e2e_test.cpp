@@ -266,3 +266,42 @@ TEST_CASE("gatewayapi:v1 without gatewayRefs is refused with a condition and a W
           std::string::npos);
     s.wait_event("spec.service.gatewayRefs");
 }
+
+TEST_CASE("istio: session affinity keeps the canary's users on it and expires their cookie after promotion") {
+    Scenario s;
+    s.start_serin();
+    const Json analysis = {{"interval", "2s"},
+                           {"threshold", 2},
+                           {"stepWeight", 20},
+                           {"maxWeight", 40},
+                           {"sessionAffinity", {{"cookieName", "flagger-cookie"}, {"maxAge", 600}}}};
+    const auto vs_type = route_types::istio_virtual_services();
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary(analysis, {{"provider", "istio"}}));
+    s.wait_phase("Initialized");
+    s.bump_image(kV2);
+
+    // The reconciler makes the cookie and keeps it in the status; the VirtualService routes by it.
+    const Json progressing = s.wait_canary(
+        [](const Json& c) { return at(c, "/status/sessionAffinityCookie").is_string(); },
+        "a session affinity cookie in the status");
+    const std::string cookie = at(progressing, "/status/sessionAffinityCookie");
+    REQUIRE(cookie.starts_with("flagger-cookie="));
+    CHECK(cookie.size() == std::string("flagger-cookie=").size() + 10);
+    const std::string value = cookie.substr(cookie.find('=') + 1);
+    const Json sticky = s.get(vs_type, "podinfo");
+    CHECK(at(sticky, "/spec/http/0/match/0/headers/Cookie/regex") ==
+          ".*flagger-cookie.*" + value + ".*");
+    CHECK(at(sticky, "/spec/http/0/route/1/weight") == 100);  // sticky users: all canary
+    CHECK(at(sticky, "/spec/http/1/route/1/headers/response/add/Set-Cookie") ==
+          cookie + "; Max-Age=600");
+
+    // After promotion the cookie is retired and expired by the route.
+    const Json done = s.wait_phase("Succeeded");
+    CHECK(at(done, "/status/previousSessionAffinityCookie") == cookie);
+    CHECK(at(done, "/status/sessionAffinityCookie").is_null());
+    const Json expiring = s.get(vs_type, "podinfo");
+    CHECK(at(expiring, "/spec/http/0/headers/response/add/Set-Cookie") == cookie + "; Max-Age=-1");
+    CHECK(at(expiring, "/spec/http/0/route/0/destination/host") == "podinfo-primary");
+    CHECK(Mesh{"istio", vs_type}.canary_weight(expiring) == 0);
+}
