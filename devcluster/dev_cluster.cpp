@@ -242,6 +242,8 @@ struct DevCluster::Impl {
     std::optional<Process> apiserver;
     std::optional<Process> controller_manager;
     std::optional<Process> podsim;
+    std::optional<Process> meshsim;
+    std::optional<Process> prometheus;
 
     ~Impl() {
         client.reset();
@@ -251,7 +253,9 @@ struct DevCluster::Impl {
 
 std::vector<fs::path> DevClusterOptions::default_crd_dirs() {
     fs::path source{SERIN_SOURCE_DIR};
-    return {(source / ".." / "shared" / "thirdparty-crds").lexically_normal(), source / "crds"};
+    // The mesh CRDs are vendored (devcluster/thirdparty-crds/README.md), so that a checkout
+    // anywhere has them.
+    return {source / "devcluster" / "thirdparty-crds", source / "crds"};
 }
 
 DevCluster::DevCluster(DevClusterOptions options)
@@ -308,6 +312,17 @@ Result<void> DevCluster::start_all() {
     if (options_.wait_for_controller_manager) {
         if (auto r = wait_controller_manager(); !r) {
             return r;
+        }
+    }
+    // meshsim discovers the routing APIs, so it starts once the CRDs are served.
+    if (options_.start_meshsim) {
+        if (auto r = start_meshsim(); !r) {
+            return r;
+        }
+        if (options_.start_prometheus) {
+            if (auto r = start_prometheus(); !r) {
+                return r;
+            }
         }
     }
     return check_still_running();
@@ -373,6 +388,22 @@ Result<void> DevCluster::resolve_binaries() {
                         "serin-podsim not found at '" + podsim_bin_.string() + "': build it");
         }
     }
+    if (options_.start_meshsim) {
+        meshsim_bin_ = options_.meshsim.empty() ? fs::path(SERIN_MESHSIM_PATH) : options_.meshsim;
+        if (meshsim_bin_.empty() || ::access(meshsim_bin_.c_str(), X_OK) != 0) {
+            return fail(ErrorKind::kInternal,
+                        "serin-meshsim not found at '" + meshsim_bin_.string() + "': build it");
+        }
+        if (options_.start_prometheus) {
+            auto prometheus = find_executable(options_.prometheus.string());
+            if (!prometheus) {
+                return fail(ErrorKind::kInternal, "prometheus not found (" +
+                                                      options_.prometheus.string() +
+                                                      "): run hack/setup");
+            }
+            prometheus_bin_ = *prometheus;
+        }
+    }
     return {};
 }
 
@@ -431,12 +462,14 @@ Result<void> DevCluster::write_tokens() {
     admin_token_ = random_hex(16);
     controller_manager_token_ = random_hex(16);
     podsim_token_ = random_hex(16);
+    meshsim_token_ = random_hex(16);
     // The static token file format: token,user,uid,"group1,group2".
     std::string content = admin_token_ + ",serin-admin,serin-admin,\"system:masters\"\n" +
                           controller_manager_token_ +
                           ",system:kube-controller-manager,kube-controller-manager,"
                           "\"system:masters\"\n" +
-                          podsim_token_ + ",serin-podsim,serin-podsim,\"system:masters\"\n";
+                          podsim_token_ + ",serin-podsim,serin-podsim,\"system:masters\"\n" +
+                          meshsim_token_ + ",serin-meshsim,serin-meshsim,\"system:masters\"\n";
     return write_file(tokens_file(), content);
 }
 
@@ -473,6 +506,7 @@ Result<void> DevCluster::write_kubeconfigs() {
     write_kubeconfig("kubeconfig-controller-manager", "kube-controller-manager",
                      controller_manager_token_);
     write_kubeconfig("kubeconfig-podsim", "serin-podsim", podsim_token_);
+    write_kubeconfig("kubeconfig-meshsim", "serin-meshsim", meshsim_token_);
     return {};
 }
 
@@ -497,7 +531,13 @@ kube::ClusterConfig DevCluster::cluster_config() const {
 }
 
 std::vector<std::uint16_t> DevCluster::ports() const {
-    return {etcd_client_port_, etcd_peer_port_, apiserver_port_};
+    std::vector<std::uint16_t> out{etcd_client_port_, etcd_peer_port_, apiserver_port_};
+    for (std::uint16_t port : {meshsim_port_, prometheus_port_}) {
+        if (port != 0) {
+            out.push_back(port);
+        }
+    }
+    return out;
 }
 
 std::vector<ComponentInfo> DevCluster::components() const {
@@ -518,6 +558,12 @@ std::vector<ComponentInfo> DevCluster::components() const {
     if (options_.start_podsim) {
         out.push_back(info("podsim", impl_->podsim, logs / "podsim.log"));
     }
+    if (options_.start_meshsim) {
+        out.push_back(info("meshsim", impl_->meshsim, logs / "meshsim.log"));
+        if (options_.start_prometheus) {
+            out.push_back(info("prometheus", impl_->prometheus, logs / "prometheus.log"));
+        }
+    }
     return out;
 }
 
@@ -528,6 +574,8 @@ void DevCluster::write_state_file() const {
     Json state = {{"server", server_url()},
                   {"kubeconfig", kubeconfig_path().string()},
                   {"etcd", etcd_endpoint()},
+                  {"prometheus", prometheus_url()},
+                  {"meshsim", meshsim_url()},
                   {"ports", ports()},
                   {"components", Json::array()}};
     for (const auto& c : components()) {
@@ -807,6 +855,164 @@ Result<void> DevCluster::start_podsim() {
     return {};
 }
 
+std::string DevCluster::prometheus_url() const {
+    return prometheus_port_ == 0 ? std::string()
+                                 : "http://127.0.0.1:" + std::to_string(prometheus_port_);
+}
+
+std::string DevCluster::meshsim_url() const {
+    return meshsim_port_ == 0 ? std::string() : "http://127.0.0.1:" + std::to_string(meshsim_port_);
+}
+
+namespace {
+
+/// Polls `url` until it answers 200 (with `body_part` in the body, when given) while `process`
+/// runs; false when the process exits first.
+asio::awaitable<Result<bool>> wait_http_ok(Process& process, http::HttpClient& client,
+                                           std::string url, std::string body_part,
+                                           SteadyClock::time_point until) {
+    while (SteadyClock::now() < until) {
+        if (!process.running()) {
+            co_return false;
+        }
+        http::Request request;
+        request.url = url;
+        request.timeout = std::chrono::seconds{2};
+        auto response = co_await client.send(std::move(request));
+        if (response && response->status == 200 &&
+            response->body.find(body_part) != std::string::npos) {
+            co_return true;
+        }
+        co_await sleep_for(std::chrono::milliseconds{50});
+    }
+    co_return fail(ErrorKind::kTransient, "not ready");
+}
+
+}  // namespace
+
+Result<void> DevCluster::start_meshsim() {
+    const auto deadline = SteadyClock::now() + options_.start_timeout;
+    const fs::path port_file = work_dir_ / "meshsim.port";
+    std::error_code ec;
+    fs::remove(port_file, ec);
+    ProcessSpec spec;
+    spec.name = "meshsim";
+    spec.executable = meshsim_bin_;
+    spec.log_file = work_dir_ / "logs" / "meshsim.log";
+    mark_log(spec.log_file, "starting meshsim");
+    spec.args = {"--kubeconfig=" + (work_dir_ / "kubeconfig-meshsim").string(),
+                 "--listen=127.0.0.1:0", "--port-file=" + port_file.string()};
+    auto process = Process::spawn(std::move(spec));
+    if (!process) {
+        return process.error();
+    }
+    impl_->meshsim.emplace(std::move(*process));
+    Process& meshsim = *impl_->meshsim;
+    // meshsim listens on a port of its own choosing and writes it to the port file.
+    auto port = run_sync<int>(
+        impl_->io,
+        [](Process& p, fs::path file, SteadyClock::time_point until) -> asio::awaitable<Result<int>> {
+            while (SteadyClock::now() < until && p.running()) {
+                std::ifstream in(file);
+                int value = 0;
+                if (in >> value && value > 0) {
+                    co_return value;
+                }
+                co_await sleep_for(std::chrono::milliseconds{20});
+            }
+            co_return fail(ErrorKind::kTransient, "no port file");
+        }(meshsim, port_file, deadline),
+        deadline + std::chrono::seconds{1}, "meshsim");
+    if (!port) {
+        return fail(ErrorKind::kInternal,
+                    describe_failure("meshsim", meshsim.running() ? "wrote no port in time"
+                                                                  : "exited during start-up: " +
+                                                                        meshsim.describe_exit(),
+                                     &meshsim));
+    }
+    meshsim_port_ = static_cast<std::uint16_t>(*port);
+    auto ready = run_sync<bool>(impl_->io,
+                                wait_http_ok(meshsim, *impl_->plain_http, meshsim_url() + "/metrics",
+                                             "", deadline),
+                                deadline + std::chrono::seconds{1}, "meshsim");
+    if (!ready || !*ready) {
+        return fail(ErrorKind::kInternal,
+                    describe_failure("meshsim", "did not serve /metrics", &meshsim));
+    }
+    spdlog::info("devcluster: meshsim serving {}/metrics", meshsim_url());
+    write_state_file();
+    return {};
+}
+
+Result<void> DevCluster::start_prometheus() {
+    const auto deadline = SteadyClock::now() + options_.start_timeout;
+    for (int attempt = 1;; ++attempt) {
+        auto port = pick_free_port();
+        if (!port) {
+            return port.error();
+        }
+        prometheus_port_ = *port;
+        const fs::path config = work_dir_ / "prometheus.yml";
+        const std::string target = "127.0.0.1:" + std::to_string(meshsim_port_);
+        if (auto r = write_file(config, "global:\n  scrape_interval: " + options_.scrape_interval +
+                                            "\n  evaluation_interval: " + options_.scrape_interval +
+                                            "\nscrape_configs:\n  - job_name: meshsim\n"
+                                            "    static_configs:\n      - targets: [\"" +
+                                            target + "\"]\n");
+            !r) {
+            return r;
+        }
+        std::error_code ec;
+        fs::remove_all(work_dir_ / "prometheus", ec);
+        ProcessSpec spec;
+        spec.name = "prometheus";
+        spec.executable = prometheus_bin_;
+        spec.log_file = work_dir_ / "logs" / "prometheus.log";
+        mark_log(spec.log_file, "starting prometheus on port " + std::to_string(prometheus_port_));
+        spec.args = {"--config.file=" + config.string(),
+                     "--storage.tsdb.path=" + (work_dir_ / "prometheus").string(),
+                     "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port_),
+                     "--log.level=warn"};
+        auto process = Process::spawn(std::move(spec));
+        if (!process) {
+            return process.error();
+        }
+        impl_->prometheus.emplace(std::move(*process));
+        Process& prometheus = *impl_->prometheus;
+        auto ready = run_sync<bool>(
+            impl_->io,
+            wait_http_ok(prometheus, *impl_->plain_http, prometheus_url() + "/-/ready", "", deadline),
+            deadline + std::chrono::seconds{1}, "prometheus");
+        if (ready && *ready) {
+            // Ready means scraping: Prometheus starts its scrape loops a few seconds after it
+            // answers /-/ready, and tests should not see that gap.
+            ready = run_sync<bool>(
+                impl_->io,
+                wait_http_ok(prometheus, *impl_->plain_http,
+                             prometheus_url() + "/api/v1/query?query=up%7Bjob%3D%22meshsim%22%7D",
+                             "\"1\"]", deadline),
+                deadline + std::chrono::seconds{1}, "prometheus");
+        }
+        if (ready && *ready) {
+            spdlog::info("devcluster: prometheus ready at {}, scraping meshsim every {}",
+                         prometheus_url(), options_.scrape_interval);
+            write_state_file();
+            return {};
+        }
+        prometheus.stop(std::chrono::seconds{2});
+        if (attempt < kPortAttempts && lost_port_race(prometheus)) {
+            spdlog::warn("devcluster: prometheus's port was taken, trying another");
+            continue;
+        }
+        prometheus_port_ = 0;
+        return fail(ErrorKind::kInternal,
+                    describe_failure("prometheus",
+                                     ready ? "exited during start-up: " + prometheus.describe_exit()
+                                           : "did not become ready in time",
+                                     &prometheus));
+    }
+}
+
 Result<void> DevCluster::stop_podsim() {
     if (impl_->podsim) {
         impl_->podsim->stop(std::chrono::seconds{5});
@@ -956,6 +1162,12 @@ Result<void> DevCluster::check_still_running() {
     if (options_.start_podsim) {
         all.emplace_back("podsim", &impl_->podsim);
     }
+    if (options_.start_meshsim) {
+        all.emplace_back("meshsim", &impl_->meshsim);
+        if (options_.start_prometheus) {
+            all.emplace_back("prometheus", &impl_->prometheus);
+        }
+    }
     for (auto& [name, process] : all) {
         if (!*process || !(*process)->running()) {
             const Process* p = *process ? &**process : nullptr;
@@ -977,6 +1189,12 @@ void DevCluster::stop() {
     stopped_ = true;
     impl_->client.reset();
     impl_->plain_http.reset();
+    if (impl_->prometheus) {
+        impl_->prometheus->stop(std::chrono::seconds{5});
+    }
+    if (impl_->meshsim) {
+        impl_->meshsim->stop(std::chrono::seconds{5});
+    }
     if (impl_->podsim) {
         impl_->podsim->stop(std::chrono::seconds{5});
     }

@@ -26,11 +26,18 @@ struct DevClusterOptions {
     std::filesystem::path etcd = "etcd";  ///< a path, or a name looked up in $PATH
     std::filesystem::path etcdctl = "etcdctl";
     /// Folders whose *.yaml / *.yml documents of kind CustomResourceDefinition are installed
-    /// (recursively; other documents are ignored). Default: <repo>/../shared/thirdparty-crds and
+    /// (recursively; other documents are ignored). Default: <repo>/devcluster/thirdparty-crds and
     /// <repo>/crds; default folders that do not exist are skipped, given ones must exist.
     std::vector<std::filesystem::path> crd_dirs = default_crd_dirs();
     bool start_podsim = true;
     std::filesystem::path podsim;  ///< empty: the serin-podsim of this build
+    /// meshsim (the data plane: synthetic traffic and the meshes' metrics) and Prometheus
+    /// scraping it every `scrape_interval`.
+    bool start_meshsim = true;
+    std::filesystem::path meshsim;  ///< empty: the serin-meshsim of this build
+    bool start_prometheus = true;   ///< needs start_meshsim
+    std::filesystem::path prometheus = "prometheus";  ///< a path, or a name looked up in $PATH
+    std::string scrape_interval = "1s";
     /// For the whole of start(), and for each later start_apiserver().
     std::chrono::seconds start_timeout{60};
     /// Wait until the controller-manager has reconciled a probe Deployment before start()
@@ -45,14 +52,15 @@ struct DevClusterOptions {
 
 /// One process of the cluster, as the state file and tests see it.
 struct ComponentInfo {
-    std::string name;  ///< "etcd", "kube-apiserver", "kube-controller-manager", "podsim"
+    std::string name;  ///< "etcd", "kube-apiserver", "kube-controller-manager", "podsim", ...
     pid_t pid = 0;     ///< 0 when not running
     std::filesystem::path log_file;
 };
 
 /// A throwaway Kubernetes v1.20 control plane on loopback: etcd, kube-apiserver (TLS with a
 /// generated CA, token auth, RBAC), kube-controller-manager (deployment, replicaset,
-/// garbagecollector and namespace controllers) and podsim (the kubelet stand-in), plus the
+/// garbagecollector and namespace controllers), podsim (the kubelet stand-in), meshsim (the data
+/// plane stand-in) and Prometheus scraping meshsim, plus the
 /// CustomResourceDefinitions Serin and its meshes need. Nothing listens on a fixed port.
 ///
 /// Authentication: a static token file (`tokens_file()`), one line per user in the format
@@ -119,6 +127,9 @@ public:
     const std::string& ca_key_pem() const { return ca_key_pem_; }
     std::string etcd_endpoint() const;
     std::uint16_t apiserver_port() const { return apiserver_port_; }
+    /// http://127.0.0.1:<port> of Prometheus and of meshsim's /metrics; "" when not started.
+    std::string prometheus_url() const;
+    std::string meshsim_url() const;
     /// Every port the cluster listens on.
     std::vector<std::uint16_t> ports() const;
     std::vector<ComponentInfo> components() const;
@@ -142,6 +153,8 @@ private:
     Result<void> start_controller_manager();
     Result<void> install_crds();
     Result<void> wait_controller_manager();
+    Result<void> start_meshsim();
+    Result<void> start_prometheus();
     Result<void> check_still_running();
     void write_state_file() const;
     std::string write_kubeconfig(const std::string& file, const std::string& user,
@@ -157,6 +170,11 @@ private:
     std::filesystem::path etcd_bin_;
     std::filesystem::path etcdctl_bin_;
     std::filesystem::path podsim_bin_;
+    std::filesystem::path meshsim_bin_;
+    std::filesystem::path prometheus_bin_;
+    std::uint16_t meshsim_port_ = 0;
+    std::uint16_t prometheus_port_ = 0;
+    std::string meshsim_token_;
     std::string ca_pem_;
     std::string ca_key_pem_;
     std::string admin_token_;

@@ -50,6 +50,22 @@ bool valid_host_char(char c) {
 
 }  // namespace
 
+std::string url_encode(std::string_view in) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(in.size());
+    for (unsigned char c : in) {
+        if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(kHex[c >> 4U]);
+            out.push_back(kHex[c & 0xFU]);
+        }
+    }
+    return out;
+}
+
 std::string_view to_string(Method method) {
     switch (method) {
         case Method::kGet:

@@ -105,6 +105,9 @@ public:
 
 using HttpClientPtr = std::unique_ptr<HttpClient>;
 
+/// `in` with every byte but letters, digits and -_.~ percent-encoded (for query strings).
+std::string url_encode(std::string_view in);
+
 /// The Beast implementation. Fails with kInvalid when the TLS material does not load.
 Result<HttpClientPtr> make_beast_client(boost::asio::any_io_executor executor,
                                         ClientOptions options);

@@ -21,21 +21,7 @@ using http::Method;
 
 namespace {
 
-std::string url_encode(std::string_view in) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(in.size());
-    for (unsigned char c : in) {
-        if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-            out.push_back(static_cast<char>(c));
-        } else {
-            out.push_back('%');
-            out.push_back(kHex[c >> 4U]);
-            out.push_back(kHex[c & 0xFU]);
-        }
-    }
-    return out;
-}
+using http::url_encode;
 
 /// Builds "?a=b&c=d" from the non-empty pairs.
 class Query {

@@ -107,7 +107,8 @@ TEST_CASE("a private DevCluster survives API server restarts and leaves nothing 
     WARN("private devcluster started in " << cluster->startup_duration().count() << " ms");
 
     const auto components = cluster->components();
-    REQUIRE(components.size() == 4);  // etcd, kube-apiserver, kube-controller-manager, podsim
+    REQUIRE(components.size() == 6);  // etcd, kube-apiserver, kube-controller-manager, podsim,
+                                      // meshsim, prometheus
     std::vector<pid_t> pids;
     for (const auto& c : components) {
         INFO(c.name);

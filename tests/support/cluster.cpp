@@ -1,5 +1,7 @@
 #include "tests/support/cluster.hpp"
 
+#include <fstream>
+
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -69,6 +71,24 @@ TestCluster TestCluster::owned(std::unique_ptr<devcluster::DevCluster> dev) {
     cluster.config_ = dev->cluster_config();
     cluster.owned_ = std::move(dev);
     return cluster;
+}
+
+namespace {
+
+std::string state_field(const fs::path& kubeconfig, const char* key) {
+    std::ifstream in(kubeconfig.parent_path() / "state.json");
+    const Json state = Json::parse(in, nullptr, false);
+    return state.is_object() ? state.value(key, std::string()) : std::string();
+}
+
+}  // namespace
+
+std::string TestCluster::prometheus_url() const {
+    return owned_ ? owned_->prometheus_url() : state_field(kubeconfig_, "prometheus");
+}
+
+std::string TestCluster::meshsim_url() const {
+    return owned_ ? owned_->meshsim_url() : state_field(kubeconfig_, "meshsim");
 }
 
 TestCluster::TestCluster(TestCluster&&) noexcept = default;

@@ -52,6 +52,10 @@ public:
     /// The admin's configuration (server, CA, token).
     const kube::ClusterConfig& config() const { return config_; }
     const std::string& ca_pem() const { return config_.tls.ca_pem; }
+    /// Prometheus (scraping meshsim) and meshsim's /metrics: http://127.0.0.1:<port>. From the
+    /// cluster's state.json for a cluster started by someone else.
+    std::string prometheus_url() const;
+    std::string meshsim_url() const;
     /// The process-owned cluster, for fault injection (restart_apiserver, compact_etcd, ...);
     /// nullptr when the cluster belongs to the ctest fixture. Tests that inject faults into the
     /// control plane should start a private DevCluster rather than disturb the shared one.

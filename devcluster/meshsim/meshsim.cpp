@@ -1,0 +1,154 @@
+#include "devcluster/meshsim/meshsim.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace serin::meshsim {
+
+namespace asio = boost::asio;
+
+namespace {
+
+prometheus::Histogram::BucketBoundaries millisecond_buckets() {
+    return {1, 5, 10, 25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 600, 750, 1000, 1500, 2500,
+            5000, 10000};
+}
+
+prometheus::Histogram::BucketBoundaries second_buckets() {
+    prometheus::Histogram::BucketBoundaries out;
+    for (double ms : millisecond_buckets()) {
+        out.push_back(ms / 1000);
+    }
+    return out;
+}
+
+}  // namespace
+
+struct Meshsim::Families {
+    std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+    prometheus::Family<prometheus::Counter>& istio_requests =
+        prometheus::BuildCounter().Name("istio_requests_total").Help("Requests (meshsim)").Register(*registry);
+    prometheus::Family<prometheus::Histogram>& istio_duration =
+        prometheus::BuildHistogram()
+            .Name("istio_request_duration_milliseconds")
+            .Help("Request duration in ms (meshsim)")
+            .Register(*registry);
+    prometheus::Family<prometheus::Counter>& linkerd_responses =
+        prometheus::BuildCounter().Name("response_total").Help("Responses (meshsim)").Register(*registry);
+    prometheus::Family<prometheus::Histogram>& linkerd_latency =
+        prometheus::BuildHistogram()
+            .Name("response_latency_ms")
+            .Help("Response latency in ms (meshsim)")
+            .Register(*registry);
+    prometheus::Family<prometheus::Histogram>& http_duration =
+        prometheus::BuildHistogram()
+            .Name("http_request_duration_seconds")
+            .Help("Request duration in s (meshsim)")
+            .Register(*registry);
+};
+
+Meshsim::Meshsim(kube::KubeClient& client, Clock& clock, MeshsimOptions options)
+    : clock_(clock), options_(std::move(options)), families_(std::make_unique<Families>()) {
+    kube::InformerOptions informer_options;
+    informer_options.ns = options_.ns;
+    auto add = [&](const kube::ResourceType& type) {
+        informers_.push_back(std::make_unique<kube::Informer>(client, clock_, type, informer_options));
+        return informers_.back().get();
+    };
+    services_ = add(kube::types::services());
+    deployments_ = add(kube::types::deployments());
+    for (const kube::ResourceType& type : options_.route_types) {
+        routes_.push_back(add(type));
+    }
+}
+
+Meshsim::~Meshsim() = default;
+
+std::shared_ptr<prometheus::Registry> Meshsim::registry() const { return families_->registry; }
+
+void Meshsim::record(const std::vector<Outcome>& outcomes) {
+    for (const Outcome& o : outcomes) {
+        const Version& v = o.version;
+        const long ok = o.requests - o.errors;
+        auto counted = [&](prometheus::Family<prometheus::Counter>& family,
+                           const std::map<std::string, std::string>& labels, long n) {
+            if (n > 0) {
+                family.Add(labels).Increment(static_cast<double>(n));
+            }
+        };
+        const std::map<std::string, std::string> istio{{"reporter", "destination"},
+                                                       {"destination_workload_namespace", v.ns},
+                                                       {"destination_workload", v.workload}};
+        auto with = [](std::map<std::string, std::string> labels, const char* key,
+                       const char* value) {
+            labels[key] = value;
+            return labels;
+        };
+        counted(families_->istio_requests, with(istio, "response_code", "200"), ok);
+        counted(families_->istio_requests, with(istio, "response_code", "500"), o.errors);
+        const std::map<std::string, std::string> linkerd{
+            {"namespace", v.ns}, {"deployment", v.workload}, {"direction", "inbound"}};
+        counted(families_->linkerd_responses, with(linkerd, "classification", "success"), ok);
+        counted(families_->linkerd_responses, with(linkerd, "classification", "failure"), o.errors);
+
+        auto& istio_hist = families_->istio_duration.Add(istio, millisecond_buckets());
+        auto& linkerd_hist = families_->linkerd_latency.Add(linkerd, millisecond_buckets());
+        const std::map<std::string, std::string> http{{"kubernetes_namespace", v.ns},
+                                                      {"kubernetes_pod_name", v.pod}};
+        auto& http_ok = families_->http_duration.Add(with(http, "status", "200"), second_buckets());
+        auto& http_error = families_->http_duration.Add(with(http, "status", "500"), second_buckets());
+        long& taken = samples_[v.ns + "/" + v.workload];
+        for (long i = 0; i < o.requests; ++i) {
+            const double ms = latency_sample(v, taken++);
+            istio_hist.Observe(ms);
+            linkerd_hist.Observe(ms);
+            (i < o.errors ? http_error : http_ok).Observe(ms / 1000);
+        }
+    }
+}
+
+asio::awaitable<void> Meshsim::run() {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto executor = co_await asio::this_coro::executor;
+    for (auto& informer : informers_) {
+        informer->start(executor);
+    }
+    asio::steady_timer timer(executor);
+    const double seconds = std::chrono::duration<double>(options_.step).count();
+    for (;;) {
+        timer.expires_after(options_.step);
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        auto state = co_await asio::this_coro::cancellation_state;
+        if (ec || state.cancelled() != asio::cancellation_type::none) {
+            break;
+        }
+        auto values = [](const kube::Informer& informer) {
+            std::vector<Json> out;
+            for (const kube::ObjectPtr& object : informer.list()) {
+                out.push_back(*object);
+            }
+            return out;
+        };
+        std::vector<Json> routes;
+        for (const kube::Informer* informer : routes_) {
+            for (Json& r : values(*informer)) {
+                r["kind"] = informer->type().kind;  // list items may lack it
+                routes.push_back(std::move(r));
+            }
+        }
+        flows_ = plan(values(*services_), values(*deployments_), routes);
+        record(stream_.step(flows_, options_.rate, seconds));
+    }
+    for (auto& informer : informers_) {
+        informer->stop();
+    }
+}
+
+}  // namespace serin::meshsim

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "controller/core/clock.hpp"
+#include "controller/kube/informer.hpp"
+#include "controller/kube/kube_client.hpp"
+#include "devcluster/meshsim/traffic.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+/// meshsim: the data-plane stand-in of the devcluster. It watches Services, Deployments and the
+/// routing objects Serin writes, sends a synthetic request stream through them (traffic.hpp),
+/// and exports what each mesh would report about it:
+///  - Istio: istio_requests_total{reporter, destination_workload_namespace,
+///    destination_workload, response_code} and istio_request_duration_milliseconds (histogram);
+///  - Linkerd: response_total{namespace, deployment, direction, classification} and
+///    response_latency_ms (histogram);
+///  - the app's own HTTP metrics (the kubernetes and Gateway API providers' builtin queries):
+///    http_request_duration_seconds{kubernetes_namespace, kubernetes_pod_name, status}.
+/// Every version appears in every family, whatever mesh routes it.
+namespace serin::meshsim {
+
+struct MeshsimOptions {
+    std::string ns;            ///< watch only this namespace; "" = all
+    double rate = 50;          ///< requests per second per apex Service
+    Duration step = std::chrono::milliseconds{200};
+    /// Routing types to watch (those the server serves); the kind picks the parser.
+    std::vector<kube::ResourceType> route_types;
+};
+
+class Meshsim {
+public:
+    Meshsim(kube::KubeClient& client, Clock& clock, MeshsimOptions options);
+    ~Meshsim();
+    Meshsim(const Meshsim&) = delete;
+    Meshsim& operator=(const Meshsim&) = delete;
+
+    /// The metrics to serve (e.g. with a prometheus::Exposer).
+    std::shared_ptr<prometheus::Registry> registry() const;
+
+    /// Watches and streams until cancelled.
+    boost::asio::awaitable<void> run();
+
+    /// The flows of the last step (for tests and logs).
+    const std::vector<Flow>& flows() const { return flows_; }
+
+private:
+    struct Families;
+    void record(const std::vector<Outcome>& outcomes);
+
+    Clock& clock_;
+    MeshsimOptions options_;
+    std::vector<std::unique_ptr<kube::Informer>> informers_;
+    kube::Informer* services_ = nullptr;
+    kube::Informer* deployments_ = nullptr;
+    std::vector<kube::Informer*> routes_;
+    std::unique_ptr<Families> families_;
+    Stream stream_;
+    std::vector<Flow> flows_;
+    std::map<std::string, long> samples_;  ///< latency samples taken, per version
+};
+
+}  // namespace serin::meshsim

@@ -1,0 +1,260 @@
+#include "devcluster/meshsim/traffic.hpp"
+
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <set>
+
+namespace serin::meshsim {
+
+namespace {
+
+std::string str(const Json& object, std::initializer_list<const char*> path) {
+    const Json* at = &object;
+    for (const char* key : path) {
+        if (!at->is_object() || !at->contains(key)) {
+            return {};
+        }
+        at = &(*at)[key];
+    }
+    return at->is_string() ? at->get<std::string>() : std::string();
+}
+
+const Json& member(const Json& object, const char* key) {
+    static const Json null;
+    return object.is_object() && object.contains(key) ? object[key] : null;
+}
+
+double number(const Json& value, double fallback) {
+    if (value.is_number()) {
+        return value.get<double>();
+    }
+    if (value.is_string()) {
+        try {
+            return std::stod(value.get<std::string>());  // a Quantity such as "90"
+        } catch (const std::exception&) {
+        }
+    }
+    return fallback;
+}
+
+/// A pod-template annotation as a number, `fallback` when absent or not a number.
+double annotation(const Json& deployment, const char* key, double fallback) {
+    const Json& annotations =
+        member(member(member(member(deployment, "spec"), "template"), "metadata"), "annotations");
+    const Json& value = member(annotations, key);
+    return value.is_string() ? number(value, fallback) : fallback;
+}
+
+std::optional<Version> version_of(const Json& deployment) {
+    const Json& status = member(deployment, "status");
+    if (number(member(status, "availableReplicas"), 0) <= 0) {
+        return std::nullopt;  // no pod to answer
+    }
+    Version v;
+    v.ns = str(deployment, {"metadata", "namespace"});
+    v.workload = str(deployment, {"metadata", "name"});
+    std::string hash = std::to_string(std::hash<std::string>{}(v.ns + "/" + v.workload) % 100000000);
+    v.pod = v.workload + "-" + hash + "-sim";
+    // An error rate may be a fraction (0.2) or a percentage (20).
+    const double rate = annotation(deployment, kErrorRateAnnotation, 0);
+    v.error_rate = rate > 1 ? rate / 100 : rate;
+    v.latency_ms = annotation(deployment, kLatencyAnnotation, 10);
+    return v;
+}
+
+bool selects(const Json& selector, const Json& labels) {
+    if (!selector.is_object() || selector.empty() || !labels.is_object()) {
+        return false;
+    }
+    for (auto it = selector.begin(); it != selector.end(); ++it) {
+        if (!labels.contains(it.key()) || labels[it.key()] != *it) {
+            return false;
+        }
+    }
+    return true;
+}
+
+using Shares = std::map<std::string, double>;  // Service name -> share of the apex's stream
+
+/// Adds `route_share` of the stream split by `weights` (service -> weight) to `shares`.
+void split(Shares& shares, const std::vector<std::pair<std::string, double>>& weights,
+           double route_share) {
+    double total = 0;
+    for (const auto& [service, weight] : weights) {
+        total += weight;
+    }
+    if (total <= 0) {
+        return;
+    }
+    for (const auto& [service, weight] : weights) {
+        shares[service] += route_share * weight / total;
+    }
+}
+
+/// Each route but the last gets kMatchedShare, the last what is left.
+double route_share(std::size_t index, std::size_t count) {
+    if (count <= 1) {
+        return 1;
+    }
+    return index + 1 < count ? kMatchedShare : 1 - kMatchedShare * static_cast<double>(count - 1);
+}
+
+Shares virtual_service_shares(const Json& vs) {
+    Shares shares;
+    const Json& spec = member(vs, "spec");
+    const Json& http = member(spec, "http");
+    const Json& routes = http.is_array() && !http.empty() ? http : member(spec, "tcp");
+    if (!routes.is_array()) {
+        return shares;
+    }
+    for (std::size_t i = 0; i < routes.size(); ++i) {
+        const Json& destinations = member(routes[i], "route");
+        std::vector<std::pair<std::string, double>> weights;
+        if (destinations.is_array()) {
+            for (const Json& d : destinations) {
+                weights.emplace_back(str(d, {"destination", "host"}),
+                                     number(member(d, "weight"), destinations.size() == 1 ? 100 : 0));
+            }
+        }
+        const double share = route_share(i, routes.size());
+        split(shares, weights, share);
+        const std::string mirror = str(routes[i], {"mirror", "host"});
+        if (!mirror.empty()) {
+            const double percent = number(member(member(routes[i], "mirrorPercentage"), "value"), 100);
+            shares[mirror] += share * percent / 100;
+        }
+    }
+    return shares;
+}
+
+Shares traffic_split_shares(const Json& split_object) {
+    Shares shares;
+    std::vector<std::pair<std::string, double>> weights;
+    const Json& backends = member(member(split_object, "spec"), "backends");
+    if (backends.is_array()) {
+        for (const Json& b : backends) {
+            weights.emplace_back(str(b, {"service"}), number(member(b, "weight"), 0));
+        }
+    }
+    split(shares, weights, 1);
+    return shares;
+}
+
+Shares http_route_shares(const Json& route) {
+    Shares shares;
+    const Json& rules = member(member(route, "spec"), "rules");
+    if (!rules.is_array()) {
+        return shares;
+    }
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        std::vector<std::pair<std::string, double>> weights;
+        const Json& backends = member(rules[i], "backendRefs");
+        if (backends.is_array()) {
+            for (const Json& b : backends) {
+                weights.emplace_back(str(b, {"name"}), number(member(b, "weight"), 1));
+            }
+        }
+        const double share = route_share(i, rules.size());
+        split(shares, weights, share);
+        const Json& filters = member(rules[i], "filters");
+        if (filters.is_array()) {
+            for (const Json& f : filters) {
+                if (str(f, {"type"}) == "RequestMirror") {
+                    shares[str(f, {"requestMirror", "backendRef", "name"})] += share;
+                }
+            }
+        }
+    }
+    return shares;
+}
+
+}  // namespace
+
+std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json>& deployments,
+                       const std::vector<Json>& routes) {
+    std::map<std::pair<std::string, std::string>, const Json*> by_name;  // (ns, name) -> Service
+    for (const Json& s : services) {
+        by_name[{str(s, {"metadata", "namespace"}), str(s, {"metadata", "name"})}] = &s;
+    }
+    // The Deployments a Service reaches (ready ones only).
+    auto reached = [&](const Json& service) {
+        std::vector<Version> out;
+        const std::string ns = str(service, {"metadata", "namespace"});
+        const Json& selector = member(member(service, "spec"), "selector");
+        for (const Json& d : deployments) {
+            if (str(d, {"metadata", "namespace"}) != ns ||
+                !selects(selector, member(member(member(member(d, "spec"), "template"), "metadata"),
+                                          "labels"))) {
+                continue;
+            }
+            if (auto v = version_of(d)) {
+                out.push_back(*v);
+            }
+        }
+        return out;
+    };
+    std::vector<Flow> flows;
+    for (const auto& [key, service] : by_name) {
+        const auto& [ns, name] = key;
+        if (!by_name.count({ns, name + "-primary"}) || !by_name.count({ns, name + "-canary"})) {
+            continue;  // not an apex
+        }
+        Shares shares;
+        bool routed = false;
+        for (const Json& r : routes) {
+            if (str(r, {"metadata", "namespace"}) != ns || str(r, {"metadata", "name"}) != name) {
+                continue;
+            }
+            const std::string kind = str(r, {"kind"});
+            shares = kind == "VirtualService" ? virtual_service_shares(r)
+                     : kind == "TrafficSplit" ? traffic_split_shares(r)
+                                              : http_route_shares(r);
+            routed = true;
+            break;
+        }
+        if (!routed) {
+            shares[name] = 1;  // the apex Service's own selector
+        }
+        for (const auto& [target, share] : shares) {
+            auto found = by_name.find({ns, target});
+            if (share <= 0 || found == by_name.end()) {
+                continue;
+            }
+            const std::vector<Version> versions = reached(*found->second);
+            for (const Version& v : versions) {
+                flows.push_back(Flow{ns, name, v, share / static_cast<double>(versions.size())});
+            }
+        }
+    }
+    return flows;
+}
+
+std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, double seconds) {
+    std::map<Version, Outcome> outcomes;
+    for (const Flow& flow : flows) {
+        auto& [requests, errors] = carry_[{flow.ns, flow.apex, flow.version.workload}];
+        requests += rate * seconds * flow.share;
+        const double whole = std::floor(requests);
+        requests -= whole;
+        errors += whole * flow.version.error_rate;
+        const double failed = std::floor(errors + 1e-9);
+        errors -= failed;
+        Outcome& out = outcomes[flow.version];
+        out.version = flow.version;
+        out.requests += static_cast<long>(whole);
+        out.errors += static_cast<long>(failed);
+    }
+    std::vector<Outcome> result;
+    for (auto& [version, outcome] : outcomes) {
+        result.push_back(std::move(outcome));
+    }
+    return result;
+}
+
+double latency_sample(const Version& version, long index) {
+    const double position = static_cast<double>(index % 21) / 20.0;  // 0, 0.05, ..., 1
+    return version.latency_ms * (0.9 + 0.2 * position);
+}
+
+}  // namespace serin::meshsim

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <tuple>
+#include <vector>
+
+/// meshsim's model of the data plane (pure): who gets how much of each apex Service's traffic,
+/// from the routing objects Serin writes, and the per-version outcomes of a stream of requests.
+namespace serin::meshsim {
+
+using Json = nlohmann::json;
+
+/// Pod-template annotations that set a version's behaviour.
+inline constexpr const char* kErrorRateAnnotation = "sim.serin.dev/error-rate";  ///< 0.2 or 20 (%)
+inline constexpr const char* kLatencyAnnotation = "sim.serin.dev/latency-ms";
+
+/// One version of a workload: a Deployment whose pods a Service selects.
+struct Version {
+    std::string ns;
+    std::string workload;  ///< the Deployment's name
+    std::string pod;       ///< a pod-like name <workload>-<hash>-<suffix>, for pod-name labels
+    double error_rate = 0;     ///< share of requests answered 500
+    double latency_ms = 10;    ///< typical latency; samples spread over ±10%
+    bool operator<(const Version& other) const {
+        return std::tie(ns, workload) < std::tie(other.ns, other.workload);
+    }
+};
+
+/// A share (0..1) of an apex Service's request stream that reaches `version`. Mirrored copies
+/// are extra flows: the shares of one apex may add up to more than 1.
+struct Flow {
+    std::string ns;
+    std::string apex;
+    Version version;
+    double share = 0;
+};
+
+/// Requests that match a route other than the last (A/B matches, sticky cookies): this share
+/// of an apex's stream for each such route; the last route takes the rest.
+inline constexpr double kMatchedShare = 0.1;
+
+/// The flows of every apex Service S (a Service with S-primary and S-canary siblings in its
+/// namespace) that has a ready Deployment behind it: split by the VirtualService, TrafficSplit or
+/// HTTPRoute named S when there is one, else by S's own selector (the kubernetes provider).
+/// A Service reaches the Deployments whose pod-template labels hold its selector and which have
+/// available replicas.
+std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json>& deployments,
+                       const std::vector<Json>& routes);
+
+/// Requests and errors for one version over one step.
+struct Outcome {
+    Version version;
+    long requests = 0;
+    long errors = 0;
+};
+
+/// Turns flows into whole requests at `rate` requests per second per apex, carrying fractions
+/// between steps so that the long-run counts are exact (no randomness: tests are stable).
+class Stream {
+public:
+    std::vector<Outcome> step(const std::vector<Flow>& flows, double rate, double seconds);
+
+private:
+    // Fractional requests and errors not yet counted, per (ns, apex, workload).
+    std::map<std::tuple<std::string, std::string, std::string>, std::pair<double, double>> carry_;
+};
+
+/// The latency of the `index`-th request of a version: spread evenly over ±10% of its latency.
+double latency_sample(const Version& version, long index);
+
+}  // namespace serin::meshsim

@@ -1,0 +1,132 @@
+// meshsim's traffic model: who gets what share of an apex Service's stream, from each kind of
+// routing object, and the exact request and error counts of the stream.
+#include <catch2/catch.hpp>
+
+#include "devcluster/meshsim/traffic.hpp"
+
+namespace {
+
+using namespace serin::meshsim;
+
+Json service(const std::string& name, const std::string& app) {
+    return {{"metadata", {{"name", name}, {"namespace", "test"}}},
+            {"spec", {{"selector", {{"app", app}}}}}};
+}
+
+Json deployment(const std::string& name, int available, Json annotations = Json::object()) {
+    return {{"metadata", {{"name", name}, {"namespace", "test"}}},
+            {"spec", {{"template", {{"metadata", {{"labels", {{"app", name}}},
+                                                  {"annotations", annotations}}}}}}},
+            {"status", {{"availableReplicas", available}}}};
+}
+
+/// The apex podinfo, its primary and canary Services, and both Deployments ready.
+std::vector<Json> services() {
+    return {service("podinfo", "podinfo-primary"), service("podinfo-primary", "podinfo-primary"),
+            service("podinfo-canary", "podinfo")};
+}
+std::vector<Json> deployments(int canary_available = 2) {
+    return {deployment("podinfo-primary", 2),
+            deployment("podinfo", canary_available,
+                       {{kErrorRateAnnotation, "20"}, {kLatencyAnnotation, "600"}})};
+}
+
+std::map<std::string, double> shares(const std::vector<Flow>& flows) {
+    std::map<std::string, double> out;
+    for (const Flow& f : flows) {
+        out[f.version.workload] += f.share;
+    }
+    return out;
+}
+
+Json destination(const std::string& host, int weight) {
+    return {{"destination", {{"host", host}}}, {"weight", weight}};
+}
+
+}  // namespace
+
+TEST_CASE("a VirtualService's weights split the apex's stream") {
+    const Json vs = {{"kind", "VirtualService"},
+                     {"metadata", {{"name", "podinfo"}, {"namespace", "test"}}},
+                     {"spec", {{"http", {{{"route", {destination("podinfo-primary", 80),
+                                                     destination("podinfo-canary", 20)}}}}}}}};
+    const auto flows = plan(services(), deployments(), {vs});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.2}, {"podinfo-primary", 0.8}});
+    const Flow& canary = flows[0].version.workload == "podinfo" ? flows[0] : flows[1];
+    CHECK(canary.version.error_rate == Approx(0.2));
+    CHECK(canary.version.latency_ms == 600);
+}
+
+TEST_CASE("A/B routes get a matched share, mirrors add copies") {
+    Json ab = {{"kind", "VirtualService"},
+               {"metadata", {{"name", "podinfo"}, {"namespace", "test"}}},
+               {"spec", {{"http", {{{"route", {destination("podinfo-primary", 0),
+                                               destination("podinfo-canary", 100)}}},
+                                   {{"route", {destination("podinfo-primary", 100)}}}}}}}};
+    CHECK(shares(plan(services(), deployments(), {ab})) ==
+          std::map<std::string, double>{{"podinfo", kMatchedShare}, {"podinfo-primary", 1 - kMatchedShare}});
+    Json mirror = ab;
+    mirror["spec"]["http"] = {{{"route", {destination("podinfo-primary", 100), destination("podinfo-canary", 0)}},
+                               {"mirror", {{"host", "podinfo-canary"}}},
+                               {"mirrorPercentage", {{"value", 50}}}}};
+    CHECK(shares(plan(services(), deployments(), {mirror})) ==
+          std::map<std::string, double>{{"podinfo", 0.5}, {"podinfo-primary", 1.0}});
+}
+
+TEST_CASE("TrafficSplit weights of any version and HTTPRoute backends and mirrors") {
+    const Json split = {{"kind", "TrafficSplit"},
+                        {"metadata", {{"name", "podinfo"}, {"namespace", "test"}}},
+                        {"spec", {{"backends", {{{"service", "podinfo-canary"}, {"weight", "30"}},
+                                                {{"service", "podinfo-primary"}, {"weight", 70}}}}}}};
+    CHECK(shares(plan(services(), deployments(), {split})) ==
+          std::map<std::string, double>{{"podinfo", 0.3}, {"podinfo-primary", 0.7}});
+    const Json route = {
+        {"kind", "HTTPRoute"},
+        {"metadata", {{"name", "podinfo"}, {"namespace", "test"}}},
+        {"spec", {{"rules", {{{"backendRefs", {{{"name", "podinfo-primary"}, {"weight", 100}},
+                                               {{"name", "podinfo-canary"}, {"weight", 0}}}},
+                              {"filters", {{{"type", "RequestMirror"},
+                                            {"requestMirror", {{"backendRef", {{"name", "podinfo-canary"}}}}}}}}}}}}}};
+    CHECK(shares(plan(services(), deployments(), {route})) ==
+          std::map<std::string, double>{{"podinfo", 1.0}, {"podinfo-primary", 1.0}});
+}
+
+TEST_CASE("without a routing object the apex Service's selector decides; unready versions get nothing") {
+    CHECK(shares(plan(services(), deployments(), {})) ==
+          std::map<std::string, double>{{"podinfo-primary", 1.0}});
+    std::vector<Json> switched = services();
+    switched[0]["spec"]["selector"]["app"] = "podinfo";  // blue/green switched to the canary
+    CHECK(shares(plan(switched, deployments(), {})) == std::map<std::string, double>{{"podinfo", 1.0}});
+    CHECK(plan(switched, deployments(0), {}).empty());  // scaled to zero: no pod answers
+}
+
+TEST_CASE("the stream counts exact requests and errors over many steps") {
+    const Json vs = {{"kind", "VirtualService"},
+                     {"metadata", {{"name", "podinfo"}, {"namespace", "test"}}},
+                     {"spec", {{"http", {{{"route", {destination("podinfo-primary", 90),
+                                                     destination("podinfo-canary", 10)}}}}}}}};
+    const auto flows = plan(services(), deployments(), {vs});
+    Stream stream;
+    std::map<std::string, std::pair<long, long>> totals;
+    for (int i = 0; i < 50; ++i) {  // 10 s at 50 requests/s
+        for (const Outcome& o : stream.step(flows, 50, 0.2)) {
+            totals[o.version.workload].first += o.requests;
+            totals[o.version.workload].second += o.errors;
+        }
+    }
+    CHECK(totals["podinfo-primary"] == std::pair<long, long>{450, 0});
+    CHECK(totals["podinfo"] == std::pair<long, long>{50, 10});  // 20% errors
+}
+
+TEST_CASE("latency samples spread over plus or minus 10%") {
+    Version v;
+    v.latency_ms = 600;
+    double low = 1e9;
+    double high = 0;
+    for (long i = 0; i < 100; ++i) {
+        low = std::min(low, latency_sample(v, i));
+        high = std::max(high, latency_sample(v, i));
+    }
+    CHECK(low == Approx(540));
+    CHECK(high == Approx(660));
+}
