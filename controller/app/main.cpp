@@ -20,6 +20,7 @@
 
 #include "controller/canary/controller.hpp"
 #include "controller/canary/metric_checker.hpp"
+#include "controller/canary/prometheus_checker.hpp"
 #include "controller/canary/webhook.hpp"
 #include "controller/core/log.hpp"
 #include "controller/http/http_client.hpp"
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
     app.add_option("--kubeconfig-qps", f.qps, "API writes per second (token bucket)");
     app.add_option("--kubeconfig-burst", f.burst, "API write burst");
     app.add_option("--metrics-server", f.metrics_server,
-                   "Default Prometheus URL for builtin metrics (analysis on metrics is not built yet)");
+                   "Default Prometheus URL for builtin metrics and inline queries");
     app.add_option("--control-loop-interval", f.control_loop_interval,
                    "Accepted for compatibility: Serin is event-driven and ticks each canary at its "
                    "analysis interval");
@@ -223,7 +224,14 @@ int main(int argc, char** argv) {
     serin::kube::EventRecorderOptions recorder_options;
     recorder_options.host = identity();
     serin::kube::EventRecorder recorder(**client, clock, recorder_options);
-    serin::canary::UnavailableMetricChecker metrics;
+    // Metrics: Prometheus over a client of its own (keep-alive to the metrics server).
+    auto prometheus_http = serin::http::make_beast_client(io.get_executor(), verified_options);
+    if (!prometheus_http) {
+        spdlog::error("Prometheus HTTP client: {}", prometheus_http.error().describe());
+        return 1;
+    }
+    serin::canary::PrometheusMetricChecker metrics(
+        **prometheus_http, serin::canary::PrometheusCheckerOptions{f.mesh_provider, f.metrics_server});
 
     serin::canary::ControllerOptions options;
     options.ns = f.ns;
@@ -267,6 +275,7 @@ int main(int argc, char** argv) {
             serin::canary::ControllerDeps{io.get_executor(), **client, clock, recorder, webhooks,
                                           metrics},
             options);
+        metrics.use_store(controller.store());
         if (!f.leader_election) {
             co_await controller.run();
             co_return;

@@ -118,6 +118,8 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     watch(add(options_.reconciler.hpa_type), [this](const Json& hpa) {
         enqueue_indexed("autoscaler", kube::object_namespace(hpa) + "/" + kube::object_name(hpa));
     });
+    // MetricTemplates are read at each metric check; a change needs no reconcile of its own.
+    add(types::metric_templates());
     // Routing objects: a change to one the canary owns (drift) is reconciled at once.
     for (const kube::ResourceType& type : options_.route_types) {
         watch(add(type), nullptr);

@@ -56,6 +56,8 @@ public:
     boost::asio::awaitable<void> run();
     /// Whether every informer has synced (for /readyz).
     bool synced() const;
+    /// The informer caches (MetricTemplates and Secrets for the metric checker).
+    const kube::ObjectStore& store() const { return store_; }
 
     std::uint64_t reconciles() const { return reconciles_; }
 

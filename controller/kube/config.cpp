@@ -15,10 +15,6 @@ namespace serin::kube {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-/// Standard base64 (RFC 4648 §4), as Go's StdEncoding writes it into kubeconfig -data fields.
-/// Whitespace is ignored and the padding may be left out; anything else is rejected.
 std::optional<std::string> decode_base64(std::string_view text) {
     static constexpr std::array<std::int8_t, 256> kTable = [] {
         std::array<std::int8_t, 256> table{};
@@ -70,6 +66,8 @@ std::optional<std::string> decode_base64(std::string_view text) {
     }
     return out;
 }
+
+namespace {
 
 /// The whole file, or nullopt when it cannot be opened or read.
 std::optional<std::string> read_file(const fs::path& path) {

@@ -1,0 +1,140 @@
+#include "analysis/metric_judge.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace serin::analysis {
+
+namespace {
+
+std::string fixed2(double v) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.2f", v);
+    return text;
+}
+
+/// A threshold as Go's %v prints a float64: 99, 99.5.
+std::string plain(double v) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%g", v);
+    return text;
+}
+
+}  // namespace
+
+std::string go_duration(long long ms) {
+    if (ms == 0) {
+        return "0s";
+    }
+    std::string sign = ms < 0 ? "-" : "";
+    ms = std::llabs(ms);
+    if (ms < 1000) {
+        return sign + std::to_string(ms) + "ms";
+    }
+    const long long hours = ms / 3'600'000;
+    const long long minutes = ms / 60'000 % 60;
+    const long long millis = ms % 60'000;  // seconds part, in ms
+    std::string seconds = std::to_string(millis / 1000);
+    if (millis % 1000 != 0) {
+        std::string fraction = std::to_string(1000 + millis % 1000).substr(1);  // 3 digits
+        while (fraction.back() == '0') {
+            fraction.pop_back();
+        }
+        seconds += "." + fraction;
+    }
+    std::string out = sign;
+    if (hours > 0) {
+        out += std::to_string(hours) + "h";
+    }
+    if (hours > 0 || minutes > 0) {
+        out += std::to_string(minutes) + "m";
+    }
+    return out + seconds + "s";
+}
+
+MetricResult judge_metric(const api::Canary& canary, const api::CanaryMetric& metric,
+                          MetricSource source, Observer observer, std::optional<double> value) {
+    const std::string id = canary.metadata.name + "." + canary.metadata.ns;
+    MetricResult result{metric.name, Verdict::kPass, value, {}};
+    if (!value) {
+        result.verdict = Verdict::kNoData;
+        switch (source) {
+            case MetricSource::kBuiltinSuccessRate:
+            case MetricSource::kBuiltinDuration:
+                result.message = "Halt advancement no values found for " +
+                                 std::string(observer_name(observer)) + " metric " + metric.name +
+                                 " probably " + canary.spec.target_ref.name + "." +
+                                 canary.metadata.ns + " is not receiving traffic";
+                break;
+            case MetricSource::kInlineQuery:
+                result.message = "Halt advancement no values found for metric: " + metric.name;
+                break;
+            case MetricSource::kTemplate:
+                result.message = "Halt advancement no values found for custom metric: " + metric.name;
+                break;
+        }
+        return result;
+    }
+    const double v = *value;
+    const auto& range = metric.threshold_range;
+    auto failed = [&](std::string message) {
+        result.verdict = Verdict::kFail;
+        result.message = std::move(message);
+        return result;
+    };
+    switch (source) {
+        case MetricSource::kBuiltinSuccessRate:
+            if (range) {
+                if (range->min && v < *range->min) {
+                    return failed("Halt " + id + " advancement success rate " + fixed2(v) + "% < " +
+                                  plain(*range->min) + "%");
+                }
+                if (range->max && v > *range->max) {
+                    return failed("Halt " + id + " advancement success rate " + fixed2(v) + "% > " +
+                                  plain(*range->max) + "%");
+                }
+            } else if (metric.threshold && *metric.threshold > v) {
+                return failed("Halt " + id + " advancement success rate " + fixed2(v) + "% < " +
+                              plain(*metric.threshold) + "%");
+            }
+            return result;
+        case MetricSource::kBuiltinDuration: {
+            const long long ms = static_cast<long long>(std::trunc(v));
+            result.value = static_cast<double>(ms);
+            const std::string shown = go_duration(ms);
+            if (range) {
+                if (range->min && static_cast<double>(ms) < *range->min) {
+                    return failed("Halt " + id + " advancement request duration " + shown + " < " +
+                                  go_duration(static_cast<long long>(*range->min)));
+                }
+                if (range->max && static_cast<double>(ms) > *range->max) {
+                    return failed("Halt " + id + " advancement request duration " + shown + " > " +
+                                  go_duration(static_cast<long long>(*range->max)));
+                }
+            } else if (metric.threshold && static_cast<double>(ms) > *metric.threshold) {
+                return failed("Halt " + id + " advancement request duration " + shown + " > " +
+                              go_duration(static_cast<long long>(*metric.threshold)));
+            }
+            return result;
+        }
+        case MetricSource::kInlineQuery:
+        case MetricSource::kTemplate:
+            if (range) {
+                if (range->min && v < *range->min) {
+                    return failed("Halt " + id + " advancement " + metric.name + " " + fixed2(v) +
+                                  " < " + plain(*range->min));
+                }
+                if (range->max && v > *range->max) {
+                    return failed("Halt " + id + " advancement " + metric.name + " " + fixed2(v) +
+                                  " > " + plain(*range->max));
+                }
+            } else if (metric.threshold && v > *metric.threshold) {
+                return failed("Halt " + id + " advancement " + metric.name + " " + fixed2(v) +
+                              " > " + plain(*metric.threshold));
+            }
+            return result;
+    }
+    return result;
+}
+
+}  // namespace serin::analysis

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "analysis/queries.hpp"
+#include "analysis/release.hpp"
+
+/// Judging one metric's value against its thresholds (flagger-spec §5.1, §5.3). Pure.
+namespace serin::analysis {
+
+/// Where a metric's query came from, which decides its units and wording.
+enum class MetricSource { kBuiltinSuccessRate, kBuiltinDuration, kInlineQuery, kTemplate };
+
+/// The verdict for `value` (nullopt: the query found no data) of `metric` of `canary`, with
+/// Flagger's Warning texts: thresholdRange min/max (durations in milliseconds, truncated), else
+/// the deprecated `threshold` (success rate: fail below it; everything else: fail above it).
+MetricResult judge_metric(const api::Canary& canary, const api::CanaryMetric& metric,
+                          MetricSource source, Observer observer, std::optional<double> value);
+
+/// A duration of `ms` milliseconds as Go prints it: 500ms, 1.5s, 2m0s.
+std::string go_duration(long long ms);
+
+}  // namespace serin::analysis

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "controller/core/result.hpp"
+#include "controller/http/http_client.hpp"
+
+namespace serin::metrics {
+
+/// One instant query (flagger-spec §5.2).
+struct PrometheusQuery {
+    std::string address;  ///< http(s)://host:port[/path]
+    std::string promql;   ///< whitespace is collapsed before sending
+    std::map<std::string, std::vector<std::string>> headers;  ///< MetricTemplate headers
+    std::string bearer_token;                                 ///< from the template's secret
+    std::string username;                                     ///< basic auth, with password
+    std::string password;
+    std::chrono::milliseconds timeout{5000};
+};
+
+/// Runs instant queries over one HttpClient (its connections are reused).
+/// Errors: the client's; kBadRequest "error response: Status <code>: <body>" for a status of 400
+/// or more; parse_query_response's. No data is a value of nullopt, not an error.
+/// Thread safety: the HttpClient's (one io_context thread).
+class PrometheusClient {
+public:
+    explicit PrometheusClient(http::HttpClient& http) : http_(http) {}
+
+    boost::asio::awaitable<Result<std::optional<double>>> query(PrometheusQuery query);
+
+private:
+    http::HttpClient& http_;
+};
+
+}  // namespace serin::metrics

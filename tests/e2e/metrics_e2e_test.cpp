@@ -1,0 +1,118 @@
+// Releases gated on metrics: the real serin binary queries the devcluster's Prometheus, which
+// scrapes meshsim's traffic through the VirtualService serin writes.
+#include <catch2/catch.hpp>
+
+#include "meshes/common/route_types.hpp"
+#include "tests/e2e/e2e.hpp"
+
+namespace {
+
+using namespace serin::e2e;
+namespace types = serin::kube::types;
+
+const std::string kV1 = "ghcr.io/stefanprodan/podinfo:6.0.0";
+const std::string kV2 = "ghcr.io/stefanprodan/podinfo:6.0.1";
+
+/// A new version whose pods answer with `error_rate` errors and `latency_ms` latency.
+void release(Scenario& s, const std::string& error_rate, const std::string& latency_ms) {
+    s.patch(types::deployments(), "podinfo",
+            {{"spec",
+              {{"template",
+                {{"metadata",
+                  {{"annotations",
+                    {{"sim.serin.dev/error-rate", error_rate}, {"sim.serin.dev/latency-ms", latency_ms}}}}},
+                 {"spec", {{"containers", {{{"name", "podinfod"}, {"image", kV2}}}}}}}}}}});
+}
+
+/// An Istio canary checking Flagger's builtin metrics on the cluster's Prometheus.
+Json metric_canary(Scenario& s, int threshold) {
+    const Json metrics = Json::array(
+        {{{"name", "request-success-rate"}, {"interval", "10s"}, {"thresholdRange", {{"min", 99}}}},
+         {{"name", "request-duration"}, {"interval", "10s"}, {"thresholdRange", {{"max", 500}}}}});
+    const Json analysis = {{"interval", "3s"}, {"threshold", threshold}, {"stepWeight", 20},
+                           {"maxWeight", 40},  {"metrics", metrics}};
+    return s.canary(analysis, {{"provider", "istio"}, {"metricsServer", s.cluster().prometheus_url()}});
+}
+
+void initialize(Scenario& s, const Json& canary) {
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), canary);
+    s.wait_phase("Initialized");
+}
+
+}  // namespace
+
+TEST_CASE("a healthy version passes the builtin Istio metrics and is promoted") {
+    Scenario s;
+    s.start_serin();
+    initialize(s, metric_canary(s, 5));
+    release(s, "0", "20");
+    s.wait_canary([](const Json& c) { return at(c, "/status/canaryWeight") == 40; }, "40%");
+    const Json done = s.wait_phase("Succeeded");
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+    // No check failed on the way, so none was left unexplained.
+    for (const std::string& event : s.events()) {
+        CHECK(event.find("advancement success rate") == std::string::npos);
+        CHECK(event.find("advancement request duration") == std::string::npos);
+    }
+}
+
+TEST_CASE("a version with 20% errors is rolled back on its success rate") {
+    Scenario s;
+    s.start_serin();
+    initialize(s, metric_canary(s, 2));
+    release(s, "20", "20");
+    s.wait_event("advancement success rate");  // about 80% < 99%
+    const Json failed = s.wait_phase("Failed");
+    CHECK(at(failed, "/status/canaryWeight") == 0);
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
+    CHECK(at(s.get(serin::meshes::route_types::istio_virtual_services(), "podinfo"),
+             "/spec/http/0/route/1/weight") == 0);
+}
+
+TEST_CASE("a version answering in 600 ms is rolled back against a 500 ms limit") {
+    Scenario s;
+    s.start_serin();
+    initialize(s, metric_canary(s, 2));
+    release(s, "0", "600");
+    s.wait_event("advancement request duration");
+    s.wait_phase("Failed");
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
+}
+
+TEST_CASE("a MetricTemplate with a custom query, variables and a secret gates a release") {
+    Scenario s;
+    s.start_serin();
+    // The token is sent as a bearer token; Prometheus ignores it, but a missing Secret would fail.
+    s.create(types::secrets(), {{"apiVersion", "v1"},
+                                {"kind", "Secret"},
+                                {"metadata", {{"name", "prom-auth"}}},
+                                {"data", {{"token", "czNjcjN0"}}}});
+    const std::string query =
+        "100 - sum(rate(istio_requests_total{destination_workload_namespace=\"{{ namespace }}\","
+        "destination_workload=\"{{ target }}\",response_code!~\"{{ variables.failures }}\"}"
+        "[{{ interval }}])) / sum(rate(istio_requests_total{destination_workload_namespace="
+        "\"{{ namespace }}\",destination_workload=\"{{ target }}\"}[{{ interval }}])) * 100";
+    s.create(types::metric_templates(),
+             {{"apiVersion", "flagger.app/v1beta1"},
+              {"kind", "MetricTemplate"},
+              {"metadata", {{"name", "error-rate"}}},
+              {"spec",
+               {{"provider",
+                 {{"type", "prometheus"},
+                  {"address", s.cluster().prometheus_url()},
+                  {"secretRef", {{"name", "prom-auth"}}}}},
+                {"query", query}}}});
+    const Json metrics = Json::array({{{"name", "error-rate"},
+                                       {"interval", "10s"},
+                                       {"templateRef", {{"name", "error-rate"}}},
+                                       {"templateVariables", {{"failures", "5.*"}}},
+                                       {"thresholdRange", {{"max", 5}}}}});
+    const Json analysis = {{"interval", "3s"}, {"threshold", 2}, {"stepWeight", 20},
+                           {"maxWeight", 40},  {"metrics", metrics}};
+    initialize(s, s.canary(analysis, {{"provider", "istio"}}));
+    release(s, "20", "20");
+    s.wait_event("advancement error-rate");  // about 20 > 5 (the rate window's edges move it)
+    s.wait_phase("Failed");
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
+}

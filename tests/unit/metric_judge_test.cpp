@@ -1,0 +1,91 @@
+// Judging a metric's value (flagger-spec §5.1, §5.3): thresholds, units and Flagger's messages.
+#include <catch2/catch.hpp>
+
+#include "analysis/metric_judge.hpp"
+
+namespace {
+
+using namespace serin::analysis;
+
+serin::api::Canary canary() {
+    serin::api::Canary c;
+    c.metadata.name = "podinfo";
+    c.metadata.ns = "test";
+    c.spec.target_ref = {"apps/v1", "Deployment", "podinfo"};
+    return c;
+}
+
+serin::api::CanaryMetric metric(const std::string& name, std::optional<double> min,
+                                std::optional<double> max) {
+    serin::api::CanaryMetric m;
+    m.name = name;
+    m.threshold_range = serin::api::ThresholdRange{min, max};
+    return m;
+}
+
+MetricResult judge(const serin::api::CanaryMetric& m, MetricSource source, std::optional<double> v) {
+    return judge_metric(canary(), m, source, Observer::kIstio, v);
+}
+
+}  // namespace
+
+TEST_CASE("success rate below its minimum fails with Flagger's message") {
+    const auto m = metric("request-success-rate", 99, std::nullopt);
+    CHECK(judge(m, MetricSource::kBuiltinSuccessRate, 99.5).verdict == Verdict::kPass);
+    const MetricResult low = judge(m, MetricSource::kBuiltinSuccessRate, 80.004);
+    CHECK(low.verdict == Verdict::kFail);
+    CHECK(low.message == "Halt podinfo.test advancement success rate 80.00% < 99%");
+    const auto capped = metric("request-success-rate", std::nullopt, 99.9);
+    CHECK(judge(capped, MetricSource::kBuiltinSuccessRate, 100).message ==
+          "Halt podinfo.test advancement success rate 100.00% > 99.9%");
+}
+
+TEST_CASE("request duration is whole milliseconds, shown as a Go duration") {
+    const auto m = metric("request-duration", std::nullopt, 500);
+    CHECK(judge(m, MetricSource::kBuiltinDuration, 500.9).verdict == Verdict::kPass);  // truncated
+    const MetricResult slow = judge(m, MetricSource::kBuiltinDuration, 1250.7);
+    CHECK(slow.verdict == Verdict::kFail);
+    CHECK(slow.value == 1250);
+    CHECK(slow.message == "Halt podinfo.test advancement request duration 1.25s > 500ms");
+}
+
+TEST_CASE("the deprecated threshold: a floor for success rate, a ceiling for the rest") {
+    serin::api::CanaryMetric rate;
+    rate.name = "request-success-rate";
+    rate.threshold = 99;
+    CHECK(judge(rate, MetricSource::kBuiltinSuccessRate, 98).verdict == Verdict::kFail);
+    serin::api::CanaryMetric custom;
+    custom.name = "errors";
+    custom.threshold = 5;
+    CHECK(judge(custom, MetricSource::kTemplate, 4).verdict == Verdict::kPass);
+    CHECK(judge(custom, MetricSource::kTemplate, 6).message ==
+          "Halt podinfo.test advancement errors 6.00 > 5");
+}
+
+TEST_CASE("custom metrics outside their range fail; no data is not a value") {
+    const auto m = metric("queue-depth", 1, 10);
+    CHECK(judge(m, MetricSource::kTemplate, 0.5).message ==
+          "Halt podinfo.test advancement queue-depth 0.50 < 1");
+    CHECK(judge(m, MetricSource::kInlineQuery, 12).message ==
+          "Halt podinfo.test advancement queue-depth 12.00 > 10");
+    const MetricResult none = judge(m, MetricSource::kTemplate, std::nullopt);
+    CHECK(none.verdict == Verdict::kNoData);
+    CHECK(none.message == "Halt advancement no values found for custom metric: queue-depth");
+    CHECK(judge(metric("request-success-rate", 99, std::nullopt), MetricSource::kBuiltinSuccessRate,
+                std::nullopt)
+              .message ==
+          "Halt advancement no values found for istio metric request-success-rate probably "
+          "podinfo.test is not receiving traffic");
+    CHECK(judge(m, MetricSource::kInlineQuery, std::nullopt).message ==
+          "Halt advancement no values found for metric: queue-depth");
+}
+
+TEST_CASE("Go durations") {
+    CHECK(go_duration(0) == "0s");
+    CHECK(go_duration(500) == "500ms");
+    CHECK(go_duration(1000) == "1s");
+    CHECK(go_duration(1500) == "1.5s");
+    CHECK(go_duration(61'001) == "1m1.001s");
+    CHECK(go_duration(120'000) == "2m0s");
+    CHECK(go_duration(3'600'000) == "1h0m0s");
+}
