@@ -116,3 +116,28 @@ TEST_CASE("a MetricTemplate with a custom query, variables and a secret gates a 
     s.wait_phase("Failed");
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
 }
+
+TEST_CASE("linkerd and gatewayapi:v1 canaries are judged on their own metric families") {
+    // linkerd reads Linkerd's response_total; gatewayapi the app's http_request_duration_seconds.
+    for (const char* provider : {"linkerd", "gatewayapi:v1"}) {
+        INFO("provider " << provider);
+        Scenario s;
+        s.start_serin();
+        Json canary = metric_canary(s, 2);
+        canary["spec"]["provider"] = provider;
+        canary["spec"]["service"]["gatewayRefs"] =
+            Json::array({{{"name", "public"}, {"namespace", "gateways"}}});
+        initialize(s, canary);
+        release(s, "0", "20");
+        s.wait_phase("Succeeded");
+        CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+        release(s, "20", "20");  // the image stays; the new annotations are a new revision
+        s.wait_event("advancement success rate");
+        const Json failed = s.wait_phase("Failed");
+        CHECK(at(failed, "/status/canaryWeight") == 0);
+        const std::string primary_errors =
+            at(s.get(types::deployments(), "podinfo-primary"),
+               "/spec/template/metadata/annotations/sim.serin.dev~1error-rate");
+        CHECK(primary_errors == "0");  // the failing version was not promoted
+    }
+}
