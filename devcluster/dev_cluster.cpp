@@ -587,6 +587,32 @@ void DevCluster::write_state_file() const {
                          fs::perms::others_read);
 }
 
+namespace {
+
+/// Polls `url` until it answers 200 (with `body_part` in the body, when given) while `process`
+/// runs; false when the process exits first.
+asio::awaitable<Result<bool>> wait_http_ok(Process& process, http::HttpClient& client,
+                                           std::string url, std::string body_part,
+                                           SteadyClock::time_point until) {
+    while (SteadyClock::now() < until) {
+        if (!process.running()) {
+            co_return false;
+        }
+        http::Request request;
+        request.url = url;
+        request.timeout = std::chrono::seconds{2};
+        auto response = co_await client.send(std::move(request));
+        if (response && response->status == 200 &&
+            response->body.find(body_part) != std::string::npos) {
+            co_return true;
+        }
+        co_await sleep_for(std::chrono::milliseconds{50});
+    }
+    co_return fail(ErrorKind::kTransient, "not ready");
+}
+
+}  // namespace
+
 Result<void> DevCluster::start_etcd() {
     auto deadline = SteadyClock::now() + options_.start_timeout;
     if (!impl_->plain_http) {
@@ -627,27 +653,8 @@ Result<void> DevCluster::start_etcd() {
         impl_->etcd.emplace(std::move(*process));
         Process& etcd = *impl_->etcd;
         http::HttpClient& http = *impl_->plain_http;
-        std::string health_url = client_url + "/health";
         auto ready = run_sync<bool>(
-            impl_->io,
-            [](Process& p, http::HttpClient& h, std::string url,
-               SteadyClock::time_point until) -> asio::awaitable<Result<bool>> {
-                while (SteadyClock::now() < until) {
-                    if (!p.running()) {
-                        co_return false;
-                    }
-                    http::Request request;
-                    request.url = url;
-                    request.timeout = std::chrono::seconds{2};
-                    auto response = co_await h.send(std::move(request));
-                    if (response && response->status == 200 &&
-                        response->body.find("\"true\"") != std::string::npos) {
-                        co_return true;
-                    }
-                    co_await sleep_for(std::chrono::milliseconds{50});
-                }
-                co_return fail(ErrorKind::kTransient, "not healthy");
-            }(etcd, http, health_url, deadline),
+            impl_->io, wait_http_ok(etcd, http, client_url + "/health", "\"true\"", deadline),
             deadline + std::chrono::seconds{1}, "etcd");
         if (ready && *ready) {
             spdlog::info("devcluster: etcd ready at {}", client_url);
@@ -864,31 +871,6 @@ std::string DevCluster::meshsim_url() const {
     return meshsim_port_ == 0 ? std::string() : "http://127.0.0.1:" + std::to_string(meshsim_port_);
 }
 
-namespace {
-
-/// Polls `url` until it answers 200 (with `body_part` in the body, when given) while `process`
-/// runs; false when the process exits first.
-asio::awaitable<Result<bool>> wait_http_ok(Process& process, http::HttpClient& client,
-                                           std::string url, std::string body_part,
-                                           SteadyClock::time_point until) {
-    while (SteadyClock::now() < until) {
-        if (!process.running()) {
-            co_return false;
-        }
-        http::Request request;
-        request.url = url;
-        request.timeout = std::chrono::seconds{2};
-        auto response = co_await client.send(std::move(request));
-        if (response && response->status == 200 &&
-            response->body.find(body_part) != std::string::npos) {
-            co_return true;
-        }
-        co_await sleep_for(std::chrono::milliseconds{50});
-    }
-    co_return fail(ErrorKind::kTransient, "not ready");
-}
-
-}  // namespace
 
 Result<void> DevCluster::start_meshsim() {
     const auto deadline = SteadyClock::now() + options_.start_timeout;
