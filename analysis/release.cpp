@@ -31,11 +31,18 @@ bool is_one_of(std::string_view phase, std::initializer_list<std::string_view> p
 /// Whether two statuses differ in anything but the times that move on every write.
 bool same_state(const CanaryStatus& a, const CanaryStatus& b) {
     auto key = [](const CanaryStatus& s) {
-        return std::tie(s.phase, s.failed_checks, s.canary_weight, s.iterations, s.tracked_configs,
-                        s.last_applied_spec, s.last_promoted_spec, s.session_affinity_cookie,
-                        s.primary_session_affinity_cookie, s.previous_session_affinity_cookie);
+        return std::tie(s.phase, s.failed_checks, s.errored_checks, s.canary_weight, s.iterations,
+                        s.tracked_configs, s.last_applied_spec, s.last_promoted_spec,
+                        s.session_affinity_cookie, s.primary_session_affinity_cookie,
+                        s.previous_session_affinity_cookie);
     };
-    if (key(a) != key(b) || a.conditions.size() != b.conditions.size()) {
+    if (key(a) != key(b) || a.conditions.size() != b.conditions.size() ||
+        a.judge.has_value() != b.judge.has_value()) {
+        return false;
+    }
+    if (a.judge && (a.judge->score != b.judge->score || a.judge->result != b.judge->result ||
+                    a.judge->reason != b.judge->reason ||
+                    a.judge->metrics.size() != b.judge->metrics.size())) {
         return false;
     }
     for (std::size_t i = 0; i < a.conditions.size(); ++i) {
@@ -135,6 +142,10 @@ private:
         status_.canary_weight = weight;
         status_.failed_checks = failed_checks;
         status_.iterations = iterations;
+        status_.errored_checks = 0;
+        if (phase == kProgressing) {
+            status_.judge.reset();  // a new analysis has not been judged yet
+        }
         status_.last_applied_spec = obs_.revision;
         status_.tracked_configs = obs_.configs;
         if (phase == kInitialized) {
@@ -521,16 +532,75 @@ private:
             decision_.need_metrics = true;
             return false;
         }
-        for (const auto& m : *obs_.metrics) {
-            if (m.verdict != Verdict::kPass) {
-                status_.failed_checks += 1;
-                warn(m.message.empty() ? "Halt " + canary_id() + " advancement metric " + m.name +
-                                             " failed"
-                                       : m.message);
-                return false;
+        return judge_metrics(*obs_.metrics);
+    }
+
+    /// The metric checks of one step (spec order). A fail is a failed check, as in Flagger. No
+    /// data is what the metric's `noData` says. An error is a failed check, unless the metric has
+    /// an `errorLimit` not yet used up: then the step holds. False when the step must not
+    /// advance.
+    bool judge_metrics(const std::vector<MetricResult>& results) {
+        const auto spec_of = [this](std::size_t i) -> const api::CanaryMetric* {
+            return i < analysis_.metrics.size() ? &analysis_.metrics[i] : nullptr;
+        };
+        // erroredChecks counts the steps in a row in which an error was let hold the step.
+        bool held_error = false;
+        for (std::size_t i = 0; i < results.size(); ++i) {
+            const api::CanaryMetric* spec = spec_of(i);
+            if (results[i].verdict == Verdict::kError && spec != nullptr && spec->error_limit > 0) {
+                held_error = true;
             }
         }
-        return true;
+        status_.errored_checks = held_error ? status_.errored_checks + 1 : 0;
+
+        const auto failed = [this](const MetricResult& m) {
+            status_.failed_checks += 1;
+            warn(m.message.empty() ? "Halt " + canary_id() + " advancement metric " + m.name +
+                                         " failed"
+                                   : m.message);
+            return false;
+        };
+        bool hold = false;
+        for (std::size_t i = 0; i < results.size(); ++i) {
+            const MetricResult& m = results[i];
+            const api::CanaryMetric* spec = spec_of(i);
+            switch (m.verdict) {
+            case Verdict::kPass:
+                break;
+            case Verdict::kFail:
+                return failed(m);
+            case Verdict::kNoData: {
+                const auto policy = spec != nullptr ? spec->no_data : api::NoDataPolicy::kFail;
+                if (policy == api::NoDataPolicy::kFail) {
+                    return failed(m);
+                }
+                if (policy == api::NoDataPolicy::kPass) {
+                    event(m.message + " (noData: pass, counted as a pass)");
+                } else {
+                    warn(m.message + " (noData: hold, the step waits)");
+                    hold = true;
+                }
+                break;
+            }
+            case Verdict::kError: {
+                const int limit = spec != nullptr ? spec->error_limit : 0;
+                if (status_.errored_checks > limit || limit == 0) {
+                    if (limit > 0) {
+                        MetricResult counted = m;
+                        counted.message += " (errorLimit " + std::to_string(limit) +
+                                           " reached: counted as a failed check)";
+                        return failed(counted);
+                    }
+                    return failed(m);
+                }
+                warn(m.message + " (error " + std::to_string(status_.errored_checks) + " of " +
+                     std::to_string(limit) + " allowed by errorLimit, the step waits)");
+                hold = true;
+                break;
+            }
+            }
+        }
+        return !hold;
     }
 
     /// §2.7: true when every confirm-promotion hook approves.
@@ -832,6 +902,13 @@ Result<void> validate(const api::CanarySpec& spec) {
             return fail(ErrorKind::kInvalid,
                         fmt::format("spec.analysis.metrics[{}]: \"{}\" is not a builtin metric "
                                     "and has neither templateRef nor query",
+                                    i, m.name));
+        }
+        if (m.judge) {
+            return fail(ErrorKind::kInvalid,
+                        fmt::format("spec.analysis.metrics[{}].judge: \"{}\" asks for the "
+                                    "statistical judge, which this build of Serin does not "
+                                    "have yet; remove judge to use thresholds",
                                     i, m.name));
         }
     }

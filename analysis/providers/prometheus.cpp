@@ -36,14 +36,14 @@ std::string base64(std::string_view in) {
 
 }  // namespace
 
-boost::asio::awaitable<Result<std::optional<double>>> PrometheusClient::query(PrometheusQuery q) {
+boost::asio::awaitable<Result<http::Response>> PrometheusClient::get(
+    const PrometheusQuery& q, std::string path_and_query) {
     std::string address = q.address;
     while (!address.empty() && address.back() == '/') {
         address.pop_back();
     }
     http::Request request;
-    request.url = address + "/api/v1/query?query=" +
-                  http::url_encode(analysis::collapse_whitespace(q.promql));
+    request.url = address + path_and_query;
     request.timeout = q.timeout;
     for (const auto& [name, values] : q.headers) {
         for (const std::string& value : values) {
@@ -65,7 +65,37 @@ boost::asio::awaitable<Result<std::optional<double>>> PrometheusClient::query(Pr
         co_return fail(ErrorKind::kBadRequest,
                        "error response: Status " + std::to_string(response->status) + ": " + body);
     }
+    co_return response;
+}
+
+boost::asio::awaitable<Result<std::optional<double>>> PrometheusClient::query(PrometheusQuery q) {
+    const std::string path =
+        "/api/v1/query?query=" + http::url_encode(analysis::collapse_whitespace(q.promql));
+    auto response = co_await get(q, path);
+    if (!response) {
+        co_return response.error();
+    }
     co_return parse_query_response(response->body);
+}
+
+boost::asio::awaitable<Result<std::vector<double>>> PrometheusClient::query_range(
+    PrometheusQuery q, std::chrono::system_clock::time_point start,
+    std::chrono::system_clock::time_point end, std::chrono::milliseconds step) {
+    // Prometheus takes RFC 3339 or Unix seconds with a fraction; milliseconds are plenty.
+    const auto unix_seconds = [](std::chrono::system_clock::time_point t) {
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+        return std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
+    };
+    const std::string path =
+        "/api/v1/query_range?query=" + http::url_encode(analysis::collapse_whitespace(q.promql)) +
+        "&start=" + unix_seconds(start) + "&end=" + unix_seconds(end) +
+        "&step=" + std::to_string(std::max<long long>(1, step.count() / 1000)) + "s";
+    auto response = co_await get(q, path);
+    if (!response) {
+        co_return response.error();
+    }
+    co_return parse_range_response(response->body);
 }
 
 }  // namespace serin::metrics

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -32,7 +33,16 @@ public:
 
     boost::asio::awaitable<Result<std::optional<double>>> query(PrometheusQuery query);
 
+    /// The samples of `query` from `start` to `end` every `step` (`/api/v1/query_range`), as
+    /// parse_range_response reads them.
+    boost::asio::awaitable<Result<std::vector<double>>> query_range(
+        PrometheusQuery query, std::chrono::system_clock::time_point start,
+        std::chrono::system_clock::time_point end, std::chrono::milliseconds step);
+
 private:
+    boost::asio::awaitable<Result<http::Response>> get(const PrometheusQuery& query,
+                                                       std::string path_and_query);
+
     http::HttpClient& http_;
 };
 

@@ -34,10 +34,9 @@ Result<std::optional<double>> sample_value(const Json& sample) {
     return std::optional<double>{value};
 }
 
-}  // namespace
-
-Result<std::optional<double>> parse_query_response(std::string_view body) {
-    const Json response = Json::parse(body, nullptr, false);
+/// The `data` object of a successful response.
+Result<Json> response_data(std::string_view body) {
+    Json response = Json::parse(body, nullptr, false);
     if (response.is_discarded() || !response.is_object()) {
         return fail(ErrorKind::kBadRequest, "Prometheus answered with a body that is not JSON");
     }
@@ -50,11 +49,60 @@ Result<std::optional<double>> parse_query_response(std::string_view body) {
     if (data == response.end() || !data->is_object()) {
         return fail(ErrorKind::kBadRequest, "Prometheus response has no data");
     }
-    const std::string type = data->value("resultType", "");
-    const auto result = data->find("result");
-    if (result == data->end()) {
+    if (!data->contains("result")) {
         return fail(ErrorKind::kBadRequest, "Prometheus response has no data.result");
     }
+    return Result<Json>(boost::system::in_place_value, std::move(*data));
+}
+
+}  // namespace
+
+Result<std::vector<double>> parse_range_response(std::string_view body) {
+    auto data = response_data(body);
+    if (!data) {
+        return data.error();
+    }
+    const std::string type = data->value("resultType", "");
+    const Json& result = (*data)["result"];
+    if (type != "matrix" || !result.is_array()) {
+        return fail(ErrorKind::kBadRequest,
+                    "Prometheus range result type \"" + type + "\" is not a matrix");
+    }
+    std::vector<double> values;
+    if (result.empty()) {
+        return values;
+    }
+    if (result.size() > 1) {
+        return fail(ErrorKind::kBadRequest,
+                    "range query returned " + std::to_string(result.size()) +
+                        " series; a judged query must aggregate to one (sum, avg, "
+                        "histogram_quantile)");
+    }
+    const auto samples = result[0].find("values");
+    if (samples == result[0].end() || !samples->is_array()) {
+        return fail(ErrorKind::kBadRequest, "Prometheus series has no values: " + result[0].dump());
+    }
+    values.reserve(samples->size());
+    for (const Json& sample : *samples) {
+        auto value = sample_value(sample);
+        if (!value) {
+            return value.error();
+        }
+        if (*value) {
+            values.push_back(**value);
+        }
+    }
+    return values;
+}
+
+Result<std::optional<double>> parse_query_response(std::string_view body) {
+    auto data_or = response_data(body);
+    if (!data_or) {
+        return data_or.error();
+    }
+    const Json* data = &*data_or;
+    const std::string type = data->value("resultType", "");
+    const auto result = data->find("result");
     if (type == "scalar") {
         return sample_value(*result);
     }

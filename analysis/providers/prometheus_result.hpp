@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "controller/core/result.hpp"
 
@@ -16,5 +17,11 @@ namespace serin::metrics {
 /// "error" (its errorType and error), a range vector or matrix ("query returned multiple
 /// values"), a string result, or a sample that is not a number.
 Result<std::optional<double>> parse_query_response(std::string_view body);
+
+/// The samples of a `/api/v1/query_range` response body holding at most one series, in time
+/// order, without the NaN and infinite ones; empty when there is no series (no data).
+/// Errors: kBadRequest as for parse_query_response, and for a result that is not a matrix or
+/// holds more than one series (a judged query must aggregate to one).
+Result<std::vector<double>> parse_range_response(std::string_view body);
 
 }  // namespace serin::metrics

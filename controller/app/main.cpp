@@ -225,13 +225,18 @@ int main(int argc, char** argv) {
     recorder_options.host = identity();
     serin::kube::EventRecorder recorder(**client, clock, recorder_options);
     // Metrics: Prometheus over a client of its own (keep-alive to the metrics server).
+    // MetricTemplates with insecureSkipVerify get a second one, with TLS verification off.
     auto prometheus_http = serin::http::make_beast_client(io.get_executor(), verified_options);
-    if (!prometheus_http) {
-        spdlog::error("Prometheus HTTP client: {}", prometheus_http.error().describe());
+    auto prometheus_insecure = serin::http::make_beast_client(io.get_executor(), insecure_options);
+    if (!prometheus_http || !prometheus_insecure) {
+        spdlog::error("Prometheus HTTP client: {}",
+                      (!prometheus_http ? prometheus_http.error() : prometheus_insecure.error())
+                          .describe());
         return 1;
     }
     serin::canary::PrometheusMetricChecker metrics(
-        **prometheus_http, serin::canary::PrometheusCheckerOptions{f.mesh_provider, f.metrics_server});
+        **prometheus_http, serin::canary::PrometheusCheckerOptions{f.mesh_provider, f.metrics_server},
+        prometheus_insecure->get(), &clock);
 
     serin::canary::ControllerOptions options;
     options.ns = f.ns;

@@ -37,109 +37,123 @@ asio::awaitable<std::vector<MetricResult>> PrometheusMetricChecker::check(api::C
     co_return results;
 }
 
-asio::awaitable<MetricResult> PrometheusMetricChecker::check_one(const api::Canary& canary,
-                                                                 const api::CanaryMetric& metric) {
+metrics::PrometheusClient& PrometheusMetricChecker::client_for(const Prepared& prepared) {
+    return prepared.insecure ? *insecure_client_ : client_;
+}
+
+Result<PrometheusMetricChecker::Prepared> PrometheusMetricChecker::prepare(
+    const api::Canary& canary, const api::CanaryMetric& metric,
+    const analysis::TemplateVars& vars) const {
+    const std::string default_server =
+        canary.spec.metrics_server.empty() ? options_.metrics_server : canary.spec.metrics_server;
+    Prepared prepared;
     if (metric.template_ref) {
-        co_return co_await check_template(canary, metric);
+        const std::string ns =
+            metric.template_ref->ns.empty() ? canary.metadata.ns : metric.template_ref->ns;
+        const std::string id = metric.template_ref->name + "." + ns;
+        kube::ObjectPtr object =
+            store_ != nullptr
+                ? store_->get(kube::types::metric_templates(), ns, metric.template_ref->name)
+                : nullptr;
+        if (object == nullptr) {
+            return fail(ErrorKind::kNotFound, "Metric template " + id + " error: not found");
+        }
+        auto decoded = api::decode_metric_template(*object);
+        if (!decoded) {
+            return fail(ErrorKind::kInvalid,
+                        "Metric template " + id + " error: " + decoded.error().message);
+        }
+        const api::MetricTemplateProvider& provider = decoded->spec.provider;
+        if (!provider.type.empty() && provider.type != "prometheus") {
+            return fail(ErrorKind::kInvalid,
+                        "Metric template " + id + " error: spec.provider.type: \"" +
+                            provider.type +
+                            "\" is not supported by this build of Serin (prometheus is)");
+        }
+        if (provider.insecure_skip_verify && !insecure_client_) {
+            return fail(ErrorKind::kInvalid,
+                        "Metric template " + id +
+                            " error: spec.provider.insecureSkipVerify is set but this checker "
+                            "has no client without TLS verification");
+        }
+        prepared.insecure = provider.insecure_skip_verify;
+        prepared.source = MetricSource::kTemplate;
+        prepared.query.address = provider.address.empty() ? default_server : provider.address;
+        prepared.query.headers = provider.headers;
+        if (provider.secret_ref) {
+            kube::ObjectPtr secret =
+                store_->get(kube::types::secrets(), ns, provider.secret_ref->name);
+            if (secret == nullptr) {
+                return fail(ErrorKind::kNotFound, "Metric template " + id + " secret " +
+                                                      provider.secret_ref->name +
+                                                      " error: not found");
+            }
+            prepared.query.bearer_token = secret_value(*secret, "token");
+            if (prepared.query.bearer_token.empty()) {
+                prepared.query.username = secret_value(*secret, "username");
+                prepared.query.password = secret_value(*secret, "password");
+                if (prepared.query.username.empty() || prepared.query.password.empty()) {
+                    return fail(ErrorKind::kInvalid,
+                                "Metric template " + id + " secret " + provider.secret_ref->name +
+                                    " error: it has neither token nor username and password");
+                }
+            }
+        }
+        auto rendered = analysis::render_query(decoded->spec.query, vars);
+        if (!rendered) {
+            return fail(ErrorKind::kInvalid,
+                        "Metric template " + id + " " + rendered.error().message);
+        }
+        prepared.query.promql = std::move(*rendered);
+        return prepared;
+    }
+    prepared.query.address = default_server;
+    if (!metric.query.empty()) {
+        prepared.query.promql = metric.query;  // Flagger sends inline queries as written
+        return prepared;
     }
     const analysis::Observer observer = analysis::observer_for(options_.mesh_provider, canary.spec);
-    metrics::PrometheusQuery query;
-    query.address = canary.spec.metrics_server.empty() ? options_.metrics_server
-                                                       : canary.spec.metrics_server;
-    if (!metric.query.empty()) {
-        query.promql = metric.query;
-        auto value = co_await client_.query(query);
-        if (!value) {
-            co_return error(metric.name, "Prometheus query failed for " + metric.name + ": " +
-                                             value.error().message);
-        }
-        co_return analysis::judge_metric(canary, metric, MetricSource::kInlineQuery, observer, *value);
-    }
     auto builtin = analysis::builtin_query(observer, metric.name);
     if (!builtin) {
-        co_return error(metric.name, "Metric query failed for " + metric.name +
-                                         ": no usable metrics template and query were configured "
-                                         "(no builtin " + metric.name + " for observer " +
-                                         std::string(analysis::observer_name(observer)) + ")");
+        return fail(ErrorKind::kInvalid,
+                    "Metric query failed for " + metric.name +
+                        ": no usable metrics template and query were configured (no builtin " +
+                        metric.name + " for observer " +
+                        std::string(analysis::observer_name(observer)) + ")");
     }
-    auto rendered = analysis::render_query(builtin->query, analysis::template_vars(canary, metric));
+    auto rendered = analysis::render_query(builtin->query, vars);
     if (!rendered) {
-        co_return error(metric.name, rendered.error().message);
+        return fail(ErrorKind::kInvalid, rendered.error().message);
     }
-    query.promql = std::move(*rendered);
-    auto value = co_await client_.query(query);
+    prepared.query.promql = std::move(*rendered);
+    prepared.scale = builtin->scale;
+    prepared.source = metric.name == "request-success-rate" ? MetricSource::kBuiltinSuccessRate
+                                                            : MetricSource::kBuiltinDuration;
+    return prepared;
+}
+
+asio::awaitable<MetricResult> PrometheusMetricChecker::check_one(const api::Canary& canary,
+                                                                 const api::CanaryMetric& metric) {
+    auto prepared = prepare(canary, metric, analysis::template_vars(canary, metric));
+    if (!prepared) {
+        co_return error(metric.name, prepared.error().message);
+    }
+    auto value = co_await client_for(*prepared).query(prepared->query);
     if (!value) {
-        co_return error(metric.name, "Prometheus query failed: " + value.error().message);
+        const std::string what = prepared->source == MetricSource::kInlineQuery
+                                     ? "Prometheus query failed for " + metric.name + ": "
+                                 : prepared->source == MetricSource::kTemplate
+                                     ? "Metric query failed for " + metric.name + ": "
+                                     : std::string("Prometheus query failed: ");
+        co_return error(metric.name, what + value.error().message);
     }
     std::optional<double> scaled = *value;
     if (scaled) {
-        *scaled *= builtin->scale;
+        *scaled *= prepared->scale;
     }
-    const MetricSource source = metric.name == "request-success-rate"
-                                    ? MetricSource::kBuiltinSuccessRate
-                                    : MetricSource::kBuiltinDuration;
-    co_return analysis::judge_metric(canary, metric, source, observer, scaled);
-}
-
-asio::awaitable<MetricResult> PrometheusMetricChecker::check_template(
-    const api::Canary& canary, const api::CanaryMetric& metric) {
-    const std::string ns =
-        metric.template_ref->ns.empty() ? canary.metadata.ns : metric.template_ref->ns;
-    const std::string id = metric.template_ref->name + "." + ns;
-    kube::ObjectPtr object =
-        store_ != nullptr ? store_->get(kube::types::metric_templates(), ns, metric.template_ref->name)
-                          : nullptr;
-    if (object == nullptr) {
-        co_return error(metric.name, "Metric template " + id + " error: not found");
-    }
-    auto decoded = api::decode_metric_template(*object);
-    if (!decoded) {
-        co_return error(metric.name, "Metric template " + id + " error: " + decoded.error().message);
-    }
-    const api::MetricTemplateProvider& provider = decoded->spec.provider;
-    if (!provider.type.empty() && provider.type != "prometheus") {
-        co_return error(metric.name, "Metric template " + id + " error: spec.provider.type: \"" +
-                                         provider.type +
-                                         "\" is not supported by this build of Serin (prometheus is)");
-    }
-    metrics::PrometheusQuery query;
-    query.address = provider.address.empty() ? (canary.spec.metrics_server.empty()
-                                                    ? options_.metrics_server
-                                                    : canary.spec.metrics_server)
-                                             : provider.address;
-    query.headers = provider.headers;
-    if (provider.secret_ref) {
-        kube::ObjectPtr secret = store_->get(kube::types::secrets(), ns, provider.secret_ref->name);
-        if (secret == nullptr) {
-            co_return error(metric.name, "Metric template " + id + " secret " +
-                                             provider.secret_ref->name + " error: not found");
-        }
-        query.bearer_token = secret_value(*secret, "token");
-        if (query.bearer_token.empty()) {
-            query.username = secret_value(*secret, "username");
-            query.password = secret_value(*secret, "password");
-            if (query.username.empty() || query.password.empty()) {
-                co_return error(metric.name, "Metric template " + id + " secret " +
-                                                 provider.secret_ref->name +
-                                                 " error: it has neither token nor username and password");
-            }
-        }
-    }
-    auto rendered =
-        analysis::render_query(decoded->spec.query, analysis::template_vars(canary, metric));
-    if (!rendered) {
-        co_return error(metric.name,
-                        "Metric template " + id + " " + rendered.error().message);
-    }
-    query.promql = std::move(*rendered);
-    auto value = co_await client_.query(query);
-    if (!value) {
-        co_return error(metric.name,
-                        "Metric query failed for " + metric.name + ": " + value.error().message);
-    }
-    co_return analysis::judge_metric(canary, metric, MetricSource::kTemplate,
+    co_return analysis::judge_metric(canary, metric, prepared->source,
                                      analysis::observer_for(options_.mesh_provider, canary.spec),
-                                     *value);
+                                     scaled);
 }
 
 }  // namespace serin::canary

@@ -2,8 +2,11 @@
 
 #include <string>
 
+#include "analysis/metric_judge.hpp"
 #include "analysis/providers/prometheus.hpp"
+#include "analysis/queries.hpp"
 #include "controller/canary/metric_checker.hpp"
+#include "controller/core/clock.hpp"
 #include "controller/kube/object_store.hpp"
 
 namespace serin::canary {
@@ -15,14 +18,22 @@ struct PrometheusCheckerOptions {
 
 /// Runs a canary's metrics on Prometheus (flagger-spec §5): builtin request-success-rate and
 /// request-duration with the observer's queries at spec.metricsServer (else -metrics-server);
-/// inline `query`s there too; `templateRef`s with the MetricTemplate's address, headers and
-/// secret (token, else username and password). Each value is judged by judge_metric. Templates
-/// and secrets are read from the informer caches of `store` (given by use_store once the
-/// controller has one). Only the prometheus provider type is supported; others are errors.
+/// inline `query`s there too; `templateRef`s with the MetricTemplate's address, headers, secret
+/// (token, else username and password) and insecureSkipVerify. Each value is judged by
+/// judge_metric. Templates and secrets are read from the informer caches of `store` (given by
+/// use_store once the controller has one).
 class PrometheusMetricChecker final : public MetricChecker {
 public:
-    PrometheusMetricChecker(http::HttpClient& http, PrometheusCheckerOptions options)
-        : client_(http), options_(std::move(options)) {}
+    /// `insecure`: the client for templates with insecureSkipVerify (TLS verification off);
+    /// without one such templates are errors. `clock`: for range queries (system clock when
+    /// null).
+    PrometheusMetricChecker(http::HttpClient& http, PrometheusCheckerOptions options,
+                            http::HttpClient* insecure = nullptr, const Clock* clock = nullptr)
+        : client_(http), options_(std::move(options)), clock_(clock) {
+        if (insecure != nullptr) {
+            insecure_client_.emplace(*insecure);
+        }
+    }
 
     /// The cache MetricTemplates and Secrets are read from; until set, templates are errors.
     void use_store(const kube::ObjectStore& store) { store_ = &store; }
@@ -30,13 +41,25 @@ public:
     boost::asio::awaitable<std::vector<analysis::MetricResult>> check(api::Canary canary) override;
 
 private:
+    /// A metric's query, ready to send, or the message of why it is not.
+    struct Prepared {
+        metrics::PrometheusQuery query;
+        analysis::MetricSource source = analysis::MetricSource::kInlineQuery;
+        double scale = 1;
+        bool insecure = false;
+    };
+
     boost::asio::awaitable<analysis::MetricResult> check_one(const api::Canary& canary,
                                                              const api::CanaryMetric& metric);
-    boost::asio::awaitable<analysis::MetricResult> check_template(const api::Canary& canary,
-                                                                  const api::CanaryMetric& metric);
+    /// The query of `metric` rendered with `vars`; errors carry the full Warning text.
+    Result<Prepared> prepare(const api::Canary& canary, const api::CanaryMetric& metric,
+                             const analysis::TemplateVars& vars) const;
+    metrics::PrometheusClient& client_for(const Prepared& prepared);
 
     metrics::PrometheusClient client_;
+    std::optional<metrics::PrometheusClient> insecure_client_;
     PrometheusCheckerOptions options_;
+    const Clock* clock_ = nullptr;
     const kube::ObjectStore* store_ = nullptr;
 };
 

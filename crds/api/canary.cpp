@@ -3,6 +3,7 @@
 #include "crds/api/json_access.hpp"
 
 #include <cctype>
+#include <cmath>
 #include <limits>
 
 namespace serin::api {
@@ -551,6 +552,54 @@ CanaryService read_service(Reader& r, const Json& spec, const std::string& targe
     return s;
 }
 
+/// A number of `o` that must lie in [low, high] (open at `low` when `open_low`).
+std::optional<double> bounded_number(Reader& r, const Json& o, std::string_view key,
+                                     const std::string& path, double low, double high,
+                                     bool open_low) {
+    auto value = r.number(o, key, path);
+    if (value && (*value < low || *value > high || (open_low && *value == low))) {
+        r.invalid(Reader::join(path, key),
+                  Reader::show(Json(*value)) + " is not in " + (open_low ? "(" : "[") +
+                      Reader::show(Json(low)) + ", " + Reader::show(Json(high)) + "]");
+        return std::nullopt;
+    }
+    return value;
+}
+
+MetricJudge read_metric_judge(Reader& r, const Json& o, const std::string& path) {
+    MetricJudge j;
+    j.direction = r.one_of(o, "direction", path, {"either", "increase", "decrease"}).value_or("either");
+    j.tolerance = bounded_number(r, o, "tolerance", path, 0, 1e9, false).value_or(0.25);
+    if (auto confidence = r.number(o, "confidence", path)) {
+        if (*confidence <= 0 || *confidence >= 1) {
+            r.invalid(Reader::join(path, "confidence"),
+                      Reader::show(Json(*confidence)) + " is not in (0, 1)");
+        }
+        j.confidence = *confidence;
+    }
+    if (const Json* effect = r.object(o, "effectSize", path)) {
+        const std::string e_path = Reader::join(path, "effectSize");
+        j.effect_size.measure = r.one_of(*effect, "measure", e_path, {"meanRatio", "cles"})
+                                    .value_or("meanRatio");
+        j.effect_size.allowed_increase = r.number(*effect, "allowedIncrease", e_path);
+        j.effect_size.allowed_decrease = r.number(*effect, "allowedDecrease", e_path);
+        j.effect_size.critical_increase = r.number(*effect, "criticalIncrease", e_path);
+        j.effect_size.critical_decrease = r.number(*effect, "criticalDecrease", e_path);
+    }
+    j.critical = r.boolean(o, "critical", path).value_or(false);
+    j.must_have_data = r.boolean(o, "mustHaveData", path).value_or(false);
+    j.remove_outliers = r.one_of(o, "outliers", path, {"keep", "remove"}).value_or("keep") == "remove";
+    j.outlier_factor = bounded_number(r, o, "outlierFactor", path, 0, 1e9, true).value_or(3.0);
+    std::string raw;
+    if (auto step = read_interval(r, o, "step", path, raw)) {
+        if (step->count() < 1000) {
+            r.invalid(Reader::join(path, "step"), Reader::show(Json(raw)) + " is below 1s");
+        }
+        j.step = *step;
+    }
+    return j;
+}
+
 CanaryMetric read_metric(Reader& r, const Json& item, const std::string& path) {
     CanaryMetric m;
     m.name = r.required_string(item, "name", path);
@@ -570,6 +619,20 @@ CanaryMetric read_metric(Reader& r, const Json& item, const std::string& path) {
                                      r.string(*ref, "namespace", ref_path).value_or("")};
     }
     m.template_variables = r.string_map(item, "templateVariables", path).value_or(StringMap{});
+    const std::string no_data = r.one_of(item, "noData", path, {"fail", "pass", "hold"}).value_or("fail");
+    m.no_data = no_data == "pass"   ? NoDataPolicy::kPass
+                : no_data == "hold" ? NoDataPolicy::kHold
+                                    : NoDataPolicy::kFail;
+    if (auto limit = r.int32(item, "errorLimit", path)) {
+        if (*limit < 0) {
+            r.invalid(Reader::join(path, "errorLimit"),
+                      std::to_string(*limit) + " is negative");
+        }
+        m.error_limit = std::max(0, *limit);
+    }
+    if (const Json* judge = r.object(item, "judge", path)) {
+        m.judge = read_metric_judge(r, *judge, Reader::join(path, "judge"));
+    }
     return m;
 }
 
@@ -649,6 +712,16 @@ CanaryAnalysis read_analysis(Reader& r, const Json& o, const std::string& path) 
     for_each_object(r, o, "metrics", path, [&](const Json& item, const std::string& p) {
         a.metrics.push_back(read_metric(r, item, p));
     });
+    if (const Json* judge = r.object(o, "judge", path)) {
+        const std::string j_path = Reader::join(path, "judge");
+        a.judge.pass = bounded_number(r, *judge, "pass", j_path, 0, 100, false).value_or(95);
+        a.judge.marginal = bounded_number(r, *judge, "marginal", j_path, 0, 100, false);
+        if (a.judge.marginal && *a.judge.marginal >= a.judge.pass) {
+            r.invalid(Reader::join(j_path, "marginal"),
+                      Reader::show(Json(*a.judge.marginal)) + " is not below pass (" +
+                          Reader::show(Json(a.judge.pass)) + ")");
+        }
+    }
     for_each_object(r, o, "webhooks", path, [&](const Json& item, const std::string& p) {
         a.webhooks.push_back(read_webhook(r, item, p));
     });
@@ -678,6 +751,25 @@ CanaryStatus read_status(Reader& r, const Json& o, const std::string& path) {
                   "Promoting", "Finalising", "Succeeded", "Failed", "Terminating", "Terminated"})
             .value_or("");
     s.failed_checks = r.int32(o, "failedChecks", path).value_or(0);
+    s.errored_checks = r.int32(o, "erroredChecks", path).value_or(0);
+    if (const Json* judge = r.object(o, "judge", path)) {
+        const std::string j_path = Reader::join(path, "judge");
+        JudgeStatus j;
+        j.score = r.number(*judge, "score", j_path).value_or(0);
+        j.result = r.string(*judge, "result", j_path).value_or("");
+        j.reason = r.string(*judge, "reason", j_path).value_or("");
+        j.last_update_time = r.string(*judge, "lastUpdateTime", j_path).value_or("");
+        for_each_object(r, *judge, "metrics", j_path, [&](const Json& item, const std::string& p) {
+            JudgedMetricStatus m;
+            m.name = r.string(item, "name", p).value_or("");
+            m.classification = r.string(item, "classification", p).value_or("");
+            m.ratio = r.number(item, "ratio", p);
+            m.canary_samples = r.int32(item, "canarySamples", p).value_or(0);
+            m.primary_samples = r.int32(item, "primarySamples", p).value_or(0);
+            j.metrics.push_back(std::move(m));
+        });
+        s.judge = std::move(j);
+    }
     s.canary_weight = r.int32(o, "canaryWeight", path).value_or(0);
     s.iterations = r.int32(o, "iterations", path).value_or(0);
     s.tracked_configs = r.string_map(o, "trackedConfigs", path);
@@ -742,6 +834,26 @@ Json encode_status(const CanaryStatus& status) {
     Json out = Json::object();
     out["phase"] = status.phase;
     out["failedChecks"] = status.failed_checks;
+    if (status.errored_checks != 0) {
+        out["erroredChecks"] = status.errored_checks;
+    }
+    if (status.judge) {
+        const JudgeStatus& j = *status.judge;
+        Json metrics = Json::array();
+        for (const JudgedMetricStatus& m : j.metrics) {
+            Json item = {{"name", m.name},
+                         {"classification", m.classification},
+                         {"canarySamples", m.canary_samples},
+                         {"primarySamples", m.primary_samples}};
+            if (m.ratio && std::isfinite(*m.ratio)) {
+                item["ratio"] = *m.ratio;
+            }
+            metrics.push_back(std::move(item));
+        }
+        out["judge"] = {{"score", j.score},       {"result", j.result},
+                        {"reason", j.reason},     {"metrics", std::move(metrics)},
+                        {"lastUpdateTime", j.last_update_time}};
+    }
     out["canaryWeight"] = status.canary_weight;
     out["iterations"] = status.iterations;
     auto put = [&out](const char* key, const std::string& value) {

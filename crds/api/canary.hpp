@@ -162,6 +162,38 @@ struct TemplateRef {
     std::string ns;  ///< empty = the canary's namespace
 };
 
+/// What a metric check that finds no data means (Serin's additive `noData`).
+enum class NoDataPolicy {
+    kFail,  ///< a failed check, as in Flagger (the default)
+    kPass,  ///< the check passes
+    kHold,  ///< the step holds: no progress, no failed check
+};
+
+/// Effect-size limits of a judged metric (`judge.effectSize`); nullopt: the measure's default
+/// (1.0 for meanRatio, 0.5 for cles).
+struct JudgeEffectSize {
+    std::string measure = "meanRatio";  ///< meanRatio or cles
+    std::optional<double> allowed_increase;
+    std::optional<double> allowed_decrease;
+    std::optional<double> critical_increase;
+    std::optional<double> critical_decrease;
+};
+
+/// Serin's additive `judge`: compare the canary's series of this metric with the primary's over
+/// the metric's interval (Mann-Whitney, scored like Kayenta; field-notes §3).
+struct MetricJudge {
+    std::string direction = "either";  ///< increase, decrease or either
+    double tolerance = 0.25;
+    double confidence = 0.98;
+    JudgeEffectSize effect_size;
+    bool critical = false;
+    bool must_have_data = false;
+    bool remove_outliers = false;
+    double outlier_factor = 3.0;
+    /// Resolution of the range queries; 0: the interval / 60, at least 1s.
+    std::chrono::milliseconds step{0};
+};
+
 struct CanaryMetric {
     std::string name;
     std::string interval = "1m";
@@ -171,6 +203,21 @@ struct CanaryMetric {
     std::string query;                ///< deprecated inline PromQL
     std::optional<TemplateRef> template_ref;
     StringMap template_variables;
+    /// Serin's additive `noData` (fail when absent).
+    NoDataPolicy no_data = NoDataPolicy::kFail;
+    /// Serin's additive `errorLimit`: how many analysis steps in a row this metric's query may
+    /// fail (Prometheus down, a bad answer) and only hold the step; later errors are failed
+    /// checks. 0 (the default, Flagger's behaviour): every error is a failed check.
+    std::int32_t error_limit = 0;
+    /// Serin's additive `judge`; nullopt: the metric is judged against its thresholds.
+    std::optional<MetricJudge> judge;
+};
+
+/// Serin's additive `analysis.judge`: how the judged metrics' score is read.
+struct JudgeScoring {
+    double pass = 95;  ///< a step scoring below this counts one failed check
+    /// When set, a step scoring at or below it rolls back at once (Kayenta's terminal score).
+    std::optional<double> marginal;
 };
 
 struct CanaryWebhook {
@@ -213,6 +260,7 @@ struct CanaryAnalysis {
     Json match;  ///< array of HTTPMatchRequest, null when absent
     std::optional<SessionAffinity> session_affinity;
     std::vector<CanaryMetric> metrics;
+    JudgeScoring judge;
     std::vector<CanaryWebhook> webhooks;
     std::vector<CanaryAlert> alerts;
 };
@@ -235,9 +283,31 @@ struct CanarySpec {
     bool suspend = false;
 };
 
+/// One judged metric's verdict, as the status reports it.
+struct JudgedMetricStatus {
+    std::string name;
+    std::string classification;  ///< Pass, High, Low, Nodata, NodataFailMetric, Error
+    std::optional<double> ratio;  ///< mean(canary) / mean(primary)
+    std::int32_t canary_samples = 0;
+    std::int32_t primary_samples = 0;
+};
+
+/// Serin's additive `status.judge`: the last judged step.
+struct JudgeStatus {
+    double score = 0;
+    std::string result;  ///< Pass, Marginal or Fail
+    std::string reason;
+    std::vector<JudgedMetricStatus> metrics;
+    std::string last_update_time;
+};
+
 struct CanaryStatus {
     std::string phase;  ///< "" or one of the phases of flagger-spec §1.5
     std::int32_t failed_checks = 0;
+    /// Serin's additive `erroredChecks`: analysis steps in a row in which a metric with an
+    /// errorLimit could not be queried.
+    std::int32_t errored_checks = 0;
+    std::optional<JudgeStatus> judge;
     std::int32_t canary_weight = 0;
     std::int32_t iterations = 0;
     std::optional<StringMap> tracked_configs;

@@ -493,6 +493,71 @@ TEST_CASE("bad enums name the field path and the value") {
           "Terminated");
 }
 
+TEST_CASE("Serin's noData, errorLimit and judge decode, with defaults and errors naming the field") {
+    Json canary = minimal_canary();
+    canary["spec"]["analysis"]["metrics"] = yaml(R"yaml(
+- name: request-success-rate
+  thresholdRange: {min: 99}
+  noData: hold
+  errorLimit: 3
+- name: request-duration
+  judge:
+    direction: increase
+    tolerance: 0.1
+    confidence: 0.95
+    effectSize: {measure: cles, allowedIncrease: 0.7}
+    critical: true
+    mustHaveData: true
+    outliers: remove
+    step: 5s
+- name: error-rate
+  templateRef: {name: errors}
+  judge: {}
+)yaml");
+    canary["spec"]["analysis"]["judge"] = yaml("{pass: 90, marginal: 40}");
+    auto c = serin::api::decode_canary(canary);
+    REQUIRE(c.has_value());
+    const auto& metrics = c->spec.analysis->metrics;
+    REQUIRE(metrics.size() == 3);
+    CHECK(metrics[0].no_data == serin::api::NoDataPolicy::kHold);
+    CHECK(metrics[0].error_limit == 3);
+    CHECK_FALSE(metrics[0].judge);
+    REQUIRE(metrics[1].judge);
+    const auto& j = *metrics[1].judge;
+    CHECK(j.direction == "increase");
+    CHECK(j.tolerance == 0.1);
+    CHECK(j.confidence == 0.95);
+    CHECK(j.effect_size.measure == "cles");
+    CHECK(j.effect_size.allowed_increase == 0.7);
+    CHECK_FALSE(j.effect_size.allowed_decrease);
+    CHECK(j.critical);
+    CHECK(j.must_have_data);
+    CHECK(j.remove_outliers);
+    CHECK(j.step == std::chrono::milliseconds{5000});
+    CHECK(metrics[1].no_data == serin::api::NoDataPolicy::kFail);  // Flagger's default
+    CHECK(metrics[1].error_limit == 0);
+    REQUIRE(metrics[2].judge);
+    CHECK(metrics[2].judge->direction == "either");
+    CHECK(metrics[2].judge->tolerance == 0.25);
+    CHECK(metrics[2].judge->confidence == 0.98);
+    CHECK(c->spec.analysis->judge.pass == 90);
+    CHECK(c->spec.analysis->judge.marginal == 40);
+
+    CHECK(canary_error("/spec/analysis/metrics", yaml("[{name: m, query: q, noData: maybe}]")) ==
+          "spec.analysis.metrics[0].noData: \"maybe\" is not one of fail, pass, hold");
+    CHECK(canary_error("/spec/analysis/metrics", yaml("[{name: m, query: q, errorLimit: -1}]")) ==
+          "spec.analysis.metrics[0].errorLimit: -1 is negative");
+    CHECK(canary_error("/spec/analysis/metrics",
+                       yaml("[{name: m, query: q, judge: {confidence: 1.5}}]")) ==
+          "spec.analysis.metrics[0].judge.confidence: 1.5 is not in (0, 1)");
+    CHECK(canary_error("/spec/analysis/metrics",
+                       yaml("[{name: m, query: q, judge: {direction: up}}]")) ==
+          "spec.analysis.metrics[0].judge.direction: \"up\" is not one of either, increase, "
+          "decrease");
+    CHECK(canary_error("/spec/analysis/judge", yaml("{pass: 50, marginal: 60}")) ==
+          "spec.analysis.judge.marginal: 60.0 is not below pass (50.0)");
+}
+
 TEST_CASE("negative and out-of-range weights are rejected") {
     CHECK(canary_error("/spec/analysis/stepWeight", -5) ==
           "spec.analysis.stepWeight: -5 must not be negative");

@@ -53,3 +53,34 @@ TEST_CASE("errors say what was wrong") {
     CHECK(message(R"({"status":"success","data":{"resultType":"string","result":[1,"hi"]}})") ==
           "Prometheus result type \"string\" is not a vector or scalar");
 }
+
+TEST_CASE("a range answer is its one series' samples in order, without NaN and infinities") {
+    auto v = serin::metrics::parse_range_response(
+        R"({"status":"success","data":{"resultType":"matrix","result":[
+        {"metric":{},"values":[[1,"1.5"],[2,"NaN"],[3,"2.5"],[4,"+Inf"],[5,"3"]]}]}})");
+    REQUIRE(v.has_value());
+    CHECK(*v == std::vector<double>{1.5, 2.5, 3});
+
+    auto empty = serin::metrics::parse_range_response(
+        R"({"status":"success","data":{"resultType":"matrix","result":[]}})");
+    REQUIRE(empty.has_value());
+    CHECK(empty->empty());
+}
+
+TEST_CASE("a range answer with two series, a vector or an error is an error naming it") {
+    auto two = serin::metrics::parse_range_response(
+        R"({"status":"success","data":{"resultType":"matrix","result":[
+        {"metric":{"pod":"a"},"values":[[1,"1"]]},{"metric":{"pod":"b"},"values":[[1,"2"]]}]}})");
+    REQUIRE_FALSE(two.has_value());
+    CHECK(two.error().message.find("range query returned 2 series") == 0);
+
+    auto vector = serin::metrics::parse_range_response(
+        R"({"status":"success","data":{"resultType":"vector","result":[]}})");
+    REQUIRE_FALSE(vector.has_value());
+    CHECK(vector.error().message == "Prometheus range result type \"vector\" is not a matrix");
+
+    auto bad = serin::metrics::parse_range_response(
+        R"({"status":"error","errorType":"bad_data","error":"parse error"})");
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().message == "Prometheus query error: bad_data: parse error");
+}

@@ -5,6 +5,7 @@
 #include "analysis/release.hpp"
 #include "controller/core/time_format.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
@@ -1354,6 +1355,151 @@ TEST_CASE("a metric that fails, has no data or errors counts one failed check") 
     w.reconcile();
     CHECK(w.routes == split(80, 20));
     CHECK(w.canary.status.failed_checks == 1);  // failed checks are not forgiven
+}
+
+// ---- Serin's no-data policy and error limit ---------------------------------------------------
+
+namespace {
+
+MetricResult no_data(const std::string& name) {
+    MetricResult m;
+    m.name = name;
+    m.verdict = Verdict::kNoData;
+    m.message = "Halt advancement no values found for metric " + name;
+    return m;
+}
+
+MetricResult query_error(const std::string& name) {
+    MetricResult m;
+    m.name = name;
+    m.verdict = Verdict::kError;
+    m.message = "Prometheus query failed: connection refused";
+    return m;
+}
+
+bool contains(const std::vector<std::string>& texts, std::string_view part) {
+    return std::any_of(texts.begin(), texts.end(),
+                       [&](const std::string& t) { return t.find(part) != std::string::npos; });
+}
+
+}  // namespace
+
+TEST_CASE("noData: pass lets a step without data advance, with an Event and no failed check") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {metric("request-success-rate")};
+    analysis.metrics[0].no_data = api::NoDataPolicy::kPass;
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(90, 10));
+
+    w.metric_answers = std::vector<MetricResult>{no_data("request-success-rate")};
+    Reconcile r = w.reconcile();
+    CHECK(r.status().failed_checks == 0);
+    CHECK(w.routes == split(80, 20));
+    CHECK(r.warnings().empty());
+    CHECK(contains(r.messages(), "(noData: pass"));
+}
+
+TEST_CASE("noData: hold keeps the weight without counting, and the release goes on with data") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {metric("request-success-rate")};
+    analysis.metrics[0].no_data = api::NoDataPolicy::kHold;
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(90, 10));
+
+    w.metric_answers = std::vector<MetricResult>{no_data("request-success-rate")};
+    for (int i = 0; i < 3; ++i) {
+        Reconcile r = w.reconcile();
+        CHECK(r.status().failed_checks == 0);
+        CHECK(r.routes.empty());
+        CHECK(contains(r.warnings(), "(noData: hold, the step waits)"));
+    }
+    CHECK(w.weight() == 10);
+    w.metric_answers.reset();
+    w.reconcile();
+    CHECK(w.routes == split(80, 20));
+}
+
+TEST_CASE("noData: fail (the default) counts a failed check, as in Flagger") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {metric("request-success-rate")};
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    w.metric_answers = std::vector<MetricResult>{no_data("request-success-rate")};
+    Reconcile r = w.reconcile();
+    CHECK(r.status().failed_checks == 1);
+    CHECK(w.weight() == 10);
+}
+
+TEST_CASE("errorLimit: errors hold the step until the limit, then count; a good step resets") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {metric("request-success-rate"), metric("request-duration")};
+    analysis.metrics[0].error_limit = 2;
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(90, 10));
+
+    w.metric_answers = std::vector<MetricResult>{query_error("request-success-rate"),
+                                                 MetricResult{"request-duration", Verdict::kPass,
+                                                              10.0, ""}};
+    Reconcile first = w.reconcile();
+    CHECK(first.status().errored_checks == 1);
+    CHECK(first.status().failed_checks == 0);
+    CHECK(contains(first.warnings(), "(error 1 of 2 allowed by errorLimit, the step waits)"));
+    Reconcile second = w.reconcile();
+    CHECK(second.status().errored_checks == 2);
+    CHECK(second.status().failed_checks == 0);
+    CHECK(w.weight() == 10);
+    Reconcile third = w.reconcile();
+    CHECK(third.status().errored_checks == 3);
+    CHECK(third.status().failed_checks == 1);
+    CHECK(contains(third.warnings(), "errorLimit 2 reached: counted as a failed check"));
+
+    w.metric_answers.reset();
+    Reconcile good = w.reconcile();
+    CHECK(good.status().errored_checks == 0);
+    CHECK(w.routes == split(80, 20));
+    CHECK(good.status().failed_checks == 1);  // the counted error is not forgiven
+}
+
+TEST_CASE("errorLimit 0 (the default): an error is a failed check, and a fail always counts") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {metric("request-success-rate"), metric("request-duration")};
+    analysis.metrics[1].error_limit = 5;
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    w.metric_answers = std::vector<MetricResult>{
+        query_error("request-success-rate"), query_error("request-duration")};
+    Reconcile r = w.reconcile();
+    CHECK(r.status().failed_checks == 1);  // metric 0 has no limit
+    w.metric_answers = std::vector<MetricResult>{
+        MetricResult{"request-success-rate", Verdict::kFail, 42.0, "too low"},
+        query_error("request-duration")};
+    Reconcile fail = w.reconcile();
+    CHECK(fail.status().failed_checks == 2);
+}
+
+TEST_CASE("validate: a metric asking for the statistical judge is refused, naming the field") {
+    auto analysis = weighted(10, 50);
+    api::CanaryMetric latency;
+    latency.name = "request-duration";
+    latency.judge = api::MetricJudge{};
+    analysis.metrics = {latency};
+    auto refused = validate(make_canary(analysis).spec);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message.find("spec.analysis.metrics[0].judge: \"request-duration\"") ==
+          0);
 }
 
 // ---- pacing and providers
