@@ -6,7 +6,6 @@
 #include "analysis/providers/prometheus.hpp"
 #include "analysis/queries.hpp"
 #include "controller/canary/metric_checker.hpp"
-#include "controller/core/clock.hpp"
 #include "controller/kube/object_store.hpp"
 
 namespace serin::canary {
@@ -25,11 +24,10 @@ struct PrometheusCheckerOptions {
 class PrometheusMetricChecker final : public MetricChecker {
 public:
     /// `insecure`: the client for templates with insecureSkipVerify (TLS verification off);
-    /// without one such templates are errors. `clock`: for range queries (system clock when
-    /// null).
+    /// without one such templates are errors.
     PrometheusMetricChecker(http::HttpClient& http, PrometheusCheckerOptions options,
-                            http::HttpClient* insecure = nullptr, const Clock* clock = nullptr)
-        : client_(http), options_(std::move(options)), clock_(clock) {
+                            http::HttpClient* insecure = nullptr)
+        : client_(http), options_(std::move(options)) {
         if (insecure != nullptr) {
             insecure_client_.emplace(*insecure);
         }
@@ -59,7 +57,6 @@ private:
     metrics::PrometheusClient client_;
     std::optional<metrics::PrometheusClient> insecure_client_;
     PrometheusCheckerOptions options_;
-    const Clock* clock_ = nullptr;
     const kube::ObjectStore* store_ = nullptr;
 };
 
