@@ -883,7 +883,8 @@ Result<void> DevCluster::start_meshsim() {
     spec.log_file = work_dir_ / "logs" / "meshsim.log";
     mark_log(spec.log_file, "starting meshsim");
     spec.args = {"--kubeconfig=" + (work_dir_ / "kubeconfig-meshsim").string(),
-                 "--listen=127.0.0.1:0", "--port-file=" + port_file.string()};
+                 "--listen=127.0.0.1:0", "--port-file=" + port_file.string(),
+                 "--rate=" + std::to_string(options_.meshsim_rate)};
     auto process = Process::spawn(std::move(spec));
     if (!process) {
         return process.error();

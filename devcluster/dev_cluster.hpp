@@ -35,6 +35,9 @@ struct DevClusterOptions {
     /// scraping it every `scrape_interval`.
     bool start_meshsim = true;
     std::filesystem::path meshsim;  ///< empty: the serin-meshsim of this build
+    /// meshsim's --rate: requests per second per apex Service. Benchmarks with a thousand apexes
+    /// lower it, so that meshsim's histograms cost little CPU beside what they measure.
+    double meshsim_rate = 50;
     bool start_prometheus = true;   ///< needs start_meshsim
     std::filesystem::path prometheus = "prometheus";  ///< a path, or a name looked up in $PATH
     std::string scrape_interval = "1s";
