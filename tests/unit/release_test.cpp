@@ -1377,6 +1377,14 @@ MetricResult query_error(const std::string& name) {
     return m;
 }
 
+/// Initializes the world, releases rev-2 and takes the first step (10% to the canary).
+void start_release(World& w) {
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    REQUIRE(w.routes == split(90, 10));
+}
+
 bool contains(const std::vector<std::string>& texts, std::string_view part) {
     return std::any_of(texts.begin(), texts.end(),
                        [&](const std::string& t) { return t.find(part) != std::string::npos; });
@@ -1389,10 +1397,7 @@ TEST_CASE("noData: pass lets a step without data advance, with an Event and no f
     analysis.metrics = {metric("request-success-rate")};
     analysis.metrics[0].no_data = api::NoDataPolicy::kPass;
     World w(make_canary(analysis));
-    w.init();
-    w.release("rev-2");
-    w.reconcile();
-    REQUIRE(w.routes == split(90, 10));
+    start_release(w);
 
     w.metric_answers = std::vector<MetricResult>{no_data("request-success-rate")};
     Reconcile r = w.reconcile();
@@ -1407,10 +1412,7 @@ TEST_CASE("noData: hold keeps the weight without counting, and the release goes 
     analysis.metrics = {metric("request-success-rate")};
     analysis.metrics[0].no_data = api::NoDataPolicy::kHold;
     World w(make_canary(analysis));
-    w.init();
-    w.release("rev-2");
-    w.reconcile();
-    REQUIRE(w.routes == split(90, 10));
+    start_release(w);
 
     w.metric_answers = std::vector<MetricResult>{no_data("request-success-rate")};
     for (int i = 0; i < 3; ++i) {
@@ -1429,9 +1431,7 @@ TEST_CASE("noData: fail (the default) counts a failed check, as in Flagger") {
     auto analysis = weighted(10, 50);
     analysis.metrics = {metric("request-success-rate")};
     World w(make_canary(analysis));
-    w.init();
-    w.release("rev-2");
-    w.reconcile();
+    start_release(w);
     w.metric_answers = std::vector<MetricResult>{no_data("request-success-rate")};
     Reconcile r = w.reconcile();
     CHECK(r.status().failed_checks == 1);
@@ -1443,10 +1443,7 @@ TEST_CASE("errorLimit: errors hold the step until the limit, then count; a good 
     analysis.metrics = {metric("request-success-rate"), metric("request-duration")};
     analysis.metrics[0].error_limit = 2;
     World w(make_canary(analysis));
-    w.init();
-    w.release("rev-2");
-    w.reconcile();
-    REQUIRE(w.routes == split(90, 10));
+    start_release(w);
 
     w.metric_answers = std::vector<MetricResult>{query_error("request-success-rate"),
                                                  MetricResult{"request-duration", Verdict::kPass,
@@ -1476,9 +1473,7 @@ TEST_CASE("errorLimit 0 (the default): an error is a failed check, and a fail al
     analysis.metrics = {metric("request-success-rate"), metric("request-duration")};
     analysis.metrics[1].error_limit = 5;
     World w(make_canary(analysis));
-    w.init();
-    w.release("rev-2");
-    w.reconcile();
+    start_release(w);
     w.metric_answers = std::vector<MetricResult>{
         query_error("request-success-rate"), query_error("request-duration")};
     Reconcile r = w.reconcile();
