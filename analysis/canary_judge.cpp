@@ -397,7 +397,9 @@ Score score(std::span<const NamedClassification> metrics, double pass_threshold,
     }
 
     Summary summary = Summary::kFail;
-    if (value >= pass_threshold) {
+    if (!critical_failures.empty()) {
+        summary = Summary::kFail;  // whatever the thresholds: a critical metric failed
+    } else if (value >= pass_threshold) {
         summary = Summary::kPass;
     } else if (value > marginal_threshold) {
         summary = Summary::kMarginal;

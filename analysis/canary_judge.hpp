@@ -135,7 +135,8 @@ struct Score {
 /// and Error are not counted). The score is forced to 0 when a metric has `critical` set and is
 /// not Pass, or when at least half the metrics are Nodata. Summary: score ≥ pass_threshold →
 /// kPass; else score > marginal_threshold → kMarginal; else kFail (at the marginal threshold is
-/// a Fail, as Kayenta's interval check stops there). Thresholds are on the same 0-100 scale.
+/// a Fail, as Kayenta's interval check stops there); a failed critical metric is always kFail.
+/// Thresholds are on the same 0-100 scale.
 Score score(std::span<const NamedClassification> metrics, double pass_threshold,
             double marginal_threshold);
 

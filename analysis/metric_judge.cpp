@@ -55,7 +55,7 @@ std::string go_duration(long long ms) {
 MetricResult judge_metric(const api::Canary& canary, const api::CanaryMetric& metric,
                           MetricSource source, Observer observer, std::optional<double> value) {
     const std::string id = canary.metadata.name + "." + canary.metadata.ns;
-    MetricResult result{metric.name, Verdict::kPass, value, {}};
+    MetricResult result{metric.name, Verdict::kPass, value, {}, std::nullopt};
     if (!value) {
         result.verdict = Verdict::kNoData;
         switch (source) {
@@ -135,6 +135,24 @@ MetricResult judge_metric(const api::Canary& canary, const api::CanaryMetric& me
             return result;
     }
     return result;
+}
+
+judge::MetricConfig judge_config(const api::MetricJudge& j) {
+    judge::MetricConfig config;
+    config.direction = judge::parse_direction(j.direction).value_or(judge::Direction::kEither);
+    config.tolerance = j.tolerance;
+    config.confidence = j.confidence;
+    config.measure =
+        judge::parse_effect_measure(j.effect_size.measure).value_or(judge::EffectMeasure::kMeanRatio);
+    config.allowed_increase = j.effect_size.allowed_increase;
+    config.allowed_decrease = j.effect_size.allowed_decrease;
+    config.critical_increase = j.effect_size.critical_increase;
+    config.critical_decrease = j.effect_size.critical_decrease;
+    config.critical = j.critical;
+    config.must_have_data = j.must_have_data;
+    config.remove_outliers = j.remove_outliers;
+    config.outlier_factor = j.outlier_factor;
+    return config;
 }
 
 }  // namespace serin::analysis

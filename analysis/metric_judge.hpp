@@ -18,6 +18,9 @@ enum class MetricSource { kBuiltinSuccessRate, kBuiltinDuration, kInlineQuery, k
 MetricResult judge_metric(const api::Canary& canary, const api::CanaryMetric& metric,
                           MetricSource source, Observer observer, std::optional<double> value);
 
+/// The statistical judge's settings of a metric's `judge` field.
+judge::MetricConfig judge_config(const api::MetricJudge& judge);
+
 /// A duration of `ms` milliseconds as Go prints it: 500ms, 1.5s, 2m0s.
 std::string go_duration(long long ms);
 

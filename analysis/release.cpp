@@ -537,8 +537,8 @@ private:
 
     /// The metric checks of one step (spec order). A fail is a failed check, as in Flagger. No
     /// data is what the metric's `noData` says. An error is a failed check, unless the metric has
-    /// an `errorLimit` not yet used up: then the step holds. False when the step must not
-    /// advance.
+    /// an `errorLimit` not yet used up: then the step holds. Judged metrics are scored together
+    /// after the others. False when the step must not advance.
     bool judge_metrics(const std::vector<MetricResult>& results) {
         const auto spec_of = [this](std::size_t i) -> const api::CanaryMetric* {
             return i < analysis_.metrics.size() ? &analysis_.metrics[i] : nullptr;
@@ -561,9 +561,25 @@ private:
             return false;
         };
         bool hold = false;
+        std::vector<judge::NamedClassification> judged;
         for (std::size_t i = 0; i < results.size(); ++i) {
             const MetricResult& m = results[i];
             const api::CanaryMetric* spec = spec_of(i);
+            if (m.judged) {
+                // A judged metric without data follows its noData policy too; with the
+                // default (fail) it stays in the score, where Kayenta's rules weigh it.
+                const auto policy = spec != nullptr ? spec->no_data : api::NoDataPolicy::kFail;
+                if (m.judged->label == judge::Label::kNodata && policy != api::NoDataPolicy::kFail) {
+                    const bool pass = policy == api::NoDataPolicy::kPass;
+                    event(m.message + (pass ? " (noData: pass, left out of the score)"
+                                            : " (noData: hold, the step waits)"),
+                          !pass);
+                    hold = hold || !pass;
+                    continue;
+                }
+                judged.push_back(judge::NamedClassification{m.name, *m.judged});
+                continue;
+            }
             switch (m.verdict) {
             case Verdict::kPass:
                 break;
@@ -600,7 +616,67 @@ private:
             }
             }
         }
+        if (!judged.empty() && !score_judged(judged)) {
+            return false;
+        }
         return !hold;
+    }
+
+    /// Scores the judged metrics (field-notes §3.4) into status.judge. Below `judge.pass` is one
+    /// failed check; a critical failure, or a score at or below `judge.marginal`, rolls back.
+    bool score_judged(const std::vector<judge::NamedClassification>& judged) {
+        const double marginal = analysis_.judge.marginal.value_or(-1);
+        const judge::Score score = judge::score(judged, analysis_.judge.pass, marginal);
+        api::JudgeStatus report;
+        report.score = score.score;
+        report.result = std::string(judge::to_string(score.summary));
+        report.reason = score.reason;
+        report.last_update_time = now_;
+        for (const auto& j : judged) {
+            api::JudgedMetricStatus m;
+            m.name = j.name;
+            m.classification = std::string(judge::to_string(j.result.label));
+            if (std::isfinite(j.result.ratio)) {
+                m.ratio = j.result.ratio;
+            }
+            m.canary_samples = static_cast<std::int32_t>(j.result.canary_count);
+            m.primary_samples = static_cast<std::int32_t>(j.result.primary_count);
+            report.metrics.push_back(std::move(m));
+        }
+        status_.judge = report;
+        std::string verdicts;
+        for (const auto& j : judged) {
+            verdicts += (verdicts.empty() ? "" : ", ") + j.name + " " +
+                        std::string(judge::to_string(j.result.label));
+            if (std::isfinite(j.result.ratio)) {
+                verdicts += fmt::format(" (ratio {:.2f}, {} vs {} samples)", j.result.ratio,
+                                        j.result.canary_count, j.result.primary_count);
+            }
+        }
+        const std::string text =
+            fmt::format("Judge score {:.2f} ({}) for {}: {}{}", score.score, report.result,
+                        canary_id(), verdicts, score.reason.empty() ? "" : "; " + score.reason);
+        const bool critical = std::any_of(judged.begin(), judged.end(), [](const auto& j) {
+            return j.result.critical && j.result.label != judge::Label::kPass;
+        });
+        if (score.summary == judge::Summary::kPass) {
+            event(text);
+            return true;
+        }
+        if (critical || score.summary == judge::Summary::kFail) {
+            warn(text);
+            warn("Rolling back " + canary_id() + " " +
+                 (critical ? std::string("a critical metric failed")
+                           : fmt::format("judge score {:.2f} at or below marginal {:g}",
+                                         score.score, marginal)));
+            alert(Severity::kError, text);
+            rollback();
+            return false;
+        }
+        status_.failed_checks += 1;
+        warn(fmt::format("Halt {} advancement {} (below pass {:g})", canary_id(), text,
+                         analysis_.judge.pass));
+        return false;
     }
 
     /// §2.7: true when every confirm-promotion hook approves.
@@ -904,11 +980,18 @@ Result<void> validate(const api::CanarySpec& spec) {
                                     "and has neither templateRef nor query",
                                     i, m.name));
         }
-        if (m.judge) {
+        if (m.judge && (m.threshold_range || m.threshold)) {
             return fail(ErrorKind::kInvalid,
-                        fmt::format("spec.analysis.metrics[{}].judge: \"{}\" asks for the "
-                                    "statistical judge, which this build of Serin does not "
-                                    "have yet; remove judge to use thresholds",
+                        fmt::format("spec.analysis.metrics[{}].judge: \"{}\" has thresholds too; "
+                                    "a judged metric is compared with the primary, so write its "
+                                    "thresholds as a second metric",
+                                    i, m.name));
+        }
+        if (m.judge && !m.template_ref && !m.query.empty()) {
+            return fail(ErrorKind::kInvalid,
+                        fmt::format("spec.analysis.metrics[{}].judge: \"{}\" uses an inline "
+                                    "query, which cannot be rendered for the primary; use a "
+                                    "builtin metric or a templateRef with {{{{ target }}}}",
                                     i, m.name));
         }
     }

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "analysis/canary_judge.hpp"
 #include "controller/core/clock.hpp"
 #include "crds/api/canary.hpp"
 
@@ -68,6 +69,9 @@ struct MetricResult {
     std::optional<double> value;
     /// For a fail, no-data or error: the Warning event's text (Flagger's wording).
     std::string message;
+    /// For a metric with a `judge`: how its canary series compares with the primary's. The
+    /// judged metrics of a step are scored together; `verdict` is then not used.
+    std::optional<judge::Classification> judged;
 };
 
 // ---- what the reconciler saw -----------------------------------------------------------------

@@ -236,7 +236,7 @@ int main(int argc, char** argv) {
     }
     serin::canary::PrometheusMetricChecker metrics(
         **prometheus_http, serin::canary::PrometheusCheckerOptions{f.mesh_provider, f.metrics_server},
-        prometheus_insecure->get());
+        prometheus_insecure->get(), &clock);
 
     serin::canary::ControllerOptions options;
     options.ns = f.ns;

@@ -33,7 +33,7 @@ public:
                     metric.name, analysis::Verdict::kError, std::nullopt,
                     "Metric query failed for " + metric.name +
                         ": this build of Serin has no metrics provider (Prometheus analysis is "
-                        "not implemented yet)"});
+                        "not implemented yet)", std::nullopt});
             }
         }
         co_return results;

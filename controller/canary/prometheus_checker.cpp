@@ -16,7 +16,7 @@ using analysis::Verdict;
 namespace {
 
 MetricResult error(const std::string& name, std::string message) {
-    return MetricResult{name, Verdict::kError, std::nullopt, std::move(message)};
+    return MetricResult{name, Verdict::kError, std::nullopt, std::move(message), std::nullopt};
 }
 
 /// A key of a Secret's data, decoded; "" when absent.
@@ -31,7 +31,11 @@ asio::awaitable<std::vector<MetricResult>> PrometheusMetricChecker::check(api::C
     std::vector<MetricResult> results;
     if (canary.spec.analysis) {
         for (const api::CanaryMetric& metric : canary.spec.analysis->metrics) {
-            results.push_back(co_await check_one(canary, metric));
+            if (metric.judge) {
+                results.push_back(co_await check_judged(canary, metric));
+            } else {
+                results.push_back(co_await check_one(canary, metric));
+            }
         }
     }
     co_return results;
@@ -154,6 +158,53 @@ asio::awaitable<MetricResult> PrometheusMetricChecker::check_one(const api::Cana
     co_return analysis::judge_metric(canary, metric, prepared->source,
                                      analysis::observer_for(options_.mesh_provider, canary.spec),
                                      scaled);
+}
+
+asio::awaitable<MetricResult> PrometheusMetricChecker::check_judged(
+    const api::Canary& canary, const api::CanaryMetric& metric) {
+    const analysis::TemplateVars canary_vars = analysis::template_vars(canary, metric);
+    // The primary's series is the same query about the primary workload: only `target` names
+    // it (the builtin queries and templates select workloads by {{ target }}).
+    analysis::TemplateVars primary_vars = canary_vars;
+    primary_vars.target += "-primary";
+    auto canary_query = prepare(canary, metric, canary_vars);
+    auto primary_query = prepare(canary, metric, primary_vars);
+    if (!canary_query || !primary_query) {
+        co_return error(metric.name, (!canary_query ? canary_query : primary_query).error().message);
+    }
+    const auto end = clock_ != nullptr ? clock_->system_now() : std::chrono::system_clock::now();
+    const auto window = metric.interval_duration;
+    const auto step = metric.judge->step.count() > 0
+                          ? metric.judge->step
+                          : std::max(std::chrono::milliseconds{1000}, window / 60);
+    auto canary_series =
+        co_await client_for(*canary_query).query_range(canary_query->query, end - window, end, step);
+    if (!canary_series) {
+        co_return error(metric.name, "Metric query failed for " + metric.name + " (canary): " +
+                                         canary_series.error().message);
+    }
+    auto primary_series = co_await client_for(*primary_query)
+                              .query_range(primary_query->query, end - window, end, step);
+    if (!primary_series) {
+        co_return error(metric.name, "Metric query failed for " + metric.name + " (primary): " +
+                                         primary_series.error().message);
+    }
+    for (double& v : *canary_series) {
+        v *= canary_query->scale;
+    }
+    for (double& v : *primary_series) {
+        v *= primary_query->scale;
+    }
+    MetricResult result;
+    result.name = metric.name;
+    result.judged = analysis::judge::classify(std::move(*canary_series), std::move(*primary_series),
+                                              analysis::judge_config(*metric.judge));
+    result.verdict = result.judged->label == analysis::judge::Label::kPass ? Verdict::kPass
+                                                                            : Verdict::kFail;
+    result.message = "Metric " + metric.name + " judged " +
+                     std::string(analysis::judge::to_string(result.judged->label)) + ": " +
+                     result.judged->reason;
+    co_return result;
 }
 
 }  // namespace serin::canary

@@ -6,6 +6,7 @@
 #include "analysis/providers/prometheus.hpp"
 #include "analysis/queries.hpp"
 #include "controller/canary/metric_checker.hpp"
+#include "controller/core/clock.hpp"
 #include "controller/kube/object_store.hpp"
 
 namespace serin::canary {
@@ -19,15 +20,18 @@ struct PrometheusCheckerOptions {
 /// request-duration with the observer's queries at spec.metricsServer (else -metrics-server);
 /// inline `query`s there too; `templateRef`s with the MetricTemplate's address, headers, secret
 /// (token, else username and password) and insecureSkipVerify. Each value is judged by
-/// judge_metric. Templates and secrets are read from the informer caches of `store` (given by
-/// use_store once the controller has one).
+/// judge_metric. A metric with a `judge` is instead queried over its interval twice, for the
+/// canary and (with `target` set to the primary's name) for the primary, and the two series are
+/// classified by judge::classify. Templates and secrets are read from the informer caches of
+/// `store` (given by use_store once the controller has one).
 class PrometheusMetricChecker final : public MetricChecker {
 public:
     /// `insecure`: the client for templates with insecureSkipVerify (TLS verification off);
-    /// without one such templates are errors.
+    /// without one such templates are errors. `clock`: the end of judged windows (system clock
+    /// when null).
     PrometheusMetricChecker(http::HttpClient& http, PrometheusCheckerOptions options,
-                            http::HttpClient* insecure = nullptr)
-        : client_(http), options_(std::move(options)) {
+                            http::HttpClient* insecure = nullptr, const Clock* clock = nullptr)
+        : client_(http), options_(std::move(options)), clock_(clock) {
         if (insecure != nullptr) {
             insecure_client_.emplace(*insecure);
         }
@@ -49,6 +53,8 @@ private:
 
     boost::asio::awaitable<analysis::MetricResult> check_one(const api::Canary& canary,
                                                              const api::CanaryMetric& metric);
+    boost::asio::awaitable<analysis::MetricResult> check_judged(const api::Canary& canary,
+                                                                const api::CanaryMetric& metric);
     /// The query of `metric` rendered with `vars`; errors carry the full Warning text.
     Result<Prepared> prepare(const api::Canary& canary, const api::CanaryMetric& metric,
                              const analysis::TemplateVars& vars) const;
@@ -58,6 +64,7 @@ private:
     std::optional<metrics::PrometheusClient> insecure_client_;
     PrometheusCheckerOptions options_;
     const kube::ObjectStore* store_ = nullptr;
+    const Clock* clock_ = nullptr;
 };
 
 }  // namespace serin::canary

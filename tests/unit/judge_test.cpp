@@ -328,6 +328,8 @@ TEST_CASE("a classified critical High fails the canary through score") {
     CHECK(s.score == 0.0);
     CHECK(s.summary == Summary::kFail);
     CHECK_THAT(s.reason, Catch::StartsWith("Canary Failed: latency High"));
+    // Without a marginal threshold a score of 0 would be Marginal; a critical failure is a Fail.
+    CHECK(score(metrics, 95, -1).summary == Summary::kFail);
 }
 
 TEST_CASE("2 of 3 passing metrics score 66.67, Marginal at pass 95 / marginal 50") {

@@ -23,7 +23,7 @@ serin::api::CanaryMetric metric(const std::string& name, std::optional<double> m
     return m;
 }
 
-MetricResult judge(const serin::api::CanaryMetric& m, MetricSource source, std::optional<double> v) {
+MetricResult judged(const serin::api::CanaryMetric& m, MetricSource source, std::optional<double> v) {
     return judge_metric(canary(), m, source, Observer::kIstio, v);
 }
 
@@ -31,19 +31,19 @@ MetricResult judge(const serin::api::CanaryMetric& m, MetricSource source, std::
 
 TEST_CASE("success rate below its minimum fails with Flagger's message") {
     const auto m = metric("request-success-rate", 99, std::nullopt);
-    CHECK(judge(m, MetricSource::kBuiltinSuccessRate, 99.5).verdict == Verdict::kPass);
-    const MetricResult low = judge(m, MetricSource::kBuiltinSuccessRate, 80.004);
+    CHECK(judged(m, MetricSource::kBuiltinSuccessRate, 99.5).verdict == Verdict::kPass);
+    const MetricResult low = judged(m, MetricSource::kBuiltinSuccessRate, 80.004);
     CHECK(low.verdict == Verdict::kFail);
     CHECK(low.message == "Halt podinfo.test advancement success rate 80.00% < 99%");
     const auto capped = metric("request-success-rate", std::nullopt, 99.9);
-    CHECK(judge(capped, MetricSource::kBuiltinSuccessRate, 100).message ==
+    CHECK(judged(capped, MetricSource::kBuiltinSuccessRate, 100).message ==
           "Halt podinfo.test advancement success rate 100.00% > 99.9%");
 }
 
 TEST_CASE("request duration is whole milliseconds, shown as a Go duration") {
     const auto m = metric("request-duration", std::nullopt, 500);
-    CHECK(judge(m, MetricSource::kBuiltinDuration, 500.9).verdict == Verdict::kPass);  // truncated
-    const MetricResult slow = judge(m, MetricSource::kBuiltinDuration, 1250.7);
+    CHECK(judged(m, MetricSource::kBuiltinDuration, 500.9).verdict == Verdict::kPass);  // truncated
+    const MetricResult slow = judged(m, MetricSource::kBuiltinDuration, 1250.7);
     CHECK(slow.verdict == Verdict::kFail);
     CHECK(slow.value == 1250);
     CHECK(slow.message == "Halt podinfo.test advancement request duration 1.25s > 500ms");
@@ -53,30 +53,30 @@ TEST_CASE("the deprecated threshold: a floor for success rate, a ceiling for the
     serin::api::CanaryMetric rate;
     rate.name = "request-success-rate";
     rate.threshold = 99;
-    CHECK(judge(rate, MetricSource::kBuiltinSuccessRate, 98).verdict == Verdict::kFail);
+    CHECK(judged(rate, MetricSource::kBuiltinSuccessRate, 98).verdict == Verdict::kFail);
     serin::api::CanaryMetric custom;
     custom.name = "errors";
     custom.threshold = 5;
-    CHECK(judge(custom, MetricSource::kTemplate, 4).verdict == Verdict::kPass);
-    CHECK(judge(custom, MetricSource::kTemplate, 6).message ==
+    CHECK(judged(custom, MetricSource::kTemplate, 4).verdict == Verdict::kPass);
+    CHECK(judged(custom, MetricSource::kTemplate, 6).message ==
           "Halt podinfo.test advancement errors 6.00 > 5");
 }
 
 TEST_CASE("custom metrics outside their range fail; no data is not a value") {
     const auto m = metric("queue-depth", 1, 10);
-    CHECK(judge(m, MetricSource::kTemplate, 0.5).message ==
+    CHECK(judged(m, MetricSource::kTemplate, 0.5).message ==
           "Halt podinfo.test advancement queue-depth 0.50 < 1");
-    CHECK(judge(m, MetricSource::kInlineQuery, 12).message ==
+    CHECK(judged(m, MetricSource::kInlineQuery, 12).message ==
           "Halt podinfo.test advancement queue-depth 12.00 > 10");
-    const MetricResult none = judge(m, MetricSource::kTemplate, std::nullopt);
+    const MetricResult none = judged(m, MetricSource::kTemplate, std::nullopt);
     CHECK(none.verdict == Verdict::kNoData);
     CHECK(none.message == "Halt advancement no values found for custom metric: queue-depth");
-    CHECK(judge(metric("request-success-rate", 99, std::nullopt), MetricSource::kBuiltinSuccessRate,
+    CHECK(judged(metric("request-success-rate", 99, std::nullopt), MetricSource::kBuiltinSuccessRate,
                 std::nullopt)
               .message ==
           "Halt advancement no values found for istio metric request-success-rate probably "
           "podinfo.test is not receiving traffic");
-    CHECK(judge(m, MetricSource::kInlineQuery, std::nullopt).message ==
+    CHECK(judged(m, MetricSource::kInlineQuery, std::nullopt).message ==
           "Halt advancement no values found for metric: queue-depth");
 }
 

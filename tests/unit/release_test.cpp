@@ -300,7 +300,7 @@ private:
         }
         std::vector<MetricResult> out;
         for (const auto& m : canary.spec.analysis->metrics) {
-            out.push_back(MetricResult{m.name, Verdict::kPass, 100.0, ""});
+            out.push_back(MetricResult{m.name, Verdict::kPass, 100.0, "", std::nullopt});
         }
         return out;
     }
@@ -458,7 +458,7 @@ TEST_CASE("rollback when failed checks reach the threshold") {
     const std::string halt =
         "Halt advancement podinfo-canary.default request-success-rate 42.00 < 99";
     w.metric_answers =
-        std::vector<MetricResult>{MetricResult{"request-success-rate", Verdict::kFail, 42.0, halt}};
+        std::vector<MetricResult>{MetricResult{"request-success-rate", Verdict::kFail, 42.0, halt, std::nullopt}};
     w.init();
     w.release("rev-2");
 
@@ -733,7 +733,7 @@ TEST_CASE("a new revision mid-analysis restarts it with all traffic on the prima
     w.reconcile();
     REQUIRE(w.routes == split(90, 10));
     w.metric_answers = std::vector<MetricResult>{
-        MetricResult{"request-success-rate", Verdict::kFail, 50.0, "success rate too low"}};
+        MetricResult{"request-success-rate", Verdict::kFail, 50.0, "success rate too low", std::nullopt}};
     w.reconcile();
     REQUIRE(w.canary.status.failed_checks == 1);
 
@@ -1101,7 +1101,7 @@ TEST_CASE("confirm-promotion denied: WaitingPromotion while the analysis goes on
     SECTION("failed checks while WaitingPromotion still roll back at the threshold") {
         w.canary.spec.analysis->threshold = 1;
         w.metric_answers = std::vector<MetricResult>{
-            MetricResult{"request-success-rate", Verdict::kFail, 10.0, "success rate too low"}};
+            MetricResult{"request-success-rate", Verdict::kFail, 10.0, "success rate too low", std::nullopt}};
         w.reconcile();
         CHECK(w.canary.status.failed_checks == 1);
         w.reconcile();
@@ -1342,8 +1342,8 @@ TEST_CASE("a metric that fails, has no data or errors counts one failed check") 
     REQUIRE(w.routes == split(90, 10));
 
     w.metric_answers = std::vector<MetricResult>{
-        MetricResult{"request-success-rate", c.verdict, std::nullopt, c.message},
-        MetricResult{"request-duration", Verdict::kFail, 900.0, "request-duration too slow"}};
+        MetricResult{"request-success-rate", c.verdict, std::nullopt, c.message, std::nullopt},
+        MetricResult{"request-duration", Verdict::kFail, 900.0, "request-duration too slow", std::nullopt}};
     Reconcile r = w.reconcile();
     CHECK(r.metric_runs == 1);
     CHECK(r.status().failed_checks == 1);  // the first failure stops the checks
@@ -1447,7 +1447,7 @@ TEST_CASE("errorLimit: errors hold the step until the limit, then count; a good 
 
     w.metric_answers = std::vector<MetricResult>{query_error("request-success-rate"),
                                                  MetricResult{"request-duration", Verdict::kPass,
-                                                              10.0, ""}};
+                                                              10.0, "", std::nullopt}};
     Reconcile first = w.reconcile();
     CHECK(first.status().errored_checks == 1);
     CHECK(first.status().failed_checks == 0);
@@ -1479,22 +1479,201 @@ TEST_CASE("errorLimit 0 (the default): an error is a failed check, and a fail al
     Reconcile r = w.reconcile();
     CHECK(r.status().failed_checks == 1);  // metric 0 has no limit
     w.metric_answers = std::vector<MetricResult>{
-        MetricResult{"request-success-rate", Verdict::kFail, 42.0, "too low"},
+        MetricResult{"request-success-rate", Verdict::kFail, 42.0, "too low", std::nullopt},
         query_error("request-duration")};
     Reconcile fail = w.reconcile();
     CHECK(fail.status().failed_checks == 2);
 }
 
-TEST_CASE("validate: a metric asking for the statistical judge is refused, naming the field") {
+// ---- the statistical judge -------------------------------------------------------------------
+
+namespace {
+
+/// A metric judged against the primary (no thresholds, as validate() asks).
+api::CanaryMetric judged_metric(std::string name, bool critical = false) {
+    api::CanaryMetric m;
+    m.name = std::move(name);
+    m.judge = api::MetricJudge{};
+    m.judge->critical = critical;
+    return m;
+}
+
+/// The checker's answer for a judged metric with `label` (ratio 1.3 for High, else 1).
+MetricResult judged_answer(const std::string& name, judge::Label label, bool critical = false) {
+    MetricResult m;
+    m.name = name;
+    m.verdict = label == judge::Label::kPass ? Verdict::kPass : Verdict::kFail;
+    m.message = "Metric " + name + " judged " + std::string(judge::to_string(label));
+    judge::Classification c;
+    c.label = label;
+    c.critical = critical && label != judge::Label::kPass;
+    if (label != judge::Label::kNodata) {
+        c.ratio = label == judge::Label::kHigh ? 1.3 : 1.0;
+        c.canary_count = 30;
+        c.primary_count = 31;
+    }
+    m.judged = c;
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("judge: a passing score advances the step, with the score in status.judge and an Event") {
     auto analysis = weighted(10, 50);
-    api::CanaryMetric latency;
-    latency.name = "request-duration";
-    latency.judge = api::MetricJudge{};
-    analysis.metrics = {latency};
-    auto refused = validate(make_canary(analysis).spec);
-    REQUIRE_FALSE(refused);
-    CHECK(refused.error().message.find("spec.analysis.metrics[0].judge: \"request-duration\"") ==
-          0);
+    analysis.metrics = {metric("request-success-rate"), judged_metric("latency")};
+    World w(make_canary(analysis));
+    start_release(w);
+
+    w.metric_answers = std::vector<MetricResult>{
+        MetricResult{"request-success-rate", Verdict::kPass, 100.0, "", std::nullopt},
+        judged_answer("latency", judge::Label::kPass)};
+    Reconcile r = w.reconcile();
+    CHECK(w.routes == split(80, 20));
+    CHECK(r.warnings().empty());
+    CHECK(contains(r.messages(),
+                   "Judge score 100.00 (Pass) for podinfo.default: latency Pass (ratio 1.00, 30 "
+                   "vs 31 samples)"));
+    REQUIRE(r.status().judge.has_value());
+    const api::JudgeStatus& report = *r.status().judge;
+    CHECK(report.score == 100);
+    CHECK(report.result == "Pass");
+    REQUIRE(report.metrics.size() == 1);
+    CHECK(report.metrics[0].name == "latency");
+    CHECK(report.metrics[0].classification == "Pass");
+    CHECK(report.metrics[0].canary_samples == 30);
+    CHECK(report.metrics[0].primary_samples == 31);
+}
+
+TEST_CASE("judge: a score below pass counts one failed check and holds the weight") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {judged_metric("latency"), judged_metric("errors")};
+    World w(make_canary(analysis));
+    start_release(w);
+
+    w.metric_answers = std::vector<MetricResult>{judged_answer("latency", judge::Label::kHigh),
+                                                 judged_answer("errors", judge::Label::kPass)};
+    Reconcile r = w.reconcile();
+    CHECK(w.weight() == 10);
+    CHECK(r.status().failed_checks == 1);
+    CHECK(w.phase() == "Progressing");
+    CHECK(contains(r.warnings(), "Halt podinfo.default advancement Judge score 50.00 (Marginal)"));
+    CHECK(contains(r.warnings(), "latency High (ratio 1.30, 30 vs 31 samples)"));
+    CHECK(contains(r.warnings(), "(below pass 95)"));
+    REQUIRE(r.status().judge.has_value());
+    CHECK(r.status().judge->score == 50);
+    CHECK(r.status().judge->result == "Marginal");
+
+    // A lower pass threshold lets the same verdicts through.
+    auto lenient = analysis;
+    lenient.judge.pass = 50;
+    World l(make_canary(lenient));
+    start_release(l);
+    l.metric_answers = w.metric_answers;
+    l.reconcile();
+    CHECK(l.routes == split(80, 20));
+}
+
+TEST_CASE("judge: a critical metric that fails rolls back at once") {
+    auto analysis = weighted(10, 50);
+    analysis.threshold = 5;
+    analysis.metrics = {judged_metric("latency", true), judged_metric("errors")};
+    World w(make_canary(analysis));
+    start_release(w);
+
+    w.metric_answers =
+        std::vector<MetricResult>{judged_answer("latency", judge::Label::kHigh, true),
+                                  judged_answer("errors", judge::Label::kPass)};
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Failed");
+    CHECK(contains(r.warnings(), "Rolling back podinfo.default a critical metric failed"));
+    CHECK(r.routes == std::vector<Routes>{split(100, 0)});
+    REQUIRE(r.alerts.size() == 1);
+    CHECK(r.alerts[0].severity == Severity::kError);
+    REQUIRE(r.status().judge.has_value());
+    CHECK(r.status().judge->result == "Fail");
+}
+
+TEST_CASE("judge: a score at or below marginal rolls back at once") {
+    auto analysis = weighted(10, 50);
+    analysis.threshold = 5;
+    analysis.judge.marginal = 50;
+    analysis.metrics = {judged_metric("latency"), judged_metric("errors")};
+    World w(make_canary(analysis));
+    start_release(w);
+
+    w.metric_answers = std::vector<MetricResult>{judged_answer("latency", judge::Label::kHigh),
+                                                 judged_answer("errors", judge::Label::kPass)};
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Failed");
+    CHECK(contains(r.warnings(), "judge score 50.00 at or below marginal 50"));
+    CHECK(r.status().judge->result == "Fail");
+}
+
+TEST_CASE("judge: a judged metric without data follows its noData policy") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {judged_metric("latency")};
+    SECTION("hold: the step waits without a failed check, and nothing is scored") {
+        analysis.metrics[0].no_data = api::NoDataPolicy::kHold;
+        World w(make_canary(analysis));
+        start_release(w);
+        w.metric_answers = std::vector<MetricResult>{judged_answer("latency", judge::Label::kNodata)};
+        Reconcile r = w.reconcile();
+        CHECK(w.weight() == 10);
+        CHECK(r.status().failed_checks == 0);
+        CHECK(contains(r.warnings(), "(noData: hold, the step waits)"));
+        CHECK_FALSE(r.status().judge.has_value());
+    }
+    SECTION("pass: the metric is left out of the score and the step advances") {
+        analysis.metrics[0].no_data = api::NoDataPolicy::kPass;
+        World w(make_canary(analysis));
+        start_release(w);
+        w.metric_answers = std::vector<MetricResult>{judged_answer("latency", judge::Label::kNodata)};
+        Reconcile r = w.reconcile();
+        CHECK(w.routes == split(80, 20));
+        CHECK(contains(r.messages(), "(noData: pass, left out of the score)"));
+    }
+    SECTION("fail (the default): Kayenta's rule scores a half-Nodata run 0, one failed check") {
+        World w(make_canary(analysis));
+        start_release(w);
+        w.metric_answers = std::vector<MetricResult>{judged_answer("latency", judge::Label::kNodata)};
+        Reconcile r = w.reconcile();
+        CHECK(w.weight() == 10);
+        CHECK(r.status().failed_checks == 1);
+        REQUIRE(r.status().judge.has_value());
+        CHECK(r.status().judge->score == 0);
+    }
+}
+
+TEST_CASE("judge: a query error of a judged metric is an error, under errorLimit like any other") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {judged_metric("latency")};
+    analysis.metrics[0].error_limit = 1;
+    World w(make_canary(analysis));
+    start_release(w);
+    w.metric_answers = std::vector<MetricResult>{query_error("latency")};
+    Reconcile r = w.reconcile();
+    CHECK(r.status().failed_checks == 0);
+    CHECK(r.status().errored_checks == 1);
+    CHECK(w.weight() == 10);
+}
+
+TEST_CASE("validate: a judged metric with thresholds or an inline query is refused") {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {judged_metric("request-duration")};
+    CHECK(validate(make_canary(analysis).spec));
+
+    analysis.metrics[0].threshold_range = api::ThresholdRange{std::nullopt, 500.0};
+    auto thresholds = validate(make_canary(analysis).spec);
+    REQUIRE_FALSE(thresholds);
+    CHECK(thresholds.error().message.find(
+              "spec.analysis.metrics[0].judge: \"request-duration\" has thresholds too") == 0);
+
+    analysis.metrics = {judged_metric("latency")};
+    analysis.metrics[0].query = "histogram_quantile(0.99, sum(rate(x[1m])) by (le))";
+    auto inline_query = validate(make_canary(analysis).spec);
+    REQUIRE_FALSE(inline_query);
+    CHECK(inline_query.error().message.find(
+              "spec.analysis.metrics[0].judge: \"latency\" uses an inline query") == 0);
 }
 
 // ---- pacing and providers
