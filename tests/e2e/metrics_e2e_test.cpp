@@ -260,3 +260,79 @@ TEST_CASE("linkerd and gatewayapi:v1 canaries are judged on their own metric fam
         CHECK(primary_errors == "0");  // the failing version was not promoted
     }
 }
+
+namespace {
+
+/// An Istio canary whose request duration has a fixed 500 ms limit and whose mean latency is
+/// judged against the primary's (Serin's additive `judge`): 10% more counts as High.
+Json judged_canary(Scenario& s) {
+    const std::string query =
+        "sum(rate(istio_request_duration_milliseconds_sum{destination_workload_namespace="
+        "\"{{ namespace }}\",destination_workload=\"{{ target }}\"}[{{ interval }}])) / "
+        "sum(rate(istio_request_duration_milliseconds_count{destination_workload_namespace="
+        "\"{{ namespace }}\",destination_workload=\"{{ target }}\"}[{{ interval }}]))";
+    s.create(types::metric_templates(),
+             {{"apiVersion", "flagger.app/v1beta1"},
+              {"kind", "MetricTemplate"},
+              {"metadata", {{"name", "mean-latency"}}},
+              {"spec",
+               {{"provider", {{"type", "prometheus"}, {"address", s.cluster().prometheus_url()}}},
+                {"query", query}}}});
+    const Json judge = {{"direction", "increase"}, {"effectSize", {{"allowedIncrease", 1.1}}}};
+    const Json metrics = Json::array(
+        {{{"name", "request-duration"}, {"interval", "10s"}, {"thresholdRange", {{"max", 500}}}},
+         {{"name", "mean-latency"},
+          {"interval", "10s"},
+          {"templateRef", {{"name", "mean-latency"}}},
+          {"judge", judge}}});
+    const Json analysis = {{"interval", "3s"}, {"threshold", 2}, {"stepWeight", 10},
+                           {"maxWeight", 50},  {"metrics", metrics}};
+    return s.canary(analysis, {{"provider", "istio"}, {"metricsServer", s.cluster().prometheus_url()}});
+}
+
+}  // namespace
+
+TEST_CASE("the statistical judge fails a canary 30% slower than the primary that a 500 ms limit "
+          "passes") {
+    Scenario s;
+    s.start_serin();
+    Json deployment = s.deployment(kV1);
+    deployment["spec"]["template"]["metadata"]["annotations"] = {
+        {"sim.serin.dev/error-rate", "0"}, {"sim.serin.dev/latency-ms", "200"}};
+    s.create(types::deployments(), deployment);
+    s.create(types::canaries(), judged_canary(s));
+    s.wait_phase("Initialized");
+
+    SECTION("as fast as the primary: judged Pass at every step and promoted") {
+        release(s, "0", "200");
+        const Json done = s.wait_phase("Succeeded");
+        CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+        // status.judge is reset when a new analysis starts, so it is the last step's verdict.
+        CHECK(at(done, "/status/judge/result") == "Pass");
+        CHECK(at(done, "/status/judge/metrics/0/name") == "mean-latency");
+        CHECK(at(done, "/status/judge/metrics/0/classification") == "Pass");
+        CHECK(at(done, "/status/judge/metrics/0/canarySamples").get<int>() > 0);
+        CHECK(at(done, "/status/judge/metrics/0/primarySamples").get<int>() > 0);
+        bool scored = false;
+        for (const std::string& event : s.events()) {
+            CHECK(event.find("mean-latency High") == std::string::npos);
+            CHECK(event.find("advancement request duration") == std::string::npos);
+            scored = scored || event.find("Judge score 100.00 (Pass)") != std::string::npos;
+        }
+        CHECK(scored);
+    }
+    SECTION("260 ms against 200 ms: judged High, rolled back, while p99 stays under 500 ms") {
+        release(s, "0", "260");
+        s.wait_event("mean-latency High");
+        const Json failed = s.wait_phase("Failed");
+        CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
+        CHECK(at(failed, "/status/canaryWeight") == 0);
+        CHECK(at(failed, "/status/judge/metrics/0/classification") == "High");
+        const double ratio = at(failed, "/status/judge/metrics/0/ratio").get<double>();
+        CHECK(ratio > 1.2);
+        CHECK(ratio < 1.4);
+        for (const std::string& event : s.events()) {
+            CHECK(event.find("advancement request duration") == std::string::npos);
+        }
+    }
+}
