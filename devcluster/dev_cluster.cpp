@@ -1,5 +1,7 @@
 #include "devcluster/dev_cluster.hpp"
 
+#include "controller/core/base64.hpp"
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -482,7 +484,7 @@ std::string DevCluster::write_kubeconfig(const std::string& file, const std::str
         << "- name: serin-dev\n"
         << "  cluster:\n"
         << "    server: " << server_url() << "\n"
-        << "    certificate-authority-data: " << base64_encode(ca_pem_) << "\n"
+        << "    certificate-authority-data: " << encode_base64(ca_pem_) << "\n"
         << "users:\n"
         << "- name: " << user << "\n"
         << "  user:\n"

@@ -42,9 +42,6 @@ Result<CertAndKey> issue_certificate(const CertAndKey& ca, const CertificateRequ
 /// An RSA key pair, e.g. for signing service-account tokens.
 Result<RsaKeyPair> make_rsa_key_pair(int bits = 2048);
 
-/// Standard base64 with padding and no line breaks (kubeconfig `*-data` fields).
-std::string base64_encode(std::string_view data);
-
 /// `bytes` bytes from OpenSSL's CSPRNG, as lower-case hex.
 std::string random_hex(std::size_t bytes);
 

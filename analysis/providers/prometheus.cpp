@@ -2,39 +2,9 @@
 
 #include "analysis/providers/prometheus_result.hpp"
 #include "analysis/queries.hpp"
+#include "controller/core/base64.hpp"
 
 namespace serin::metrics {
-
-namespace {
-
-std::string base64(std::string_view in) {
-    static constexpr char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    std::size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        const unsigned n = (static_cast<unsigned char>(in[i]) << 16U) |
-                           (static_cast<unsigned char>(in[i + 1]) << 8U) |
-                           static_cast<unsigned char>(in[i + 2]);
-        out += kAlphabet[(n >> 18U) & 63U];
-        out += kAlphabet[(n >> 12U) & 63U];
-        out += kAlphabet[(n >> 6U) & 63U];
-        out += kAlphabet[n & 63U];
-    }
-    if (i < in.size()) {
-        unsigned n = static_cast<unsigned char>(in[i]) << 16U;
-        if (i + 1 < in.size()) {
-            n |= static_cast<unsigned char>(in[i + 1]) << 8U;
-        }
-        out += kAlphabet[(n >> 18U) & 63U];
-        out += kAlphabet[(n >> 12U) & 63U];
-        out += i + 1 < in.size() ? kAlphabet[(n >> 6U) & 63U] : '=';
-        out += '=';
-    }
-    return out;
-}
-
-}  // namespace
 
 boost::asio::awaitable<Result<http::Response>> PrometheusClient::get(
     const PrometheusQuery& q, std::string path_and_query) {
@@ -53,7 +23,7 @@ boost::asio::awaitable<Result<http::Response>> PrometheusClient::get(
     if (!q.bearer_token.empty()) {
         request.headers.emplace_back("Authorization", "Bearer " + q.bearer_token);
     } else if (!q.username.empty()) {
-        request.headers.emplace_back("Authorization", "Basic " + base64(q.username + ":" + q.password));
+        request.headers.emplace_back("Authorization", "Basic " + encode_base64(q.username + ":" + q.password));
     }
     auto response = co_await http_.send(std::move(request));
     if (!response) {

@@ -45,8 +45,4 @@ Result<ClusterConfig> load_in_cluster(const InClusterPaths& paths = {});
 /// ~/.kube/config.
 Result<ClusterConfig> load_default_config(const std::string& kubeconfig_flag);
 
-/// Standard base64 (RFC 4648 §4), as Go's StdEncoding writes it (kubeconfig -data fields,
-/// Secret data). Whitespace is ignored and the padding may be left out; nullopt for anything else.
-std::optional<std::string> decode_base64(std::string_view text);
-
 }  // namespace serin::kube
