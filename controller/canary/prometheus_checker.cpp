@@ -1,5 +1,7 @@
 #include "controller/canary/prometheus_checker.hpp"
 
+#include "controller/core/base64.hpp"
+
 #include "analysis/metric_judge.hpp"
 #include "analysis/queries.hpp"
 #include "controller/kube/config.hpp"
@@ -22,7 +24,7 @@ MetricResult error(const std::string& name, std::string message) {
 /// A key of a Secret's data, decoded; "" when absent.
 std::string secret_value(const kube::Json& secret, const char* key) {
     const std::string encoded = api::string_at(secret, {"data", key});
-    return kube::decode_base64(encoded).value_or(std::string());
+    return decode_base64(encoded).value_or(std::string());
 }
 
 }  // namespace
