@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fmt/format.h>
 
 namespace serin::analysis {
 
@@ -135,6 +136,45 @@ MetricResult judge_metric(const api::Canary& canary, const api::CanaryMetric& me
             return result;
     }
     return result;
+}
+
+std::string describe_metrics(const std::vector<MetricResult>& results) {
+    std::string line;
+    for (const MetricResult& m : results) {
+        line += (line.empty() ? "" : ", ") + m.name + " ";
+        if (m.judged) {
+            line += std::string(judge::to_string(m.judged->label));
+            if (std::isfinite(m.judged->ratio)) {
+                line += fmt::format(" (ratio {:.2f}, {} vs {} samples)", m.judged->ratio,
+                                    m.judged->canary_count, m.judged->primary_count);
+            }
+            continue;
+        }
+        if (m.value) {
+            if (m.name == "request-success-rate") {
+                line += fmt::format("{:.2f}% ", *m.value);
+            } else if (m.name == "request-duration") {
+                line += go_duration(static_cast<long long>(std::trunc(*m.value))) + " ";
+            } else {
+                line += fmt::format("{:g} ", *m.value);
+            }
+        }
+        switch (m.verdict) {
+        case Verdict::kPass:
+            line += "pass";
+            break;
+        case Verdict::kFail:
+            line += "fail";
+            break;
+        case Verdict::kNoData:
+            line += "no data";
+            break;
+        case Verdict::kError:
+            line += "error";
+            break;
+        }
+    }
+    return line;
 }
 
 judge::MetricConfig judge_config(const api::MetricJudge& j) {

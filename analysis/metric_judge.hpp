@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "analysis/queries.hpp"
 #include "analysis/release.hpp"
@@ -20,6 +21,10 @@ MetricResult judge_metric(const api::Canary& canary, const api::CanaryMetric& me
 
 /// The statistical judge's settings of a metric's `judge` field.
 judge::MetricConfig judge_config(const api::MetricJudge& judge);
+
+/// One line with each metric's outcome of a step, in order, for the log: "request-success-rate
+/// 99.87% pass, request-duration 21ms pass, mean-latency High (ratio 1.30, 10 vs 11 samples)".
+std::string describe_metrics(const std::vector<MetricResult>& results);
 
 /// A duration of `ms` milliseconds as Go prints it: 500ms, 1.5s, 2m0s.
 std::string go_duration(long long ms);

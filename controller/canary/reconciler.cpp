@@ -1,5 +1,7 @@
 #include "controller/canary/reconciler.hpp"
 
+#include "analysis/metric_judge.hpp"
+
 #include "controller/core/time_format.hpp"
 #include "crds/api/json_access.hpp"
 #include "meshes/common/session_affinity.hpp"
@@ -235,6 +237,8 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
                                                          request.phase, checksum);
         } else if (decision.need_metrics) {
             obs.metrics = co_await deps_.metrics.check(ctx.canary);
+            spdlog::info("canary {}: metrics at weight {}: {}", ctx.key,
+                         ctx.canary.status.canary_weight, analysis::describe_metrics(*obs.metrics));
         } else {
             break;
         }

@@ -89,3 +89,21 @@ TEST_CASE("Go durations") {
     CHECK(go_duration(120'000) == "2m0s");
     CHECK(go_duration(3'600'000) == "1h0m0s");
 }
+
+TEST_CASE("describe_metrics gives each metric's value and outcome in one line") {
+    std::vector<MetricResult> results{
+        MetricResult{"request-success-rate", Verdict::kPass, 99.874, "", std::nullopt},
+        MetricResult{"request-duration", Verdict::kFail, 612.7, "too slow", std::nullopt},
+        MetricResult{"error-rate", Verdict::kNoData, std::nullopt, "no values", std::nullopt},
+        MetricResult{"cpu", Verdict::kError, std::nullopt, "refused", std::nullopt},
+        MetricResult{"queue", Verdict::kPass, 0.25, "", std::nullopt}};
+    judge::Classification high;
+    high.label = judge::Label::kHigh;
+    high.ratio = 1.304;
+    high.canary_count = 10;
+    high.primary_count = 11;
+    results.push_back(MetricResult{"mean-latency", Verdict::kFail, std::nullopt, "", high});
+    CHECK(describe_metrics(results) ==
+          "request-success-rate 99.87% pass, request-duration 612ms fail, error-rate no data, "
+          "cpu error, queue 0.25 pass, mean-latency High (ratio 1.30, 10 vs 11 samples)");
+}
