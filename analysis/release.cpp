@@ -106,7 +106,11 @@ private:
     }
     void warn(std::string message) { event(std::move(message), true); }
     void alert(Severity severity, std::string message, bool with_metadata = false) {
-        decision_.actions.emplace_back(Alert{severity, std::move(message), with_metadata});
+        decision_.actions.emplace_back(Alert{severity, std::move(message), with_metadata, false});
+    }
+    /// An alert that ends a release, with the analysis summary.
+    void final_alert(Severity severity, std::string message) {
+        decision_.actions.emplace_back(Alert{severity, std::move(message), false, true});
     }
     void set_routes(int primary, int canary, bool mirrored) {
         decision_.actions.emplace_back(SetRoutes{Routes{primary, canary, mirrored}});
@@ -286,7 +290,7 @@ private:
                 warn(obs_.canary.message);
                 warn("Rolling back " + canary_id() + " progress deadline exceeded " +
                      obs_.canary.message);
-                alert(Severity::kError, "Progress deadline exceeded " + obs_.canary.message);
+                final_alert(Severity::kError, "Progress deadline exceeded " + obs_.canary.message);
                 rollback();
             } else {
                 report_wait(obs_.canary.message);
@@ -327,7 +331,7 @@ private:
             if (call.ok) {
                 warn("Rollback check " + call.name + " passed");
                 warn("Rolling back " + canary_id() + " manual webhook invoked");
-                alert(Severity::kWarn, "Rolling back manual webhook invoked");
+                final_alert(Severity::kWarn, "Rolling back manual webhook invoked");
                 rollback();
                 return;
             }
@@ -337,8 +341,8 @@ private:
         if (status_.failed_checks >= analysis_.threshold) {
             warn("Rolling back " + canary_id() + " failed checks threshold reached " +
                  std::to_string(status_.failed_checks));
-            alert(Severity::kError,
-                  "Failed checks threshold reached " + std::to_string(status_.failed_checks));
+            final_alert(Severity::kError,
+                        "Failed checks threshold reached " + std::to_string(status_.failed_checks));
             rollback();
             return;
         }
@@ -443,7 +447,7 @@ private:
 
     void failed_promotion(const std::string& error) {
         warn("Promotion of " + target_id() + " failed, primary not ready: " + error);
-        alert(Severity::kError, "Promotion failed, primary not ready: " + error);
+        final_alert(Severity::kError, "Promotion failed, primary not ready: " + error);
         set_routes(0, 100, false);
         sync_status(kFailed, 100, status_.failed_checks, status_.iterations);
         post_rollout(kFailed);
@@ -490,7 +494,7 @@ private:
         set_phase(kSucceeded);
         post_rollout(kSucceeded);
         event("Promotion completed! Scaling down " + target_id());
-        alert(Severity::kInfo, "Canary analysis completed successfully, promotion finished.");
+        final_alert(Severity::kInfo, "Canary analysis completed successfully, promotion finished.");
         decision_.consumed_tick = true;
     }
 
@@ -502,6 +506,11 @@ private:
         }
         event("Starting canary analysis for " + target_id());
         if (const HookCall* failed = first_failure(*run)) {
+            // Serin alerts on the first failure of a run (Flagger does not: F#1663).
+            if (status_.failed_checks == 0) {
+                alert(Severity::kWarn,
+                      "Pre-rollout check " + failed->name + " failed: " + failed->error);
+            }
             status_.failed_checks += 1;
             warn("Halt " + canary_id() + " advancement pre-rollout check " + failed->name +
                  " failed " + failed->error);
@@ -669,7 +678,7 @@ private:
                  (critical ? std::string("a critical metric failed")
                            : fmt::format("judge score {:.2f} at or below marginal {:g}",
                                          score.score, marginal)));
-            alert(Severity::kError, text);
+            final_alert(Severity::kError, text);
             rollback();
             return false;
         }

@@ -148,6 +148,9 @@ struct Alert {
     Severity severity = Severity::kInfo;
     std::string message;
     bool with_metadata = false;  ///< add Target, threshold, deadline and routing fields
+    /// The release ended (promoted or rolled back): the notification carries what the analysis
+    /// saw (Serin; Flagger sends the bare message).
+    bool summary = false;
 };
 /// Fire-and-report hooks (post-rollout): their failures are only reported.
 struct RunHooks {

@@ -29,6 +29,7 @@
 #include "controller/kube/event_recorder.hpp"
 #include "controller/kube/leader_election.hpp"
 #include "controller/kube/rest_client.hpp"
+#include "controller/notify/notifier.hpp"
 #include "meshes/common/route_types.hpp"
 #include "meshes/router.hpp"
 
@@ -163,7 +164,7 @@ int main(int argc, char** argv) {
     app.add_option("--cluster-name", f.cluster_name, "Cluster name shown in alerts");
     app.add_flag("--no-cross-namespace-refs", f.no_cross_namespace_refs,
                  "Reject references to objects in other namespaces");
-    app.add_option("--slack-url", f.slack_url, "Global Slack webhook (notifications are not built yet)");
+    app.add_option("--slack-url", f.slack_url, "Global Slack webhook (env SLACK_URL)");
     app.add_option("--slack-token", f.slack_token, "Slack token");
     app.add_option("--slack-proxy-url", f.slack_proxy_url, "Proxy for Slack");
     app.add_option("--slack-user", f.slack_user, "Slack user name");
@@ -191,8 +192,36 @@ int main(int argc, char** argv) {
     serin::configure_logging(f.log_level == "warning" ? "warn" : f.log_level,
                              f.log_format == "json" ? serin::LogFormat::kJson
                                                     : serin::LogFormat::kText);
-    if (!f.slack_url.empty() || !f.msteams_url.empty() || std::getenv("SLACK_URL") != nullptr) {
-        spdlog::warn("notifications are not built yet: Slack/Teams flags are accepted and ignored");
+    const auto from_env = [](const char* name, std::string& value) {
+        if (const char* env = std::getenv(name); env != nullptr && *env != '\0') {
+            value = env;
+        }
+    };
+    from_env("SLACK_URL", f.slack_url);
+    from_env("SLACK_TOKEN", f.slack_token);
+    from_env("SLACK_PROXY_URL", f.slack_proxy_url);
+    from_env("MSTEAMS_URL", f.msteams_url);
+    from_env("MSTEAMS_PROXY_URL", f.msteams_proxy_url);
+    // The global notifier, for canaries without alerts: Teams takes precedence over Slack.
+    std::optional<serin::notify::Destination> global_notifier;
+    if (!f.msteams_url.empty() || !f.slack_url.empty()) {
+        const bool teams = !f.msteams_url.empty();
+        if (!(teams ? f.msteams_proxy_url : f.slack_proxy_url).empty()) {
+            spdlog::error("--{}-proxy-url: this build of Serin cannot post through a proxy; the "
+                          "global notifier is off",
+                          teams ? "msteams" : "slack");
+        } else {
+            serin::notify::Destination d;
+            d.kind = teams ? serin::notify::Kind::kMsTeams : serin::notify::Kind::kSlack;
+            d.label = teams ? "--msteams-url" : "--slack-url";
+            d.address = teams ? f.msteams_url : f.slack_url;
+            d.token = teams ? std::string() : f.slack_token;
+            d.username = f.slack_user;
+            if (!f.slack_channel.empty()) {
+                d.channel = f.slack_channel;
+            }
+            global_notifier = std::move(d);
+        }
     }
 
     auto config = serin::kube::load_default_config(f.kubeconfig);
@@ -238,8 +267,18 @@ int main(int argc, char** argv) {
         **prometheus_http, serin::canary::PrometheusCheckerOptions{f.mesh_provider, f.metrics_server},
         prometheus_insecure->get(), &clock);
 
+    // Alerts: a client of their own, so a slow chat service never queues behind a webhook.
+    auto notify_http = serin::http::make_beast_client(io.get_executor(), verified_options);
+    if (!notify_http) {
+        spdlog::error("notification HTTP client: {}", notify_http.error().describe());
+        return 1;
+    }
+    serin::notify::Notifier notifier(io.get_executor(), **notify_http, clock);
+
     serin::canary::ControllerOptions options;
     options.ns = f.ns;
+    options.alerts.cluster_name = f.cluster_name;
+    options.alerts.global = global_notifier;
     options.workers = f.threadiness;
     options.register_routers = serin::meshes::register_builtin_routers;
     options.reconciler.mesh_provider = f.mesh_provider;
@@ -278,7 +317,7 @@ int main(int argc, char** argv) {
         spdlog::info("routing APIs served: {}", served.empty() ? "none" : served);
         serin::canary::Controller controller(
             serin::canary::ControllerDeps{io.get_executor(), **client, clock, recorder, webhooks,
-                                          metrics},
+                                          metrics, &notifier},
             options);
         metrics.use_store(controller.store());
         if (!f.leader_election) {

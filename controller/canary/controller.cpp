@@ -118,8 +118,10 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     watch(add(options_.reconciler.hpa_type), [this](const Json& hpa) {
         enqueue_indexed("autoscaler", kube::object_namespace(hpa) + "/" + kube::object_name(hpa));
     });
-    // MetricTemplates are read at each metric check; a change needs no reconcile of its own.
+    // MetricTemplates are read at each metric check and AlertProviders at each alert; a change
+    // needs no reconcile of its own.
     add(types::metric_templates());
+    add(types::alert_providers());
     // Routing objects: a change to one the canary owns (drift) is reconciled at once.
     for (const kube::ResourceType& type : options_.route_types) {
         watch(add(type), nullptr);
@@ -132,9 +134,12 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     if (options_.register_routers) {
         options_.register_routers(*routers_);
     }
+    if (deps_.notifier != nullptr) {
+        alerts_ = std::make_unique<AlertDispatcher>(*deps_.notifier, store_, options_.alerts);
+    }
     reconciler_ = std::make_unique<Reconciler>(
         ReconcilerDeps{deps_.executor, deps_.client, store_, deps_.clock, deps_.recorder,
-                       deps_.webhooks, *routers_, deps_.metrics},
+                       deps_.webhooks, *routers_, deps_.metrics, alerts_.get()},
         options_.reconciler);
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/canary/alerts.hpp"
 #include "controller/canary/reconciler.hpp"
 #include "controller/kube/informer.hpp"
 #include "controller/kube/object_store.hpp"
@@ -24,6 +25,8 @@ struct ControllerOptions {
     std::vector<kube::ResourceType> route_types;
     /// Adds the routers of this build to the registry (main passes register_builtin_routers).
     std::function<void(meshes::RouterRegistry&)> register_routers;
+    /// -cluster-name and the global notifier.
+    AlertOptions alerts;
 };
 
 struct ControllerDeps {
@@ -33,6 +36,8 @@ struct ControllerDeps {
     kube::EventRecorder& recorder;
     WebhookClient& webhooks;
     MetricChecker& metrics;
+    /// Posts alerts; null: alerts are only logged.
+    notify::Notifier* notifier = nullptr;
 };
 
 /// The canary controller: informers for Canaries and everything they touch, one work queue
@@ -75,6 +80,7 @@ private:
     kube::ObjectStore store_;
     std::unique_ptr<kube::WorkQueue> queue_;
     std::unique_ptr<meshes::RouterRegistry> routers_;
+    std::unique_ptr<AlertDispatcher> alerts_;
     std::unique_ptr<Reconciler> reconciler_;
     std::uint64_t reconciles_ = 0;
 };

@@ -1,10 +1,7 @@
 #include "controller/canary/prometheus_checker.hpp"
 
-#include "controller/core/base64.hpp"
-
 #include "analysis/metric_judge.hpp"
 #include "analysis/queries.hpp"
-#include "controller/kube/config.hpp"
 #include "crds/api/json_access.hpp"
 #include "crds/api/metric_template.hpp"
 
@@ -19,12 +16,6 @@ namespace {
 
 MetricResult error(const std::string& name, std::string message) {
     return MetricResult{name, Verdict::kError, std::nullopt, std::move(message), std::nullopt};
-}
-
-/// A key of a Secret's data, decoded; "" when absent.
-std::string secret_value(const kube::Json& secret, const char* key) {
-    const std::string encoded = api::string_at(secret, {"data", key});
-    return decode_base64(encoded).value_or(std::string());
 }
 
 }  // namespace
@@ -94,10 +85,10 @@ Result<PrometheusMetricChecker::Prepared> PrometheusMetricChecker::prepare(
                                                       provider.secret_ref->name +
                                                       " error: not found");
             }
-            prepared.query.bearer_token = secret_value(*secret, "token");
+            prepared.query.bearer_token = kube::secret_data(*secret, "token");
             if (prepared.query.bearer_token.empty()) {
-                prepared.query.username = secret_value(*secret, "username");
-                prepared.query.password = secret_value(*secret, "password");
+                prepared.query.username = kube::secret_data(*secret, "username");
+                prepared.query.password = kube::secret_data(*secret, "password");
                 if (prepared.query.username.empty() || prepared.query.password.empty()) {
                     return fail(ErrorKind::kInvalid,
                                 "Metric template " + id + " secret " + provider.secret_ref->name +

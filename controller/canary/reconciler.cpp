@@ -6,6 +6,7 @@
 #include "crds/api/json_access.hpp"
 #include "meshes/common/session_affinity.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -237,14 +238,26 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
                                                          request.phase, checksum);
         } else if (decision.need_metrics) {
             obs.metrics = co_await deps_.metrics.check(ctx.canary);
+            Memory& seen = memory_[ctx.key];
+            seen.metric_steps += 1;
+            seen.last_metrics = analysis::describe_metrics(*obs.metrics);
             spdlog::info("canary {}: metrics at weight {}: {}", ctx.key,
-                         ctx.canary.status.canary_weight, analysis::describe_metrics(*obs.metrics));
+                         ctx.canary.status.canary_weight, seen.last_metrics);
         } else {
             break;
         }
     }
     if (decision.needs_input()) {
         co_return fail(ErrorKind::kInternal, "advance kept asking for input");
+    }
+    // The status before this decision, for the summary of an alert that ends the release.
+    const api::CanaryStatus before = ctx.canary.status;
+    if (decision.status.phase == "Progressing" && before.phase != "Progressing") {
+        const std::string& p = before.phase;
+        if (p.empty() || p == "Initialized" || p == "Succeeded" || p == "Failed") {
+            memory_[ctx.key].metric_steps = 0;  // a new release
+            memory_[ctx.key].last_metrics.clear();
+        }
     }
     const std::string now_text = format_time(deps_.clock.system_now());
     set_accepted(decision.status.conditions, true, "Valid",
@@ -290,9 +303,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
         if (const auto* event = std::get_if<analysis::RecordEvent>(&action)) {
             co_await emit(ctx, *event);
         } else if (const auto* alert = std::get_if<analysis::Alert>(&action)) {
-            // Notifications (Slack, Teams, ...) are not built yet; the Event carries the news.
-            spdlog::info("canary {}: {} alert: {}", ctx.key, severity_name(alert->severity),
-                         alert->message);
+            co_await send_alert(ctx, *alert, before);
         } else if (const auto* hooks = std::get_if<analysis::RunHooks>(&action)) {
             co_await run_post_rollout(ctx, hooks->phase);
         }
@@ -694,6 +705,53 @@ asio::awaitable<void> Reconciler::emit(const Context& ctx, const analysis::Recor
         spdlog::warn("canary {}: event not recorded: {}", ctx.key, recorded.error().describe());
     }
     post_event_webhooks(ctx, event);
+}
+
+asio::awaitable<void> Reconciler::send_alert(const Context& ctx, const analysis::Alert& alert,
+                                             const api::CanaryStatus& before) {
+    spdlog::info("canary {}: {} alert: {}", ctx.key, severity_name(alert.severity), alert.message);
+    if (deps_.alerts == nullptr) {
+        co_return;
+    }
+    std::vector<notify::Field> extra;
+    if (alert.summary) {
+        const Memory& seen = memory_[ctx.key];
+        std::string analysis = std::to_string(seen.metric_steps) + " metric checks, " +
+                               std::to_string(before.failed_checks) + " failed";
+        if (before.canary_weight > 0) {
+            analysis += ", canary weight reached " + std::to_string(before.canary_weight) + "%";
+        } else if (before.iterations > 0) {
+            analysis += ", " + std::to_string(before.iterations) + " iterations";
+        }
+        extra.push_back({"Analysis", analysis});
+        if (!seen.last_metrics.empty()) {
+            extra.push_back({"Last metrics", seen.last_metrics});
+        }
+        if (before.judge) {
+            extra.push_back({"Judge", fmt::format("score {:.2f} ({})", before.judge->score,
+                                                  before.judge->result)});
+        }
+    }
+    // A post that fails later is reported on the canary too; the recorder outlives the post.
+    const Json involved = *ctx.raw;
+    auto on_failure = [this, involved, key = ctx.key](const std::string& why) {
+        asio::co_spawn(deps_.executor,
+                       deps_.recorder.record(involved, kube::EventType::kWarning, "Synced", why),
+                       [key](std::exception_ptr, Result<void> recorded) {
+                           if (!recorded) {
+                               spdlog::warn("canary {}: event not recorded: {}", key,
+                                            recorded.error().describe());
+                           }
+                       });
+    };
+    for (const std::string& problem : deps_.alerts->send(ctx.canary, alert, extra, on_failure)) {
+        spdlog::warn("canary {}: {}", ctx.key, problem);
+        auto recorded =
+            co_await deps_.recorder.record(*ctx.raw, kube::EventType::kWarning, "Synced", problem);
+        if (!recorded) {
+            spdlog::warn("canary {}: event not recorded: {}", ctx.key, recorded.error().describe());
+        }
+    }
 }
 
 void Reconciler::post_event_webhooks(const Context& ctx, const analysis::RecordEvent& event) {

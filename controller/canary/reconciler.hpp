@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "analysis/release.hpp"
+#include "controller/canary/alerts.hpp"
 #include "controller/canary/metric_checker.hpp"
 #include "controller/canary/webhook.hpp"
 #include "controller/canary/workload.hpp"
@@ -45,6 +46,7 @@ struct ReconcilerDeps {
     WebhookClient& webhooks;
     meshes::RouterRegistry& routers;
     MetricChecker& metrics;
+    AlertDispatcher* alerts = nullptr;  ///< null: alerts are only logged
 };
 
 /// What the work queue should do with the key next.
@@ -77,6 +79,10 @@ private:
     struct Memory {
         std::optional<SteadyTime> last_step;
         std::string reported_invalid;
+        /// For the summary of the release's last alert: the metric checks of this release so
+        /// far and the outcome of the last one (lost on restart).
+        int metric_steps = 0;
+        std::string last_metrics;
     };
     struct Context;  // one reconcile's canary, target and names
 
@@ -106,6 +112,10 @@ private:
     boost::asio::awaitable<void> emit(const Context& ctx, const analysis::RecordEvent& event);
     boost::asio::awaitable<void> run_post_rollout(const Context& ctx, std::string phase);
     void post_event_webhooks(const Context& ctx, const analysis::RecordEvent& event);
+    /// Sends an alert (with the analysis summary when it ends the release) and reports what
+    /// went wrong as Warning Events.
+    boost::asio::awaitable<void> send_alert(const Context& ctx, const analysis::Alert& alert,
+                                            const api::CanaryStatus& before);
 
     analysis::Observations observe(const Context& ctx) const;
     analysis::Readiness readiness(const Context& ctx, const Json& workload, int threshold_percent,

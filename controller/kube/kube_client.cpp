@@ -1,5 +1,7 @@
 #include "controller/kube/kube_client.hpp"
 
+#include "controller/core/base64.hpp"
+
 namespace serin::kube {
 
 namespace {
@@ -22,5 +24,16 @@ std::string object_resource_version(const Json& object) {
     return metadata_string(object, "resourceVersion");
 }
 std::string object_uid(const Json& object) { return metadata_string(object, "uid"); }
+std::string secret_data(const Json& secret, const std::string& key) {
+    const auto data = secret.find("data");
+    if (data == secret.end() || !data->is_object()) {
+        return {};
+    }
+    const auto value = data->find(key);
+    if (value == data->end() || !value->is_string()) {
+        return {};
+    }
+    return decode_base64(value->get<std::string>()).value_or(std::string());
+}
 
 }  // namespace serin::kube

@@ -133,5 +133,7 @@ std::string object_namespace(const Json& object);
 std::string object_name(const Json& object);
 std::string object_resource_version(const Json& object);
 std::string object_uid(const Json& object);
+/// A key of a Secret's `data`, base64-decoded; "" when absent or not valid base64.
+std::string secret_data(const Json& secret, const std::string& key);
 
 }  // namespace serin::kube

@@ -378,6 +378,7 @@ TEST_CASE("init: a brand-new canary goes from no status to Initialized in one re
     CHECK(r.alerts[0].severity == Severity::kInfo);
     CHECK(r.alerts[0].message == "New Deployment detected, initialization completed.");
     CHECK(r.alerts[0].with_metadata);
+    CHECK_FALSE(r.alerts[0].summary);
     CHECK(promoted(r.status()).status == "True");
     CHECK(promoted(r.status()).reason == "Initialized");
     CHECK(r.decision.consumed_tick);
@@ -485,6 +486,7 @@ TEST_CASE("rollback when failed checks reach the threshold") {
                                    str(kCanaryFailed)});
     CHECK(rollback.alert_texts() == std::vector<std::string>{"Failed checks threshold reached 2"});
     CHECK(rollback.alerts[0].severity == Severity::kError);
+    CHECK(rollback.alerts[0].summary);  // the notification carries the analysis summary
     CHECK(rollback.routes == std::vector<Routes>{split(100, 0)});
     CHECK(rollback.scale_to_zero == 1);
     CHECK(rollback.status().failed_checks == 0);
@@ -1200,13 +1202,20 @@ TEST_CASE("a failing pre-rollout hook counts a failed check and blocks the first
     CHECK(failed.status().failed_checks == 1);
     CHECK(failed.routes.empty());
     CHECK(failed.calls[0].phase == "Progressing");
+    // Serin alerts on the first failure of a run (Flagger sends nothing).
+    REQUIRE(failed.alerts.size() == 1);
+    CHECK(failed.alerts[0].severity == Severity::kWarn);
+    CHECK(failed.alerts[0].message == "Pre-rollout check pre failed: " + str(kGateClosed));
+    Reconcile again = w.reconcile();
+    CHECK(again.status().failed_checks == 2);
+    CHECK(again.alerts.empty());
 
     w.answers["pre"] = true;
     Reconcile passed = w.reconcile();
     CHECK(passed.messages() ==
           std::vector<std::string>{str(kStarting), "Pre-rollout check pre passed",
                                    "Advance podinfo.default canary weight 10"});
-    CHECK(passed.status().failed_checks == 1);
+    CHECK(passed.status().failed_checks == 2);
     CHECK(w.routes == split(90, 10));
 }
 
