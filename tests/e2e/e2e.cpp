@@ -80,7 +80,7 @@ GateServer::GateServer(asio::io_context& io)
                       co_await writer.hang();
                       co_return;
                   }
-                  bool ok = path == "/approve";
+                  bool ok = path == "/approve" || path.rfind("/ok/", 0) == 0;
                   if (path.rfind("/gate/", 0) == 0) {
                       ok = open_.contains(path.substr(6));
                   }
@@ -257,6 +257,18 @@ std::vector<std::string> Scenario::events() {
         out.push_back(std::move(message));
     }
     return out;
+}
+
+void Scenario::wait_until(const std::function<bool()>& done, const std::string& what,
+                          std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            fail_with("waiting for " + what, "not after " + std::to_string(timeout.count()) + " ms");
+        }
+        io_.restart();
+        io_.run_for(20ms);
+    }
 }
 
 void Scenario::wait_event(const std::string& text, std::chrono::milliseconds timeout) {

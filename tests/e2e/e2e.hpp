@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -53,7 +54,8 @@ private:
 
 /// A webhook receiver with named gates, like flagger-loadtester's /gate and /rollback APIs:
 /// POST /approve answers 200, /deny 403, /hang never answers, /gate/<name> 200 while the gate is
-/// open and 403 while it is closed (closed at first). Every request is recorded.
+/// open and 403 while it is closed (closed at first), and /ok/<anything> 200 (a chat service's
+/// incoming webhook). Every request is recorded.
 class GateServer {
 public:
     explicit GateServer(boost::asio::io_context& io);
@@ -109,6 +111,10 @@ public:
 
     /// The messages of the Events recorded about the canary, oldest first.
     std::vector<std::string> events();
+    /// Runs the scenario's io_context (and so its GateServers) until `done`, or fails the test
+    /// after `timeout` with `what` and the serin log.
+    void wait_until(const std::function<bool()>& done, const std::string& what,
+                    std::chrono::milliseconds timeout = 30s);
     /// Waits until an Event about the canary contains `text`.
     void wait_event(const std::string& text, std::chrono::milliseconds timeout = 60s);
 
