@@ -29,7 +29,9 @@
 #include "controller/kube/event_recorder.hpp"
 #include "controller/kube/leader_election.hpp"
 #include "controller/kube/rest_client.hpp"
+#include "controller/http/server.hpp"
 #include "controller/notify/notifier.hpp"
+#include "controller/telemetry/telemetry.hpp"
 #include "meshes/common/route_types.hpp"
 #include "meshes/router.hpp"
 
@@ -135,7 +137,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"debug", "info", "warning", "warn", "error"}));
     app.add_option("--zap-encoding,--log-format", f.log_format, "json or console")
         ->check(CLI::IsMember({"json", "console"}));
-    app.add_option("--port", f.port, "HTTP port for /metrics and /healthz (not served yet)");
+    app.add_option("--port", f.port, "HTTP port for /metrics, /healthz and /readyz (0: any free port, logged)");
     app.add_option("--mesh-provider", f.mesh_provider,
                    "Default routing provider when a Canary has no spec.provider");
     app.add_option("--namespace", f.ns, "Watch only this namespace (default: all)");
@@ -275,6 +277,39 @@ int main(int argc, char** argv) {
     }
     serin::notify::Notifier notifier(io.get_executor(), **notify_http, clock);
 
+    // The controller's own endpoints. /readyz is ready once the controller's informers have
+    // synced (a standby under leader election is not ready).
+    serin::telemetry::Telemetry telemetry(kVersion, f.mesh_provider);
+    const serin::canary::Controller* live = nullptr;
+    auto endpoints = serin::http::HttpServer::listen(
+        io.get_executor(), "0.0.0.0", static_cast<std::uint16_t>(f.port),
+        [&](std::string_view method, std::string_view target) -> serin::http::ServerResponse {
+            const std::string_view path = target.substr(0, target.find('?'));
+            if (method != "GET" && method != "HEAD") {
+                return {405, "text/plain; charset=utf-8", "method not allowed\n"};
+            }
+            if (path == "/metrics") {
+                if (live != nullptr) {
+                    telemetry.set_queue_depth(live->queue_depth());
+                }
+                return {200, "text/plain; version=0.0.4; charset=utf-8", telemetry.scrape()};
+            }
+            if (path == "/healthz") {
+                return {200, "text/plain; charset=utf-8", "OK"};
+            }
+            if (path == "/readyz") {
+                const bool ready = live != nullptr && live->synced();
+                return {ready ? 200 : 503, "text/plain; charset=utf-8",
+                        ready ? "OK" : "informers not synced"};
+            }
+            return {404, "text/plain; charset=utf-8", "not found\n"};
+        });
+    if (!endpoints) {
+        spdlog::error("--port={}: {}", f.port, endpoints.error().describe());
+        return 1;
+    }
+    spdlog::info("serving /metrics, /healthz and /readyz on port {}", (*endpoints)->port());
+
     serin::canary::ControllerOptions options;
     options.ns = f.ns;
     options.alerts.cluster_name = f.cluster_name;
@@ -317,8 +352,14 @@ int main(int argc, char** argv) {
         spdlog::info("routing APIs served: {}", served.empty() ? "none" : served);
         serin::canary::Controller controller(
             serin::canary::ControllerDeps{io.get_executor(), **client, clock, recorder, webhooks,
-                                          metrics, &notifier},
+                                          metrics, &notifier, &telemetry},
             options);
+        live = &controller;
+        // /metrics and /readyz stop reading the controller before it goes.
+        struct Forget {
+            const serin::canary::Controller*& controller;
+            ~Forget() { controller = nullptr; }
+        } forget{live};
         metrics.use_store(controller.store());
         if (!f.leader_election) {
             co_await controller.run();

@@ -139,7 +139,7 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     }
     reconciler_ = std::make_unique<Reconciler>(
         ReconcilerDeps{deps_.executor, deps_.client, store_, deps_.clock, deps_.recorder,
-                       deps_.webhooks, *routers_, deps_.metrics, alerts_.get()},
+                       deps_.webhooks, *routers_, deps_.metrics, alerts_.get(), deps_.telemetry},
         options_.reconciler);
 }
 
@@ -183,6 +183,8 @@ void Controller::enqueue_indexed(const std::string& index, const std::string& va
         enqueue_canary(*canary);
     }
 }
+
+std::size_t Controller::queue_depth() const { return queue_ ? queue_->depth() : 0; }
 
 bool Controller::synced() const { return store_.synced(); }
 

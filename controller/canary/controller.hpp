@@ -38,6 +38,8 @@ struct ControllerDeps {
     MetricChecker& metrics;
     /// Posts alerts; null: alerts are only logged.
     notify::Notifier* notifier = nullptr;
+    /// Keeps Flagger's series and Serin's; null: none.
+    telemetry::Telemetry* telemetry = nullptr;
 };
 
 /// The canary controller: informers for Canaries and everything they touch, one work queue
@@ -65,6 +67,8 @@ public:
     const kube::ObjectStore& store() const { return store_; }
 
     std::uint64_t reconciles() const { return reconciles_; }
+    /// Keys ready to be reconciled now (serin_workqueue_depth).
+    std::size_t queue_depth() const;
 
 private:
     void watch(kube::Informer& informer, std::function<void(const kube::Json&)> enqueue_for);

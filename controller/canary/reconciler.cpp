@@ -110,6 +110,55 @@ const kube::ResourceType& Reconciler::workload_type(const Context& ctx) const {
 }
 
 asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile(std::string key) {
+    const SteadyTime started = deps_.clock.steady_now();
+    Result<ReconcileResult> result = co_await reconcile_key(std::move(key));
+    if (deps_.telemetry != nullptr) {
+        deps_.telemetry->observe_reconcile(
+            std::chrono::duration<double>(deps_.clock.steady_now() - started).count(),
+            result.has_value());
+    }
+    co_return result;
+}
+
+void Reconciler::record_telemetry(const Context& ctx, const analysis::Observations& obs,
+                                  const analysis::Decision& decision,
+                                  const api::CanaryStatus& before, SteadyTime started) {
+    telemetry::Telemetry* t = deps_.telemetry;
+    if (t == nullptr) {
+        return;
+    }
+    t->set_canary_total(ctx.ns(), deps_.store.list(types::canaries(), ctx.ns()).size());
+    t->set_status(ctx.canary, decision.status.phase);
+    std::optional<analysis::Routes> routes = obs.routes;
+    for (const analysis::Action& action : decision.actions) {
+        if (const auto* set = std::get_if<analysis::SetRoutes>(&action)) {
+            routes = set->routes;
+        }
+    }
+    if (routes) {
+        t->set_weights(ctx.canary, routes->primary, routes->canary);
+    }
+    // Flagger's tick duration: a paced analysis step (with or without metrics).
+    if (obs.metrics || (decision.consumed_tick && before.phase == "Progressing")) {
+        t->observe_analysis(ctx.canary,
+                            std::chrono::duration<double>(deps_.clock.steady_now() - started).count());
+    }
+    if (obs.metrics) {
+        for (const analysis::MetricResult& m : *obs.metrics) {
+            if (m.value) {
+                t->set_metric_value(ctx.canary, m.name,
+                                    m.name == "request-duration" ? *m.value / 1000 : *m.value);
+            }
+        }
+    }
+    const std::string& phase = decision.status.phase;
+    if (phase != before.phase && (phase == "Succeeded" || phase == "Failed")) {
+        const bool skipped = ctx.canary.spec.skip_analysis || !ctx.canary.spec.analysis;
+        t->count_release(ctx.canary, phase == "Succeeded", phase == "Succeeded" && skipped);
+    }
+}
+
+asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_key(std::string key) {
     const auto slash = key.find('/');
     if (slash == std::string::npos) {
         co_return ReconcileResult{};
@@ -299,6 +348,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
             co_return written.error();
         }
     }
+    record_telemetry(ctx, obs, decision, before, steady_now);
     for (const analysis::Action& action : decision.actions) {
         if (const auto* event = std::get_if<analysis::RecordEvent>(&action)) {
             co_await emit(ctx, *event);
@@ -735,6 +785,9 @@ asio::awaitable<void> Reconciler::send_alert(const Context& ctx, const analysis:
     // A post that fails later is reported on the canary too; the recorder outlives the post.
     const Json involved = *ctx.raw;
     auto on_failure = [this, involved, key = ctx.key](const std::string& why) {
+        if (deps_.telemetry != nullptr) {
+            deps_.telemetry->count_notification_failure();
+        }
         asio::co_spawn(deps_.executor,
                        deps_.recorder.record(involved, kube::EventType::kWarning, "Synced", why),
                        [key](std::exception_ptr, Result<void> recorded) {

@@ -11,6 +11,7 @@
 
 #include "analysis/release.hpp"
 #include "controller/canary/alerts.hpp"
+#include "controller/telemetry/telemetry.hpp"
 #include "controller/canary/metric_checker.hpp"
 #include "controller/canary/webhook.hpp"
 #include "controller/canary/workload.hpp"
@@ -47,6 +48,7 @@ struct ReconcilerDeps {
     meshes::RouterRegistry& routers;
     MetricChecker& metrics;
     AlertDispatcher* alerts = nullptr;  ///< null: alerts are only logged
+    telemetry::Telemetry* telemetry = nullptr;  ///< null: no metrics kept
 };
 
 /// What the work queue should do with the key next.
@@ -88,6 +90,11 @@ private:
 
     // The private steps take the Context by reference: each is awaited at once by its caller,
     // whose frame outlives it.
+    boost::asio::awaitable<Result<ReconcileResult>> reconcile_key(std::string key);
+    /// Flagger's series for what this reconcile observed and decided.
+    void record_telemetry(const Context& ctx, const analysis::Observations& obs,
+                          const analysis::Decision& decision, const api::CanaryStatus& before,
+                          SteadyTime started);
     boost::asio::awaitable<Result<ReconcileResult>> reconcile_canary(std::string key,
                                                                      kube::ObjectPtr raw);
     boost::asio::awaitable<Result<ReconcileResult>> finalize(Context& ctx);

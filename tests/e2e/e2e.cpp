@@ -5,6 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "controller/kube/manifest.hpp"
 
@@ -24,6 +25,10 @@ SerinProcess::SerinProcess(std::string ns, fs::path kubeconfig, std::vector<std:
     : ns_(std::move(ns)),
       kubeconfig_(std::move(kubeconfig)),
       extra_args_(std::move(extra_args)) {
+    // Its /metrics port: a free one, kept across restarts (tests run serins side by side).
+    auto port = devcluster::pick_free_port();
+    REQUIRE(port.has_value());
+    port_ = *port;
     log_ = fs::temp_directory_path() / ("serin-e2e-" + ns_ + ".log");
     std::error_code ec;
     fs::remove(log_, ec);
@@ -41,7 +46,7 @@ void SerinProcess::start() {
     spec.name = "serin";
     spec.executable = SERIN_BINARY;
     spec.args = {"-kubeconfig=" + kubeconfig_.string(), "-namespace=" + ns_,
-                 "-log-level=debug"};
+                 "-log-level=debug", "-port=" + std::to_string(port_)};
     spec.args.insert(spec.args.end(), extra_args_.begin(), extra_args_.end());
     spec.log_file = log_;
     auto process = devcluster::Process::spawn(std::move(spec));
@@ -288,6 +293,76 @@ void Scenario::wait_event(const std::string& text, std::chrono::milliseconds tim
         timeout + 30s);
     if (!found) {
         fail_with("waiting for an event containing \"" + text + "\"", found.error().message);
+    }
+}
+
+// ---- a Prometheus of one's own ---------------------------------------------------------------
+
+OwnPrometheus::OwnPrometheus(const std::string& url, const std::string& job,
+                             const std::string& name)
+    : job_(job) {
+    dir_ = fs::temp_directory_path() / ("serin-e2e-prometheus-" + name);
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const std::string target = url.substr(url.find("//") + 2);
+    std::ofstream(dir_ / "prometheus.yml")
+        << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+           "scrape_configs:\n  - job_name: " << job << "\n    static_configs:\n"
+           "      - targets: [\"" << target << "\"]\n";
+    auto port = devcluster::pick_free_port();
+    REQUIRE(port.has_value());
+    port_ = *port;
+    start();
+}
+
+OwnPrometheus::~OwnPrometheus() {
+    stop();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+}
+
+void OwnPrometheus::start() {
+    devcluster::ProcessSpec spec;
+    spec.name = "prometheus";
+    spec.executable = "prometheus";
+    spec.log_file = dir_ / "prometheus.log";
+    spec.args = {"--config.file=" + (dir_ / "prometheus.yml").string(),
+                 "--storage.tsdb.path=" + (dir_ / "data").string(),
+                 "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"};
+    auto process = devcluster::Process::spawn(std::move(spec));
+    REQUIRE(process.has_value());
+    process_.emplace(std::move(*process));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{60};
+    while (value("up{job=\"" + job_ + "\"}") != 1.0) {
+        REQUIRE(process_->running());
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(std::chrono::milliseconds{250});  // the poll period
+    }
+}
+
+void OwnPrometheus::stop() {
+    if (process_) {
+        process_->stop(std::chrono::seconds{10});
+        process_.reset();
+    }
+}
+
+std::optional<double> OwnPrometheus::value(const std::string& promql) const {
+    auto answer = devcluster::run_command(
+        "curl", {"-s", "-m", "2", "-G", url() + "/api/v1/query", "--data-urlencode", "query=" + promql},
+        std::chrono::seconds{5});
+    if (!answer) {
+        return std::nullopt;
+    }
+    const Json body = Json::parse(answer->output, nullptr, false);
+    const Json sample = at(body, "/data/result/0/value/1");
+    if (!sample.is_string()) {
+        return std::nullopt;
+    }
+    try {
+        return std::stod(sample.get<std::string>());
+    } catch (const std::exception&) {
+        return std::nullopt;
     }
 }
 

@@ -43,11 +43,14 @@ public:
     /// The last lines of its log, for failure messages.
     std::string log_tail(std::size_t lines = 40) const;
     const std::filesystem::path& log_file() const { return log_; }
+    /// The port of its /metrics, /healthz and /readyz.
+    std::uint16_t port() const { return port_; }
 
 private:
     std::string ns_;
     std::filesystem::path kubeconfig_;
     std::vector<std::string> extra_args_;
+    std::uint16_t port_ = 0;
     std::filesystem::path log_;
     std::optional<devcluster::Process> process_;
 };
@@ -71,6 +74,30 @@ public:
 private:
     std::set<std::string> open_;
     test::TestHttpServer server_;
+};
+
+/// A Prometheus of one test's own, scraping `url` (http://host:port, path /metrics) every
+/// second as job `job`, that the test can stop and start again on the same port and the same data
+/// (the cluster's Prometheus is shared).
+class OwnPrometheus {
+public:
+    OwnPrometheus(const std::string& url, const std::string& job, const std::string& name);
+    ~OwnPrometheus();
+    OwnPrometheus(const OwnPrometheus&) = delete;
+    OwnPrometheus& operator=(const OwnPrometheus&) = delete;
+
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    /// Starts it and waits (up to 60 s) until it has scraped its target.
+    void start();
+    void stop();
+    /// The value of the first sample of instant query `promql`, or nullopt (no data, an error).
+    std::optional<double> value(const std::string& promql) const;
+
+private:
+    std::filesystem::path dir_;
+    std::string job_;
+    std::uint16_t port_ = 0;
+    std::optional<devcluster::Process> process_;
 };
 
 /// One test's world: a namespace, an admin client and helpers to build and wait for objects.

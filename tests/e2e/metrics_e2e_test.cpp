@@ -43,71 +43,6 @@ void initialize(Scenario& s, const Json& canary) {
     s.wait_phase("Initialized");
 }
 
-/// A Prometheus of one test's own, scraping the cluster's meshsim, that the test can stop and
-/// start again on the same port and the same data (the cluster's Prometheus is shared).
-class OwnPrometheus {
-public:
-    OwnPrometheus(const std::string& meshsim_url, const std::string& name) {
-        dir_ = std::filesystem::temp_directory_path() / ("serin-e2e-prometheus-" + name);
-        std::filesystem::remove_all(dir_);
-        std::filesystem::create_directories(dir_);
-        const std::string target = meshsim_url.substr(meshsim_url.find("//") + 2);
-        std::ofstream(dir_ / "prometheus.yml")
-            << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-               "scrape_configs:\n  - job_name: meshsim\n    static_configs:\n"
-               "      - targets: [\"" << target << "\"]\n";
-        auto port = serin::devcluster::pick_free_port();
-        REQUIRE(port.has_value());
-        port_ = *port;
-        start();
-    }
-    ~OwnPrometheus() {
-        stop();
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-    /// Starts it and waits (up to 60 s) until it has scraped meshsim.
-    void start() {
-        serin::devcluster::ProcessSpec spec;
-        spec.name = "prometheus";
-        spec.executable = "prometheus";
-        spec.log_file = dir_ / "prometheus.log";
-        spec.args = {"--config.file=" + (dir_ / "prometheus.yml").string(),
-                     "--storage.tsdb.path=" + (dir_ / "data").string(),
-                     "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"};
-        auto process = serin::devcluster::Process::spawn(std::move(spec));
-        REQUIRE(process.has_value());
-        process_.emplace(std::move(*process));
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{60};
-        while (true) {
-            REQUIRE(process_->running());
-            auto up = serin::devcluster::run_command(
-                "curl", {"-s", "-m", "2", url() + "/api/v1/query?query=up%7Bjob%3D%22meshsim%22%7D"},
-                std::chrono::seconds{5});
-            if (up && up->output.find("\"1\"]") != std::string::npos) {
-                return;
-            }
-            REQUIRE(std::chrono::steady_clock::now() < deadline);
-            std::this_thread::sleep_for(std::chrono::milliseconds{250});  // the poll period
-        }
-    }
-
-    void stop() {
-        if (process_) {
-            process_->stop(std::chrono::seconds{10});
-            process_.reset();
-        }
-    }
-
-private:
-    std::filesystem::path dir_;
-    std::uint16_t port_ = 0;
-    std::optional<serin::devcluster::Process> process_;
-};
-
 /// An Istio canary on `prometheus` whose success-rate check holds on missing data and lets its
 /// query fail `error_limit` steps in a row.
 Json outage_canary(Scenario& s, const std::string& prometheus, int threshold, int error_limit) {
@@ -126,7 +61,7 @@ Json outage_canary(Scenario& s, const std::string& prometheus, int threshold, in
 TEST_CASE("Prometheus stopped mid-analysis holds the release under errorLimit, which finishes "
           "once Prometheus is back") {
     Scenario s;
-    OwnPrometheus prometheus(s.cluster().meshsim_url(), s.ns());
+    OwnPrometheus prometheus(s.cluster().meshsim_url(), "meshsim", s.ns());
     s.start_serin();
     // threshold 1: a single counted failure would roll the release back.
     initialize(s, outage_canary(s, prometheus.url(), 1, 1000));
@@ -149,7 +84,7 @@ TEST_CASE("Prometheus stopped mid-analysis holds the release under errorLimit, w
 
 TEST_CASE("Prometheus stopped mid-analysis without errorLimit fails the checks, as in Flagger") {
     Scenario s;
-    OwnPrometheus prometheus(s.cluster().meshsim_url(), s.ns());
+    OwnPrometheus prometheus(s.cluster().meshsim_url(), "meshsim", s.ns());
     s.start_serin();
     initialize(s, outage_canary(s, prometheus.url(), 2, 0));
     release(s, "0", "20");

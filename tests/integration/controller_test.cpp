@@ -49,7 +49,7 @@ TEST_CASE("an analysis tick reads nothing from the API server and writes only wh
         s.io(), serin::kube::served_types(*client, serin::meshes::route_types::all()));
     serin::canary::Controller controller(
         serin::canary::ControllerDeps{s.io().get_executor(), *client, clock, recorder, webhooks,
-                                      metrics, nullptr},
+                                      metrics, nullptr, nullptr},
         options);
     asio::cancellation_signal stop;
     serin::test::TestEvent stopped(s.io().get_executor());

@@ -1,0 +1,132 @@
+#include "controller/telemetry/telemetry.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "analysis/release.hpp"
+
+namespace serin::telemetry {
+
+namespace {
+
+/// Prometheus client_golang's default buckets, which Flagger's histogram uses.
+prometheus::Histogram::BucketBoundaries default_buckets() {
+    return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
+}  // namespace
+
+Telemetry::Telemetry(std::string_view version, std::string_view mesh_provider)
+    : registry_(std::make_shared<prometheus::Registry>()) {
+    auto& info = prometheus::BuildGauge()
+                     .Name("flagger_info")
+                     .Help("Flagger version and mesh provider information")
+                     .Register(*registry_);
+    info.Add({{"version", std::string(version)}, {"mesh_provider", std::string(mesh_provider)}})
+        .Set(1);
+    canary_total_ = &prometheus::BuildGauge()
+                         .Name("flagger_canary_total")
+                         .Help("Total number of canary object")
+                         .Register(*registry_);
+    status_ = &prometheus::BuildGauge()
+                   .Name("flagger_canary_status")
+                   .Help("Last canary analysis result")
+                   .Register(*registry_);
+    weight_ = &prometheus::BuildGauge()
+                   .Name("flagger_canary_weight")
+                   .Help("The virtual service destination weight current value")
+                   .Register(*registry_);
+    duration_ = &prometheus::BuildHistogram()
+                     .Name("flagger_canary_duration_seconds")
+                     .Help("Seconds spent performing canary analysis.")
+                     .Register(*registry_);
+    metric_analysis_ = &prometheus::BuildGauge()
+                            .Name("flagger_canary_metric_analysis")
+                            .Help("Last canary analysis result per metric")
+                            .Register(*registry_);
+    successes_ = &prometheus::BuildCounter()
+                      .Name("flagger_canary_successes_total")
+                      .Help("Total number of canary successes")
+                      .Register(*registry_);
+    failures_ = &prometheus::BuildCounter()
+                     .Name("flagger_canary_failures_total")
+                     .Help("Total number of canary failures")
+                     .Register(*registry_);
+    reconcile_ = &prometheus::BuildHistogram()
+                      .Name("serin_reconcile_duration_seconds")
+                      .Help("Time to reconcile one canary, by result (ok or error)")
+                      .Register(*registry_);
+    queue_depth_ = &prometheus::BuildGauge()
+                        .Name("serin_workqueue_depth")
+                        .Help("Canaries waiting in the work queue")
+                        .Register(*registry_)
+                        .Add({});
+    notification_failures_ = &prometheus::BuildCounter()
+                                  .Name("serin_notification_failures_total")
+                                  .Help("Alerts that could not be delivered")
+                                  .Register(*registry_)
+                                  .Add({});
+}
+
+Telemetry::~Telemetry() = default;
+
+std::string Telemetry::scrape() const {
+    return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+void Telemetry::set_canary_total(const std::string& ns, std::size_t count) {
+    canary_total_->Add({{"namespace", ns}}).Set(static_cast<double>(count));
+}
+
+void Telemetry::set_status(const api::Canary& canary, std::string_view phase) {
+    const double value = phase == "Progressing" ? 0 : phase == "Failed" ? 2 : 1;
+    status_->Add({{"name", canary.spec.target_ref.name}, {"namespace", canary.metadata.ns}})
+        .Set(value);
+}
+
+void Telemetry::set_weights(const api::Canary& canary, int primary, int canary_weight) {
+    const std::string& target = canary.spec.target_ref.name;
+    weight_->Add({{"workload", target + "-primary"}, {"namespace", canary.metadata.ns}})
+        .Set(primary);
+    weight_->Add({{"workload", target}, {"namespace", canary.metadata.ns}}).Set(canary_weight);
+}
+
+void Telemetry::observe_analysis(const api::Canary& canary, double seconds) {
+    duration_
+        ->Add({{"name", canary.metadata.name}, {"namespace", canary.metadata.ns}},
+              default_buckets())
+        .Observe(seconds);
+}
+
+void Telemetry::set_metric_value(const api::Canary& canary, const std::string& metric,
+                                 double value) {
+    metric_analysis_
+        ->Add({{"name", canary.metadata.name}, {"namespace", canary.metadata.ns}, {"metric", metric}})
+        .Set(value);
+}
+
+void Telemetry::count_release(const api::Canary& canary, bool succeeded, bool skipped) {
+    auto* family = succeeded ? successes_ : failures_;
+    family
+        ->Add({{"name", canary.metadata.name},
+               {"namespace", canary.metadata.ns},
+               {"deployment_strategy", std::string(analysis::strategy(canary.spec))},
+               {"analysis_status", skipped ? "skipped" : "completed"}})
+        .Increment();
+}
+
+void Telemetry::observe_reconcile(double seconds, bool ok) {
+    reconcile_->Add({{"result", ok ? "ok" : "error"}}, default_buckets()).Observe(seconds);
+}
+
+void Telemetry::set_queue_depth(std::size_t depth) {
+    queue_depth_->Set(static_cast<double>(depth));
+}
+
+void Telemetry::count_notification_failure() { notification_failures_->Increment(); }
+
+}  // namespace serin::telemetry

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "crds/api/canary.hpp"
+
+namespace prometheus {
+class Registry;
+template <typename T>
+class Family;
+class Gauge;
+class Counter;
+class Histogram;
+}  // namespace prometheus
+
+/// The controller's own metrics, served at /metrics in Prometheus's text format.
+///
+/// Flagger's series, with its names and labels (flagger-spec §8.1), so existing dashboards and
+/// alerts work: flagger_info, flagger_canary_total, flagger_canary_status, flagger_canary_weight,
+/// flagger_canary_duration_seconds, flagger_canary_metric_analysis,
+/// flagger_canary_successes_total, flagger_canary_failures_total. Serin's own, prefixed serin_:
+/// reconcile duration by result, work-queue depth, notification failures.
+///
+/// Thread safety: prometheus-cpp's metrics are thread-safe; the controller uses one thread.
+namespace serin::telemetry {
+
+class Telemetry {
+public:
+    Telemetry(std::string_view version, std::string_view mesh_provider);
+    ~Telemetry();
+    Telemetry(const Telemetry&) = delete;
+    Telemetry& operator=(const Telemetry&) = delete;
+
+    /// Every series, in Prometheus's text exposition format (version 0.0.4).
+    std::string scrape() const;
+
+    // ---- Flagger's series -------------------------------------------------------------------
+    /// flagger_canary_total{namespace}: the canaries in `ns`.
+    void set_canary_total(const std::string& ns, std::size_t count);
+    /// flagger_canary_status{name = target name, namespace}: 0 Progressing, 2 Failed, else 1.
+    void set_status(const api::Canary& canary, std::string_view phase);
+    /// flagger_canary_weight{workload = X-primary and X, namespace}.
+    void set_weights(const api::Canary& canary, int primary, int canary_weight);
+    /// flagger_canary_duration_seconds{name, namespace}: a reconcile that reached the analysis.
+    void observe_analysis(const api::Canary& canary, double seconds);
+    /// flagger_canary_metric_analysis{name, namespace, metric}: the metric's last value (a
+    /// duration in seconds).
+    void set_metric_value(const api::Canary& canary, const std::string& metric, double value);
+    /// flagger_canary_successes_total / failures_total{name, namespace, deployment_strategy,
+    /// analysis_status = completed | skipped}.
+    void count_release(const api::Canary& canary, bool succeeded, bool skipped);
+
+    // ---- Serin's own ------------------------------------------------------------------------
+    /// serin_reconcile_duration_seconds{result = ok | error}.
+    void observe_reconcile(double seconds, bool ok);
+    /// serin_workqueue_depth: keys waiting to be reconciled.
+    void set_queue_depth(std::size_t depth);
+    /// serin_notification_failures_total: alerts that could not be delivered.
+    void count_notification_failure();
+
+private:
+    std::shared_ptr<prometheus::Registry> registry_;
+    prometheus::Family<prometheus::Gauge>* canary_total_;
+    prometheus::Family<prometheus::Gauge>* status_;
+    prometheus::Family<prometheus::Gauge>* weight_;
+    prometheus::Family<prometheus::Histogram>* duration_;
+    prometheus::Family<prometheus::Gauge>* metric_analysis_;
+    prometheus::Family<prometheus::Counter>* successes_;
+    prometheus::Family<prometheus::Counter>* failures_;
+    prometheus::Family<prometheus::Histogram>* reconcile_;
+    prometheus::Gauge* queue_depth_;
+    prometheus::Counter* notification_failures_;
+};
+
+}  // namespace serin::telemetry

@@ -1,0 +1,67 @@
+// The controller's own endpoints: a real Prometheus scrapes the serin binary's /metrics during a
+// release and answers Flagger's series with the release's outcome.
+#include <catch2/catch.hpp>
+
+#include "devcluster/process.hpp"
+#include "tests/e2e/e2e.hpp"
+
+namespace {
+
+using namespace serin::e2e;
+namespace types = serin::kube::types;
+
+const std::string kV1 = "ghcr.io/stefanprodan/podinfo:6.0.0";
+const std::string kV2 = "ghcr.io/stefanprodan/podinfo:6.0.1";
+
+/// The body of GET `path` on serin's port, with the status code appended after a newline.
+std::string get(const SerinProcess& serin, const std::string& path) {
+    auto answer = serin::devcluster::run_command(
+        "curl", {"-s", "-m", "5", "-w", "\n%{http_code}",
+                 "http://127.0.0.1:" + std::to_string(serin.port()) + path},
+        std::chrono::seconds{10});
+    REQUIRE(answer.has_value());
+    return answer->output;
+}
+
+}  // namespace
+
+TEST_CASE("Prometheus scraping serin sees Flagger's status, weight and success series") {
+    Scenario s;
+    GateServer hooks(s.io());
+    SerinProcess& serin = s.start_serin();
+    const Json analysis = {
+        {"interval", "1s"},
+        {"threshold", 2},
+        {"iterations", 2},
+        {"webhooks", {{{"name", "checks"}, {"type", "rollout"}, {"url", hooks.url("/approve")}}}}};
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary(analysis));
+    s.wait_phase("Initialized");
+    OwnPrometheus prometheus("http://127.0.0.1:" + std::to_string(serin.port()), "serin", s.ns());
+
+    // /healthz answers at once; /readyz once the informers have synced, which they have.
+    CHECK(get(serin, "/healthz") == "OK\n200");
+    CHECK(get(serin, "/readyz") == "OK\n200");
+    CHECK(get(serin, "/nothing").substr(get(serin, "/nothing").size() - 3) == "404");
+
+    s.bump_image(kV2);
+    s.wait_phase("Succeeded");
+    const std::string in_ns = "namespace=\"" + s.ns() + "\"";
+    const std::string successes =
+        "flagger_canary_successes_total{name=\"podinfo\"," + in_ns +
+        ",deployment_strategy=\"blue-green\",analysis_status=\"completed\"}";
+    s.wait_until([&] { return prometheus.value(successes) == 1.0; },
+                 "Prometheus to see the promotion in " + successes, std::chrono::seconds{30});
+    CHECK(prometheus.value("flagger_canary_status{name=\"podinfo\"," + in_ns + "}") == 1.0);
+    CHECK(prometheus.value("flagger_canary_weight{workload=\"podinfo-primary\"," + in_ns + "}") ==
+          100.0);
+    CHECK(prometheus.value("flagger_canary_weight{workload=\"podinfo\"," + in_ns + "}") == 0.0);
+    CHECK(prometheus.value("flagger_canary_total{" + in_ns + "}") == 1.0);
+    CHECK(prometheus.value("flagger_info{mesh_provider=\"istio\"}") == 1.0);
+    CHECK_FALSE(prometheus.value("flagger_canary_failures_total{" + in_ns + "}").has_value());
+    // A reconcile that reached the analysis was timed (Flagger's tick duration) ...
+    CHECK(prometheus.value("flagger_canary_duration_seconds_count{name=\"podinfo\"," + in_ns + "}") >
+          0.0);
+    // ... and so was every reconcile (Serin's).
+    CHECK(prometheus.value("sum(serin_reconcile_duration_seconds_count)") > 0.0);
+}

@@ -1,0 +1,65 @@
+// Flagger's series as a dashboard reads them (flagger-spec §8.1), in the text exposition.
+#include <catch2/catch.hpp>
+
+#include "controller/telemetry/telemetry.hpp"
+
+namespace {
+
+serin::api::Canary canary() {
+    serin::api::Canary c;
+    c.metadata.name = "podinfo-canary";
+    c.metadata.ns = "test";
+    c.spec.target_ref = {"apps/v1", "Deployment", "podinfo"};
+    c.spec.analysis.emplace();
+    c.spec.analysis->iterations = 5;
+    return c;
+}
+
+bool has(const std::string& text, const std::string& line) {
+    return text.find(line + "\n") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("telemetry exposes Flagger's series with Flagger's labels") {
+    serin::telemetry::Telemetry t("0.1.0", "istio");
+    const auto c = canary();
+    t.set_canary_total("test", 3);
+    t.set_status(c, "Progressing");
+    t.set_weights(c, 80, 20);
+    t.set_metric_value(c, "request-duration", 0.25);
+    t.observe_analysis(c, 0.2);
+    t.count_release(c, true, false);
+    t.count_release(c, false, false);
+    t.count_release(c, false, false);
+    const std::string text = t.scrape();
+    CHECK(has(text, "flagger_info{mesh_provider=\"istio\",version=\"0.1.0\"} 1"));
+    CHECK(has(text, "flagger_canary_total{namespace=\"test\"} 3"));
+    // status and weight are keyed by the target's name, as in Flagger.
+    CHECK(has(text, "flagger_canary_status{name=\"podinfo\",namespace=\"test\"} 0"));
+    CHECK(has(text, "flagger_canary_weight{namespace=\"test\",workload=\"podinfo-primary\"} 80"));
+    CHECK(has(text, "flagger_canary_weight{namespace=\"test\",workload=\"podinfo\"} 20"));
+    CHECK(has(text, "flagger_canary_metric_analysis{metric=\"request-duration\",name=\"podinfo-canary\",namespace=\"test\"} 0.25"));
+    CHECK(has(text, "flagger_canary_duration_seconds_count{name=\"podinfo-canary\",namespace=\"test\"} 1"));
+    CHECK(has(text, "flagger_canary_duration_seconds_bucket{name=\"podinfo-canary\",namespace=\"test\",le=\"0.25\"} 1"));
+    CHECK(has(text, "flagger_canary_successes_total{analysis_status=\"completed\",deployment_strategy=\"blue-green\",name=\"podinfo-canary\",namespace=\"test\"} 1"));
+    CHECK(has(text, "flagger_canary_failures_total{analysis_status=\"completed\",deployment_strategy=\"blue-green\",name=\"podinfo-canary\",namespace=\"test\"} 2"));
+
+    t.set_status(c, "Failed");
+    CHECK(has(t.scrape(), "flagger_canary_status{name=\"podinfo\",namespace=\"test\"} 2"));
+    t.set_status(c, "Succeeded");
+    CHECK(has(t.scrape(), "flagger_canary_status{name=\"podinfo\",namespace=\"test\"} 1"));
+}
+
+TEST_CASE("telemetry exposes Serin's own series") {
+    serin::telemetry::Telemetry t("0.1.0", "istio");
+    t.observe_reconcile(0.003, true);
+    t.observe_reconcile(0.5, false);
+    t.set_queue_depth(7);
+    t.count_notification_failure();
+    const std::string text = t.scrape();
+    CHECK(has(text, "serin_reconcile_duration_seconds_count{result=\"ok\"} 1"));
+    CHECK(has(text, "serin_reconcile_duration_seconds_count{result=\"error\"} 1"));
+    CHECK(has(text, "serin_workqueue_depth 7"));
+    CHECK(has(text, "serin_notification_failures_total 1"));
+}
