@@ -12,5 +12,8 @@ function(serin_add_test name label)
     list(APPEND props FIXTURES_REQUIRED ${ARG_FIXTURE}
                       ENVIRONMENT "SERIN_DEVCLUSTER_DIR=${SERIN_DEVCLUSTER_DIR}")
   endif()
-  catch_discover_tests(${name} TEST_PREFIX "${label}/${name}/" PROPERTIES ${props})
+  # --warn NoTests: a test name ctest cannot pass back to Catch (e.g. one with a ";") fails
+  # instead of running nothing.
+  catch_discover_tests(${name} TEST_PREFIX "${label}/${name}/" EXTRA_ARGS --warn NoTests
+                       PROPERTIES ${props})
 endfunction()

@@ -77,7 +77,7 @@ TEST_CASE("the server answers what its handler says, over one kept-alive connect
     CHECK(f.client->stats().connections_opened == 1);  // the second request reused it
 }
 
-TEST_CASE("a port in use is an error naming it; stop() refuses new connections") {
+TEST_CASE("a port in use is an error naming it, and stop() refuses new connections") {
     Fixture f;
     auto again = http::HttpServer::listen(f.io.get_executor(), "127.0.0.1", f.server->port(),
                                           [](std::string_view, std::string_view) {

@@ -95,7 +95,7 @@ TEST_CASE("a notification is a JSON POST with the bearer token, to the provider'
     CHECK(f.failures.empty());
 }
 
-TEST_CASE("a 5xx is retried with backoff; a 4xx fails at once") {
+TEST_CASE("a 5xx is retried with backoff, a 4xx fails at once") {
     Fixture f;
     auto n = f.make();
     f.statuses = {503, 500, 200};
@@ -132,7 +132,7 @@ TEST_CASE("giving up after the last attempt reports the destination, never its a
     CHECK(f.failures[1].rfind("alert to AlertProvider on-call.test failed: ", 0) == 0);
 }
 
-TEST_CASE("post() returns at once; a receiver that never answers times out in the background") {
+TEST_CASE("post() returns at once, a receiver that never answers times out in the background") {
     Fixture f;
     auto n = f.make({.timeout = 200ms, .attempts = 2, .max_in_flight = 1});
     f.statuses = {0, 0};

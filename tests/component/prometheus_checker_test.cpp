@@ -117,7 +117,10 @@ struct Fixture {
                            out.emplace(std::move(r));
                        });
         io.restart();
-        io.run_for(std::chrono::seconds{20});
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
+        while (!out && std::chrono::steady_clock::now() < deadline) {
+            io.run_one_for(std::chrono::milliseconds{100});
+        }
         REQUIRE(out.has_value());
         return std::move(*out);
     }

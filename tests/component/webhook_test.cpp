@@ -115,7 +115,7 @@ TEST_CASE("the webhook gets Flagger's JSON payload in a POST, metadata only when
     CHECK(second.at("metadata") == nlohmann::json{{"cmd", "hey -z 1m"}});
 }
 
-TEST_CASE("200 201 and 202 pass; 204 and a 403 fail with the body as the reason") {
+TEST_CASE("200 201 and 202 pass, 204 and a 403 fail with the body as the reason") {
     Fixture f;
     f.answers = {{200, ""}, {201, ""}, {202, ""}, {204, ""}, {403, "gate closed"}};
     CHECK(f.call(f.target("/a")));
@@ -193,7 +193,7 @@ TEST_CASE("event payloads carry the event and never let hook metadata override i
     CHECK(p.metadata.at("team") == "web");
 }
 
-TEST_CASE("disableTLS skips certificate verification; without it an unknown CA fails") {
+TEST_CASE("disableTLS skips certificate verification, without it an unknown CA fails") {
     asio::io_context io;
     ManualClock clock;
     const auto& pki = serin::test::test_pki();

@@ -70,6 +70,10 @@ void SerinProcess::stop() {
 
 bool SerinProcess::running() { return process_ && process_->running(); }
 
+std::string SerinProcess::exit_status() const {
+    return process_ ? process_->describe_exit() : "not started";
+}
+
 std::string SerinProcess::log_tail(std::size_t lines) const {
     return devcluster::tail_file(log_, lines);
 }

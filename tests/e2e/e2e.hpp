@@ -40,6 +40,8 @@ public:
     /// SIGTERM and wait.
     void stop();
     bool running();
+    /// "exited with status 0", "killed by signal 9", "running" (or "not started").
+    std::string exit_status() const;
     /// The last lines of its log, for failure messages.
     std::string log_tail(std::size_t lines = 40) const;
     const std::filesystem::path& log_file() const { return log_; }

@@ -114,7 +114,11 @@ TEST_CASE("alerts reach each provider type by severity: a waiting gate, a promot
     hooks.close("checks");
     s.bump_image(kV3);
     s.wait_phase("Failed");
+    // Every provider's last alert, before looking at what each got.
     s.wait_until([&] { return hooks.calls("/ok/gchat") >= 1; }, "the rollback alert at gchat");
+    s.wait_until([&] { return hooks.calls("/ok/rocket") >= 2; }, "the rollback alert at rocket");
+    s.wait_until([&] { return hooks.calls("/ok/discord/slack") >= 6; }, "6 alerts at discord");
+    s.wait_until([&] { return hooks.calls("/ok/teams") >= 6; }, "6 alerts at msteams");
     s.wait_until([&] { return has(texts(hooks.bodies("/ok/slack"), "/attachments/0/text"),
                                   "threshold reached"); },
                  "the rollback alert at slack");

@@ -41,7 +41,7 @@ api::AlertProvider provider(const std::string& type) {
 
 }  // namespace
 
-TEST_CASE("alert fields: Cluster when set; with metadata, the target and the analysis") {
+TEST_CASE("alert fields: Cluster when set, with metadata, the target and the analysis") {
     CHECK(render(canary::alert_fields(make_canary(), false, "")).empty());
     CHECK(render(canary::alert_fields(make_canary(), false, "prod-eu")) ==
           std::vector<std::string>{"Cluster: prod-eu"});

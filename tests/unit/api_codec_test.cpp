@@ -379,7 +379,7 @@ sessionAffinity: {cookieName: c}
     CHECK_FALSE(decoded->status.tracked_configs);
 }
 
-TEST_CASE("intervals down to 1s are kept, shorter ones clamp to 1s; an explicit progressDeadlineSeconds of 0 is kept") {
+TEST_CASE("intervals down to 1s are kept, shorter ones clamp to 1s, an explicit progressDeadlineSeconds of 0 is kept") {
     Json j = minimal_canary();
     j["spec"]["analysis"]["interval"] = "1s";
     j["spec"]["progressDeadlineSeconds"] = 0;

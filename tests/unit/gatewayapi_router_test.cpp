@@ -81,7 +81,7 @@ TEST_CASE("a progressive canary gets one weighted rule with the default match, v
     CHECK(v1beta1["spec"] == v1["spec"]);  // nothing here differs between the flavours
 }
 
-TEST_CASE("every service field is mapped, in filter order; v1beta1 drops timeouts and CORS") {
+TEST_CASE("every service field is mapped, in filter order, v1beta1 drops timeouts and CORS") {
     const auto context = context_of("all-fields");
     const Json v1 = route_of(context, Routes{70, 30, false});
     CHECK(golden("gatewayapi/all-fields-v1.json", v1) == "");
@@ -100,7 +100,7 @@ TEST_CASE("every service field is mapped, in filter order; v1beta1 drops timeout
                                    "RequestMirror"});
 }
 
-TEST_CASE("a rewrite without a type replaces the full path; the authority alone is a hostname") {
+TEST_CASE("a rewrite without a type replaces the full path, the authority alone is a hostname") {
     auto context = context_of("rewrite-full-path");
     CHECK(golden("gatewayapi/rewrite-full-path.json", route_of(context, Routes{100, 0, false})) ==
           "");
@@ -289,7 +289,7 @@ TEST_CASE("what Gateway API cannot express is an error naming the field") {
     }
 }
 
-TEST_CASE("CORS without maxAge writes Gateway API's default; allowCredentials only when true") {
+TEST_CASE("CORS without maxAge writes Gateway API's default, allowCredentials only when true") {
     auto context = context_of("podinfo");
     context.canary.spec.service.cors_policy =
         Json{{"allowOrigin", Json::array({"*"})}, {"allowCredentials", false}};

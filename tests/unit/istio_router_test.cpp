@@ -76,7 +76,7 @@ TEST_CASE("every spec.service field is copied to the route, ports named behind a
     CHECK(out[0]["spec"]["hosts"] == Json::array({"app.example.com", "frontend"}));
 }
 
-TEST_CASE("port discovery names no port for the mesh gateway; a wildcard host keeps S out") {
+TEST_CASE("port discovery names no port for the mesh gateway, a wildcard host keeps S out") {
     const RouteContext context = context_of("mesh-wildcard");
     const Json out = objects(context, Routes{100, 0, false});
     CHECK(golden("istio/mesh-wildcard.json", out) == "");

@@ -91,7 +91,7 @@ TEST_CASE("TrafficSplit weights of any version and HTTPRoute backends and mirror
           std::map<std::string, double>{{"podinfo", 1.0}, {"podinfo-primary", 1.0}});
 }
 
-TEST_CASE("without a routing object the apex Service's selector decides; unready versions get nothing") {
+TEST_CASE("without a routing object the apex Service's selector decides, unready versions get nothing") {
     CHECK(shares(plan(services(), deployments(), {})) ==
           std::map<std::string, double>{{"podinfo-primary", 1.0}});
     std::vector<Json> switched = services();

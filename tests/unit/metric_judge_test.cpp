@@ -62,7 +62,7 @@ TEST_CASE("the deprecated threshold: a floor for success rate, a ceiling for the
           "Halt podinfo.test advancement errors 6.00 > 5");
 }
 
-TEST_CASE("custom metrics outside their range fail; no data is not a value") {
+TEST_CASE("custom metrics outside their range fail, no data is not a value") {
     const auto m = metric("queue-depth", 1, 10);
     CHECK(judged(m, MetricSource::kTemplate, 0.5).message ==
           "Halt podinfo.test advancement queue-depth 0.50 < 1");

@@ -49,7 +49,7 @@ TEST_CASE("slack: channel, username, icon and one attachment with the fields") {
     CHECK(payload(to(Kind::kSlack), message(Severity::kWarn))["attachments"][0]["color"] == "good");
 }
 
-TEST_CASE("discord posts Slack's shape to the /slack endpoint; rocket uses its own colors") {
+TEST_CASE("discord posts Slack's shape to the /slack endpoint, rocket uses its own colors") {
     CHECK(payload(to(Kind::kDiscord), message()) == payload(to(Kind::kSlack), message()));
     CHECK(post_url(to(Kind::kDiscord, "https://discord.com/api/webhooks/1/x")) ==
           "https://discord.com/api/webhooks/1/x/slack");

@@ -1447,7 +1447,7 @@ TEST_CASE("noData: fail (the default) counts a failed check, as in Flagger") {
     CHECK(w.weight() == 10);
 }
 
-TEST_CASE("errorLimit: errors hold the step until the limit, then count; a good step resets") {
+TEST_CASE("errorLimit: errors hold the step until the limit, then count, a good step resets") {
     auto analysis = weighted(10, 50);
     analysis.metrics = {metric("request-success-rate"), metric("request-duration")};
     analysis.metrics[0].error_limit = 2;

@@ -1,0 +1,128 @@
+// High availability: two serin binaries with leader election on a Lease in the canary's
+// namespace. Only the leader writes; when it dies or is stopped, the other finishes the release.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "tests/e2e/e2e.hpp"
+
+namespace {
+
+using namespace serin::e2e;
+namespace types = serin::kube::types;
+
+const std::string kV1 = "ghcr.io/stefanprodan/podinfo:6.0.0";
+const std::string kV2 = "ghcr.io/stefanprodan/podinfo:6.0.1";
+
+std::vector<std::string> ha_args() {
+    return {"--enable-leader-election", "--leader-election-lease-duration=3s",
+            "--leader-election-renew-deadline=2s", "--leader-election-retry-period=500ms"};
+}
+
+/// The identity a serin logged when it started leading, or "".
+std::string leader_identity(const SerinProcess& serin) {
+    std::ifstream in(serin.log_file());
+    std::string line;
+    const std::string marker = "leading as ";
+    while (std::getline(in, line)) {
+        if (const auto at_marker = line.find(marker); at_marker != std::string::npos) {
+            return line.substr(at_marker + marker.size());
+        }
+    }
+    return "";
+}
+
+/// Who created the canary's Events (reportingInstance), each once.
+std::set<std::string> event_writers(Scenario& s) {
+    serin::kube::ListOptions options;
+    options.field_selector = "involvedObject.kind=Canary,involvedObject.name=podinfo";
+    auto page = serin::testing::run(s.io(), s.client().list(types::events(), s.ns(), options));
+    REQUIRE(page.has_value());
+    std::set<std::string> writers;
+    for (const Json& e : page->items) {
+        writers.insert(e.value("reportingInstance", ""));
+    }
+    return writers;
+}
+
+int iterations(const Json& canary) {
+    const Json it = at(canary, "/status/iterations");
+    return it.is_number() ? it.get<int>() : 0;
+}
+
+}  // namespace
+
+TEST_CASE("two serins: only the leader writes, killing it mid-release lets the other finish") {
+    Scenario s;
+    GateServer hooks(s.io());
+    SerinProcess a(s.cluster(), s.ns(), ha_args());
+    SerinProcess b(s.cluster(), s.ns(), ha_args());
+    const Json analysis = {
+        {"interval", "1s"},
+        {"threshold", 2},
+        {"iterations", 8},
+        {"webhooks", {{{"name", "checks"}, {"type", "rollout"}, {"url", hooks.url("/approve")}}}}};
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary(analysis));
+    s.wait_phase("Initialized");
+    s.wait_until([&] { return !leader_identity(a).empty() || !leader_identity(b).empty(); },
+                 "a leader");
+    SerinProcess& leader = leader_identity(a).empty() ? b : a;
+    SerinProcess& standby = &leader == &a ? b : a;
+    const std::string first = leader_identity(leader);
+    const Json lease = s.get(types::leases(), "serin-leader-election");
+    CHECK(at(lease, "/spec/holderIdentity") == first);
+
+    s.bump_image(kV2);
+    s.wait_canary([](const Json& c) { return phase(c) == "Progressing" && iterations(c) >= 2; },
+                  "two iterations");
+    // Until now only the leader has written: every Event is its own.
+    CHECK(event_writers(s) == std::set<std::string>{first});
+    CHECK(leader_identity(standby).empty());
+
+    leader.kill();  // no chance to release the lease or finish a write
+    s.wait_until([&] { return !leader_identity(standby).empty(); }, "the standby to take over",
+                 std::chrono::seconds{20});
+    const std::string second = leader_identity(standby);
+    CHECK(second != first);
+    const Json done = s.wait_phase("Succeeded", std::chrono::seconds{60});
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+    CHECK(at(done, "/status/canaryWeight") == 0);
+    CHECK(at(s.get(types::leases(), "serin-leader-election"), "/spec/holderIdentity") == second);
+    CHECK(event_writers(s) == std::set<std::string>{first, second});
+    CHECK_FALSE(leader.running());
+}
+
+TEST_CASE("SIGTERM: the leader releases its Lease and exits, the standby takes over at once") {
+    Scenario s;
+    GateServer hooks(s.io());
+    // A long lease: a takeover well inside it shows the lease was released, not expired.
+    std::vector<std::string> args = {"--enable-leader-election",
+                                     "--leader-election-lease-duration=30s",
+                                     "--leader-election-renew-deadline=20s",
+                                     "--leader-election-retry-period=500ms"};
+    SerinProcess a(s.cluster(), s.ns(), args);
+    s.wait_until([&] { return !leader_identity(a).empty(); }, "a to lead");
+    SerinProcess b(s.cluster(), s.ns(), args);
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary({{"interval", "1s"},
+                                          {"threshold", 2},
+                                          {"iterations", 2},
+                                          {"webhooks",
+                                           {{{"name", "checks"},
+                                             {"type", "rollout"},
+                                             {"url", hooks.url("/approve")}}}}}));
+    s.wait_phase("Initialized");
+    const auto stopped_at = std::chrono::steady_clock::now();
+    a.stop();  // SIGTERM, and wait for the exit
+    CHECK_FALSE(a.running());
+    CHECK(a.exit_status() == "exited with status 0");
+    s.wait_until([&] { return !leader_identity(b).empty(); }, "b to take over",
+                 std::chrono::seconds{15});
+    CHECK(std::chrono::steady_clock::now() - stopped_at < std::chrono::seconds{15});
+    s.bump_image(kV2);
+    s.wait_phase("Succeeded");
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+}
