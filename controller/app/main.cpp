@@ -389,6 +389,9 @@ int main(int argc, char** argv) {
         co_await elector.run();
         auto state = co_await asio::this_coro::cancellation_state;
         if (state.cancelled() != asio::cancellation_type::none) {
+            // Stopping (SIGTERM): hand the Lease over, so a standby need not wait out its
+            // duration. The release must not inherit the cancellation that stopped the work.
+            co_await asio::this_coro::reset_cancellation_state();
             auto released = co_await elector.release();
             if (!released) {
                 spdlog::warn("lease not released: {}", released.error().describe());

@@ -29,7 +29,10 @@ SerinProcess::SerinProcess(std::string ns, fs::path kubeconfig, std::vector<std:
     auto port = devcluster::pick_free_port();
     REQUIRE(port.has_value());
     port_ = *port;
-    log_ = fs::temp_directory_path() / ("serin-e2e-" + ns_ + ".log");
+    // One log per process: several serins may watch one namespace (leader election tests).
+    static int started = 0;
+    log_ = fs::temp_directory_path() /
+           ("serin-e2e-" + ns_ + (started++ == 0 ? "" : "-" + std::to_string(started)) + ".log");
     std::error_code ec;
     fs::remove(log_, ec);
     start();
