@@ -289,9 +289,19 @@ int main(int argc, char** argv) {
                 return {405, "text/plain; charset=utf-8", "method not allowed\n"};
             }
             if (path == "/metrics") {
+                serin::telemetry::Telemetry::Totals totals;
+                const auto& api = (*client)->stats();
+                totals.api_reads = api.reads;
+                totals.api_writes = api.writes;
+                totals.api_watches = api.watches;
+                totals.api_throttled = api.throttled;
                 if (live != nullptr) {
                     telemetry.set_queue_depth(live->queue_depth());
+                    const auto informers = live->informer_stats();
+                    totals.watch_failures = informers.watch_failures;
+                    totals.relists = informers.relists_after_gone;
                 }
+                telemetry.set_totals(totals);
                 return {200, "text/plain; version=0.0.4; charset=utf-8", telemetry.scrape()};
             }
             if (path == "/healthz") {

@@ -184,6 +184,19 @@ void Controller::enqueue_indexed(const std::string& index, const std::string& va
     }
 }
 
+kube::InformerStats Controller::informer_stats() const {
+    kube::InformerStats sum;
+    for (const auto& informer : informers_) {
+        const kube::InformerStats one = informer->stats();
+        sum.lists += one.lists;
+        sum.relists_after_gone += one.relists_after_gone;
+        sum.watches += one.watches;
+        sum.watch_failures += one.watch_failures;
+        sum.events += one.events;
+    }
+    return sum;
+}
+
 std::size_t Controller::queue_depth() const { return queue_ ? queue_->depth() : 0; }
 
 bool Controller::synced() const { return store_.synced(); }

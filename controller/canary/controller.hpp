@@ -69,6 +69,8 @@ public:
     std::uint64_t reconciles() const { return reconciles_; }
     /// Keys ready to be reconciled now (serin_workqueue_depth).
     std::size_t queue_depth() const;
+    /// The informers' counters, summed.
+    kube::InformerStats informer_stats() const;
 
 private:
     void watch(kube::Informer& informer, std::function<void(const kube::Json&)> enqueue_for);

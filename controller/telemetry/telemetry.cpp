@@ -70,6 +70,19 @@ Telemetry::Telemetry(std::string_view version, std::string_view mesh_provider)
                                   .Help("Alerts that could not be delivered")
                                   .Register(*registry_)
                                   .Add({});
+    api_requests_ = &prometheus::BuildCounter()
+                         .Name("serin_api_requests_total")
+                         .Help("Requests to the Kubernetes API server, by kind (read, write, watch)")
+                         .Register(*registry_);
+    api_throttled_ = &prometheus::BuildCounter()
+                          .Name("serin_api_throttled_total")
+                          .Help("Writes that waited for the client's token bucket")
+                          .Register(*registry_)
+                          .Add({});
+    watch_restarts_ = &prometheus::BuildCounter()
+                           .Name("serin_watch_restarts_total")
+                           .Help("Informer watches restarted, by reason (error, gone)")
+                           .Register(*registry_);
 }
 
 Telemetry::~Telemetry() = default;
@@ -128,5 +141,20 @@ void Telemetry::set_queue_depth(std::size_t depth) {
 }
 
 void Telemetry::count_notification_failure() { notification_failures_->Increment(); }
+
+void Telemetry::set_totals(const Totals& now) {
+    const auto advance = [](prometheus::Counter& counter, std::uint64_t& last, std::uint64_t total) {
+        if (total > last) {
+            counter.Increment(static_cast<double>(total - last));
+            last = total;
+        }
+    };
+    advance(api_requests_->Add({{"kind", "read"}}), totals_.api_reads, now.api_reads);
+    advance(api_requests_->Add({{"kind", "write"}}), totals_.api_writes, now.api_writes);
+    advance(api_requests_->Add({{"kind", "watch"}}), totals_.api_watches, now.api_watches);
+    advance(*api_throttled_, totals_.api_throttled, now.api_throttled);
+    advance(watch_restarts_->Add({{"reason", "error"}}), totals_.watch_failures, now.watch_failures);
+    advance(watch_restarts_->Add({{"reason", "gone"}}), totals_.relists, now.relists);
+}
 
 }  // namespace serin::telemetry

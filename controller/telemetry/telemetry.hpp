@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -61,6 +62,20 @@ public:
     /// serin_notification_failures_total: alerts that could not be delivered.
     void count_notification_failure();
 
+    /// Counters kept elsewhere (the API client, the informers), read at each scrape. Each is a
+    /// running total since the process started; a total below the last one is ignored.
+    struct Totals {
+        std::uint64_t api_reads = 0;      ///< GET and LIST
+        std::uint64_t api_writes = 0;     ///< POST, PUT, PATCH, DELETE
+        std::uint64_t api_watches = 0;    ///< watch requests
+        std::uint64_t api_throttled = 0;  ///< writes that waited for the token bucket
+        std::uint64_t watch_failures = 0; ///< watches that ended in an error (then restarted)
+        std::uint64_t relists = 0;        ///< re-lists after 410 Gone
+    };
+    /// serin_api_requests_total{kind = read | write | watch}, serin_api_throttled_total,
+    /// serin_watch_restarts_total{reason = error | gone}.
+    void set_totals(const Totals& totals);
+
 private:
     std::shared_ptr<prometheus::Registry> registry_;
     prometheus::Family<prometheus::Gauge>* canary_total_;
@@ -73,6 +88,10 @@ private:
     prometheus::Family<prometheus::Histogram>* reconcile_;
     prometheus::Gauge* queue_depth_;
     prometheus::Counter* notification_failures_;
+    prometheus::Family<prometheus::Counter>* api_requests_;
+    prometheus::Counter* api_throttled_;
+    prometheus::Family<prometheus::Counter>* watch_restarts_;
+    Totals totals_;
 };
 
 }  // namespace serin::telemetry

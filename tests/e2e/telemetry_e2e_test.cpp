@@ -64,4 +64,6 @@ TEST_CASE("Prometheus scraping serin sees Flagger's status, weight and success s
           0.0);
     // ... and so was every reconcile (Serin's).
     CHECK(prometheus.value("sum(serin_reconcile_duration_seconds_count)") > 0.0);
+    CHECK(prometheus.value("serin_api_requests_total{kind=\"write\"}") > 0.0);
+    CHECK(prometheus.value("serin_api_requests_total{kind=\"watch\"}") > 0.0);
 }

@@ -63,3 +63,26 @@ TEST_CASE("telemetry exposes Serin's own series") {
     CHECK(has(text, "serin_workqueue_depth 7"));
     CHECK(has(text, "serin_notification_failures_total 1"));
 }
+
+TEST_CASE("totals read at each scrape become counters that only go up") {
+    serin::telemetry::Telemetry t("0.1.0", "istio");
+    serin::telemetry::Telemetry::Totals totals;
+    totals.api_reads = 10;
+    totals.api_writes = 4;
+    totals.api_watches = 2;
+    totals.watch_failures = 1;
+    t.set_totals(totals);
+    totals.api_reads = 15;
+    totals.relists = 1;
+    t.set_totals(totals);
+    std::string text = t.scrape();
+    CHECK(has(text, "serin_api_requests_total{kind=\"read\"} 15"));
+    CHECK(has(text, "serin_api_requests_total{kind=\"write\"} 4"));
+    CHECK(has(text, "serin_api_requests_total{kind=\"watch\"} 2"));
+    CHECK(has(text, "serin_api_throttled_total 0"));
+    CHECK(has(text, "serin_watch_restarts_total{reason=\"error\"} 1"));
+    CHECK(has(text, "serin_watch_restarts_total{reason=\"gone\"} 1"));
+    totals.api_reads = 3;  // a lower total (it cannot happen) never lowers the counter
+    t.set_totals(totals);
+    CHECK(has(t.scrape(), "serin_api_requests_total{kind=\"read\"} 15"));
+}
