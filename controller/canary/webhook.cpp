@@ -30,12 +30,7 @@ WebhookPayload event_payload(WebhookPayload base,
 
 bool webhook_succeeded(int status) { return status >= 200 && status <= 202; }
 
-bool webhook_retryable(const Error& error) {
-    if (error.http_status == 0) {
-        return error.kind == ErrorKind::kTransient;  // could not connect, reset, timed out
-    }
-    return error.http_status == 429 || (error.http_status >= 500 && error.http_status != 501);
-}
+bool webhook_retryable(const Error& error) { return http::worth_retrying(error); }
 
 asio::awaitable<Result<void>> WebhookClient::attempt(const WebhookTarget& target,
                                                      const std::string& body) {
@@ -55,15 +50,10 @@ asio::awaitable<Result<void>> WebhookClient::attempt(const WebhookTarget& target
     if (webhook_succeeded(response->status)) {
         co_return Result<void>{};
     }
-    Error error;
-    error.kind = response->status == 429 ? ErrorKind::kTooManyRequests
-                 : response->status >= 500 ? ErrorKind::kTransient
-                                           : ErrorKind::kBadRequest;
-    error.http_status = response->status;
     // Flagger reports the body as the reason; a bodiless refusal still says what happened.
-    error.message = response->body.empty() ? "status " + std::to_string(response->status)
-                                           : response->body;
-    co_return error;
+    co_return http::status_error(response->status, response->body.empty()
+                                                       ? "status " + std::to_string(response->status)
+                                                       : response->body);
 }
 
 asio::awaitable<Result<void>> WebhookClient::call(WebhookTarget target, WebhookPayload payload) {

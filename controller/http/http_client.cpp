@@ -66,6 +66,23 @@ std::string url_encode(std::string_view in) {
     return out;
 }
 
+Error status_error(int status, std::string message) {
+    Error error;
+    error.kind = status == 429 ? ErrorKind::kTooManyRequests
+                 : status >= 500 ? ErrorKind::kTransient
+                                 : ErrorKind::kBadRequest;
+    error.http_status = status;
+    error.message = std::move(message);
+    return error;
+}
+
+bool worth_retrying(const Error& error) {
+    if (error.http_status == 0) {
+        return error.kind == ErrorKind::kTransient;
+    }
+    return error.http_status == 429 || (error.http_status >= 500 && error.http_status != 501);
+}
+
 std::string_view to_string(Method method) {
     switch (method) {
         case Method::kGet:

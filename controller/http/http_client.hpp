@@ -108,6 +108,14 @@ using HttpClientPtr = std::unique_ptr<HttpClient>;
 /// `in` with every byte but letters, digits and -_.~ percent-encoded (for query strings).
 std::string url_encode(std::string_view in);
 
+/// The Error for an answer with a status that is not a success: kTooManyRequests for 429,
+/// kTransient for 5xx, else kBadRequest; http_status set and `message` as given.
+Error status_error(int status, std::string message);
+
+/// Worth another attempt after a pause: connection failures and timeouts (kTransient without a
+/// status), 429, and 5xx except 501 (which will not change).
+bool worth_retrying(const Error& error);
+
 /// The Beast implementation. Fails with kInvalid when the TLS material does not load.
 Result<HttpClientPtr> make_beast_client(boost::asio::any_io_executor executor,
                                         ClientOptions options);

@@ -7,18 +7,6 @@ namespace serin::notify {
 
 namespace asio = boost::asio;
 
-namespace {
-
-/// Connection failures, timeouts, 429 and 5xx (except 501) may pass on another attempt.
-bool retryable(const Error& error) {
-    if (error.http_status == 0) {
-        return error.kind == ErrorKind::kTransient;
-    }
-    return error.http_status == 429 || (error.http_status >= 500 && error.http_status != 501);
-}
-
-}  // namespace
-
 void Notifier::post(Destination destination, Message message, FailureHandler on_failure) {
     if (stats_.in_flight >= options_.max_in_flight) {
         ++stats_.failed;
@@ -57,7 +45,7 @@ asio::awaitable<Result<void>> Notifier::deliver(Destination destination, std::st
     auto backoff = options_.backoff;
     for (int attempt_no = 1;; ++attempt_no) {
         Result<void> result = co_await attempt(destination, body);
-        if (result || attempt_no >= options_.attempts || !retryable(result.error())) {
+        if (result || attempt_no >= options_.attempts || !http::worth_retrying(result.error())) {
             if (!result && attempt_no > 1) {
                 Error error = result.error();
                 error.message += " (after " + std::to_string(attempt_no) + " attempts)";
@@ -89,13 +77,8 @@ asio::awaitable<Result<void>> Notifier::attempt(const Destination& destination,
     if (response->status >= 200 && response->status < 300) {
         co_return Result<void>{};
     }
-    Error error;
-    error.kind = response->status == 429 ? ErrorKind::kTooManyRequests
-                 : response->status >= 500 ? ErrorKind::kTransient
-                                           : ErrorKind::kBadRequest;
-    error.http_status = response->status;
-    error.message = "status " + std::to_string(response->status);
-    co_return error;
+    // Not the body: a chat service's error page is no use in a log, and may echo the address.
+    co_return http::status_error(response->status, "status " + std::to_string(response->status));
 }
 
 }  // namespace serin::notify
