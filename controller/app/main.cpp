@@ -297,6 +297,7 @@ int main(int argc, char** argv) {
                 totals.api_throttled = api.throttled;
                 if (live != nullptr) {
                     telemetry.set_queue_depth(live->queue_depth());
+                    telemetry.set_canary_totals(live->canaries_per_namespace());
                     const auto informers = live->informer_stats();
                     totals.watch_failures = informers.watch_failures;
                     totals.relists = informers.relists_after_gone;

@@ -184,6 +184,16 @@ void Controller::enqueue_indexed(const std::string& index, const std::string& va
     }
 }
 
+std::map<std::string, std::size_t> Controller::canaries_per_namespace() const {
+    std::map<std::string, std::size_t> counts;
+    if (canaries_ != nullptr) {
+        for (const ObjectPtr& canary : canaries_->list()) {
+            ++counts[kube::object_namespace(*canary)];
+        }
+    }
+    return counts;
+}
+
 kube::InformerStats Controller::informer_stats() const {
     kube::InformerStats sum;
     for (const auto& informer : informers_) {

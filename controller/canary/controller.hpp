@@ -3,6 +3,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,6 +70,8 @@ public:
     std::uint64_t reconciles() const { return reconciles_; }
     /// Keys ready to be reconciled now (serin_workqueue_depth).
     std::size_t queue_depth() const;
+    /// The canaries in the cache, per namespace (flagger_canary_total, at each scrape).
+    std::map<std::string, std::size_t> canaries_per_namespace() const;
     /// The informers' counters, summed.
     kube::InformerStats informer_stats() const;
 

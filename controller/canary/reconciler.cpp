@@ -127,7 +127,6 @@ void Reconciler::record_telemetry(const Context& ctx, const analysis::Observatio
     if (t == nullptr) {
         return;
     }
-    t->set_canary_total(ctx.ns(), deps_.store.list(types::canaries(), ctx.ns()).size());
     t->set_status(ctx.canary, decision.status.phase);
     std::optional<analysis::Routes> routes = obs.routes;
     for (const analysis::Action& action : decision.actions) {

@@ -91,8 +91,16 @@ std::string Telemetry::scrape() const {
     return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-void Telemetry::set_canary_total(const std::string& ns, std::size_t count) {
-    canary_total_->Add({{"namespace", ns}}).Set(static_cast<double>(count));
+void Telemetry::set_canary_totals(const std::map<std::string, std::size_t>& per_namespace) {
+    for (const std::string& ns : namespaces_) {
+        if (!per_namespace.contains(ns)) {
+            canary_total_->Add({{"namespace", ns}}).Set(0);
+        }
+    }
+    for (const auto& [ns, count] : per_namespace) {
+        canary_total_->Add({{"namespace", ns}}).Set(static_cast<double>(count));
+        namespaces_.insert(ns);
+    }
 }
 
 void Telemetry::set_status(const api::Canary& canary, std::string_view phase) {

@@ -2,6 +2,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,8 +41,9 @@ public:
     std::string scrape() const;
 
     // ---- Flagger's series -------------------------------------------------------------------
-    /// flagger_canary_total{namespace}: the canaries in `ns`.
-    void set_canary_total(const std::string& ns, std::size_t count);
+    /// flagger_canary_total{namespace}: the canaries per namespace, read at each scrape. A
+    /// namespace seen before and missing now has none left (0).
+    void set_canary_totals(const std::map<std::string, std::size_t>& per_namespace);
     /// flagger_canary_status{name = target name, namespace}: 0 Progressing, 2 Failed, else 1.
     void set_status(const api::Canary& canary, std::string_view phase);
     /// flagger_canary_weight{workload = X-primary and X, namespace}.
@@ -92,6 +95,7 @@ private:
     prometheus::Counter* api_throttled_;
     prometheus::Family<prometheus::Counter>* watch_restarts_;
     Totals totals_;
+    std::set<std::string> namespaces_;  ///< with a flagger_canary_total series
 };
 
 }  // namespace serin::telemetry

@@ -18,7 +18,7 @@ TEST_CASE("every series the Grafana dashboard queries is one serin exposes") {
     c.metadata.name = "podinfo";
     c.metadata.ns = "test";
     c.spec.target_ref.name = "podinfo";
-    t.set_canary_total("test", 1);
+    t.set_canary_totals({{"test", 1}});
     t.set_status(c, "Progressing");
     t.set_weights(c, 100, 0);
     t.set_metric_value(c, "request-success-rate", 100);

@@ -24,7 +24,7 @@ bool has(const std::string& text, const std::string& line) {
 TEST_CASE("telemetry exposes Flagger's series with Flagger's labels") {
     serin::telemetry::Telemetry t("0.1.0", "istio");
     const auto c = canary();
-    t.set_canary_total("test", 3);
+    t.set_canary_totals({{"test", 3}, {"prod", 1}});
     t.set_status(c, "Progressing");
     t.set_weights(c, 80, 20);
     t.set_metric_value(c, "request-duration", 0.25);
@@ -44,6 +44,10 @@ TEST_CASE("telemetry exposes Flagger's series with Flagger's labels") {
     CHECK(has(text, "flagger_canary_duration_seconds_bucket{name=\"podinfo-canary\",namespace=\"test\",le=\"0.25\"} 1"));
     CHECK(has(text, "flagger_canary_successes_total{analysis_status=\"completed\",deployment_strategy=\"blue-green\",name=\"podinfo-canary\",namespace=\"test\"} 1"));
     CHECK(has(text, "flagger_canary_failures_total{analysis_status=\"completed\",deployment_strategy=\"blue-green\",name=\"podinfo-canary\",namespace=\"test\"} 2"));
+
+    // A namespace whose canaries are all gone reads 0, not its last count.
+    t.set_canary_totals({{"test", 3}});
+    CHECK(has(t.scrape(), "flagger_canary_total{namespace=\"prod\"} 0"));
 
     t.set_status(c, "Failed");
     CHECK(has(t.scrape(), "flagger_canary_status{name=\"podinfo\",namespace=\"test\"} 2"));
