@@ -2,6 +2,7 @@
 //
 // Flags follow Flagger's (flagger-spec §9) and are accepted with one dash or two
 // ("-mesh-provider=kubernetes" or "--mesh-provider kubernetes").
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -11,11 +12,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "controller/canary/controller.hpp"
@@ -413,12 +416,34 @@ int main(int argc, char** argv) {
         }
     };
 
+    // The first SIGINT or SIGTERM stops the work and hands the Lease over. Should that take
+    // longer than kShutdownDeadline, or a second signal come, serin gives up waiting and exits 1.
+    constexpr auto kShutdownDeadline = std::chrono::seconds{5};
     asio::signal_set signals(io, SIGINT, SIGTERM);
+    asio::steady_timer shutdown_deadline(io);
+    const auto give_up = [&](std::string_view why) {
+        spdlog::error("{}; exiting without a clean shutdown", why);
+        exit_code = 1;
+        io.stop();
+    };
     signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-        if (!ec) {
-            spdlog::info("signal {}: stopping", signal);
-            stop.emit(asio::cancellation_type::all);
+        if (ec) {
+            return;
         }
+        spdlog::info("signal {}: stopping", signal);
+        shutdown_deadline.expires_after(kShutdownDeadline);
+        shutdown_deadline.async_wait([&](const boost::system::error_code& timer_ec) {
+            if (!timer_ec) {
+                give_up(fmt::format("shutdown took longer than {}s",
+                                    kShutdownDeadline.count()));
+            }
+        });
+        signals.async_wait([&](const boost::system::error_code& again_ec, int again) {
+            if (!again_ec) {
+                give_up(fmt::format("signal {} during shutdown", again));
+            }
+        });
+        stop.emit(asio::cancellation_type::all);
     });
     asio::co_spawn(io, main_task(),
                    asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
@@ -431,6 +456,7 @@ int main(int argc, char** argv) {
                            exit_code = 1;
                        }
                        signals.cancel();
+                       shutdown_deadline.cancel();
                        io.stop();
                    }));
     io.run();

@@ -256,7 +256,8 @@ asio::awaitable<void> Controller::run() {
     }
     const auto started = deps_.clock.steady_now();
     while (!store_.synced()) {
-        if (!co_await deps_.clock.sleep_for(std::chrono::milliseconds{20})) {
+        const bool slept = co_await deps_.clock.sleep_for(std::chrono::milliseconds{20});
+        if (!slept) {
             co_return;  // cancelled
         }
     }

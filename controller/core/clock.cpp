@@ -1,6 +1,7 @@
 #include "controller/core/clock.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
@@ -10,13 +11,34 @@ namespace serin {
 
 namespace asio = boost::asio;
 
+namespace {
+
+/// True when the awaiting coroutine was cancelled before this sleep began. A cancellation that
+/// lands while the coroutine awaits something that then completes anyway (an HTTP request that
+/// had already been answered) reaches no timer; without this check the loop around the sleep
+/// would go on, since the signal is not raised again.
+asio::awaitable<bool> already_cancelled() {
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    co_return state.cancelled() != asio::cancellation_type::none;
+}
+
+}  // namespace
+
 asio::awaitable<bool> SystemClock::sleep_until(SteadyTime deadline) {
+    const bool cancelled = co_await already_cancelled();
+    if (cancelled) {
+        co_return false;
+    }
     asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     co_return !ec;
 }
 
 asio::awaitable<bool> ManualClock::sleep_until(SteadyTime deadline) {
+    const bool cancelled = co_await already_cancelled();
+    if (cancelled) {
+        co_return false;
+    }
     if (deadline <= now_) {
         co_return true;
     }

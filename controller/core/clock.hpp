@@ -16,7 +16,9 @@ using Duration = std::chrono::steady_clock::duration;
 /// Thread safety: SystemClock is safe from any thread. ManualClock must be used from the thread
 /// that runs its io_context.
 /// Cancellation: sleep_until completes early, returning false, when the awaiting coroutine's
-/// cancellation slot is triggered.
+/// cancellation slot is triggered, and returns false at once when the coroutine was cancelled
+/// before it began (during an operation that completed regardless), so that a loop of "work,
+/// then sleep" always ends once cancelled.
 class Clock {
 public:
     virtual ~Clock() = default;

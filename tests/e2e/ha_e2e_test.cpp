@@ -117,6 +117,7 @@ TEST_CASE("SIGTERM: the leader releases its Lease and exits, the standby takes o
     s.wait_phase("Initialized");
     const auto stopped_at = std::chrono::steady_clock::now();
     a.stop();  // SIGTERM, and wait for the exit
+    INFO("a's log ends:\n" << a.log_tail(30));
     CHECK_FALSE(a.running());
     CHECK(a.exit_status() == "exited with status 0");
     s.wait_until([&] { return !leader_identity(b).empty(); }, "b to take over",
