@@ -35,12 +35,12 @@ public:
         if (!lease) {
             co_return serin::fail(ErrorKind::kNotFound, "leases \"serin\" not found");
         }
-        co_return *lease;
+        co_return Result<Json>(boost::system::in_place_value, *lease);
     }
     asio::awaitable<Result<Json>> create(serin::kube::ResourceType, std::string, Json body,
                                          serin::kube::WriteOptions) override {
         lease = std::move(body);
-        co_return *lease;
+        co_return Result<Json>(boost::system::in_place_value, *lease);
     }
     asio::awaitable<Result<Json>> update(serin::kube::ResourceType, std::string, Json body,
                                          serin::kube::WriteOptions) override {
@@ -49,7 +49,7 @@ public:
             during_update();
         }
         lease = std::move(body);
-        co_return *lease;
+        co_return Result<Json>(boost::system::in_place_value, *lease);
     }
 };
 
