@@ -11,34 +11,25 @@ namespace serin {
 
 namespace asio = boost::asio;
 
-namespace {
-
-/// True when the awaiting coroutine was cancelled before this sleep began. A cancellation that
-/// lands while the coroutine awaits something that then completes anyway (an HTTP request that
-/// had already been answered) reaches no timer; without this check the loop around the sleep
-/// would go on, since the signal is not raised again.
-asio::awaitable<bool> already_cancelled() {
+asio::awaitable<bool> Clock::sleep_until(SteadyTime deadline) {
+    // A cancellation that lands while the coroutine awaits something that then completes anyway
+    // (an HTTP request already answered) reaches no timer, and is not raised again: without this
+    // check a loop of "work, then sleep" would go on.
     const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-    co_return state.cancelled() != asio::cancellation_type::none;
-}
-
-}  // namespace
-
-asio::awaitable<bool> SystemClock::sleep_until(SteadyTime deadline) {
-    const bool cancelled = co_await already_cancelled();
-    if (cancelled) {
+    if (state.cancelled() != asio::cancellation_type::none) {
         co_return false;
     }
+    const bool reached = co_await wait_until(deadline);
+    co_return reached;
+}
+
+asio::awaitable<bool> SystemClock::wait_until(SteadyTime deadline) {
     asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     co_return !ec;
 }
 
-asio::awaitable<bool> ManualClock::sleep_until(SteadyTime deadline) {
-    const bool cancelled = co_await already_cancelled();
-    if (cancelled) {
-        co_return false;
-    }
+asio::awaitable<bool> ManualClock::wait_until(SteadyTime deadline) {
     if (deadline <= now_) {
         co_return true;
     }

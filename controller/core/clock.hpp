@@ -25,18 +25,24 @@ public:
     virtual SteadyTime steady_now() const = 0;
     virtual SystemTime system_now() const = 0;
     /// Waits until `deadline`; true when it was reached, false when cancelled.
-    virtual boost::asio::awaitable<bool> sleep_until(SteadyTime deadline) = 0;
+    boost::asio::awaitable<bool> sleep_until(SteadyTime deadline);
 
     boost::asio::awaitable<bool> sleep_for(Duration d) {
         return sleep_until(steady_now() + d);
     }
+
+private:
+    /// The wait itself, once sleep_until has found the coroutine not yet cancelled.
+    virtual boost::asio::awaitable<bool> wait_until(SteadyTime deadline) = 0;
 };
 
 class SystemClock final : public Clock {
 public:
     SteadyTime steady_now() const override { return std::chrono::steady_clock::now(); }
     SystemTime system_now() const override { return std::chrono::system_clock::now(); }
-    boost::asio::awaitable<bool> sleep_until(SteadyTime deadline) override;
+
+private:
+    boost::asio::awaitable<bool> wait_until(SteadyTime deadline) override;
 };
 
 /// A clock that moves only when advance() is called; due sleepers wake in deadline order.
@@ -50,8 +56,6 @@ public:
         return system_start_ + std::chrono::duration_cast<SystemTime::duration>(
                                    now_.time_since_epoch());
     }
-    boost::asio::awaitable<bool> sleep_until(SteadyTime deadline) override;
-
     /// Moves time forward and wakes every sleeper whose deadline has come.
     void advance(Duration d);
     /// How many coroutines are sleeping on this clock and not yet woken by advance().
@@ -64,6 +68,8 @@ public:
     }
 
 private:
+    boost::asio::awaitable<bool> wait_until(SteadyTime deadline) override;
+
     struct Waiter {
         SteadyTime deadline;
         boost::asio::steady_timer* timer;
