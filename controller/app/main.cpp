@@ -211,22 +211,24 @@ int main(int argc, char** argv) {
     std::optional<serin::notify::Destination> global_notifier;
     if (!f.msteams_url.empty() || !f.slack_url.empty()) {
         const bool teams = !f.msteams_url.empty();
-        if (!(teams ? f.msteams_proxy_url : f.slack_proxy_url).empty()) {
-            spdlog::error("--{}-proxy-url: this build of Serin cannot post through a proxy; the "
-                          "global notifier is off",
-                          teams ? "msteams" : "slack");
-        } else {
-            serin::notify::Destination d;
-            d.kind = teams ? serin::notify::Kind::kMsTeams : serin::notify::Kind::kSlack;
-            d.label = teams ? "--msteams-url" : "--slack-url";
-            d.address = teams ? f.msteams_url : f.slack_url;
-            d.token = teams ? std::string() : f.slack_token;
-            d.username = f.slack_user;
-            if (!f.slack_channel.empty()) {
-                d.channel = f.slack_channel;
-            }
-            global_notifier = std::move(d);
+        serin::notify::Destination d;
+        d.kind = teams ? serin::notify::Kind::kMsTeams : serin::notify::Kind::kSlack;
+        d.label = teams ? "--msteams-url" : "--slack-url";
+        d.address = teams ? f.msteams_url : f.slack_url;
+        d.token = teams ? std::string() : f.slack_token;
+        d.username = f.slack_user;
+        d.proxy = teams ? f.msteams_proxy_url : f.slack_proxy_url;
+        if (!f.slack_channel.empty()) {
+            d.channel = f.slack_channel;
         }
+        if (!d.proxy.empty()) {
+            if (auto proxy = serin::http::Proxy::parse(d.proxy); !proxy) {
+                spdlog::error("--{}-proxy-url: {}", teams ? "msteams" : "slack",
+                              proxy.error().message);
+                return 1;
+            }
+        }
+        global_notifier = std::move(d);
     }
 
     auto config = serin::kube::load_default_config(f.kubeconfig);

@@ -1,6 +1,7 @@
 #include "controller/canary/alerts.hpp"
 
 #include "analysis/metric_judge.hpp"
+#include "controller/http/http_client.hpp"
 #include "controller/kube/kube_client.hpp"
 
 namespace serin::canary {
@@ -49,12 +50,13 @@ Result<notify::Destination> alert_destination(const api::AlertProvider& provider
                                              "gchat");
     }
     if (!provider.spec.proxy.empty()) {
-        return fail(ErrorKind::kInvalid,
-                    "AlertProvider " + id +
-                        " spec.proxy is set, but this build of Serin cannot post through a proxy; "
-                        "the alert was not sent");
+        if (auto proxy = http::Proxy::parse(provider.spec.proxy); !proxy) {
+            return fail(ErrorKind::kInvalid,
+                        "AlertProvider " + id + " spec.proxy: " + proxy.error().message);
+        }
     }
     notify::Destination d;
+    d.proxy = provider.spec.proxy;
     d.kind = *kind;
     d.label = "AlertProvider " + id;
     d.address = provider.spec.address;

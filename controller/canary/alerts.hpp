@@ -24,8 +24,9 @@ std::vector<notify::Field> alert_fields(const api::Canary& canary, bool with_met
                                         const std::string& cluster_name);
 
 /// Where an AlertProvider posts: its type, channel and username, and the address and token of
-/// its Secret (`secret` may be null when it has no secretRef). Errors: kInvalid naming the field
-/// (an unknown type, a Secret without `address`, a proxy, which this build cannot use).
+/// its Secret (`secret` may be null when it has no secretRef), and its proxy. Errors: kInvalid
+/// naming the field (an unknown type, a Secret without `address`, a proxy URL that is not
+/// http://), kNotFound for a missing Secret.
 Result<notify::Destination> alert_destination(const api::AlertProvider& provider,
                                               const kube::Json* secret);
 

@@ -62,7 +62,7 @@ constexpr auto kIo = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kStreamChunk = 16 * 1024;
 
 /// Where an I/O error happened, for the message.
-enum class Phase { kResolve, kConnect, kHandshake, kWrite, kRead };
+enum class Phase { kResolve, kConnect, kTunnel, kHandshake, kWrite, kRead };
 
 std::string_view describe(Phase phase) {
     switch (phase) {
@@ -70,6 +70,8 @@ std::string_view describe(Phase phase) {
             return "resolving the host of";
         case Phase::kConnect:
             return "connecting to";
+        case Phase::kTunnel:
+            return "asking for a CONNECT tunnel through";
         case Phase::kHandshake:
             return "TLS handshake with";
         case Phase::kWrite:
@@ -92,6 +94,36 @@ bool is_ip_literal(const std::string& host) {
     error_code ec;
     asio::ip::make_address(host, ec);
     return !ec;
+}
+
+/// Where a request goes: its URL, the proxy it goes through (if any), and the key of the pool
+/// of kept-alive connections it may use: the origin, plus the proxy's when proxied.
+struct Route {
+    Url url;
+    std::optional<Proxy> proxy;
+    std::string pool_key;
+
+    /// The host the TCP connection goes to: the proxy, or the URL's own.
+    const Url& first_hop() const { return proxy ? proxy->url : url; }
+};
+
+Result<Route> route_for(const Request& request) {
+    auto url = Url::parse(request.url);
+    if (!url) {
+        return url.error();
+    }
+    Route route;
+    route.url = std::move(*url);
+    route.pool_key = route.url.origin();
+    if (!request.proxy.empty()) {
+        auto proxy = Proxy::parse(request.proxy);
+        if (!proxy) {
+            return proxy.error();
+        }
+        route.pool_key += " via " + proxy->url.origin();
+        route.proxy = std::move(*proxy);
+    }
+    return route;
 }
 
 /// One kept-alive connection, plain or TLS. The buffer holds bytes read past the last message.
@@ -174,6 +206,50 @@ Error to_error(const error_code& ec, Phase phase, std::string_view origin, Conne
     return fail(ErrorKind::kTransient, where + " failed: " + ec.message());
 }
 
+bool is_success(int status) { return status >= 200 && status < 300; }
+
+/// Asks the proxy at the other end of `stream` for a tunnel to `route.url` (before the deadline
+/// the stream carries). Any 2xx answer opens it; anything else is an error naming the proxy.
+asio::awaitable<Result<void>> open_tunnel(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                          const Route& route, const std::string& user_agent) {
+    const std::string proxy = route.proxy->url.origin();
+    const std::string target = route.url.authority();
+    bhttp::request<bhttp::empty_body> connect{bhttp::verb::connect, target, 11};
+    connect.set(bhttp::field::host, target);
+    connect.set(bhttp::field::user_agent, user_agent);
+    if (!route.proxy->authorization.empty()) {
+        connect.set(bhttp::field::proxy_authorization, route.proxy->authorization);
+    }
+    auto state = co_await asio::this_coro::cancellation_state;
+    auto [write_ec, written] = co_await bhttp::async_write(stream, connect, kIo);
+    if (write_ec) {
+        co_return to_error(write_ec, Phase::kTunnel, proxy, nullptr);
+    }
+    if (is_cancelled(state)) {
+        co_return cancelled_error(route.url.origin());
+    }
+    bhttp::response_parser<bhttp::empty_body> parser;
+    parser.skip(true);  // an answer to CONNECT has no body; the tunnel follows the header
+    auto [read_ec, read] = co_await bhttp::async_read_header(stream, buffer, parser, kIo);
+    if (read_ec) {
+        co_return to_error(read_ec, Phase::kTunnel, proxy, nullptr);
+    }
+    const auto status = static_cast<int>(parser.get().result_int());
+    if (!is_success(status)) {
+        co_return status_error(status, "the proxy " + proxy + " refused a tunnel to " + target +
+                                           ": " + std::to_string(status) + " " +
+                                           std::string{parser.get().reason()});
+    }
+    if (buffer.size() != 0) {
+        // TLS starts with the client's hello: bytes already here cannot be the server's.
+        co_return fail(ErrorKind::kTransient, "the proxy " + proxy + " sent " +
+                                                  std::to_string(buffer.size()) +
+                                                  " unexpected bytes after opening a tunnel to " +
+                                                  target);
+    }
+    co_return Result<void>{};
+}
+
 /// The result of one request/response exchange on one connection.
 struct Outcome {
     Response response;
@@ -188,8 +264,6 @@ void copy_headers(const bhttp::fields& fields, Headers& out) {
         out.emplace_back(std::string{field.name_string()}, std::string{field.value()});
     }
 }
-
-bool is_success(int status) { return status >= 200 && status < 300; }
 
 /// Splits a body into lines across reads. Returns false once the handler asks to stop.
 class LineSplitter {
@@ -360,26 +434,26 @@ public:
           tls_context_(std::move(tls_context)) {}
 
     asio::awaitable<Result<Response>> send(Request request) override {
-        auto url = Url::parse(request.url);
-        if (!url) {
-            co_return url.error();
+        auto route = route_for(request);
+        if (!route) {
+            co_return route.error();
         }
         const auto deadline = Clock::now() + request.timeout;
-        const auto msg = build(request, *url);
-        co_return co_await on_connection(*url, deadline, [&](Connection& conn) {
+        const auto msg = build(request, *route);
+        co_return co_await on_connection(*route, deadline, [&](Connection& conn) {
             conn.tcp().expires_at(deadline);
             return conn.visit([&](auto& stream) { return exchange_whole(stream, conn, msg); });
         });
     }
 
     asio::awaitable<Result<Response>> stream(Request request, LineHandler on_line) override {
-        auto url = Url::parse(request.url);
-        if (!url) {
-            co_return url.error();
+        auto route = route_for(request);
+        if (!route) {
+            co_return route.error();
         }
-        const auto msg = build(request, *url);
+        const auto msg = build(request, *route);
         co_return co_await on_connection(
-            *url, Clock::now() + request.timeout, [&](Connection& conn) {
+            *route, Clock::now() + request.timeout, [&](Connection& conn) {
                 return conn.visit([&](auto& stream) {
                     return exchange_stream(stream, conn, msg, request.timeout, on_line);
                 });
@@ -389,24 +463,24 @@ public:
     ClientStats stats() const override { return stats_; }
 
 private:
-    /// Takes an idle connection to the URL's origin or opens one (by `open_deadline`), runs
+    /// Takes an idle connection for the route or opens one (by `open_deadline`), runs
     /// `exchange(Connection&) -> awaitable<Outcome>` on it and pools it again when the exchange
     /// leaves it reusable. A reused connection that the server had already closed is retried once
     /// on a fresh one; a retry never takes another idle connection, as those may be stale too.
     template <class Exchange>
-    asio::awaitable<Result<Response>> on_connection(const Url& url,
+    asio::awaitable<Result<Response>> on_connection(const Route& route,
                                                     Clock::time_point open_deadline,
                                                     Exchange exchange) {
         auto state = co_await asio::this_coro::cancellation_state;
-        const auto origin = url.origin();
+        const auto origin = route.url.origin();
         for (int attempt = 0;; ++attempt) {
-            ConnectionPtr conn = attempt == 0 ? take_idle(origin) : nullptr;
+            ConnectionPtr conn = attempt == 0 ? take_idle(route.pool_key) : nullptr;
             const bool reused = conn != nullptr;
             if (is_cancelled(state)) {
                 co_return cancelled_error(origin);
             }
             if (!reused) {
-                auto opened = co_await open(url, open_deadline);
+                auto opened = co_await open(route, open_deadline);
                 if (!opened) {
                     co_return opened.error();
                 }
@@ -438,10 +512,19 @@ private:
                out.ec != beast::error::timeout && out.ec != asio::error::operation_aborted;
     }
 
-    BeastRequest build(const Request& request, const Url& url) const {
+    BeastRequest build(const Request& request, const Route& route) const {
+        const Url& url = route.url;
         BeastRequest msg;
         msg.method(to_verb(request.method));
-        msg.target(url.target);
+        if (route.proxy && url.scheme == "http") {
+            // To a proxy, in absolute form (RFC 9112 §3.2.2); https goes through a tunnel.
+            msg.target(url.origin() + url.target);
+            if (!route.proxy->authorization.empty()) {
+                msg.set(bhttp::field::proxy_authorization, route.proxy->authorization);
+            }
+        } else {
+            msg.target(url.target);
+        }
         msg.version(11);
         bool has_host = false;
         bool has_user_agent = false;
@@ -487,8 +570,8 @@ private:
         return bhttp::verb::get;
     }
 
-    ConnectionPtr take_idle(const std::string& origin) {
-        auto it = idle_.find(origin);
+    ConnectionPtr take_idle(const std::string& pool_key) {
+        auto it = idle_.find(pool_key);
         if (it == idle_.end()) {
             return nullptr;
         }
@@ -561,18 +644,21 @@ private:
         co_return endpoints;
     }
 
-    /// Connects (and for https, handshakes) a fresh connection before `deadline`.
-    asio::awaitable<Result<ConnectionPtr>> open(const Url& url, Clock::time_point deadline) {
+    /// Connects a fresh connection before `deadline`: to the URL's host, or to the proxy (with a
+    /// CONNECT tunnel for https); then, for https, the TLS handshake with the URL's host.
+    asio::awaitable<Result<ConnectionPtr>> open(const Route& route, Clock::time_point deadline) {
         auto state = co_await asio::this_coro::cancellation_state;
+        const Url& url = route.url;
+        const Url& hop = route.first_hop();
         const auto origin = url.origin();
         const auto connect_deadline = std::min(deadline, Clock::now() + options_.connect_timeout);
         std::vector<tcp::endpoint> endpoints;
         error_code ec;
-        const auto address = asio::ip::make_address(url.host, ec);
+        const auto address = asio::ip::make_address(hop.host, ec);
         if (!ec) {
-            endpoints.emplace_back(address, static_cast<unsigned short>(std::stoul(url.port)));
+            endpoints.emplace_back(address, static_cast<unsigned short>(std::stoul(hop.port)));
         } else {
-            auto resolved = co_await resolve(url, connect_deadline);
+            auto resolved = co_await resolve(hop, connect_deadline);
             if (!resolved) {
                 co_return resolved.error();
             }
@@ -583,15 +669,25 @@ private:
         }
 
         auto conn = std::make_unique<Connection>();
-        conn->origin = origin;
+        conn->origin = route.pool_key;
         beast::tcp_stream tcp_stream{executor_};
         tcp_stream.expires_at(connect_deadline);
         auto [connect_ec, endpoint] = co_await tcp_stream.async_connect(endpoints, kIo);
         if (connect_ec) {
-            co_return to_error(connect_ec, Phase::kConnect, origin, nullptr);
+            const std::string where = route.proxy ? "the proxy " + hop.origin() : origin;
+            co_return to_error(connect_ec, Phase::kConnect, where, nullptr);
         }
         ++stats_.connections_opened;
         tcp_stream.socket().set_option(tcp::no_delay(true), ec);
+        if (route.proxy && url.scheme == "https") {
+            if (is_cancelled(state)) {
+                co_return cancelled_error(origin);
+            }
+            auto tunnel = co_await open_tunnel(tcp_stream, conn->buffer, route, options_.user_agent);
+            if (!tunnel) {
+                co_return tunnel.error();
+            }
+        }
         if (url.scheme == "http") {
             conn->plain.emplace(std::move(tcp_stream));
             co_return conn;

@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <boost/asio/ip/address_v6.hpp>
 #include <cctype>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "controller/core/base64.hpp"
 
 namespace serin::http {
 namespace {
@@ -187,6 +190,81 @@ Result<Url> Url::parse(std::string_view url) {
 std::string Url::origin() const {
     const bool ipv6 = host.find(':') != std::string::npos;
     return scheme + "://" + (ipv6 ? "[" + host + "]" : host) + ":" + port;
+}
+
+std::string Url::authority() const {
+    const bool ipv6 = host.find(':') != std::string::npos;
+    return (ipv6 ? "[" + host + "]" : host) + ":" + port;
+}
+
+namespace {
+
+/// RFC 3986 percent-decoding; nullopt for a malformed escape.
+std::optional<std::string> percent_decode(std::string_view in) {
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+            out.push_back(in[i]);
+            continue;
+        }
+        if (i + 2 >= in.size() || std::isxdigit(static_cast<unsigned char>(in[i + 1])) == 0 ||
+            std::isxdigit(static_cast<unsigned char>(in[i + 2])) == 0) {
+            return std::nullopt;
+        }
+        out.push_back(static_cast<char>(std::stoi(std::string{in.substr(i + 1, 2)}, nullptr, 16)));
+        i += 2;
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<Proxy> Proxy::parse(std::string_view proxy) {
+    // The user information, if any, comes out first so that no error repeats it.
+    std::string without_user{proxy};
+    std::string userinfo;
+    const auto scheme_end = proxy.find("://");
+    if (scheme_end != std::string_view::npos) {
+        const std::string_view rest = proxy.substr(scheme_end + 3);
+        const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+        if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+            userinfo = std::string{authority.substr(0, at)};
+            without_user = std::string{proxy.substr(0, scheme_end + 3)} +
+                           std::string{rest.substr(at + 1)};
+        }
+    }
+    const std::string hidden = userinfo.empty() ? "" : " (user information hidden)";
+    const std::string shown = hidden + " " + without_user;
+    auto url = Url::parse(without_user);
+    if (!url) {
+        // Url::parse says `invalid URL "<url>": <why>`, of the URL without the user.
+        constexpr std::string_view kPrefix = "invalid URL";
+        std::string why = url.error().message;
+        if (why.rfind(kPrefix, 0) == 0) {
+            why.erase(0, kPrefix.size());
+        }
+        return fail(ErrorKind::kInvalid, "invalid proxy URL" + hidden + why);
+    }
+    if (url->scheme != "http") {
+        return fail(ErrorKind::kInvalid, "invalid proxy URL" + shown +
+                                             ": only http:// proxies are supported (an https "
+                                             "destination is still tunnelled with TLS end to end)");
+    }
+    Proxy out;
+    out.url = std::move(*url);
+    if (!userinfo.empty()) {
+        const auto colon = userinfo.find(':');
+        auto user = percent_decode(std::string_view{userinfo}.substr(0, colon));
+        auto password = colon == std::string::npos
+                            ? std::optional<std::string>{std::string{}}
+                            : percent_decode(std::string_view{userinfo}.substr(colon + 1));
+        if (!user || !password) {
+            return fail(ErrorKind::kInvalid, "invalid proxy URL" + shown +
+                                                 ": bad percent-encoding in the user information");
+        }
+        out.authorization = "Basic " + encode_base64(*user + ":" + *password);
+    }
+    return out;
 }
 
 std::optional<std::string_view> Response::header(std::string_view name) const {

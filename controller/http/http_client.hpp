@@ -32,6 +32,20 @@ struct Url {
     /// Parses "https://host:port/path?query"; an error names the bad part.
     static Result<Url> parse(std::string_view url);
     std::string origin() const;  ///< "https://host:port"
+    /// "host:port", with an IPv6 literal in brackets: a CONNECT target.
+    std::string authority() const;
+};
+
+/// An HTTP proxy, "http://[user:password@]host:port". Requests to https URLs are tunnelled
+/// through it with CONNECT, so TLS (and its verification) stays end to end; requests to http URLs
+/// are sent to it in absolute form. A user and password go in a Proxy-Authorization header.
+struct Proxy {
+    Url url;
+    std::string authorization;  ///< "Basic ..." when the URL carries a user, else empty
+
+    /// Parses a proxy URL. Only http proxies are supported; an error names the URL with its
+    /// user information left out, so a password never reaches a log.
+    static Result<Proxy> parse(std::string_view proxy);
 };
 
 struct Request {
@@ -41,6 +55,9 @@ struct Request {
     std::string body;
     /// The whole exchange for send(); the longest silence between two reads for stream().
     std::chrono::milliseconds timeout{30'000};
+    /// A proxy URL to go through (see Proxy), empty for a direct connection. Connections made
+    /// through a proxy are pooled apart from direct ones.
+    std::string proxy;
 };
 
 struct Response {

@@ -66,6 +66,7 @@ asio::awaitable<Result<void>> Notifier::attempt(const Destination& destination,
     request.url = post_url(destination);
     request.body = body;
     request.timeout = options_.timeout;
+    request.proxy = destination.proxy;
     request.headers.emplace_back("Content-Type", "application/json");
     if (!destination.token.empty()) {
         request.headers.emplace_back("Authorization", "Bearer " + destination.token);

@@ -49,6 +49,7 @@ struct Destination {
     std::string token;  ///< sent as a Bearer token when set
     std::string channel = "general";
     std::string username = "flagger";
+    std::string proxy;  ///< an HTTP proxy to post through (http::Proxy), empty for none
 };
 
 /// The URL the message is posted to: `address`, except that Discord's gets Slack-compatible

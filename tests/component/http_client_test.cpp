@@ -1,5 +1,5 @@
-// The Beast HTTP client against a real loopback server: keep-alive, streaming, deadlines, TLS and
-// cancellation. Deadlines are short real times; nothing sleeps to wait for a condition.
+// The Beast HTTP client against a real loopback server: keep-alive, streaming, deadlines, TLS,
+// proxies and cancellation. Deadlines are short real times; nothing sleeps to wait for a condition.
 #include "controller/http/http_client.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "controller/core/base64.hpp"
 #include "tests/support/test_certs.hpp"
+#include "tests/support/test_http_proxy.hpp"
 #include "tests/support/test_http_server.hpp"
 
 namespace asio = boost::asio;
@@ -27,6 +29,7 @@ using serin::http::Method;
 using serin::http::Request;
 using serin::http::Response;
 using serin::test::TestEvent;
+using serin::test::TestHttpProxy;
 using serin::test::TestHttpServer;
 using serin::test::TestRequest;
 using serin::test::TestResponseWriter;
@@ -755,4 +758,139 @@ TEST_CASE("tls: a silent TLS stream times out and a hanging one is cancelled", "
     CHECK(cancelled->error().kind == ErrorKind::kCancelled);
     CHECK(elapsed < 2s);
     CHECK(lines == std::vector<std::string>{"hello", "hello"});
+}
+
+// ---- proxies --------------------------------------------------------------------------------
+
+TEST_CASE("proxy: an https request goes through a CONNECT tunnel with TLS verified end to end",
+          "[http][proxy]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok, server_tls()};
+    TestHttpProxy proxy{io.get_executor()};
+    auto client = make_client(io, trusting(serin::test::test_pki().ca.cert_pem));
+
+    std::vector<Result<Response>> responses;
+    run(io, [&]() -> asio::awaitable<void> {
+        for (const char* path : {"/one", "/two"}) {
+            Request request = get(server.base_url() + path);
+            request.method = Method::kPost;
+            request.body = "{}";
+            request.proxy = proxy.url();
+            responses.push_back(co_await client->send(std::move(request)));
+        }
+    }());
+
+    for (const auto& response : responses) {
+        INFO((response ? std::string{} : response.error().describe()));
+        REQUIRE(response.has_value());
+        CHECK(response->body == "ok");
+    }
+    // One tunnel, asked for once, carried both requests.
+    REQUIRE(proxy.asks().size() == 1);
+    CHECK(proxy.asks()[0].method == "CONNECT");
+    CHECK(proxy.asks()[0].target == "127.0.0.1:" + std::to_string(server.port()));
+    CHECK_FALSE(proxy.asks()[0].proxy_authorization.has_value());
+    CHECK(client->stats().connections_opened == 1);
+    REQUIRE(server.requests().size() == 2);
+    CHECK(server.requests()[0].target == "/one");
+    CHECK(server.requests()[1].target == "/two");
+    CHECK(server.requests()[1].body == "{}");
+}
+
+TEST_CASE("proxy: a tunnel does not skip verification: another CA's certificate fails with kTls",
+          "[http][proxy]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok, server_tls()};
+    TestHttpProxy proxy{io.get_executor()};
+    auto client = make_client(io, trusting(serin::test::test_pki().other_ca.cert_pem));
+
+    std::optional<Result<Response>> response;
+    run(io, [&]() -> asio::awaitable<void> {
+        Request request = get(server.base_url() + "/");
+        request.proxy = proxy.url();
+        response = co_await client->send(std::move(request));
+    }());
+    REQUIRE_FALSE(response->has_value());
+    CHECK(response->error().kind == ErrorKind::kTls);
+    CHECK(proxy.asks().size() == 1);
+    CHECK(server.requests().empty());
+}
+
+TEST_CASE("proxy: an http request goes to the proxy in absolute form with the proxy credentials",
+          "[http][proxy]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok};
+    TestHttpProxy proxy{io.get_executor()};
+    auto client = make_client(io);
+    // The password has a percent-encoded '@'; the credentials go to the proxy only.
+    const std::string proxy_url =
+        "http://alert-bot:p%40ss@127.0.0.1:" + std::to_string(proxy.port());
+
+    std::vector<Result<Response>> responses;
+    run(io, [&]() -> asio::awaitable<void> {
+        Request request = get(server.base_url() + "/hooks/a?x=1");
+        request.proxy = proxy_url;
+        responses.push_back(co_await client->send(request));
+        // A direct request to the same origin does not take the proxied connection.
+        request.proxy.clear();
+        responses.push_back(co_await client->send(request));
+    }());
+
+    for (const auto& response : responses) {
+        INFO((response ? std::string{} : response.error().describe()));
+        REQUIRE(response.has_value());
+        CHECK(response->status == 200);
+    }
+    REQUIRE(proxy.asks().size() == 1);
+    CHECK(proxy.asks()[0].method == "GET");
+    CHECK(proxy.asks()[0].target == server.base_url() + "/hooks/a?x=1");
+    CHECK(proxy.asks()[0].proxy_authorization ==
+          "Basic " + serin::encode_base64("alert-bot:p@ss"));
+    REQUIRE(server.requests().size() == 2);
+    CHECK(server.requests()[0].target == "/hooks/a?x=1");
+    CHECK_FALSE(server.requests()[0].header("Proxy-Authorization").has_value());
+    CHECK(server.requests()[0].connection != server.requests()[1].connection);
+    CHECK(client->stats().connections_opened == 2);
+}
+
+TEST_CASE("proxy: a proxy that refuses the tunnel is an error naming the proxy and the status",
+          "[http][proxy]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok, server_tls()};
+    TestHttpProxy proxy{io.get_executor(), 407};
+    auto client = make_client(io, trusting(serin::test::test_pki().ca.cert_pem));
+
+    std::optional<Result<Response>> response;
+    run(io, [&]() -> asio::awaitable<void> {
+        Request request = get(server.base_url() + "/");
+        request.proxy = proxy.url();
+        response = co_await client->send(std::move(request));
+    }());
+    REQUIRE_FALSE(response->has_value());
+    CHECK(response->error().http_status == 407);
+    CHECK_THAT(response->error().message, Catch::Contains("the proxy " + proxy.url() + " refused"));
+    CHECK_THAT(response->error().message, Catch::Contains("407"));
+    CHECK(server.requests().empty());
+}
+
+TEST_CASE("proxy: an unreachable proxy is a transient error naming the proxy", "[http][proxy]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok};
+    std::string proxy_url;
+    {
+        TestHttpProxy closed{io.get_executor()};
+        proxy_url = closed.url();
+    }
+    auto client = make_client(io);
+
+    std::optional<Result<Response>> response;
+    run(io, [&]() -> asio::awaitable<void> {
+        Request request = get(server.base_url() + "/");
+        request.proxy = proxy_url;
+        response = co_await client->send(std::move(request));
+    }());
+    REQUIRE_FALSE(response->has_value());
+    CHECK(response->error().kind == ErrorKind::kTransient);
+    CHECK_THAT(response->error().message, Catch::Contains("connecting to the proxy " + proxy_url));
+    CHECK(server.requests().empty());
 }

@@ -1,12 +1,13 @@
 // Alerts from the real serin binary to a loopback receiver standing in for Slack, Discord,
-// Rocket.Chat, Google Chat and Microsoft Teams: which provider gets which alert, and what each
-// payload carries.
+// Rocket.Chat, Google Chat and Microsoft Teams: which provider gets which alert, what each
+// payload carries, and posting through an AlertProvider's proxy.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 
 #include "controller/core/base64.hpp"
 #include "tests/e2e/e2e.hpp"
+#include "tests/support/test_http_proxy.hpp"
 
 namespace {
 
@@ -213,4 +214,40 @@ TEST_CASE("an alert receiver that never answers does not hold up the release") {
     }
     // The failure is reported on the canary once the attempts are used up.
     s.wait_event("alert to AlertProvider stuck." + s.ns() + " failed", 60s);
+}
+
+TEST_CASE("alerts go through an AlertProvider's proxy, and a proxy URL it cannot use is refused") {
+    Scenario s;
+    GateServer hooks(s.io());
+    serin::test::TestHttpProxy proxy(s.io().get_executor());
+    s.start_serin();
+    s.create(types::alert_providers(),
+             provider("proxied", "slack",
+                      {{"address", hooks.url("/ok/proxied")},
+                       {"proxy", "http://serin:s3cret@127.0.0.1:" + std::to_string(proxy.port())}}));
+    s.create(types::alert_providers(),
+             provider("bad-proxy", "slack",
+                      {{"address", hooks.url("/ok/never")}, {"proxy", "socks5://127.0.0.1:1080"}}));
+    const Json analysis = {{"interval", "1s"},
+                           {"threshold", 2},
+                           {"iterations", 1},
+                           {"alerts", {alert("proxied", "info"), alert("bad-proxy", "info")}}};
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary(analysis));
+    s.wait_phase("Initialized");
+    s.wait_until([&] { return hooks.calls("/ok/proxied") >= 1; }, "the alert through the proxy");
+
+    REQUIRE_FALSE(proxy.asks().empty());
+    const auto& ask = proxy.asks().front();
+    CHECK(ask.method == "POST");
+    CHECK(ask.target == hooks.url("/ok/proxied"));  // absolute form: the receiver is http
+    CHECK(ask.proxy_authorization == "Basic " + serin::encode_base64("serin:s3cret"));
+    CHECK_THAT(at(hooks.bodies("/ok/proxied").front(), "/attachments/0/text").get<std::string>(),
+               Catch::Contains("initialization completed"));
+
+    s.wait_event("AlertProvider bad-proxy." + s.ns() + " spec.proxy: invalid proxy URL");
+    CHECK(hooks.calls("/ok/never") == 0);
+    for (const std::string& event : s.events()) {
+        CHECK(event.find("s3cret") == std::string::npos);
+    }
 }

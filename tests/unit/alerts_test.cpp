@@ -91,9 +91,20 @@ TEST_CASE("an AlertProvider's destination: its type and address, or its Secret's
     REQUIRE_FALSE(unknown.has_value());
     CHECK(unknown.error().message.rfind("AlertProvider on-call.ops spec.type: \"pagerduty\"", 0) == 0);
 
-    auto proxied = provider("slack");
-    proxied.spec.proxy = "http://proxy:3128";
-    auto refused = canary::alert_destination(proxied, nullptr);
+    auto bad_proxy = provider("slack");
+    bad_proxy.spec.proxy = "https://bot:hunter2@proxy:3128";
+    auto refused = canary::alert_destination(bad_proxy, nullptr);
     REQUIRE_FALSE(refused.has_value());
-    CHECK_THAT(refused.error().message, Catch::Contains("spec.proxy is set"));
+    CHECK(refused.error().kind == ErrorKind::kInvalid);
+    CHECK_THAT(refused.error().message, Catch::Contains("spec.proxy: invalid proxy URL"));
+    CHECK_THAT(refused.error().message, Catch::Contains("only http:// proxies"));
+    CHECK_THAT(refused.error().message, !Catch::Contains("hunter2"));
+}
+
+TEST_CASE("an AlertProvider's spec.proxy is carried to its destination") {
+    auto proxied = provider("slack");
+    proxied.spec.proxy = "http://proxy.corp:3128";
+    auto destination = canary::alert_destination(proxied, nullptr);
+    REQUIRE(destination.has_value());
+    CHECK(destination->proxy == "http://proxy.corp:3128");
 }

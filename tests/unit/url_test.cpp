@@ -1,9 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include "controller/core/base64.hpp"
 #include "controller/http/http_client.hpp"
 
 using serin::ErrorKind;
 using serin::http::Method;
+using serin::http::Proxy;
 using serin::http::Response;
 using serin::http::Url;
 
@@ -97,4 +99,45 @@ TEST_CASE("Method names and case-insensitive response headers", "[http]") {
     CHECK(response.header("content-type") == "application/json");
     CHECK(response.header("X-A") == "1");
     CHECK_FALSE(response.header("Retry-After"));
+}
+
+TEST_CASE("Url::authority is a CONNECT target, with IPv6 literals in brackets", "[http][url]") {
+    CHECK(Url::parse("https://hooks.slack.com/services/x")->authority() == "hooks.slack.com:443");
+    CHECK(Url::parse("http://[::1]:8080/")->authority() == "[::1]:8080");
+}
+
+TEST_CASE("Proxy::parse takes http proxies, with a percent-decoded user and password",
+          "[http][url][proxy]") {
+    auto plain = Proxy::parse("http://proxy.corp:3128");
+    REQUIRE(plain.has_value());
+    CHECK(plain->url.origin() == "http://proxy.corp:3128");
+    CHECK(plain->authorization.empty());
+
+    auto with_user = Proxy::parse("http://bot:s%3Acret%40x@10.0.0.1:8080/");
+    REQUIRE(with_user.has_value());
+    CHECK(with_user->url.origin() == "http://10.0.0.1:8080");
+    CHECK(with_user->authorization == "Basic " + serin::encode_base64("bot:s:cret@x"));
+
+    auto user_only = Proxy::parse("http://bot@proxy:80");
+    REQUIRE(user_only.has_value());
+    CHECK(user_only->authorization == "Basic " + serin::encode_base64("bot:"));
+}
+
+TEST_CASE("Proxy::parse refuses what it cannot use and never repeats the password",
+          "[http][url][proxy]") {
+    const auto error_of = [](std::string_view text) {
+        auto proxy = Proxy::parse(text);
+        REQUIRE_FALSE(proxy.has_value());
+        CHECK(proxy.error().kind == ErrorKind::kInvalid);
+        return proxy.error().message;
+    };
+    const std::string https = error_of("https://bot:hunter2@proxy:443");
+    CHECK_THAT(https, Catch::Contains("only http:// proxies"));
+    CHECK_THAT(https, Catch::Contains("https://proxy:443"));
+    CHECK_THAT(https, !Catch::Contains("hunter2"));
+    const std::string bad_port = error_of("http://bot:hunter2@proxy:99999");
+    CHECK_THAT(bad_port, Catch::Contains("invalid port"));
+    CHECK_THAT(bad_port, !Catch::Contains("hunter2"));
+    CHECK_THAT(error_of("http://bot:%zz@proxy:80"), Catch::Contains("percent-encoding"));
+    CHECK_THAT(error_of("socks5://proxy:1080"), Catch::Contains("unsupported scheme"));
 }
