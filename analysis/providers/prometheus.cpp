@@ -25,7 +25,11 @@ boost::asio::awaitable<Result<http::Response>> PrometheusClient::get(
     } else if (!q.username.empty()) {
         request.headers.emplace_back("Authorization", "Basic " + encode_base64(q.username + ":" + q.password));
     }
+    const auto started = std::chrono::steady_clock::now();
     auto response = co_await http_.send(std::move(request));
+    if (observer_) {
+        observer_(std::chrono::steady_clock::now() - started, response && response->status < 400);
+    }
     if (!response) {
         co_return response.error();
     }

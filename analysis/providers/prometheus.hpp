@@ -2,9 +2,11 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "controller/core/result.hpp"
@@ -29,7 +31,13 @@ struct PrometheusQuery {
 /// Thread safety: the HttpClient's (one io_context thread).
 class PrometheusClient {
 public:
+    /// Told, after each request to Prometheus, how long it took and whether it was answered
+    /// with a success (false for a failed connection, a timeout or a status of 400 or more).
+    using QueryObserver = std::function<void(std::chrono::steady_clock::duration elapsed, bool ok)>;
+
     explicit PrometheusClient(http::HttpClient& http) : http_(http) {}
+
+    void set_observer(QueryObserver observer) { observer_ = std::move(observer); }
 
     boost::asio::awaitable<Result<std::optional<double>>> query(PrometheusQuery query);
 
@@ -44,6 +52,7 @@ private:
                                                        std::string path_and_query);
 
     http::HttpClient& http_;
+    QueryObserver observer_;
 };
 
 }  // namespace serin::metrics

@@ -285,6 +285,9 @@ int main(int argc, char** argv) {
     // The controller's own endpoints. /readyz is ready once the controller's informers have
     // synced (a standby under leader election is not ready).
     serin::telemetry::Telemetry telemetry(kVersion, f.mesh_provider);
+    metrics.set_query_observer([&telemetry](std::chrono::steady_clock::duration elapsed, bool ok) {
+        telemetry.observe_metric_query(std::chrono::duration<double>(elapsed).count(), ok);
+    });
     const serin::canary::Controller* live = nullptr;
     auto endpoints = serin::http::HttpServer::listen(
         io.get_executor(), "0.0.0.0", static_cast<std::uint16_t>(f.port),
@@ -296,9 +299,7 @@ int main(int argc, char** argv) {
             if (path == "/metrics") {
                 serin::telemetry::Telemetry::Totals totals;
                 const auto& api = (*client)->stats();
-                totals.api_reads = api.reads;
-                totals.api_writes = api.writes;
-                totals.api_watches = api.watches;
+                totals.api_requests = api.by_verb_and_code;
                 totals.api_throttled = api.throttled;
                 if (live != nullptr) {
                     telemetry.set_queue_depth(live->queue_depth());

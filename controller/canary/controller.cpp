@@ -130,6 +130,11 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     kube::WorkQueueOptions queue_options;
     queue_options.max_delay = std::chrono::seconds{30};
     queue_ = std::make_unique<kube::WorkQueue>(deps_.executor, deps_.clock, queue_options);
+    if (deps_.telemetry != nullptr) {
+        queue_->set_wait_observer([telemetry = deps_.telemetry](Duration waited) {
+            telemetry->observe_queue_wait(std::chrono::duration<double>(waited).count());
+        });
+    }
     routers_ = std::make_unique<meshes::RouterRegistry>(meshes::RouterDeps{deps_.client, store_});
     if (options_.register_routers) {
         options_.register_routers(*routers_);

@@ -40,6 +40,14 @@ public:
     /// The cache MetricTemplates and Secrets are read from; until set, templates are errors.
     void use_store(const kube::ObjectStore& store) { store_ = &store; }
 
+    /// Told the duration and outcome of every request to Prometheus, by either client.
+    void set_query_observer(const metrics::PrometheusClient::QueryObserver& observer) {
+        client_.set_observer(observer);
+        if (insecure_client_) {
+            insecure_client_->set_observer(observer);
+        }
+    }
+
     boost::asio::awaitable<std::vector<analysis::MetricResult>> check(api::Canary canary) override;
 
 private:

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "controller/core/backoff.hpp"
+#include "controller/core/base64.hpp"
 #include "controller/kube/token_bucket.hpp"
 
 namespace serin::kube {
@@ -303,7 +304,14 @@ public:
                                        : std::string{});
         ++stats_.watches;
         std::optional<Error> stream_error;
+        // A watch is counted once it is established (its first line, which only a 2xx answer
+        // delivers), not when it ends minutes later; one that never sends a line is counted then.
+        bool counted = false;
         auto on_line = [&](std::string_view line) -> bool {
+            if (!counted) {
+                counted = true;
+                ++stats_.by_verb_and_code[{"WATCH", "200"}];
+            }
             if (line.empty()) {
                 return true;
             }
@@ -346,7 +354,7 @@ public:
                                                      -> asio::awaitable<Result<http::Response>> {
             request.timeout = options_.watch_idle_timeout;
             co_return co_await http_->stream(std::move(request), on_line);
-        }, Method::kGet, type.collection_path(ns) + query.str(), {}, {});
+        }, Method::kGet, type.collection_path(ns) + query.str(), {}, {}, "WATCH", &counted);
         if (!response) {
             co_return response.error();
         }
@@ -390,46 +398,21 @@ private:
             return "Bearer " + config_.token;
         }
         if (!config_.username.empty()) {
-            return "Basic " + base64(config_.username + ":" + config_.password);
+            return "Basic " + encode_base64(config_.username + ":" + config_.password);
         }
         return std::string{};
     }
 
-    static std::string base64(std::string_view in) {
-        static constexpr char kAlphabet[] =
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        std::string out;
-        std::size_t i = 0;
-        while (i + 2 < in.size()) {
-            auto n = (static_cast<unsigned>(static_cast<unsigned char>(in[i])) << 16U) |
-                     (static_cast<unsigned>(static_cast<unsigned char>(in[i + 1])) << 8U) |
-                     static_cast<unsigned>(static_cast<unsigned char>(in[i + 2]));
-            out += kAlphabet[(n >> 18U) & 63U];
-            out += kAlphabet[(n >> 12U) & 63U];
-            out += kAlphabet[(n >> 6U) & 63U];
-            out += kAlphabet[n & 63U];
-            i += 3;
-        }
-        if (i < in.size()) {
-            unsigned n = static_cast<unsigned>(static_cast<unsigned char>(in[i])) << 16U;
-            bool two = i + 1 < in.size();
-            if (two) {
-                n |= static_cast<unsigned>(static_cast<unsigned char>(in[i + 1])) << 8U;
-            }
-            out += kAlphabet[(n >> 18U) & 63U];
-            out += kAlphabet[(n >> 12U) & 63U];
-            out += two ? kAlphabet[(n >> 6U) & 63U] : '=';
-            out += '=';
-        }
-        return out;
-    }
-
     /// Builds the request and sends it with `send`; on a 401 with a token file, re-reads the token
-    /// once and tries again, so a rotated token is picked up even between change checks.
+    /// once and tries again, so a rotated token is picked up even between change checks. Each
+    /// request sent is counted under `verb` and the answer's status (or "error"), unless `counted`
+    /// says it was counted already.
     template <class Send>
     asio::awaitable<Result<http::Response>> with_auth_retry(Send send, Method method,
                                                            std::string path, std::string body,
-                                                           std::string_view type) {
+                                                           std::string_view type,
+                                                           std::string_view verb,
+                                                           const bool* counted = nullptr) {
         for (int attempt = 0;; ++attempt) {
             auto auth = authorization(attempt > 0);
             if (!auth) {
@@ -449,6 +432,10 @@ private:
             }
             ++stats_.requests;
             auto response = co_await send(std::move(request));
+            if (counted == nullptr || !*counted) {
+                const std::string code = response ? std::to_string(response->status) : "error";
+                ++stats_.by_verb_and_code[{std::string{verb}, code}];
+            }
             if (response && response->status == 401 && token_file_ && attempt == 0) {
                 continue;
             }
@@ -475,7 +462,7 @@ private:
                 [this](http::Request request) -> asio::awaitable<Result<http::Response>> {
                     co_return co_await http_->send(std::move(request));
                 },
-                method, path, body, type);
+                method, path, body, type, http::to_string(method));
             std::optional<Error> error;
             if (!response) {
                 error = response.error();

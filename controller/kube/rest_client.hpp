@@ -2,6 +2,10 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
 
 #include "controller/core/clock.hpp"
 #include "controller/http/http_client.hpp"
@@ -21,11 +25,14 @@ struct RestClientOptions {
 
 /// Client-side statistics, for tests and the controller's own metrics.
 struct RestClientStats {
-    std::uint64_t requests = 0;
+    std::uint64_t requests = 0;  ///< HTTP requests sent, retries included
     std::uint64_t reads = 0;   ///< GET and LIST
     std::uint64_t writes = 0;  ///< POST, PUT, PATCH, DELETE
     std::uint64_t watches = 0;
     std::uint64_t throttled = 0;  ///< writes that waited for a token
+    /// HTTP requests sent, retries included, by verb (the method, or WATCH) and code (the
+    /// answer's status, or "error" when none came: a connection failure or a timeout).
+    std::map<std::pair<std::string, std::string>, std::uint64_t> by_verb_and_code;
 };
 
 /// The KubeClient that speaks REST to a real API server over an HttpClient.

@@ -70,13 +70,17 @@ int WorkQueueCore::failures(const std::string& key) const {
     return it == failures_.end() ? 0 : it->second;
 }
 
-std::size_t WorkQueueCore::run_due(SteadyTime now) {
+std::size_t WorkQueueCore::run_due(SteadyTime now,
+                                   const std::function<void(const std::string&)>& joined) {
     std::size_t ready = 0;
     while (!by_deadline_.empty() && by_deadline_.begin()->first.first <= now) {
         auto node = by_deadline_.extract(by_deadline_.begin());
         scheduled_.erase(node.mapped());
-        if (add(std::move(node.mapped()))) {
+        if (add(node.mapped())) {
             ++ready;
+            if (joined) {
+                joined(node.mapped());
+            }
         }
     }
     return ready;
@@ -140,9 +144,18 @@ struct WorkQueue::State {
         }
     }
 
+    /// Records that `key` joined the FIFO now, for the wait observer.
+    void joined(const std::string& key) {
+        if (on_wait) {
+            ready_since[key] = clock.steady_now();
+        }
+    }
+
     asio::any_io_executor executor;
     Clock& clock;
     WorkQueueCore core;
+    std::function<void(Duration)> on_wait;
+    std::unordered_map<std::string, SteadyTime> ready_since;  ///< keys in the FIFO, when on_wait
     /// Never expires: consumers wait on it, cancel_one() wakes the longest waiting one.
     asio::steady_timer ready;
     /// Never expires: the driver waits on it beside the clock, to be woken for an earlier
@@ -162,7 +175,8 @@ void WorkQueue::add(std::string key) {
     if (state_->shut_down) {
         return;
     }
-    if (state_->core.add(std::move(key))) {
+    if (state_->core.add(key)) {
+        state_->joined(key);
         state_->notify(1);
     }
 }
@@ -217,12 +231,16 @@ asio::awaitable<void> WorkQueue::drive(std::shared_ptr<State> state) {
             s.driver_target.reset();
             continue;
         }
-        s.notify(s.core.run_due(now));
+        s.notify(s.core.run_due(now, [&s](const std::string& key) { s.joined(key); }));
     }
     s.driver_running = false;
 }
 
 void WorkQueue::forget(const std::string& key) { state_->core.forget(key); }
+
+void WorkQueue::set_wait_observer(std::function<void(Duration waited)> observer) {
+    state_->on_wait = std::move(observer);
+}
 
 int WorkQueue::failures(const std::string& key) const { return state_->core.failures(key); }
 
@@ -240,6 +258,11 @@ asio::awaitable<std::optional<std::string>> WorkQueue::get() {
             co_return std::nullopt;
         }
         if (auto key = state->core.pop()) {
+            if (auto since = state->ready_since.find(*key); since != state->ready_since.end()) {
+                const Duration waited = state->clock.steady_now() - since->second;
+                state->ready_since.erase(since);
+                state->on_wait(waited);
+            }
             co_return key;
         }
         co_await state->ready.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -252,7 +275,9 @@ void WorkQueue::done(const std::string& key) {
     }
     if (state_->shut_down) {
         state_->core.clear();
+        state_->ready_since.clear();
     } else {
+        state_->joined(key);
         state_->notify(1);
     }
 }
@@ -270,6 +295,7 @@ void WorkQueue::shut_down() {
     }
     s.shut_down = true;
     s.core.clear();
+    s.ready_since.clear();
     s.ready.cancel();
     s.wake.cancel();
 }

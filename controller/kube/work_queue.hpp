@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -59,8 +60,9 @@ public:
     int failures(const std::string& key) const;
 
     /// Adds every key whose deadline is at or before `now`, earliest first; returns how many
-    /// joined the FIFO.
-    std::size_t run_due(SteadyTime now);
+    /// joined the FIFO, each of which is passed to `joined` when it is set.
+    std::size_t run_due(SteadyTime now,
+                        const std::function<void(const std::string&)>& joined = nullptr);
     /// The earliest scheduled deadline, if any key is scheduled.
     std::optional<SteadyTime> next_deadline() const;
 
@@ -121,6 +123,9 @@ public:
     void add_rate_limited(std::string key);
     /// Resets the failure count of `key`.
     void forget(const std::string& key);
+    /// Called by get() with how long the key it hands out waited, ready, in the FIFO: from
+    /// add(), its deadline being reached, or done() re-queueing it. For the controller's metrics.
+    void set_wait_observer(std::function<void(Duration waited)> observer);
     /// Failures of `key` since the last forget().
     int failures(const std::string& key) const;
 

@@ -65,6 +65,15 @@ Telemetry::Telemetry(std::string_view version, std::string_view mesh_provider)
                         .Help("Canaries waiting in the work queue")
                         .Register(*registry_)
                         .Add({});
+    queue_wait_ = &prometheus::BuildHistogram()
+                       .Name("serin_workqueue_wait_seconds")
+                       .Help("Time a canary waited in the work queue, ready, before a worker took it")
+                       .Register(*registry_)
+                       .Add({}, default_buckets());
+    metric_queries_ = &prometheus::BuildHistogram()
+                           .Name("serin_prometheus_query_duration_seconds")
+                           .Help("Requests to Prometheus for metric checks, by result (ok or error)")
+                           .Register(*registry_);
     notification_failures_ = &prometheus::BuildCounter()
                                   .Name("serin_notification_failures_total")
                                   .Help("Alerts that could not be delivered")
@@ -72,7 +81,8 @@ Telemetry::Telemetry(std::string_view version, std::string_view mesh_provider)
                                   .Add({});
     api_requests_ = &prometheus::BuildCounter()
                          .Name("serin_api_requests_total")
-                         .Help("Requests to the Kubernetes API server, by kind (read, write, watch)")
+                         .Help("Requests to the Kubernetes API server, retries included, by verb "
+                               "(the HTTP method, or WATCH) and code (the status, or error)")
                          .Register(*registry_);
     api_throttled_ = &prometheus::BuildCounter()
                           .Name("serin_api_throttled_total")
@@ -148,6 +158,12 @@ void Telemetry::set_queue_depth(std::size_t depth) {
     queue_depth_->Set(static_cast<double>(depth));
 }
 
+void Telemetry::observe_queue_wait(double seconds) { queue_wait_->Observe(seconds); }
+
+void Telemetry::observe_metric_query(double seconds, bool ok) {
+    metric_queries_->Add({{"result", ok ? "ok" : "error"}}, default_buckets()).Observe(seconds);
+}
+
 void Telemetry::count_notification_failure() { notification_failures_->Increment(); }
 
 void Telemetry::set_totals(const Totals& now) {
@@ -157,9 +173,11 @@ void Telemetry::set_totals(const Totals& now) {
             last = total;
         }
     };
-    advance(api_requests_->Add({{"kind", "read"}}), totals_.api_reads, now.api_reads);
-    advance(api_requests_->Add({{"kind", "write"}}), totals_.api_writes, now.api_writes);
-    advance(api_requests_->Add({{"kind", "watch"}}), totals_.api_watches, now.api_watches);
+    for (const auto& [verb_and_code, total] : now.api_requests) {
+        const auto& [verb, code] = verb_and_code;
+        advance(api_requests_->Add({{"verb", verb}, {"code", code}}),
+                totals_.api_requests[verb_and_code], total);
+    }
     advance(*api_throttled_, totals_.api_throttled, now.api_throttled);
     advance(watch_restarts_->Add({{"reason", "error"}}), totals_.watch_failures, now.watch_failures);
     advance(watch_restarts_->Add({{"reason", "gone"}}), totals_.relists, now.relists);

@@ -3,10 +3,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "crds/api/canary.hpp"
 
@@ -25,7 +26,8 @@ class Histogram;
 /// alerts work: flagger_info, flagger_canary_total, flagger_canary_status, flagger_canary_weight,
 /// flagger_canary_duration_seconds, flagger_canary_metric_analysis,
 /// flagger_canary_successes_total, flagger_canary_failures_total. Serin's own, prefixed serin_:
-/// reconcile duration by result, work-queue depth, notification failures.
+/// reconcile duration by result, work-queue depth and wait, Prometheus query duration, API
+/// requests by verb and code, watch restarts, notification failures.
 ///
 /// Thread safety: prometheus-cpp's metrics are thread-safe; the controller uses one thread.
 namespace serin::telemetry {
@@ -62,20 +64,23 @@ public:
     void observe_reconcile(double seconds, bool ok);
     /// serin_workqueue_depth: keys waiting to be reconciled.
     void set_queue_depth(std::size_t depth);
+    /// serin_workqueue_wait_seconds: how long a canary waited, ready, before a worker took it.
+    void observe_queue_wait(double seconds);
+    /// serin_prometheus_query_duration_seconds{result = ok | error}: each request to Prometheus.
+    void observe_metric_query(double seconds, bool ok);
     /// serin_notification_failures_total: alerts that could not be delivered.
     void count_notification_failure();
 
     /// Counters kept elsewhere (the API client, the informers), read at each scrape. Each is a
     /// running total since the process started; a total below the last one is ignored.
     struct Totals {
-        std::uint64_t api_reads = 0;      ///< GET and LIST
-        std::uint64_t api_writes = 0;     ///< POST, PUT, PATCH, DELETE
-        std::uint64_t api_watches = 0;    ///< watch requests
+        /// Requests to the API server by verb (GET, POST, ..., WATCH) and code ("200", "error").
+        std::map<std::pair<std::string, std::string>, std::uint64_t> api_requests;
         std::uint64_t api_throttled = 0;  ///< writes that waited for the token bucket
         std::uint64_t watch_failures = 0; ///< watches that ended in an error (then restarted)
         std::uint64_t relists = 0;        ///< re-lists after 410 Gone
     };
-    /// serin_api_requests_total{kind = read | write | watch}, serin_api_throttled_total,
+    /// serin_api_requests_total{verb, code}, serin_api_throttled_total,
     /// serin_watch_restarts_total{reason = error | gone}.
     void set_totals(const Totals& totals);
 
@@ -90,6 +95,8 @@ private:
     prometheus::Family<prometheus::Counter>* failures_;
     prometheus::Family<prometheus::Histogram>* reconcile_;
     prometheus::Gauge* queue_depth_;
+    prometheus::Histogram* queue_wait_;
+    prometheus::Family<prometheus::Histogram>* metric_queries_;
     prometheus::Counter* notification_failures_;
     prometheus::Family<prometheus::Counter>* api_requests_;
     prometheus::Counter* api_throttled_;

@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <deque>
+#include <map>
 
 #include "controller/http/http_client.hpp"
 #include "controller/kube/rest_client.hpp"
@@ -218,4 +219,39 @@ TEST_CASE("a watch ERROR frame with code 410 ends the watch as Gone") {
     CHECK_THAT(target, Catch::Contains("watch=true"));
     CHECK_THAT(target, Catch::Contains("resourceVersion=1"));
     CHECK_THAT(target, Catch::Contains("allowWatchBookmarks=true"));
+}
+
+TEST_CASE("requests are counted by verb and status, a watch once, when it is established") {
+    Fixture f;
+    using Counts = std::map<std::pair<std::string, std::string>, std::uint64_t>;
+    auto count = [&](const std::string& verb, const std::string& code) {
+        const Counts& counts = f.client->stats().by_verb_and_code;
+        auto it = counts.find({verb, code});
+        return it == counts.end() ? std::uint64_t{0} : it->second;
+    };
+    f.script = {{404, status_body(404, "NotFound", "configmaps \"x\" not found"), {}},
+                {200, R"({"metadata":{"name":"y"}})", {}},
+                {422, status_body(422, "Invalid", "bad"), {}}};
+    CHECK_FALSE(f.await(f.client->get(cm, "ns", "x")));
+    CHECK(f.await(f.client->get(cm, "ns", "y")));
+    CHECK_FALSE(f.await(f.client->patch(cm, "ns", "y", kube::PatchType::kMerge, "{}")));
+    CHECK(count("GET", "404") == 1);
+    CHECK(count("GET", "200") == 1);
+    CHECK(count("PATCH", "422") == 1);
+
+    Json added = {{"type", "ADDED"}, {"object", {{"metadata", {{"name", "a"}, {"resourceVersion", "5"}}}}}};
+    Json error = {{"type", "ERROR"},
+                  {"object", Json::parse(status_body(410, "Expired", "too old resource version"))}};
+    f.script = {{200, added.dump() + "\n" + error.dump() + "\n", {}},
+                {403, status_body(403, "Forbidden", "no"), {}}};
+    std::uint64_t counted_during_watch = 0;
+    CHECK_FALSE(f.await(f.client->watch(cm, "ns", {}, [&](kube::WatchEvent&&) {
+        counted_during_watch = count("WATCH", "200");
+        return true;
+    })));
+    CHECK(counted_during_watch == 1);  // counted while the stream was still open
+    CHECK(count("WATCH", "200") == 1);  // and not again when it ended, on the 410
+    CHECK_FALSE(f.await(f.client->watch(cm, "ns", {}, [](kube::WatchEvent&&) { return true; })));
+    CHECK(count("WATCH", "403") == 1);
+    CHECK(f.client->stats().by_verb_and_code.size() == 5);
 }

@@ -33,9 +33,13 @@ TEST_CASE("Prometheus scraping serin sees Flagger's status, weight and success s
         {"interval", "1s"},
         {"threshold", 2},
         {"iterations", 2},
-        {"webhooks", {{{"name", "checks"}, {"type", "rollout"}, {"url", hooks.url("/approve")}}}}};
+        {"webhooks", {{{"name", "checks"}, {"type", "rollout"}, {"url", hooks.url("/approve")}}}},
+        // An inline query that always passes, so serin times its queries to Prometheus.
+        {"metrics",
+         {{{"name", "always-one"}, {"query", "vector(1)"}, {"thresholdRange", {{"max", 2}}}}}}};
     s.create(types::deployments(), s.deployment(kV1));
-    s.create(types::canaries(), s.canary(analysis));
+    s.create(types::canaries(),
+             s.canary(analysis, {{"metricsServer", s.cluster().prometheus_url()}}));
     s.wait_phase("Initialized");
     OwnPrometheus prometheus("http://127.0.0.1:" + std::to_string(serin.port()), "serin", s.ns());
 
@@ -64,6 +68,10 @@ TEST_CASE("Prometheus scraping serin sees Flagger's status, weight and success s
           0.0);
     // ... and so was every reconcile (Serin's).
     CHECK(prometheus.value("sum(serin_reconcile_duration_seconds_count)") > 0.0);
-    CHECK(prometheus.value("serin_api_requests_total{kind=\"write\"}") > 0.0);
-    CHECK(prometheus.value("serin_api_requests_total{kind=\"watch\"}") > 0.0);
+    // API requests by verb and code, the queue's wait and the Prometheus queries.
+    CHECK(prometheus.value("sum(serin_api_requests_total{verb=~\"POST|PUT|PATCH\",code=~\"2..\"})") >
+          0.0);
+    CHECK(prometheus.value("sum(serin_api_requests_total{verb=\"WATCH\",code=\"200\"})") > 0.0);
+    CHECK(prometheus.value("serin_workqueue_wait_seconds_count") > 0.0);
+    CHECK(prometheus.value("serin_prometheus_query_duration_seconds_count{result=\"ok\"}") > 0.0);
 }

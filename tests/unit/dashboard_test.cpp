@@ -26,6 +26,11 @@ TEST_CASE("every series the Grafana dashboard queries is one serin exposes") {
     t.count_release(c, true, false);
     t.count_release(c, false, false);
     t.observe_reconcile(0.01, true);
+    t.observe_queue_wait(0.001);
+    t.observe_metric_query(0.01, true);
+    serin::telemetry::Telemetry::Totals totals;
+    totals.api_requests[{"GET", "200"}] = 1;
+    t.set_totals(totals);
     const std::string exposed = t.scrape();
 
     const std::regex series("\\b((flagger|serin)_[a-z_]+)");
@@ -39,7 +44,7 @@ TEST_CASE("every series the Grafana dashboard queries is one serin exposes") {
             }
         }
     }
-    CHECK(queried.size() >= 9);
+    CHECK(queried.size() >= 14);
     for (const std::string& name : queried) {
         INFO(name);
         const bool found = exposed.find("\n" + name + "{") != std::string::npos ||

@@ -61,7 +61,16 @@ TEST_CASE("telemetry exposes Serin's own series") {
     t.observe_reconcile(0.5, false);
     t.set_queue_depth(7);
     t.count_notification_failure();
+    t.observe_queue_wait(0.02);
+    t.observe_queue_wait(3);
+    t.observe_metric_query(0.004, true);
+    t.observe_metric_query(5, false);
     const std::string text = t.scrape();
+    CHECK(has(text, "serin_workqueue_wait_seconds_count 2"));
+    CHECK(has(text, "serin_workqueue_wait_seconds_bucket{le=\"0.025\"} 1"));
+    CHECK(has(text, "serin_prometheus_query_duration_seconds_count{result=\"ok\"} 1"));
+    CHECK(has(text, "serin_prometheus_query_duration_seconds_bucket{result=\"error\",le=\"2.5\"} 0"));
+    CHECK(has(text, "serin_prometheus_query_duration_seconds_bucket{result=\"error\",le=\"5\"} 1"));
     CHECK(has(text, "serin_reconcile_duration_seconds_count{result=\"ok\"} 1"));
     CHECK(has(text, "serin_reconcile_duration_seconds_count{result=\"error\"} 1"));
     CHECK(has(text, "serin_workqueue_depth 7"));
@@ -71,22 +80,24 @@ TEST_CASE("telemetry exposes Serin's own series") {
 TEST_CASE("totals read at each scrape become counters that only go up") {
     serin::telemetry::Telemetry t("0.1.0", "istio");
     serin::telemetry::Telemetry::Totals totals;
-    totals.api_reads = 10;
-    totals.api_writes = 4;
-    totals.api_watches = 2;
+    totals.api_requests[{"GET", "200"}] = 10;
+    totals.api_requests[{"PUT", "409"}] = 4;
+    totals.api_requests[{"WATCH", "200"}] = 2;
     totals.watch_failures = 1;
     t.set_totals(totals);
-    totals.api_reads = 15;
+    totals.api_requests[{"GET", "200"}] = 15;
+    totals.api_requests[{"GET", "error"}] = 1;
     totals.relists = 1;
     t.set_totals(totals);
     std::string text = t.scrape();
-    CHECK(has(text, "serin_api_requests_total{kind=\"read\"} 15"));
-    CHECK(has(text, "serin_api_requests_total{kind=\"write\"} 4"));
-    CHECK(has(text, "serin_api_requests_total{kind=\"watch\"} 2"));
+    CHECK(has(text, "serin_api_requests_total{code=\"200\",verb=\"GET\"} 15"));
+    CHECK(has(text, "serin_api_requests_total{code=\"error\",verb=\"GET\"} 1"));
+    CHECK(has(text, "serin_api_requests_total{code=\"409\",verb=\"PUT\"} 4"));
+    CHECK(has(text, "serin_api_requests_total{code=\"200\",verb=\"WATCH\"} 2"));
     CHECK(has(text, "serin_api_throttled_total 0"));
     CHECK(has(text, "serin_watch_restarts_total{reason=\"error\"} 1"));
     CHECK(has(text, "serin_watch_restarts_total{reason=\"gone\"} 1"));
-    totals.api_reads = 3;  // a lower total (it cannot happen) never lowers the counter
+    totals.api_requests[{"GET", "200"}] = 3;  // a lower total (it cannot happen) never lowers it
     t.set_totals(totals);
-    CHECK(has(t.scrape(), "serin_api_requests_total{kind=\"read\"} 15"));
+    CHECK(has(t.scrape(), "serin_api_requests_total{code=\"200\",verb=\"GET\"} 15"));
 }

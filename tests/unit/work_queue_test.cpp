@@ -4,6 +4,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -454,4 +455,37 @@ TEST_CASE("queue: on the system clock an earlier deadline is not held up by a la
     queue.add_after("soon", 1ms);
     ioc.run();
     CHECK(seen == Keys{"soon"});
+}
+
+TEST_CASE("queue: the wait observer is told how long each key waited ready in the FIFO") {
+    asio::io_context ioc;
+    // Keys wait before any consumer runs, so the context would otherwise run out of work and stop.
+    auto work = asio::make_work_guard(ioc);
+    ManualClock clock;
+    WorkQueue queue(ioc.get_executor(), clock);
+    std::vector<serin::Duration> waits;
+    queue.set_wait_observer([&](serin::Duration waited) { waits.push_back(waited); });
+    Consumer consumer;
+    consumer.hold = true;
+
+    queue.add("a");                 // ready now
+    queue.add_after("b", 1s);       // ready once its deadline comes
+    clock.advance(1s);
+    ioc.poll();
+    clock.advance(2s);
+    consumer.start(ioc, queue);
+    ioc.poll();
+    REQUIRE(consumer.seen == Keys{"a", "b"});
+    CHECK(waits == std::vector<serin::Duration>{3s, 2s});
+
+    // Added while processing, it joins the FIFO when done() is called, and waits from then.
+    queue.add("a");
+    clock.advance(5s);
+    queue.done("a");
+    clock.advance(250ms);
+    ioc.poll();
+    REQUIRE(consumer.seen == Keys{"a", "b", "a"});
+    CHECK(waits.back() == 250ms);
+    queue.shut_down();
+    ioc.poll();
 }
