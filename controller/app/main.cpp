@@ -138,8 +138,9 @@ int main(int argc, char** argv) {
                    "analysis interval");
     app.add_option("--log-level", f.log_level, "debug, info, warning or error")
         ->check(CLI::IsMember({"debug", "info", "warning", "warn", "error"}));
-    app.add_option("--zap-encoding,--log-format", f.log_format, "json or console")
-        ->check(CLI::IsMember({"json", "console"}));
+    app.add_option("--zap-encoding,--log-format", f.log_format,
+                   "json, logfmt or console (text); lines about a canary carry its key")
+        ->check(CLI::IsMember({"json", "logfmt", "console"}));
     app.add_option("--port", f.port, "HTTP port for /metrics, /healthz and /readyz (0: any free port, logged)");
     app.add_option("--mesh-provider", f.mesh_provider,
                    "Default routing provider when a Canary has no spec.provider");
@@ -195,8 +196,9 @@ int main(int argc, char** argv) {
         f.event_webhook = env;
     }
     serin::configure_logging(f.log_level == "warning" ? "warn" : f.log_level,
-                             f.log_format == "json" ? serin::LogFormat::kJson
-                                                    : serin::LogFormat::kText);
+                             f.log_format == "json"     ? serin::LogFormat::kJson
+                             : f.log_format == "logfmt" ? serin::LogFormat::kLogfmt
+                                                        : serin::LogFormat::kText);
     const auto from_env = [](const char* name, std::string& value) {
         if (const char* env = std::getenv(name); env != nullptr && *env != '\0') {
             value = env;

@@ -1,5 +1,6 @@
 #include "controller/canary/controller.hpp"
 
+#include "controller/core/log.hpp"
 #include "crds/api/json_access.hpp"
 
 #include <spdlog/spdlog.h>
@@ -224,13 +225,13 @@ asio::awaitable<void> Controller::worker() {
             result = co_await reconciler_->reconcile(*key);
         } catch (const std::exception& e) {
             // A bug must not take every other canary down with it.
-            spdlog::error("canary {}: reconcile threw: {}", *key, e.what());
+            CanaryLog(*key).error("reconcile threw: {}", e.what());
             result = fail(ErrorKind::kInternal, e.what());
         }
         if (!result && result.error().kind == ErrorKind::kCancelled) {
-            spdlog::debug("canary {}: reconcile cancelled", *key);
+            CanaryLog(*key).debug("reconcile cancelled");
         } else if (!result) {
-            spdlog::warn("canary {}: {}; retrying", *key, result.error().describe());
+            CanaryLog(*key).warn("{}; retrying", result.error().describe());
             queue_->add_rate_limited(*key);
         } else {
             queue_->forget(*key);

@@ -1,7 +1,7 @@
 #include "controller/canary/reconciler.hpp"
 
 #include "analysis/metric_judge.hpp"
-
+#include "controller/core/log.hpp"
 #include "controller/core/time_format.hpp"
 #include "crds/api/json_access.hpp"
 #include "meshes/common/session_affinity.hpp"
@@ -289,7 +289,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
             Memory& seen = memory_[ctx.key];
             seen.metric_steps += 1;
             seen.last_metrics = analysis::describe_metrics(*obs.metrics);
-            spdlog::info("canary {}: metrics at weight {}: {}", ctx.key,
+            CanaryLog(ctx.key).info("metrics at weight {}: {}",
                          ctx.canary.status.canary_weight, seen.last_metrics);
         } else {
             break;
@@ -730,11 +730,11 @@ asio::awaitable<Result<void>> Reconciler::report_invalid(ObjectPtr raw, std::str
         deps_.store.wrote(types::canaries(), std::move(*written));
     }
     if (changed || memory.reported_invalid != message) {
-        spdlog::warn("canary {}: {}", key, message);
+        CanaryLog(key).warn("{}", message);
         auto recorded = co_await deps_.recorder.record(*raw, kube::EventType::kWarning, "Synced",
                                                        message);
         if (!recorded) {
-            spdlog::warn("canary {}: event not recorded: {}", key, recorded.error().describe());
+            CanaryLog(key).warn("event not recorded: {}", recorded.error().describe());
         }
         memory.reported_invalid = message;
     }
@@ -743,22 +743,22 @@ asio::awaitable<Result<void>> Reconciler::report_invalid(ObjectPtr raw, std::str
 
 asio::awaitable<void> Reconciler::emit(const Context& ctx, const analysis::RecordEvent& event) {
     if (event.warning) {
-        spdlog::warn("canary {}: {}", ctx.key, event.message);
+        CanaryLog(ctx.key).warn("{}", event.message);
     } else {
-        spdlog::info("canary {}: {}", ctx.key, event.message);
+        CanaryLog(ctx.key).info("{}", event.message);
     }
     auto recorded = co_await deps_.recorder.record(
         *ctx.raw, event.warning ? kube::EventType::kWarning : kube::EventType::kNormal, "Synced",
         event.message);
     if (!recorded) {
-        spdlog::warn("canary {}: event not recorded: {}", ctx.key, recorded.error().describe());
+        CanaryLog(ctx.key).warn("event not recorded: {}", recorded.error().describe());
     }
     post_event_webhooks(ctx, event);
 }
 
 asio::awaitable<void> Reconciler::send_alert(const Context& ctx, const analysis::Alert& alert,
                                              const api::CanaryStatus& before) {
-    spdlog::info("canary {}: {} alert: {}", ctx.key, severity_name(alert.severity), alert.message);
+    CanaryLog(ctx.key).info("{} alert: {}", severity_name(alert.severity), alert.message);
     if (deps_.alerts == nullptr) {
         co_return;
     }
@@ -791,17 +791,17 @@ asio::awaitable<void> Reconciler::send_alert(const Context& ctx, const analysis:
                        deps_.recorder.record(involved, kube::EventType::kWarning, "Synced", why),
                        [key](std::exception_ptr, Result<void> recorded) {
                            if (!recorded) {
-                               spdlog::warn("canary {}: event not recorded: {}", key,
+                               CanaryLog(key).warn("event not recorded: {}",
                                             recorded.error().describe());
                            }
                        });
     };
     for (const std::string& problem : deps_.alerts->send(ctx.canary, alert, extra, on_failure)) {
-        spdlog::warn("canary {}: {}", ctx.key, problem);
+        CanaryLog(ctx.key).warn("{}", problem);
         auto recorded =
             co_await deps_.recorder.record(*ctx.raw, kube::EventType::kWarning, "Synced", problem);
         if (!recorded) {
-            spdlog::warn("canary {}: event not recorded: {}", ctx.key, recorded.error().describe());
+            CanaryLog(ctx.key).warn("event not recorded: {}", recorded.error().describe());
         }
     }
 }
@@ -831,9 +831,9 @@ void Reconciler::post_event_webhooks(const Context& ctx, const analysis::RecordE
         asio::co_spawn(deps_.executor, deps_.webhooks.call(std::move(target), std::move(payload)),
                        [key = ctx.key](std::exception_ptr e, Result<void> result) {
                            if (e) {
-                               spdlog::error("canary {}: event webhook threw", key);
+                               CanaryLog(key).error("event webhook threw");
                            } else if (!result) {
-                               spdlog::warn("canary {}: event webhook failed: {}", key,
+                               CanaryLog(key).warn("event webhook failed: {}",
                                             result.error().message);
                            }
                        });
@@ -905,7 +905,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(Context& ctx) {
         }
         const analysis::Readiness ready = readiness(ctx, *ctx.target, 100, "");
         if (!ready.ready && ready.retriable) {
-            spdlog::info("canary {}: waiting for {} before removing the finalizer: {}", ctx.key,
+            CanaryLog(ctx.key).info("waiting for {} before removing the finalizer: {}",
                          ctx.target_name(), ready.message);
             co_return ReconcileResult{std::chrono::seconds{2}};
         }
