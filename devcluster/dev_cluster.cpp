@@ -577,6 +577,7 @@ void DevCluster::write_state_file() const {
                   {"kubeconfig", kubeconfig_path().string()},
                   {"etcd", etcd_endpoint()},
                   {"prometheus", prometheus_url()},
+                  {"scrape_targets", scrape_target_dir().string()},
                   {"meshsim", meshsim_url()},
                   {"ports", ports()},
                   {"components", Json::array()}};
@@ -864,6 +865,30 @@ Result<void> DevCluster::start_podsim() {
     return {};
 }
 
+Result<void> write_scrape_target(const fs::path& dir, const std::string& name,
+                                 const std::string& host_port,
+                                 const std::map<std::string, std::string>& labels) {
+    const Json targets = Json::array({{{"targets", {host_port}}, {"labels", labels}}});
+    const fs::path temporary = dir / ("." + name + ".json.tmp");
+    if (auto r = write_file(temporary, targets.dump() + "\n",
+                            fs::perms::owner_read | fs::perms::owner_write |
+                                fs::perms::group_read | fs::perms::others_read);
+        !r) {
+        return r;
+    }
+    std::error_code ec;
+    fs::rename(temporary, dir / (name + ".json"), ec);
+    if (ec) {
+        return fail(ErrorKind::kInternal,
+                    "cannot write " + (dir / (name + ".json")).string() + ": " + ec.message());
+    }
+    return {};
+}
+
+fs::path DevCluster::scrape_target_dir() const {
+    return prometheus_port_ == 0 ? fs::path() : work_dir_ / "scrape-targets";
+}
+
 std::string DevCluster::prometheus_url() const {
     return prometheus_port_ == 0 ? std::string()
                                  : "http://127.0.0.1:" + std::to_string(prometheus_port_);
@@ -939,11 +964,25 @@ Result<void> DevCluster::start_prometheus() {
         prometheus_port_ = *port;
         const fs::path config = work_dir_ / "prometheus.yml";
         const std::string target = "127.0.0.1:" + std::to_string(meshsim_port_);
-        if (auto r = write_file(config, "global:\n  scrape_interval: " + options_.scrape_interval +
-                                            "\n  evaluation_interval: " + options_.scrape_interval +
-                                            "\nscrape_configs:\n  - job_name: meshsim\n"
-                                            "    static_configs:\n      - targets: [\"" +
-                                            target + "\"]\n");
+        std::error_code dir_error;
+        fs::create_directories(work_dir_ / "scrape-targets", dir_error);
+        if (dir_error) {
+            return fail(ErrorKind::kInternal, "cannot create " +
+                                                  (work_dir_ / "scrape-targets").string() + ": " +
+                                                  dir_error.message());
+        }
+        // meshsim is known now; the serin processes come and go, so they are found in files
+        // (Prometheus notices a file written or removed there, and re-reads them all each
+        // scrape interval besides).
+        if (auto r = write_file(
+                config, "global:\n  scrape_interval: " + options_.scrape_interval +
+                            "\n  evaluation_interval: " + options_.scrape_interval +
+                            "\nscrape_configs:\n  - job_name: meshsim\n"
+                            "    static_configs:\n      - targets: [\"" + target + "\"]\n"
+                            "  - job_name: serin\n"
+                            "    file_sd_configs:\n      - files: [\"" +
+                            (work_dir_ / "scrape-targets").string() + "/*.json\"]\n"
+                            "        refresh_interval: " + options_.scrape_interval + "\n");
             !r) {
             return r;
         }

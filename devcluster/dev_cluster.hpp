@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -133,6 +134,10 @@ public:
     /// http://127.0.0.1:<port> of Prometheus and of meshsim's /metrics; "" when not started.
     std::string prometheus_url() const;
     std::string meshsim_url() const;
+    /// Prometheus's file-based discovery directory for job `serin`: a `<name>.json` written
+    /// there (see write_scrape_target below) is scraped within a few seconds, and no longer once it is
+    /// removed. "" when Prometheus is not started.
+    std::filesystem::path scrape_target_dir() const;
     /// Every port the cluster listens on.
     std::vector<std::uint16_t> ports() const;
     std::vector<ComponentInfo> components() const;
@@ -188,5 +193,12 @@ private:
     std::uint16_t apiserver_port_ = 0;
     std::chrono::milliseconds startup_duration_{0};
 };
+
+/// Writes `<dir>/<name>.json`, Prometheus's file discovery format, naming `host_port` as one
+/// target with `labels`. Written to a temporary name and renamed, so Prometheus never reads half
+/// a file.
+Result<void> write_scrape_target(const std::filesystem::path& dir, const std::string& name,
+                                 const std::string& host_port,
+                                 const std::map<std::string, std::string>& labels);
 
 }  // namespace serin::devcluster

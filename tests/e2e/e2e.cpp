@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "controller/kube/manifest.hpp"
+#include "devcluster/dev_cluster.hpp"
 
 namespace serin::e2e {
 
@@ -19,7 +20,17 @@ using testing::run;
 
 SerinProcess::SerinProcess(testing::TestCluster& cluster, std::string ns,
                            std::vector<std::string> extra_args)
-    : SerinProcess(std::move(ns), cluster.kubeconfig_path(), std::move(extra_args)) {}
+    : SerinProcess(std::move(ns), cluster.kubeconfig_path(), std::move(extra_args)) {
+    // The cluster's Prometheus scrapes it as job `serin`, told by a target file of its own.
+    scrape_dir_ = cluster.scrape_target_dir();
+    if (!scrape_dir_.empty()) {
+        scrape_name_ = log_.stem().string();
+        auto written = devcluster::write_scrape_target(
+            scrape_dir_, scrape_name_, "127.0.0.1:" + std::to_string(port_),
+            {{"serin_test", scrape_name_}});
+        REQUIRE(written.has_value());
+    }
+}
 
 SerinProcess::SerinProcess(std::string ns, fs::path kubeconfig, std::vector<std::string> extra_args)
     : ns_(std::move(ns)),
@@ -39,6 +50,10 @@ SerinProcess::SerinProcess(std::string ns, fs::path kubeconfig, std::vector<std:
 }
 
 SerinProcess::~SerinProcess() {
+    if (!scrape_dir_.empty()) {
+        std::error_code ec;
+        fs::remove(scrape_dir_ / (scrape_name_ + ".json"), ec);
+    }
     if (process_) {
         process_->stop(std::chrono::seconds{5});
     }
@@ -354,9 +369,9 @@ void OwnPrometheus::stop() {
     }
 }
 
-std::optional<double> OwnPrometheus::value(const std::string& promql) const {
+std::optional<double> prometheus_value(const std::string& url, const std::string& promql) {
     auto answer = devcluster::run_command(
-        "curl", {"-s", "-m", "2", "-G", url() + "/api/v1/query", "--data-urlencode", "query=" + promql},
+        "curl", {"-s", "-m", "2", "-G", url + "/api/v1/query", "--data-urlencode", "query=" + promql},
         std::chrono::seconds{5});
     if (!answer) {
         return std::nullopt;

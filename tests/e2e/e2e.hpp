@@ -47,6 +47,10 @@ public:
     const std::filesystem::path& log_file() const { return log_; }
     /// The port of its /metrics, /healthz and /readyz.
     std::uint16_t port() const { return port_; }
+    /// The label `serin_test` the cluster's Prometheus gives its series (job `serin`): one per
+    /// process, since tests run side by side. Started with a TestCluster, it is scraped from
+    /// construction until destruction.
+    const std::string& scrape_label() const { return scrape_name_; }
 
 private:
     std::string ns_;
@@ -54,6 +58,8 @@ private:
     std::vector<std::string> extra_args_;
     std::uint16_t port_ = 0;
     std::filesystem::path log_;
+    std::filesystem::path scrape_dir_;  ///< where its scrape target file is, if it has one
+    std::string scrape_name_;
     std::optional<devcluster::Process> process_;
 };
 
@@ -78,6 +84,10 @@ private:
     test::TestHttpServer server_;
 };
 
+/// The value of the first sample of instant query `promql` on the Prometheus at `url`, or
+/// nullopt (no data, an error).
+std::optional<double> prometheus_value(const std::string& url, const std::string& promql);
+
 /// A Prometheus of one test's own, scraping `url` (http://host:port, path /metrics) every
 /// second as job `job`, that the test can stop and start again on the same port and the same data
 /// (the cluster's Prometheus is shared).
@@ -93,7 +103,9 @@ public:
     void start();
     void stop();
     /// The value of the first sample of instant query `promql`, or nullopt (no data, an error).
-    std::optional<double> value(const std::string& promql) const;
+    std::optional<double> value(const std::string& promql) const {
+        return prometheus_value(url(), promql);
+    }
 
 private:
     std::filesystem::path dir_;

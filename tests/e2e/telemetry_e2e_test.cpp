@@ -1,5 +1,6 @@
-// The controller's own endpoints: a real Prometheus scrapes the serin binary's /metrics during a
-// release and answers Flagger's series with the release's outcome.
+// The controller's own endpoints: the cluster's Prometheus scrapes the serin binary's /metrics
+// during a release (job serin, found through its scrape target file) and answers Flagger's series
+// with the release's outcome.
 #include <catch2/catch.hpp>
 
 #include "devcluster/process.hpp"
@@ -41,7 +42,12 @@ TEST_CASE("Prometheus scraping serin sees Flagger's status, weight and success s
     s.create(types::canaries(),
              s.canary(analysis, {{"metricsServer", s.cluster().prometheus_url()}}));
     s.wait_phase("Initialized");
-    OwnPrometheus prometheus("http://127.0.0.1:" + std::to_string(serin.port()), "serin", s.ns());
+    // This serin's series, among those of the serins other tests run beside it.
+    const std::string mine = "serin_test=\"" + serin.scrape_label() + "\"";
+    const std::string prometheus_url = s.cluster().prometheus_url();
+    auto value = [&](const std::string& promql) { return prometheus_value(prometheus_url, promql); };
+    s.wait_until([&] { return value("up{job=\"serin\"," + mine + "}") == 1.0; },
+                 "the cluster's Prometheus to scrape serin", std::chrono::seconds{30});
 
     // /healthz answers at once; /readyz once the informers have synced, which they have.
     CHECK(get(serin, "/healthz") == "OK\n200");
@@ -52,26 +58,26 @@ TEST_CASE("Prometheus scraping serin sees Flagger's status, weight and success s
     s.wait_phase("Succeeded");
     const std::string in_ns = "namespace=\"" + s.ns() + "\"";
     const std::string successes =
-        "flagger_canary_successes_total{name=\"podinfo\"," + in_ns +
+        "flagger_canary_successes_total{" + mine + ",name=\"podinfo\"," + in_ns +
         ",deployment_strategy=\"blue-green\",analysis_status=\"completed\"}";
-    s.wait_until([&] { return prometheus.value(successes) == 1.0; },
+    s.wait_until([&] { return value(successes) == 1.0; },
                  "Prometheus to see the promotion in " + successes, std::chrono::seconds{30});
-    CHECK(prometheus.value("flagger_canary_status{name=\"podinfo\"," + in_ns + "}") == 1.0);
-    CHECK(prometheus.value("flagger_canary_weight{workload=\"podinfo-primary\"," + in_ns + "}") ==
+    CHECK(value("flagger_canary_status{name=\"podinfo\"," + in_ns + "}") == 1.0);
+    CHECK(value("flagger_canary_weight{workload=\"podinfo-primary\"," + in_ns + "}") ==
           100.0);
-    CHECK(prometheus.value("flagger_canary_weight{workload=\"podinfo\"," + in_ns + "}") == 0.0);
-    CHECK(prometheus.value("flagger_canary_total{" + in_ns + "}") == 1.0);
-    CHECK(prometheus.value("flagger_info{mesh_provider=\"istio\"}") == 1.0);
-    CHECK_FALSE(prometheus.value("flagger_canary_failures_total{" + in_ns + "}").has_value());
+    CHECK(value("flagger_canary_weight{workload=\"podinfo\"," + in_ns + "}") == 0.0);
+    CHECK(value("flagger_canary_total{" + in_ns + "}") == 1.0);
+    CHECK(value("flagger_info{" + mine + ",mesh_provider=\"istio\"}") == 1.0);
+    CHECK_FALSE(value("flagger_canary_failures_total{" + in_ns + "}").has_value());
     // A reconcile that reached the analysis was timed (Flagger's tick duration) ...
-    CHECK(prometheus.value("flagger_canary_duration_seconds_count{name=\"podinfo\"," + in_ns + "}") >
+    CHECK(value("flagger_canary_duration_seconds_count{name=\"podinfo\"," + in_ns + "}") >
           0.0);
     // ... and so was every reconcile (Serin's).
-    CHECK(prometheus.value("sum(serin_reconcile_duration_seconds_count)") > 0.0);
+    CHECK(value("sum(serin_reconcile_duration_seconds_count{" + mine + "})") > 0.0);
     // API requests by verb and code, the queue's wait and the Prometheus queries.
-    CHECK(prometheus.value("sum(serin_api_requests_total{verb=~\"POST|PUT|PATCH\",code=~\"2..\"})") >
+    CHECK(value("sum(serin_api_requests_total{" + mine + ",verb=~\"POST|PUT|PATCH\",code=~\"2..\"})") >
           0.0);
-    CHECK(prometheus.value("sum(serin_api_requests_total{verb=\"WATCH\",code=\"200\"})") > 0.0);
-    CHECK(prometheus.value("serin_workqueue_wait_seconds_count") > 0.0);
-    CHECK(prometheus.value("serin_prometheus_query_duration_seconds_count{result=\"ok\"}") > 0.0);
+    CHECK(value("sum(serin_api_requests_total{" + mine + ",verb=\"WATCH\",code=\"200\"})") > 0.0);
+    CHECK(value("serin_workqueue_wait_seconds_count{" + mine + "}") > 0.0);
+    CHECK(value("serin_prometheus_query_duration_seconds_count{" + mine + ",result=\"ok\"}") > 0.0);
 }

@@ -87,6 +87,10 @@ std::string TestCluster::prometheus_url() const {
     return owned_ ? owned_->prometheus_url() : state_field(kubeconfig_, "prometheus");
 }
 
+fs::path TestCluster::scrape_target_dir() const {
+    return owned_ ? owned_->scrape_target_dir() : fs::path(state_field(kubeconfig_, "scrape_targets"));
+}
+
 std::string TestCluster::meshsim_url() const {
     return owned_ ? owned_->meshsim_url() : state_field(kubeconfig_, "meshsim");
 }

@@ -56,6 +56,9 @@ public:
     /// cluster's state.json for a cluster started by someone else.
     std::string prometheus_url() const;
     std::string meshsim_url() const;
+    /// Where a scrape target file makes that Prometheus scrape a process as job `serin`
+    /// (devcluster::write_scrape_target); empty when the cluster has no Prometheus.
+    std::filesystem::path scrape_target_dir() const;
     /// The process-owned cluster, for fault injection (restart_apiserver, compact_etcd, ...);
     /// nullptr when the cluster belongs to the ctest fixture. Tests that inject faults into the
     /// control plane should start a private DevCluster rather than disturb the shared one.
