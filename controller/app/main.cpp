@@ -11,6 +11,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -64,6 +65,7 @@ struct Flags {
     std::string lease_duration = "15s";
     std::string renew_deadline = "10s";
     std::string retry_period = "2s";
+    std::string shutdown_grace = "10s";
     bool config_tracking = true;
     std::string event_webhook;
     std::string cluster_name;
@@ -177,14 +179,18 @@ int main(int argc, char** argv) {
     app.add_option("--slack-channel", f.slack_channel, "Slack channel");
     app.add_option("--msteams-url", f.msteams_url, "Global MS Teams webhook");
     app.add_option("--msteams-proxy-url", f.msteams_proxy_url, "Proxy for MS Teams");
+    app.add_option("--shutdown-grace", f.shutdown_grace,
+                   "On SIGTERM, how long in-flight reconciles may take to finish before they are "
+                   "cancelled");
     app.add_flag("--version", f.version, "Print the version and exit");
 
-    std::chrono::milliseconds lease_duration{}, renew_deadline{}, retry_period{};
+    std::chrono::milliseconds lease_duration{}, renew_deadline{}, retry_period{}, shutdown_grace{};
     try {
         app.parse(go_style_args(argc, argv));
         lease_duration = duration_flag("leader-election-lease-duration", f.lease_duration);
         renew_deadline = duration_flag("leader-election-renew-deadline", f.renew_deadline);
         retry_period = duration_flag("leader-election-retry-period", f.retry_period);
+        shutdown_grace = duration_flag("shutdown-grace", f.shutdown_grace);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     }
@@ -344,6 +350,18 @@ int main(int argc, char** argv) {
 
     int exit_code = 0;
     asio::cancellation_signal stop;
+    // The controller while its run() is in progress, for a drain on SIGTERM; and whether one began.
+    serin::canary::Controller* running = nullptr;
+    bool draining = false;
+    // Stops the main task (and so the elector, which hands the Lease over) once: a second
+    // emission would cancel that hand-over.
+    bool stopped = false;
+    const auto stop_all = [&] {
+        if (!stopped) {
+            stopped = true;
+            stop.emit(asio::cancellation_type::all);
+        }
+    };
     // A capturing coroutine lambda is safe here only because it lives until io.run() returns.
     auto main_task = [&]() -> asio::awaitable<void> {
         // Fail fast when the CRDs are not installed or the server cannot be reached.
@@ -381,7 +399,9 @@ int main(int argc, char** argv) {
         } forget{live};
         metrics.use_store(controller.store());
         if (!f.leader_election) {
+            running = &controller;
             co_await controller.run();
+            running = nullptr;
             co_return;
         }
         serin::kube::LeaderElectionOptions le;
@@ -397,8 +417,15 @@ int main(int argc, char** argv) {
         callbacks.on_started_leading = [&] {
             spdlog::info("leading as {}", le.identity);
             leading = true;
+            running = &controller;
             asio::co_spawn(io, controller.run(),
-                           asio::bind_cancellation_slot(lost.slot(), [](std::exception_ptr) {}));
+                           asio::bind_cancellation_slot(lost.slot(), [&](std::exception_ptr) {
+                               running = nullptr;
+                               if (draining) {
+                                   // Drained: now stop the elector, which hands the Lease over.
+                                   asio::post(io, stop_all);
+                               }
+                           }));
         };
         callbacks.on_stopped_leading = [&] {
             // Losing the lease stops all work at once.
@@ -421,11 +448,14 @@ int main(int argc, char** argv) {
         }
     };
 
-    // The first SIGINT or SIGTERM stops the work and hands the Lease over. Should that take
-    // longer than kShutdownDeadline, or a second signal come, serin gives up waiting and exits 1.
+    // The first SIGINT or SIGTERM drains the controller: no new reconcile starts, and those in
+    // flight have -shutdown-grace to finish before they are cancelled. Then the Lease is handed
+    // over and serin exits 0. Should that take kShutdownDeadline beyond the grace, or a second
+    // signal come, serin gives up waiting and exits 1.
     constexpr auto kShutdownDeadline = std::chrono::seconds{5};
     asio::signal_set signals(io, SIGINT, SIGTERM);
     asio::steady_timer shutdown_deadline(io);
+    asio::steady_timer grace_over(io);
     const auto give_up = [&](std::string_view why) {
         spdlog::error("{}; exiting without a clean shutdown", why);
         exit_code = 1;
@@ -435,12 +465,11 @@ int main(int argc, char** argv) {
         if (ec) {
             return;
         }
-        spdlog::info("signal {}: stopping", signal);
-        shutdown_deadline.expires_after(kShutdownDeadline);
+        shutdown_deadline.expires_after(shutdown_grace + kShutdownDeadline);
         shutdown_deadline.async_wait([&](const boost::system::error_code& timer_ec) {
             if (!timer_ec) {
-                give_up(fmt::format("shutdown took longer than {}s",
-                                    kShutdownDeadline.count()));
+                give_up(fmt::format("shutdown took longer than {} ms",
+                                    (shutdown_grace + kShutdownDeadline).count()));
             }
         });
         signals.async_wait([&](const boost::system::error_code& again_ec, int again) {
@@ -448,7 +477,23 @@ int main(int argc, char** argv) {
                 give_up(fmt::format("signal {} during shutdown", again));
             }
         });
-        stop.emit(asio::cancellation_type::all);
+        if (running == nullptr) {
+            spdlog::info("signal {}: stopping", signal);
+            stop_all();
+            return;
+        }
+        spdlog::info("signal {}: draining, {} reconciles in flight, {} ms to finish", signal,
+                     running->in_flight(), shutdown_grace.count());
+        draining = true;
+        running->drain();
+        grace_over.expires_after(shutdown_grace);
+        grace_over.async_wait([&](const boost::system::error_code& timer_ec) {
+            if (!timer_ec && running != nullptr) {
+                spdlog::warn("shutdown grace over: cancelling {} reconciles",
+                             running->in_flight());
+                stop_all();
+            }
+        });
     });
     asio::co_spawn(io, main_task(),
                    asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr e) {
@@ -462,6 +507,7 @@ int main(int argc, char** argv) {
                        }
                        signals.cancel();
                        shutdown_deadline.cancel();
+                       grace_over.cancel();
                        io.stop();
                    }));
     io.run();

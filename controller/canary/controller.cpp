@@ -218,8 +218,12 @@ std::size_t Controller::queue_depth() const { return queue_ ? queue_->depth() : 
 bool Controller::synced() const { return store_.synced(); }
 
 asio::awaitable<void> Controller::worker() {
+    // Cancellation (SIGTERM after the drain grace, a lost lease) ends reconciles through their
+    // results, so each is logged and the worker ends cleanly instead of by exception.
+    co_await asio::this_coro::throw_if_cancelled(false);
     while (auto key = co_await queue_->get()) {
         ++reconciles_;
+        ++in_flight_;
         Result<ReconcileResult> result = ReconcileResult{};
         try {
             result = co_await reconciler_->reconcile(*key);
@@ -228,7 +232,12 @@ asio::awaitable<void> Controller::worker() {
             CanaryLog(*key).error("reconcile threw: {}", e.what());
             result = fail(ErrorKind::kInternal, e.what());
         }
-        if (!result && result.error().kind == ErrorKind::kCancelled) {
+        --in_flight_;
+        const bool cancelled = !result && result.error().kind == ErrorKind::kCancelled;
+        if (draining_ && !cancelled) {
+            CanaryLog(*key).info("reconcile finished while draining");
+        }
+        if (cancelled) {
             CanaryLog(*key).debug("reconcile cancelled");
         } else if (!result) {
             CanaryLog(*key).warn("{}; retrying", result.error().describe());
@@ -256,22 +265,30 @@ asio::awaitable<void> run_workers(int n, std::function<asio::awaitable<void>()> 
 
 }  // namespace
 
+void Controller::drain() {
+    draining_ = true;
+    queue_->shut_down();
+}
+
 asio::awaitable<void> Controller::run() {
     for (auto& informer : informers_) {
         informer->start(deps_.executor);
     }
     const auto started = deps_.clock.steady_now();
-    while (!store_.synced()) {
+    // Drained before the caches synced, the workers below find the queue shut and end at once.
+    while (!store_.synced() && !draining_) {
         const bool slept = co_await deps_.clock.sleep_for(std::chrono::milliseconds{20});
         if (!slept) {
             co_return;  // cancelled
         }
     }
-    spdlog::info("informers synced in {} ms; {} canaries",
-                 std::chrono::duration_cast<std::chrono::milliseconds>(deps_.clock.steady_now() -
-                                                                       started)
-                     .count(),
-                 canaries_->size());
+    if (!draining_) {
+        spdlog::info("informers synced in {} ms; {} canaries",
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                         deps_.clock.steady_now() - started)
+                         .count(),
+                     canaries_->size());
+    }
     const std::function<asio::awaitable<void>()> one_worker = [this] { return worker(); };
     co_await run_workers(std::max(1, options_.workers), one_worker);
     queue_->shut_down();

@@ -60,8 +60,14 @@ public:
     Controller(const Controller&) = delete;
     Controller& operator=(const Controller&) = delete;
 
-    /// Starts the informers, waits until they have synced, then reconciles until cancelled.
+    /// Starts the informers, waits until they have synced, then reconciles until cancelled or
+    /// drained.
     boost::asio::awaitable<void> run();
+    /// Stops taking work: each worker finishes the reconcile it is in and takes no other, and
+    /// run() returns once none is left. Cancelling run() still cancels what is in flight.
+    void drain();
+    /// Reconciles in progress now.
+    std::size_t in_flight() const { return in_flight_; }
     /// Whether every informer has synced (for /readyz).
     bool synced() const;
     /// The informer caches (MetricTemplates and Secrets for the metric checker).
@@ -92,6 +98,8 @@ private:
     std::unique_ptr<AlertDispatcher> alerts_;
     std::unique_ptr<Reconciler> reconciler_;
     std::uint64_t reconciles_ = 0;
+    std::size_t in_flight_ = 0;
+    bool draining_ = false;
 };
 
 }  // namespace serin::canary

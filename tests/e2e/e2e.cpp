@@ -3,6 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -86,6 +89,12 @@ void SerinProcess::stop() {
     }
 }
 
+void SerinProcess::terminate() {
+    if (process_ && process_->running()) {
+        ::kill(process_->pid(), SIGTERM);
+    }
+}
+
 bool SerinProcess::running() { return process_ && process_->running(); }
 
 std::string SerinProcess::exit_status() const {
@@ -105,6 +114,13 @@ GateServer::GateServer(asio::io_context& io)
                   const std::string& path = request.target;
                   if (path == "/hang") {
                       co_await writer.hang();
+                      co_return;
+                  }
+                  if (path.rfind("/slow/", 0) == 0) {
+                      asio::steady_timer delay(co_await asio::this_coro::executor,
+                                               std::chrono::milliseconds{std::stoi(path.substr(6))});
+                      co_await delay.async_wait(asio::use_awaitable);
+                      co_await writer.respond(200, "approved, slowly");
                       co_return;
                   }
                   bool ok = path == "/approve" || path.rfind("/ok/", 0) == 0;

@@ -39,6 +39,8 @@ public:
     void kill();
     /// SIGTERM and wait.
     void stop();
+    /// SIGTERM, without waiting (wait on running() while serving what it still calls).
+    void terminate();
     bool running();
     /// "exited with status 0", "killed by signal 9", "running" (or "not started").
     std::string exit_status() const;
@@ -64,9 +66,10 @@ private:
 };
 
 /// A webhook receiver with named gates, like flagger-loadtester's /gate and /rollback APIs:
-/// POST /approve answers 200, /deny 403, /hang never answers, /gate/<name> 200 while the gate is
-/// open and 403 while it is closed (closed at first), and /ok/<anything> 200 (a chat service's
-/// incoming webhook). Every request is recorded.
+/// POST /approve answers 200, /deny 403, /hang never answers, /slow/<ms> 200 after <ms>
+/// milliseconds, /gate/<name> 200 while the gate is open and 403 while it is closed (closed at
+/// first), and /ok/<anything> 200 (a chat service's incoming webhook). Every request is recorded
+/// when it arrives.
 class GateServer {
 public:
     explicit GateServer(boost::asio::io_context& io);

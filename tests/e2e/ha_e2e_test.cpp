@@ -1,7 +1,9 @@
 // High availability: two serin binaries with leader election on a Lease in the canary's
 // namespace. Only the leader writes; when it dies or is stopped, the other finishes the release.
+// And the SIGTERM drain: a reconcile in flight finishes within -shutdown-grace, or is cancelled.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -126,4 +128,83 @@ TEST_CASE("SIGTERM: the leader releases its Lease and exits, the standby takes o
     s.bump_image(kV2);
     s.wait_phase("Succeeded");
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+}
+
+namespace {
+
+/// A canary whose pre-rollout check answers after `delay_ms`, so a reconcile is in flight while
+/// the check is waited for.
+Json slow_check_canary(Scenario& s, GateServer& hooks, int delay_ms) {
+    return s.canary({{"interval", "1s"},
+                     {"threshold", 2},
+                     {"iterations", 2},
+                     {"webhooks",
+                      {{{"name", "slow-check"},
+                        {"type", "pre-rollout"},
+                        {"timeout", "90s"},
+                        {"url", hooks.url("/slow/" + std::to_string(delay_ms))}}}}});
+}
+
+std::string whole_log(const SerinProcess& serin) {
+    std::ifstream in(serin.log_file());
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+bool has_event(Scenario& s, const std::string& text) {
+    const auto events = s.events();
+    return std::any_of(events.begin(), events.end(),
+                       [&](const std::string& e) { return e.find(text) != std::string::npos; });
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM drains: the leader finishes a reconcile waiting on a webhook, then exits 0") {
+    Scenario s;
+    GateServer hooks(s.io());
+    std::vector<std::string> args = ha_args();
+    args.push_back("--shutdown-grace=30s");
+    SerinProcess a(s.cluster(), s.ns(), args);
+    s.wait_until([&] { return !leader_identity(a).empty(); }, "a to lead");
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), slow_check_canary(s, hooks, 3000));
+    s.wait_phase("Initialized");
+    s.bump_image(kV2);
+    s.wait_until([&] { return hooks.calls("/slow/3000") == 1; },
+                 "the pre-rollout check to be called", std::chrono::seconds{60});
+    const auto signalled = std::chrono::steady_clock::now();
+    a.terminate();
+    s.wait_until([&] { return !a.running(); }, "a to exit", std::chrono::seconds{45});
+    const std::string log = whole_log(a);
+    INFO("a's log ends:\n" << a.log_tail(30));
+    CHECK(a.exit_status() == "exited with status 0");
+    // It waited for the check's answer (3 s after the call) instead of cancelling the reconcile.
+    CHECK(std::chrono::steady_clock::now() - signalled > std::chrono::seconds{2});
+    CHECK_THAT(log, Catch::Contains("draining, 1 reconciles in flight"));
+    CHECK_THAT(log, Catch::Contains("reconcile finished while draining"));
+    CHECK_THAT(log, !Catch::Contains("shutdown grace over"));
+    CHECK(has_event(s, "Pre-rollout check slow-check passed"));
+    CHECK(hooks.calls("/slow/3000") == 1);  // no reconcile began after the signal
+}
+
+TEST_CASE("SIGTERM drains: a reconcile still in flight when the grace is over is cancelled") {
+    Scenario s;
+    GateServer hooks(s.io());
+    SerinProcess serin(s.cluster(), s.ns(), {"--shutdown-grace=1s"});
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), slow_check_canary(s, hooks, 60000));
+    s.wait_phase("Initialized");
+    s.bump_image(kV2);
+    s.wait_until([&] { return hooks.calls("/slow/60000") == 1; },
+                 "the pre-rollout check to be called", std::chrono::seconds{60});
+    serin.terminate();
+    s.wait_until([&] { return !serin.running(); }, "serin to exit", std::chrono::seconds{15});
+    const std::string log = whole_log(serin);
+    INFO("serin's log ends:\n" << serin.log_tail(30));
+    CHECK(serin.exit_status() == "exited with status 0");
+    CHECK_THAT(log, Catch::Contains("draining, 1 reconciles in flight, 1000 ms to finish"));
+    CHECK_THAT(log, Catch::Contains("shutdown grace over: cancelling 1 reconciles"));
+    CHECK_THAT(log, Catch::Contains("reconcile cancelled"));
+    CHECK_FALSE(has_event(s, "Pre-rollout check slow-check passed"));
 }
