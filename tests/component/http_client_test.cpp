@@ -24,6 +24,7 @@ using namespace std::chrono_literals;
 using serin::ErrorKind;
 using serin::Result;
 using serin::http::ClientOptions;
+using serin::http::HttpClient;
 using serin::http::HttpClientPtr;
 using serin::http::Method;
 using serin::http::Request;
@@ -762,6 +763,23 @@ TEST_CASE("tls: a silent TLS stream times out and a hanging one is cancelled", "
 
 // ---- proxies --------------------------------------------------------------------------------
 
+namespace {
+
+/// GET `url` through `proxy`, running `io` until the answer.
+Result<Response> get_through(asio::io_context& io, HttpClient& client, const std::string& url,
+                             const std::string& proxy) {
+    std::optional<Result<Response>> response;
+    run(io, [&]() -> asio::awaitable<void> {
+        Request request = get(url);
+        request.proxy = proxy;
+        response = co_await client.send(std::move(request));
+    }());
+    REQUIRE(response.has_value());
+    return std::move(*response);
+}
+
+}  // namespace
+
 TEST_CASE("proxy: an https request goes through a CONNECT tunnel with TLS verified end to end",
           "[http][proxy]") {
     asio::io_context io;
@@ -804,12 +822,8 @@ TEST_CASE("proxy: a tunnel does not skip verification: another CA's certificate 
     TestHttpProxy proxy{io.get_executor()};
     auto client = make_client(io, trusting(serin::test::test_pki().other_ca.cert_pem));
 
-    std::optional<Result<Response>> response;
-    run(io, [&]() -> asio::awaitable<void> {
-        Request request = get(server.base_url() + "/");
-        request.proxy = proxy.url();
-        response = co_await client->send(std::move(request));
-    }());
+    std::optional<Result<Response>> response =
+        get_through(io, *client, server.base_url() + "/", proxy.url());
     REQUIRE_FALSE(response->has_value());
     CHECK(response->error().kind == ErrorKind::kTls);
     CHECK(proxy.asks().size() == 1);
@@ -860,12 +874,8 @@ TEST_CASE("proxy: a proxy that refuses the tunnel is an error naming the proxy a
     TestHttpProxy proxy{io.get_executor(), 407};
     auto client = make_client(io, trusting(serin::test::test_pki().ca.cert_pem));
 
-    std::optional<Result<Response>> response;
-    run(io, [&]() -> asio::awaitable<void> {
-        Request request = get(server.base_url() + "/");
-        request.proxy = proxy.url();
-        response = co_await client->send(std::move(request));
-    }());
+    std::optional<Result<Response>> response =
+        get_through(io, *client, server.base_url() + "/", proxy.url());
     REQUIRE_FALSE(response->has_value());
     CHECK(response->error().http_status == 407);
     CHECK_THAT(response->error().message, Catch::Contains("the proxy " + proxy.url() + " refused"));
@@ -883,12 +893,8 @@ TEST_CASE("proxy: an unreachable proxy is a transient error naming the proxy", "
     }
     auto client = make_client(io);
 
-    std::optional<Result<Response>> response;
-    run(io, [&]() -> asio::awaitable<void> {
-        Request request = get(server.base_url() + "/");
-        request.proxy = proxy_url;
-        response = co_await client->send(std::move(request));
-    }());
+    std::optional<Result<Response>> response =
+        get_through(io, *client, server.base_url() + "/", proxy_url);
     REQUIRE_FALSE(response->has_value());
     CHECK(response->error().kind == ErrorKind::kTransient);
     CHECK_THAT(response->error().message, Catch::Contains("connecting to the proxy " + proxy_url));
