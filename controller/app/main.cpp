@@ -350,9 +350,8 @@ int main(int argc, char** argv) {
 
     int exit_code = 0;
     asio::cancellation_signal stop;
-    // The controller while its run() is in progress, for a drain on SIGTERM; and whether one began.
+    // The controller while its run() is in progress, for a drain on SIGTERM.
     serin::canary::Controller* running = nullptr;
-    bool draining = false;
     // Stops the main task (and so the elector, which hands the Lease over) once: a second
     // emission would cancel that hand-over.
     bool stopped = false;
@@ -421,7 +420,7 @@ int main(int argc, char** argv) {
             asio::co_spawn(io, controller.run(),
                            asio::bind_cancellation_slot(lost.slot(), [&](std::exception_ptr) {
                                running = nullptr;
-                               if (draining) {
+                               if (controller.draining()) {
                                    // Drained: now stop the elector, which hands the Lease over.
                                    asio::post(io, stop_all);
                                }
@@ -484,7 +483,6 @@ int main(int argc, char** argv) {
         }
         spdlog::info("signal {}: draining, {} reconciles in flight, {} ms to finish", signal,
                      running->in_flight(), shutdown_grace.count());
-        draining = true;
         running->drain();
         grace_over.expires_after(shutdown_grace);
         grace_over.async_wait([&](const boost::system::error_code& timer_ec) {

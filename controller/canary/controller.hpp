@@ -66,6 +66,8 @@ public:
     /// Stops taking work: each worker finishes the reconcile it is in and takes no other, and
     /// run() returns once none is left. Cancelling run() still cancels what is in flight.
     void drain();
+    /// Whether drain() was called.
+    bool draining() const { return draining_; }
     /// Reconciles in progress now.
     std::size_t in_flight() const { return in_flight_; }
     /// Whether every informer has synced (for /readyz).

@@ -128,7 +128,7 @@ Result<Route> route_for(const Request& request) {
 
 /// One kept-alive connection, plain or TLS. The buffer holds bytes read past the last message.
 struct Connection {
-    std::string origin;
+    std::string pool_key;  ///< the Route's: which idle pool it returns to
     std::optional<beast::tcp_stream> plain;
     std::optional<TlsStream> tls;
     beast::flat_buffer buffer;
@@ -591,7 +591,7 @@ private:
             return;
         }
         conn->tcp().expires_never();
-        auto& queue = idle_[conn->origin];
+        auto& queue = idle_[conn->pool_key];
         queue.push_back(std::move(conn));
         while (queue.size() > options_.max_idle_per_origin) {
             queue.pop_front();  // the oldest goes
@@ -669,7 +669,7 @@ private:
         }
 
         auto conn = std::make_unique<Connection>();
-        conn->origin = route.pool_key;
+        conn->pool_key = route.pool_key;
         beast::tcp_stream tcp_stream{executor_};
         tcp_stream.expires_at(connect_deadline);
         auto [connect_ec, endpoint] = co_await tcp_stream.async_connect(endpoints, kIo);

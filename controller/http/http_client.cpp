@@ -187,10 +187,7 @@ Result<Url> Url::parse(std::string_view url) {
     return out;
 }
 
-std::string Url::origin() const {
-    const bool ipv6 = host.find(':') != std::string::npos;
-    return scheme + "://" + (ipv6 ? "[" + host + "]" : host) + ":" + port;
-}
+std::string Url::origin() const { return scheme + "://" + authority(); }
 
 std::string Url::authority() const {
     const bool ipv6 = host.find(':') != std::string::npos;

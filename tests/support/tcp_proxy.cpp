@@ -8,6 +8,8 @@
 #include <boost/asio/write.hpp>
 #include <list>
 
+#include "tests/support/copy_bytes.hpp"
+
 namespace serin::test {
 
 namespace asio = boost::asio;
@@ -52,19 +54,7 @@ struct TcpProxy::Impl : std::enable_shared_from_this<TcpProxy::Impl> {
     // Copies one direction until either side fails, then closes both.
     static asio::awaitable<void> pump(std::shared_ptr<Impl> self, std::list<Pair>::iterator pair,
                                       tcp::socket* from, tcp::socket* to) {
-        std::array<char, 16384> buffer{};
-        for (;;) {
-            auto [rec, n] = co_await from->async_read_some(asio::buffer(buffer),
-                                                           asio::as_tuple(asio::use_awaitable));
-            if (rec) {
-                break;
-            }
-            auto [wec, written] = co_await asio::async_write(
-                *to, asio::buffer(buffer.data(), n), asio::as_tuple(asio::use_awaitable));
-            if (wec) {
-                break;
-            }
-        }
+        co_await copy_bytes(*from, *to);
         boost::system::error_code ignored;
         from->close(ignored);
         to->close(ignored);

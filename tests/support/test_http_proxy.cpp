@@ -1,5 +1,7 @@
 #include "tests/support/test_http_proxy.hpp"
 
+#include <boost/beast/core/string.hpp>
+
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +17,8 @@
 #include <string_view>
 #include <utility>
 
+#include "tests/support/copy_bytes.hpp"
+
 namespace serin::test {
 
 namespace asio = boost::asio;
@@ -23,19 +27,6 @@ using asio::ip::tcp;
 namespace {
 
 constexpr auto kIo = asio::as_tuple(asio::use_awaitable);
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(a[i])) !=
-            std::tolower(static_cast<unsigned char>(b[i]))) {
-            return false;
-        }
-    }
-    return true;
-}
 
 /// The request line and headers of a request head ("...\r\n\r\n"), parsed just enough.
 struct Head {
@@ -119,7 +110,7 @@ struct TestHttpProxy::Impl : std::enable_shared_from_this<TestHttpProxy::Impl> {
         Head head = parse_head(std::string_view{data}.substr(0, head_size));
         Ask ask{head.method, head.target, std::nullopt};
         for (const auto& [name, value] : head.headers) {
-            if (iequals(name, "Proxy-Authorization")) {
+            if (boost::beast::iequals(name, "Proxy-Authorization")) {
                 ask.proxy_authorization = value;
             }
         }
@@ -148,7 +139,7 @@ struct TestHttpProxy::Impl : std::enable_shared_from_this<TestHttpProxy::Impl> {
                 slash == std::string_view::npos ? "/" : std::string{target.substr(slash)};
             forwarded = head.method + " " + path + " " + head.version + "\r\n";
             for (const auto& [name, value] : head.headers) {
-                if (!iequals(name, "Proxy-Authorization")) {
+                if (!boost::beast::iequals(name, "Proxy-Authorization")) {
                     forwarded += name + ": " + value + "\r\n";
                 }
             }
@@ -198,18 +189,7 @@ struct TestHttpProxy::Impl : std::enable_shared_from_this<TestHttpProxy::Impl> {
     /// Copies one direction until either side fails or closes, then closes both.
     static asio::awaitable<void> pump(std::shared_ptr<Link> link, tcp::socket* from,
                                       tcp::socket* to) {
-        std::array<char, 16384> buffer{};
-        for (;;) {
-            auto [read_ec, n] = co_await from->async_read_some(asio::buffer(buffer), kIo);
-            if (read_ec) {
-                break;
-            }
-            auto [write_ec, written] =
-                co_await asio::async_write(*to, asio::buffer(buffer.data(), n), kIo);
-            if (write_ec) {
-                break;
-            }
-        }
+        co_await copy_bytes(*from, *to);
         link->close();
     }
 
