@@ -15,7 +15,7 @@ namespace serin::test {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-struct TcpProxy::Impl : std::enable_shared_from_this<TcpProxy::Impl> {
+struct TcpProxy::Impl {
     struct Pair {
         tcp::socket client;
         tcp::socket server;
@@ -27,27 +27,33 @@ struct TcpProxy::Impl : std::enable_shared_from_this<TcpProxy::Impl> {
           acceptor(executor, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
           target(asio::ip::make_address(host), port) {}
 
-    asio::awaitable<void> accept_loop() {
-        auto self = shared_from_this();
-        while (!closed) {
-            auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    // Takes its owner by value: the frame holds the Impl from co_spawn on, even when the proxy
+    // is destroyed before the io_context first runs the loop.
+    static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+        while (!self->closed) {
+            auto [ec, socket] =
+                co_await self->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
             if (ec) {
                 co_return;
             }
-            ++accepted;
-            if (blocked) {
+            ++self->accepted;
+            if (self->blocked) {
                 boost::system::error_code ignored;
                 socket.close(ignored);
                 continue;
             }
-            tcp::socket upstream(executor);
-            auto [cec] = co_await upstream.async_connect(target, asio::as_tuple(asio::use_awaitable));
+            tcp::socket upstream(self->executor);
+            auto [cec] =
+                co_await upstream.async_connect(self->target, asio::as_tuple(asio::use_awaitable));
             if (cec) {
                 continue;
             }
-            auto it = pairs.insert(pairs.end(), Pair{std::move(socket), std::move(upstream)});
-            asio::co_spawn(executor, pump(self, it, &it->client, &it->server), asio::detached);
-            asio::co_spawn(executor, pump(self, it, &it->server, &it->client), asio::detached);
+            auto it =
+                self->pairs.insert(self->pairs.end(), Pair{std::move(socket), std::move(upstream)});
+            asio::co_spawn(self->executor, pump(self, it, &it->client, &it->server),
+                           asio::detached);
+            asio::co_spawn(self->executor, pump(self, it, &it->server, &it->client),
+                           asio::detached);
         }
     }
 
@@ -83,7 +89,7 @@ struct TcpProxy::Impl : std::enable_shared_from_this<TcpProxy::Impl> {
 TcpProxy::TcpProxy(asio::any_io_executor executor, std::string target_host,
                    std::uint16_t target_port)
     : impl_(std::make_shared<Impl>(std::move(executor), std::move(target_host), target_port)) {
-    asio::co_spawn(impl_->executor, impl_->accept_loop(), asio::detached);
+    asio::co_spawn(impl_->executor, Impl::accept_loop(impl_), asio::detached);
 }
 
 TcpProxy::~TcpProxy() {

@@ -1,7 +1,5 @@
 #include "tests/support/test_http_proxy.hpp"
 
-#include <boost/beast/core/string.hpp>
-
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,6 +9,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
 #include <cctype>
 #include <list>
 #include <sstream>
@@ -69,7 +68,7 @@ std::pair<std::string, std::string> split_authority(std::string_view authority) 
 
 }  // namespace
 
-struct TestHttpProxy::Impl : std::enable_shared_from_this<TestHttpProxy::Impl> {
+struct TestHttpProxy::Impl {
     struct Link {
         explicit Link(tcp::socket c) : client(std::move(c)), upstream(client.get_executor()) {}
         tcp::socket client;
@@ -86,23 +85,24 @@ struct TestHttpProxy::Impl : std::enable_shared_from_this<TestHttpProxy::Impl> {
           acceptor(executor, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
           refuse_status(refuse) {}
 
-    asio::awaitable<void> accept_loop() {
-        auto self = shared_from_this();
+    /// Takes its owner by value: the frame holds the Impl from co_spawn on, even when the proxy
+    /// is destroyed before the io_context first runs the loop.
+    static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
         for (;;) {
-            auto [ec, socket] = co_await acceptor.async_accept(kIo);
+            auto [ec, socket] = co_await self->acceptor.async_accept(kIo);
             if (ec) {
                 co_return;
             }
             auto link = std::make_shared<Link>(std::move(socket));
-            links.push_back(link);
-            asio::co_spawn(executor, serve(self, link), asio::detached);
+            self->links.push_back(link);
+            asio::co_spawn(self->executor, serve(self, link), asio::detached);
         }
     }
 
     static asio::awaitable<void> serve(std::shared_ptr<Impl> self, std::shared_ptr<Link> link) {
         std::string data;
-        auto [read_ec, head_size] =
-            co_await asio::async_read_until(link->client, asio::dynamic_buffer(data), "\r\n\r\n", kIo);
+        auto [read_ec, head_size] = co_await asio::async_read_until(
+            link->client, asio::dynamic_buffer(data), "\r\n\r\n", kIo);
         if (read_ec) {
             link->close();
             co_return;
@@ -202,7 +202,7 @@ struct TestHttpProxy::Impl : std::enable_shared_from_this<TestHttpProxy::Impl> {
 
 TestHttpProxy::TestHttpProxy(asio::any_io_executor executor, int refuse_status)
     : impl_(std::make_shared<Impl>(std::move(executor), refuse_status)) {
-    asio::co_spawn(impl_->executor, impl_->accept_loop(), asio::detached);
+    asio::co_spawn(impl_->executor, Impl::accept_loop(impl_), asio::detached);
 }
 
 TestHttpProxy::~TestHttpProxy() {
