@@ -1,6 +1,7 @@
 // High availability: two serin binaries with leader election on a Lease in the canary's
 // namespace. Only the leader writes; when it dies or is stopped, the other finishes the release.
-// And the SIGTERM drain: a reconcile in flight finishes within -shutdown-grace, or is cancelled.
+// And the SIGTERM drain: a reconcile in flight finishes within -shutdown-grace, or is cancelled;
+// a second signal gives up on the drain.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -207,4 +208,28 @@ TEST_CASE("SIGTERM drains: a reconcile still in flight when the grace is over is
     CHECK_THAT(log, Catch::Contains("shutdown grace over: cancelling 1 reconciles"));
     CHECK_THAT(log, Catch::Contains("reconcile cancelled"));
     CHECK_FALSE(has_event(s, "Pre-rollout check slow-check passed"));
+}
+
+TEST_CASE("SIGTERM drains: a second signal during the drain gives up at once and exits 1") {
+    Scenario s;
+    GateServer hooks(s.io());
+    SerinProcess serin(s.cluster(), s.ns(), {"--shutdown-grace=60s"});
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), slow_check_canary(s, hooks, 60000));
+    s.wait_phase("Initialized");
+    s.bump_image(kV2);
+    s.wait_until([&] { return hooks.calls("/slow/60000") == 1; },
+                 "the pre-rollout check to be called", std::chrono::seconds{60});
+    serin.terminate();
+    s.wait_until(
+        [&] { return whole_log(serin).find("draining, 1 reconciles") != std::string::npos; },
+        "serin to start draining", std::chrono::seconds{10});
+    serin.terminate();
+    // Well inside the 60 s grace and the webhook's 60 s answer.
+    s.wait_until([&] { return !serin.running(); }, "serin to exit", std::chrono::seconds{15});
+    const std::string log = whole_log(serin);
+    INFO("serin's log ends:\n" << serin.log_tail(30));
+    CHECK(serin.exit_status() == "exited with status 1");
+    CHECK_THAT(log, Catch::Contains("signal 15 during shutdown; exiting without a clean shutdown"));
+    CHECK_THAT(log, !Catch::Contains("shutdown grace over"));
 }
