@@ -17,6 +17,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -28,6 +30,7 @@
 #include "controller/canary/webhook.hpp"
 #include "controller/core/log.hpp"
 #include "controller/http/http_client.hpp"
+#include "controller/http/proxy_environment.hpp"
 #include "controller/kube/config.hpp"
 #include "controller/kube/discovery.hpp"
 #include "controller/kube/event_recorder.hpp"
@@ -244,9 +247,28 @@ int main(int argc, char** argv) {
         spdlog::error("kubernetes configuration: {}", config.error().describe());
         return 1;
     }
+    // HTTPS_PROXY, HTTP_PROXY and NO_PROXY, read once here, as Go programs (Flagger) honour
+    // them: for the API server, Prometheus, webhooks and notifications alike.
+    auto environment_proxies = serin::http::ProxyEnvironment::from(
+        [](std::string_view name) -> std::optional<std::string> {
+            if (const char* value = std::getenv(std::string{name}.c_str()); value != nullptr) {
+                return std::string{value};
+            }
+            return std::nullopt;
+        });
+    if (!environment_proxies) {
+        spdlog::error("proxy environment: {}", environment_proxies.error().message);
+        return 1;
+    }
+    const auto proxies =
+        std::make_shared<const serin::http::ProxyEnvironment>(std::move(*environment_proxies));
+    if (const std::string described = proxies->describe(); described != "none") {
+        spdlog::info("proxies from the environment: {}", described);
+    }
     asio::io_context io;
     serin::SystemClock clock;
     serin::kube::RestClientOptions rest_options;
+    rest_options.proxies = proxies;
     rest_options.write_qps = f.qps;
     rest_options.write_burst = f.burst;
     auto client = serin::kube::make_rest_client(io.get_executor(), *config, clock, rest_options);
@@ -256,6 +278,8 @@ int main(int argc, char** argv) {
     }
     serin::http::ClientOptions verified_options;
     serin::http::ClientOptions insecure_options;
+    verified_options.proxies = proxies;
+    insecure_options.proxies = proxies;
     insecure_options.tls.insecure_skip_verify = true;
     auto verified = serin::http::make_beast_client(io.get_executor(), verified_options);
     auto insecure = serin::http::make_beast_client(io.get_executor(), insecure_options);

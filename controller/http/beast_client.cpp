@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "controller/http/http_client.hpp"
+#include "controller/http/proxy_environment.hpp"
 
 namespace serin::http {
 namespace {
@@ -107,7 +108,7 @@ struct Route {
     const Url& first_hop() const { return proxy ? proxy->url : url; }
 };
 
-Result<Route> route_for(const Request& request) {
+Result<Route> route_for(const Request& request, const ProxyEnvironment* environment) {
     auto url = Url::parse(request.url);
     if (!url) {
         return url.error();
@@ -120,8 +121,14 @@ Result<Route> route_for(const Request& request) {
         if (!proxy) {
             return proxy.error();
         }
-        route.pool_key += " via " + proxy->url.origin();
         route.proxy = std::move(*proxy);
+    } else if (environment != nullptr) {
+        if (const Proxy* proxy = environment->proxy_for(route.url)) {
+            route.proxy = *proxy;
+        }
+    }
+    if (route.proxy) {
+        route.pool_key += " via " + route.proxy->url.origin();
     }
     return route;
 }
@@ -434,7 +441,7 @@ public:
           tls_context_(std::move(tls_context)) {}
 
     asio::awaitable<Result<Response>> send(Request request) override {
-        auto route = route_for(request);
+        auto route = route_for(request, options_.proxies.get());
         if (!route) {
             co_return route.error();
         }
@@ -447,7 +454,7 @@ public:
     }
 
     asio::awaitable<Result<Response>> stream(Request request, LineHandler on_line) override {
-        auto route = route_for(request);
+        auto route = route_for(request, options_.proxies.get());
         if (!route) {
             co_return route.error();
         }

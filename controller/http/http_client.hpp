@@ -55,8 +55,9 @@ struct Request {
     std::string body;
     /// The whole exchange for send(); the longest silence between two reads for stream().
     std::chrono::milliseconds timeout{30'000};
-    /// A proxy URL to go through (see Proxy), empty for a direct connection. Connections made
-    /// through a proxy are pooled apart from direct ones.
+    /// A proxy URL to go through (see Proxy). Empty: the client's ClientOptions::proxies decide,
+    /// else a direct connection. Connections made through a proxy are pooled apart from direct
+    /// ones.
     std::string proxy;
 };
 
@@ -81,8 +82,12 @@ struct TlsOptions {
     bool insecure_skip_verify = false;
 };
 
+class ProxyEnvironment;  // proxy_environment.hpp
+
 struct ClientOptions {
     TlsOptions tls;
+    /// Proxies from the environment for requests that name none; null, or none set: direct.
+    std::shared_ptr<const ProxyEnvironment> proxies;
     std::size_t max_idle_per_origin = 16;  ///< kept-alive connections per scheme+host+port
     std::chrono::milliseconds connect_timeout{10'000};
     std::string user_agent = "serin/0.1";

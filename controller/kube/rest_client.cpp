@@ -513,6 +513,7 @@ Result<std::unique_ptr<RestKubeClient>> make_rest_client(asio::any_io_executor e
     http::ClientOptions http_options;
     http_options.tls = config.tls;
     http_options.user_agent = options.user_agent;
+    http_options.proxies = options.proxies;
     auto http = http::make_beast_client(std::move(executor), std::move(http_options));
     if (!http) {
         return http.error();

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -21,6 +22,8 @@ struct RestClientOptions {
     double write_burst = 100.0;
     int max_retries = 5;       ///< for 429 and for transient failures of reads
     std::string user_agent = "serin/0.1";
+    /// Proxies from the environment (see http::ProxyEnvironment); null: direct.
+    std::shared_ptr<const http::ProxyEnvironment> proxies;
 };
 
 /// Client-side statistics, for tests and the controller's own metrics.

@@ -1,6 +1,7 @@
 // The Beast HTTP client against a real loopback server: keep-alive, streaming, deadlines, TLS,
 // proxies and cancellation. Deadlines are short real times; nothing sleeps to wait for a condition.
 #include "controller/http/http_client.hpp"
+#include "controller/http/proxy_environment.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -10,8 +11,10 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "controller/core/base64.hpp"
@@ -899,4 +902,109 @@ TEST_CASE("proxy: an unreachable proxy is a transient error naming the proxy", "
     CHECK(response->error().kind == ErrorKind::kTransient);
     CHECK_THAT(response->error().message, Catch::Contains("connecting to the proxy " + proxy_url));
     CHECK(server.requests().empty());
+}
+
+// ---- proxies from the environment -----------------------------------------------------------
+
+namespace {
+
+/// Client options with HTTPS_PROXY and HTTP_PROXY both `proxy` and the given NO_PROXY.
+ClientOptions environment(const std::string& proxy, std::string_view no_proxy) {
+    auto proxies = serin::http::ProxyEnvironment::parse(proxy, proxy, no_proxy);
+    REQUIRE(proxies.has_value());
+    ClientOptions options;
+    options.proxies = std::make_shared<const serin::http::ProxyEnvironment>(std::move(*proxies));
+    return options;
+}
+
+}  // namespace
+
+TEST_CASE("proxy environment: a request naming no proxy goes through HTTP_PROXY, unless NO_PROXY "
+          "names its host",
+          "[http][proxy]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok};
+    TestHttpProxy proxy{io.get_executor()};
+    // Loopback is never proxied, so the upstreams have names the proxy resolves to the server.
+    proxy.alias("hooks.example.test", "127.0.0.1");
+    auto client = make_client(io, environment(proxy.url(), "internal.example.test"));
+    const std::string port = std::to_string(server.port());
+
+    std::vector<Result<Response>> responses;
+    run(io, [&]() -> asio::awaitable<void> {
+        responses.push_back(co_await client->send(get("http://hooks.example.test:" + port + "/a")));
+        // Loopback: direct, to the server itself.
+        responses.push_back(co_await client->send(get(server.base_url() + "/b")));
+    }());
+
+    for (const auto& response : responses) {
+        INFO((response ? std::string{} : response.error().describe()));
+        REQUIRE(response.has_value());
+        CHECK(response->status == 200);
+    }
+    REQUIRE(proxy.asks().size() == 1);
+    CHECK(proxy.asks()[0].method == "GET");
+    CHECK(proxy.asks()[0].target == "http://hooks.example.test:" + port + "/a");
+    REQUIRE(server.requests().size() == 2);
+    CHECK(server.requests()[0].target == "/a");
+    CHECK(server.requests()[1].target == "/b");
+    CHECK(server.requests()[0].connection != server.requests()[1].connection);
+}
+
+TEST_CASE("proxy environment: NO_PROXY sends a named host direct and a request's own proxy wins",
+          "[http][proxy]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok};
+    TestHttpProxy environment_proxy{io.get_executor()};
+    TestHttpProxy named_proxy{io.get_executor()};
+    named_proxy.alias("hooks.example.test", "127.0.0.1");
+    // Nothing resolves .invalid, so a direct request to it fails without reaching a proxy.
+    auto client = make_client(io, environment(environment_proxy.url(), "example.invalid"));
+    const std::string port = std::to_string(server.port());
+
+    std::optional<Result<Response>> direct;
+    std::optional<Result<Response>> named;
+    run(io, [&]() -> asio::awaitable<void> {
+        direct = co_await client->send(get("http://api.example.invalid:" + port + "/"));
+        Request request = get("http://hooks.example.test:" + port + "/named");
+        request.proxy = named_proxy.url();
+        named = co_await client->send(std::move(request));
+    }());
+
+    REQUIRE(direct.has_value());
+    CHECK_FALSE(direct->has_value());
+    REQUIRE(named.has_value());
+    INFO((*named ? std::string{} : named->error().describe()));
+    REQUIRE(named->has_value());
+    CHECK(environment_proxy.asks().empty());
+    REQUIRE(named_proxy.asks().size() == 1);
+    CHECK(named_proxy.asks()[0].target == "http://hooks.example.test:" + port + "/named");
+}
+
+TEST_CASE("proxy environment: an https request tunnels through HTTPS_PROXY, verified end to end",
+          "[http][proxy]") {
+    asio::io_context io;
+    const auto& pki = serin::test::test_pki();
+    // A certificate for wrong.example.invalid, served under that name through the proxy.
+    TestHttpServer server{io.get_executor(), answer_ok,
+                          TestServerTls{pki.wrong_host.cert_pem, pki.wrong_host.key_pem, {}}};
+    TestHttpProxy proxy{io.get_executor()};
+    proxy.alias("wrong.example.invalid", "127.0.0.1");
+    ClientOptions options = environment(proxy.url(), "");
+    options.tls.ca_pem = pki.ca.cert_pem;
+    auto client = make_client(io, std::move(options));
+    const std::string port = std::to_string(server.port());
+
+    std::optional<Result<Response>> response;
+    run(io, [&]() -> asio::awaitable<void> {
+        response = co_await client->send(get("https://wrong.example.invalid:" + port + "/"));
+    }());
+
+    REQUIRE(response.has_value());
+    INFO((*response ? std::string{} : response->error().describe()));
+    REQUIRE(response->has_value());
+    CHECK((*response)->body == "ok");
+    REQUIRE(proxy.asks().size() == 1);
+    CHECK(proxy.asks()[0].method == "CONNECT");
+    CHECK(proxy.asks()[0].target == "wrong.example.invalid:" + port);
 }

@@ -12,6 +12,7 @@
 #include <boost/beast/core/string.hpp>
 #include <cctype>
 #include <list>
+#include <map>
 #include <sstream>
 #include <string_view>
 #include <utility>
@@ -148,6 +149,9 @@ struct TestHttpProxy::Impl {
         forwarded += rest;
 
         auto [host, port] = split_authority(authority);
+        if (const auto alias = self->aliases.find(host); alias != self->aliases.end()) {
+            host = alias->second;
+        }
         tcp::resolver resolver{self->executor};
         auto [resolve_ec, endpoints] = co_await resolver.async_resolve(host, port, kIo);
         if (resolve_ec) {
@@ -197,6 +201,7 @@ struct TestHttpProxy::Impl {
     tcp::acceptor acceptor;
     int refuse_status = 0;
     std::vector<Ask> asks;
+    std::map<std::string, std::string> aliases;
     std::list<std::weak_ptr<Link>> links;
 };
 
@@ -218,6 +223,10 @@ TestHttpProxy::~TestHttpProxy() {
 std::uint16_t TestHttpProxy::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 std::string TestHttpProxy::url() const { return "http://127.0.0.1:" + std::to_string(port()); }
+
+void TestHttpProxy::alias(std::string host, std::string address) {
+    impl_->aliases[std::move(host)] = std::move(address);
+}
 
 const std::vector<TestHttpProxy::Ask>& TestHttpProxy::asks() const { return impl_->asks; }
 

@@ -36,6 +36,9 @@ public:
     std::uint16_t port() const;
     /// "http://127.0.0.1:PORT".
     std::string url() const;
+    /// Connects to `address` when asked for `host` (as curl's --resolve does), so a test can
+    /// name an upstream that is not loopback, which clients never proxy.
+    void alias(std::string host, std::string address);
     /// Every first request, in the order they were read.
     const std::vector<Ask>& asks() const;
 

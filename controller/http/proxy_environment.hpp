@@ -1,0 +1,63 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "controller/core/result.hpp"
+#include "controller/http/http_client.hpp"
+
+namespace serin::http {
+
+/// The proxies a process is told about by its environment, chosen per request as Go's net/http
+/// does, so a Flagger Deployment's HTTPS_PROXY, HTTP_PROXY and NO_PROXY mean the same to Serin:
+///
+/// - https URLs go through HTTPS_PROXY, http URLs through HTTP_PROXY (the upper-case name wins
+///   over the lower-case one); a value without a scheme is an http:// proxy;
+/// - never for "localhost" or a loopback address;
+/// - never for a host NO_PROXY names. NO_PROXY is a comma-separated list of "*" (every host),
+///   IP addresses, CIDR blocks ("10.0.0.0/8"), and domains: "example.com" matches that host and
+///   its subdomains, ".example.com" and "*.example.com" only the subdomains. Any entry may end
+///   in ":port" to match that port only.
+///
+/// A proxy named on a request (an AlertProvider's spec.proxy, -slack-proxy-url) wins over these.
+class ProxyEnvironment {
+public:
+    /// Looks a variable up; nullopt when unset.
+    using Lookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+    ProxyEnvironment() = default;  ///< no proxies: every request goes direct
+
+    /// Reads HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lower-case names) through `lookup`.
+    /// An unusable proxy URL is kInvalid, naming the variable (never a password).
+    static Result<ProxyEnvironment> from(const Lookup& lookup);
+
+    /// The same from the values themselves (empty: unset).
+    static Result<ProxyEnvironment> parse(std::string_view https_proxy, std::string_view http_proxy,
+                                          std::string_view no_proxy);
+
+    /// The proxy for a request to `url`, or nullptr to go direct.
+    const Proxy* proxy_for(const Url& url) const;
+
+    /// What is configured, without user information, for a startup log line.
+    std::string describe() const;
+
+private:
+    /// One NO_PROXY entry.
+    struct Exclusion {
+        std::string host;              ///< a lower-case domain, an IP, or a CIDR block
+        std::string port;              ///< empty: any port
+        bool subdomains_only = false;  ///< ".example.com" or "*.example.com"
+    };
+
+    bool excluded(const Url& url) const;
+
+    std::optional<Proxy> https_;
+    std::optional<Proxy> http_;
+    std::vector<Exclusion> no_proxy_;
+    bool no_proxy_all_ = false;
+};
+
+}  // namespace serin::http
