@@ -159,6 +159,18 @@ bool has_event(Scenario& s, const std::string& text) {
                        [&](const std::string& e) { return e.find(text) != std::string::npos; });
 }
 
+/// Starts a release of kV2 and returns once its pre-rollout check, which answers after
+/// `answer_ms`, has been called: a reconcile is then in flight.
+void start_release_held_by_check(Scenario& s, GateServer& hooks, int answer_ms) {
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), slow_check_canary(s, hooks, answer_ms));
+    s.wait_phase("Initialized");
+    s.bump_image(kV2);
+    const std::string path = "/slow/" + std::to_string(answer_ms);
+    s.wait_until([&] { return hooks.calls(path) == 1; }, "the pre-rollout check to be called",
+                 std::chrono::seconds{60});
+}
+
 }  // namespace
 
 TEST_CASE("SIGTERM drains: the leader finishes a reconcile waiting on a webhook, then exits 0") {
@@ -168,12 +180,7 @@ TEST_CASE("SIGTERM drains: the leader finishes a reconcile waiting on a webhook,
     args.push_back("--shutdown-grace=30s");
     SerinProcess a(s.cluster(), s.ns(), args);
     s.wait_until([&] { return !leader_identity(a).empty(); }, "a to lead");
-    s.create(types::deployments(), s.deployment(kV1));
-    s.create(types::canaries(), slow_check_canary(s, hooks, 3000));
-    s.wait_phase("Initialized");
-    s.bump_image(kV2);
-    s.wait_until([&] { return hooks.calls("/slow/3000") == 1; },
-                 "the pre-rollout check to be called", std::chrono::seconds{60});
+    start_release_held_by_check(s, hooks, 3000);
     const auto signalled = std::chrono::steady_clock::now();
     a.terminate();
     s.wait_until([&] { return !a.running(); }, "a to exit", std::chrono::seconds{45});
@@ -193,12 +200,7 @@ TEST_CASE("SIGTERM drains: a reconcile still in flight when the grace is over is
     Scenario s;
     GateServer hooks(s.io());
     SerinProcess serin(s.cluster(), s.ns(), {"--shutdown-grace=1s"});
-    s.create(types::deployments(), s.deployment(kV1));
-    s.create(types::canaries(), slow_check_canary(s, hooks, 60000));
-    s.wait_phase("Initialized");
-    s.bump_image(kV2);
-    s.wait_until([&] { return hooks.calls("/slow/60000") == 1; },
-                 "the pre-rollout check to be called", std::chrono::seconds{60});
+    start_release_held_by_check(s, hooks, 60000);
     serin.terminate();
     s.wait_until([&] { return !serin.running(); }, "serin to exit", std::chrono::seconds{15});
     const std::string log = whole_log(serin);
@@ -214,12 +216,7 @@ TEST_CASE("SIGTERM drains: a second signal during the drain gives up at once and
     Scenario s;
     GateServer hooks(s.io());
     SerinProcess serin(s.cluster(), s.ns(), {"--shutdown-grace=60s"});
-    s.create(types::deployments(), s.deployment(kV1));
-    s.create(types::canaries(), slow_check_canary(s, hooks, 60000));
-    s.wait_phase("Initialized");
-    s.bump_image(kV2);
-    s.wait_until([&] { return hooks.calls("/slow/60000") == 1; },
-                 "the pre-rollout check to be called", std::chrono::seconds{60});
+    start_release_held_by_check(s, hooks, 60000);
     serin.terminate();
     s.wait_until(
         [&] { return whole_log(serin).find("draining, 1 reconciles") != std::string::npos; },
