@@ -781,6 +781,15 @@ Result<Response> get_through(asio::io_context& io, HttpClient& client, const std
     return std::move(*response);
 }
 
+/// Every one of `responses` came back, with status 200.
+void require_all_ok(const std::vector<Result<Response>>& responses) {
+    for (const auto& response : responses) {
+        INFO((response ? std::string{} : response.error().describe()));
+        REQUIRE(response.has_value());
+        CHECK(response->status == 200);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("proxy: an https request goes through a CONNECT tunnel with TLS verified end to end",
@@ -853,11 +862,7 @@ TEST_CASE("proxy: an http request goes to the proxy in absolute form with the pr
         responses.push_back(co_await client->send(request));
     }());
 
-    for (const auto& response : responses) {
-        INFO((response ? std::string{} : response.error().describe()));
-        REQUIRE(response.has_value());
-        CHECK(response->status == 200);
-    }
+    require_all_ok(responses);
     REQUIRE(proxy.asks().size() == 1);
     CHECK(proxy.asks()[0].method == "GET");
     CHECK(proxy.asks()[0].target == server.base_url() + "/hooks/a?x=1");
@@ -937,11 +942,7 @@ TEST_CASE("proxy environment: a request naming no proxy goes through HTTP_PROXY,
         responses.push_back(co_await client->send(get(server.base_url() + "/b")));
     }());
 
-    for (const auto& response : responses) {
-        INFO((response ? std::string{} : response.error().describe()));
-        REQUIRE(response.has_value());
-        CHECK(response->status == 200);
-    }
+    require_all_ok(responses);
     REQUIRE(proxy.asks().size() == 1);
     CHECK(proxy.asks()[0].method == "GET");
     CHECK(proxy.asks()[0].target == "http://hooks.example.test:" + port + "/a");
