@@ -262,7 +262,7 @@ int main(int argc, char** argv) {
     }
     const auto proxies =
         std::make_shared<const serin::http::ProxyEnvironment>(std::move(*environment_proxies));
-    if (const std::string described = proxies->describe(); described != "none") {
+    if (const std::string described = proxies->describe(); !described.empty()) {
         spdlog::info("proxies from the environment: {}", described);
     }
     asio::io_context io;

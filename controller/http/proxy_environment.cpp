@@ -5,6 +5,7 @@
 #include <boost/asio/ip/network_v4.hpp>
 #include <boost/asio/ip/network_v6.hpp>
 #include <cctype>
+#include <tuple>
 #include <utility>
 
 namespace serin::http {
@@ -38,17 +39,24 @@ std::optional<ip::address> as_address(std::string_view host) {
     return address;
 }
 
-/// `address` inside the CIDR block `cidr` ("10.0.0.0/8", "fd00::/8"); false when `cidr` is not one.
-bool in_block(const ip::address& address, const std::string& cidr) {
-    boost::system::error_code ec;
+/// The network address of `address`'s block of `prefix` bits.
+ip::address network_of(const ip::address& address, unsigned short prefix) {
     if (address.is_v4()) {
-        const auto block = ip::make_network_v4(cidr, ec);
-        return !ec && ip::network_v4(address.to_v4(), block.prefix_length()).canonical() ==
-                          block.canonical();
+        return ip::network_v4(address.to_v4(), prefix).canonical().address();
     }
-    const auto block = ip::make_network_v6(cidr, ec);
-    return !ec &&
-           ip::network_v6(address.to_v6(), block.prefix_length()).canonical() == block.canonical();
+    return ip::network_v6(address.to_v6(), prefix).canonical().address();
+}
+
+/// A CIDR block ("10.0.0.0/8", "fd00::/8") as its network address and prefix length.
+std::optional<std::pair<ip::address, unsigned short>> as_block(const std::string& text) {
+    boost::system::error_code ec;
+    if (const auto v4 = ip::make_network_v4(text, ec); !ec) {
+        return std::pair{ip::address{v4.canonical().address()}, v4.prefix_length()};
+    }
+    if (const auto v6 = ip::make_network_v6(text, ec); !ec) {
+        return std::pair{ip::address{v6.canonical().address()}, v6.prefix_length()};
+    }
+    return std::nullopt;
 }
 
 /// A proxy variable's value as a Proxy; a value without a scheme is an http:// proxy.
@@ -108,37 +116,51 @@ Result<ProxyEnvironment> ProxyEnvironment::parse(std::string_view https_proxy,
             out.no_proxy_all_ = true;
             continue;
         }
-        Exclusion exclusion;
-        std::string host = lower(item);
-        // A port comes last: "host:port", "[v6]:port"; a bare IPv6 literal has colons too.
-        if (host.front() == '[') {
-            const auto close = host.find(']');
-            if (close != std::string::npos) {
-                if (close + 1 < host.size() && host[close + 1] == ':') {
-                    exclusion.port = host.substr(close + 2);
-                }
-                host = host.substr(1, close - 1);
-            }
-        } else if (const auto colon = host.rfind(':');
-                   colon != std::string::npos && host.find(':') == colon) {
-            exclusion.port = host.substr(colon + 1);
-            host.erase(colon);
-        }
-        if (host.rfind("*.", 0) == 0) {
-            host.erase(0, 1);
-        }
-        if (!host.empty() && host.front() == '.') {
-            exclusion.subdomains_only = true;
-            host.erase(0, 1);
-        }
-        exclusion.host = std::move(host);
-        out.no_proxy_.push_back(std::move(exclusion));
+        out.no_proxy_.push_back(exclusion_from(lower(item)));
     }
     return out;
 }
 
+ProxyEnvironment::Exclusion ProxyEnvironment::exclusion_from(std::string host) {
+    Exclusion exclusion;
+    // A port comes last: "host:port", "[v6]:port"; a bare IPv6 literal has colons too.
+    if (host.front() == '[') {
+        const auto close = host.find(']');
+        if (close != std::string::npos) {
+            if (close + 1 < host.size() && host[close + 1] == ':') {
+                exclusion.port = host.substr(close + 2);
+            }
+            host = host.substr(1, close - 1);
+        }
+    } else if (const auto colon = host.rfind(':');
+               colon != std::string::npos && host.find(':') == colon) {
+        exclusion.port = host.substr(colon + 1);
+        host.erase(colon);
+    }
+    if (auto address = as_address(host)) {
+        exclusion.kind = Exclusion::Kind::kAddress;
+        exclusion.address = *address;
+        return exclusion;
+    }
+    if (auto block = as_block(host)) {
+        exclusion.kind = Exclusion::Kind::kBlock;
+        std::tie(exclusion.address, exclusion.prefix) = *block;
+        return exclusion;
+    }
+    if (host.rfind("*.", 0) == 0) {
+        host.erase(0, 1);
+    }
+    if (!host.empty() && host.front() == '.') {
+        exclusion.subdomains_only = true;
+        host.erase(0, 1);
+    }
+    exclusion.domain = std::move(host);
+    return exclusion;
+}
+
 bool ProxyEnvironment::excluded(const Url& url) const {
-    const std::string host = lower(url.host);
+    // Url::parse has lower-cased the host.
+    const std::string& host = url.host;
     const auto address = as_address(host);
     if (host == "localhost" || (address && address->is_loopback())) {
         return true;
@@ -150,23 +172,33 @@ bool ProxyEnvironment::excluded(const Url& url) const {
         if (!entry.port.empty() && entry.port != url.port) {
             continue;
         }
-        if (address) {
-            // An address matches an entry for the same address or a block holding it.
-            if (const auto other = as_address(entry.host); other && *other == *address) {
-                return true;
+        switch (entry.kind) {
+            case Exclusion::Kind::kAddress:
+                if (address && *address == entry.address) {
+                    return true;
+                }
+                break;
+            case Exclusion::Kind::kBlock:
+                if (address && address->is_v4() == entry.address.is_v4() &&
+                    network_of(*address, entry.prefix) == entry.address) {
+                    return true;
+                }
+                break;
+            case Exclusion::Kind::kDomain: {
+                if (address) {
+                    break;  // a domain never matches an IP literal
+                }
+                const std::string& domain = entry.domain;
+                if (!entry.subdomains_only && host == domain) {
+                    return true;
+                }
+                if (host.size() > domain.size() &&
+                    host.compare(host.size() - domain.size(), domain.size(), domain) == 0 &&
+                    host[host.size() - domain.size() - 1] == '.') {
+                    return true;
+                }
+                break;
             }
-            if (entry.host.find('/') != std::string::npos && in_block(*address, entry.host)) {
-                return true;
-            }
-            continue;
-        }
-        if (!entry.subdomains_only && host == entry.host) {
-            return true;
-        }
-        if (host.size() > entry.host.size() &&
-            host.compare(host.size() - entry.host.size(), entry.host.size(), entry.host) == 0 &&
-            host[host.size() - entry.host.size() - 1] == '.') {
-            return true;
         }
     }
     return false;
@@ -190,7 +222,7 @@ std::string ProxyEnvironment::describe() const {
     add("https via", https_);
     add("http via", http_);
     if (out.empty()) {
-        return "none";
+        return out;
     }
     if (no_proxy_all_) {
         out += ", but NO_PROXY is *";

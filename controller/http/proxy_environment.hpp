@@ -1,5 +1,6 @@
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
 #include <functional>
 #include <optional>
 #include <string>
@@ -41,16 +42,23 @@ public:
     /// The proxy for a request to `url`, or nullptr to go direct.
     const Proxy* proxy_for(const Url& url) const;
 
-    /// What is configured, without user information, for a startup log line.
+    /// What is configured, without user information, for a startup log line; empty when no
+    /// proxy is set.
     std::string describe() const;
 
 private:
-    /// One NO_PROXY entry.
+    /// One NO_PROXY entry, classified once when it is read.
     struct Exclusion {
-        std::string host;              ///< a lower-case domain, an IP, or a CIDR block
-        std::string port;              ///< empty: any port
-        bool subdomains_only = false;  ///< ".example.com" or "*.example.com"
+        enum class Kind { kDomain, kAddress, kBlock };
+        Kind kind = Kind::kDomain;
+        std::string domain;                ///< kDomain: lower-case, without a leading "." or "*."
+        bool subdomains_only = false;      ///< kDomain: ".example.com" or "*.example.com"
+        boost::asio::ip::address address;  ///< kAddress; kBlock: the block's network address
+        unsigned short prefix = 0;         ///< kBlock: its prefix length
+        std::string port;                  ///< empty: any port
     };
+
+    static Exclusion exclusion_from(std::string entry);
 
     bool excluded(const Url& url) const;
 
