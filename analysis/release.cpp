@@ -931,7 +931,7 @@ std::string_view strategy(const api::CanarySpec& spec) {
     return "canary";
 }
 
-Result<void> validate(const api::CanarySpec& spec) {
+Result<void> validate(const api::CanarySpec& spec, std::string_view provider) {
     if (spec.target_ref.kind != "Deployment" && spec.target_ref.kind != "DaemonSet") {
         return fail(ErrorKind::kInvalid,
                     "spec.targetRef.kind: \"" + spec.target_ref.kind +
@@ -964,6 +964,45 @@ Result<void> validate(const api::CanarySpec& spec) {
         return fail(ErrorKind::kInvalid, "spec.analysis.stepWeightPromotion: " +
                                              std::to_string(a.step_weight_promotion) +
                                              " is above 100");
+    }
+    for (std::size_t i = 0; i < a.step_weights.size(); ++i) {
+        if (a.step_weights[i] <= 0 || a.step_weights[i] > 100) {
+            return fail(ErrorKind::kInvalid,
+                        fmt::format("spec.analysis.stepWeights[{}]: {} is not between 1 and 100",
+                                    i, a.step_weights[i]));
+        }
+    }
+    const bool weighted = a.iterations == 0 && provider != "kubernetes";
+    if (weighted && a.step_weight <= 0 && a.step_weights.empty()) {
+        return fail(ErrorKind::kInvalid,
+                    fmt::format("spec.analysis.stepWeight: {} never moves traffic; a weighted "
+                                "canary needs stepWeight or stepWeights above 0 (or iterations "
+                                "for blue/green)",
+                                a.step_weight));
+    }
+    for (std::size_t i = 0; i < a.webhooks.size(); ++i) {
+        const auto& hook = a.webhooks[i];
+        if (hook.timeout_duration < std::chrono::seconds{1} ||
+            hook.timeout_duration > kMaxWebhookTimeout) {
+            return fail(ErrorKind::kInvalid,
+                        fmt::format("spec.analysis.webhooks[{}].timeout: \"{}\" is not between "
+                                    "1s and {}m",
+                                    i, hook.timeout, kMaxWebhookTimeout.count()));
+        }
+        if (hook.retries > kMaxWebhookRetries) {
+            return fail(ErrorKind::kInvalid,
+                        fmt::format("spec.analysis.webhooks[{}].retries: {} is above {}", i,
+                                    hook.retries, kMaxWebhookRetries));
+        }
+    }
+    for (std::size_t i = 0; i < a.metrics.size(); ++i) {
+        const auto& m = a.metrics[i];
+        if (m.interval_duration < std::chrono::seconds{1}) {
+            return fail(ErrorKind::kInvalid,
+                        fmt::format("spec.analysis.metrics[{}].interval: \"{}\" is below 1s, "
+                                    "too short a window for a metric query",
+                                    i, m.interval));
+        }
     }
     for (std::size_t i = 1; i < a.step_weights.size(); ++i) {
         if (a.step_weights[i] <= a.step_weights[i - 1]) {

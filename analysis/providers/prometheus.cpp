@@ -3,8 +3,17 @@
 #include "analysis/providers/prometheus_result.hpp"
 #include "analysis/queries.hpp"
 #include "controller/core/base64.hpp"
+#include "controller/core/text.hpp"
 
 namespace serin::metrics {
+
+namespace {
+
+/// The largest answer read from a metrics server (which any Canary may name). A judged range
+/// query's one series of 11,000 points is about 400 KB.
+constexpr std::size_t kMaxAnswerBytes = 4 * 1024 * 1024;
+
+}  // namespace
 
 boost::asio::awaitable<Result<http::Response>> PrometheusClient::get(
     const PrometheusQuery& q, std::string path_and_query) {
@@ -15,6 +24,7 @@ boost::asio::awaitable<Result<http::Response>> PrometheusClient::get(
     http::Request request;
     request.url = address + path_and_query;
     request.timeout = q.timeout;
+    request.max_body_bytes = kMaxAnswerBytes;
     for (const auto& [name, values] : q.headers) {
         for (const std::string& value : values) {
             request.headers.emplace_back(name, value);
@@ -34,10 +44,9 @@ boost::asio::awaitable<Result<http::Response>> PrometheusClient::get(
         co_return response.error();
     }
     if (response->status >= 400) {
-        const std::string body = response->body.size() > 512 ? response->body.substr(0, 512) + "..."
-                                                              : response->body;
         co_return fail(ErrorKind::kBadRequest,
-                       "error response: Status " + std::to_string(response->status) + ": " + body);
+                       "error response: Status " + std::to_string(response->status) + ": " +
+                           text::clip(response->body, text::kMaxRemoteBodyBytes));
     }
     co_return response;
 }

@@ -57,7 +57,13 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     auto add = [&](const kube::ResourceType& type) -> kube::Informer& {
         informers_.push_back(
             std::make_unique<kube::Informer>(deps_.client, deps_.clock, type, informer_options));
-        store_.add(*informers_.back());
+        if (type.resource == types::secrets().resource && type.group.empty()) {
+            // Secrets are watched by metadata; the values of those a canary uses are fetched.
+            secrets_ = std::make_unique<kube::FetchedObjects>(deps_.client, *informers_.back());
+            store_.add(*informers_.back(), secrets_.get());
+        } else {
+            store_.add(*informers_.back());
+        }
         return *informers_.back();
     };
 
@@ -112,7 +118,10 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         enqueue_indexed("config", kube::object_namespace(config) + "/configmap/" +
                                       kube::object_name(config));
     });
-    watch(add(types::secrets()), [this](const Json& config) {
+    informer_options.metadata_only = true;
+    kube::Informer& secrets = add(types::secrets());
+    informer_options.metadata_only = false;
+    watch(secrets, [this](const Json& config) {
         enqueue_indexed("config", kube::object_namespace(config) + "/secret/" +
                                       kube::object_name(config));
     });
@@ -136,6 +145,9 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
             telemetry->observe_queue_wait(std::chrono::duration<double>(waited).count());
         });
     }
+    calls_ = std::make_unique<BackgroundCalls>(
+        deps_.executor, deps_.clock, options_.background,
+        [this](const std::string& key) { queue_->add(key); });
     routers_ = std::make_unique<meshes::RouterRegistry>(meshes::RouterDeps{deps_.client, store_});
     if (options_.register_routers) {
         options_.register_routers(*routers_);
@@ -145,7 +157,8 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     }
     reconciler_ = std::make_unique<Reconciler>(
         ReconcilerDeps{deps_.executor, deps_.client, store_, deps_.clock, deps_.recorder,
-                       deps_.webhooks, *routers_, deps_.metrics, alerts_.get(), deps_.telemetry},
+                       deps_.webhooks, *routers_, deps_.metrics, alerts_.get(), calls_.get(),
+                       deps_.telemetry, secrets_.get()},
         options_.reconciler);
 }
 

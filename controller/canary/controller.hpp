@@ -28,6 +28,8 @@ struct ControllerOptions {
     std::function<void(meshes::RouterRegistry&)> register_routers;
     /// -cluster-name and the global notifier.
     AlertOptions alerts;
+    /// Bounds on the webhooks and metric checks made in the background.
+    BackgroundCallOptions background;
 };
 
 struct ControllerDeps {
@@ -94,11 +96,14 @@ private:
     ControllerOptions options_;
     std::vector<std::unique_ptr<kube::Informer>> informers_;
     kube::Informer* canaries_ = nullptr;
+    std::unique_ptr<kube::FetchedObjects> secrets_;  ///< before store_, which reads through it
     kube::ObjectStore store_;
     std::unique_ptr<kube::WorkQueue> queue_;
     std::unique_ptr<meshes::RouterRegistry> routers_;
     std::unique_ptr<AlertDispatcher> alerts_;
     std::unique_ptr<Reconciler> reconciler_;
+    /// After the reconciler: destroyed first, cancelling what runs in the background.
+    std::unique_ptr<BackgroundCalls> calls_;
     std::uint64_t reconciles_ = 0;
     std::size_t in_flight_ = 0;
     bool draining_ = false;

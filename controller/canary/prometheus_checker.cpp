@@ -3,6 +3,7 @@
 #include "analysis/metric_judge.hpp"
 #include "analysis/queries.hpp"
 #include "crds/api/json_access.hpp"
+#include "controller/core/text.hpp"
 #include "crds/api/metric_template.hpp"
 
 namespace serin::canary {
@@ -75,6 +76,15 @@ Result<PrometheusMetricChecker::Prepared> PrometheusMetricChecker::prepare(
         }
         prepared.insecure = provider.insecure_skip_verify;
         prepared.source = MetricSource::kTemplate;
+        if (provider.address.empty() && (provider.secret_ref || !provider.headers.empty())) {
+            // The Canary's metricsServer is its author's choice, and a template may be shared
+            // from another namespace: its credentials go to its own address or nowhere.
+            return fail(ErrorKind::kInvalid,
+                        "Metric template " + id +
+                            " error: spec.provider.address is empty; a template with a "
+                            "secretRef or headers must name its own server (its credentials are "
+                            "never sent to the canary's metricsServer)");
+        }
         prepared.query.address = provider.address.empty() ? default_server : provider.address;
         prepared.query.headers = provider.headers;
         if (provider.secret_ref) {
@@ -85,14 +95,36 @@ Result<PrometheusMetricChecker::Prepared> PrometheusMetricChecker::prepare(
                                                       provider.secret_ref->name +
                                                       " error: not found");
             }
-            prepared.query.bearer_token = kube::secret_data(*secret, "token");
+            const std::string& secret_name = provider.secret_ref->name;
+            // A token file saved with a trailing newline is common; a bearer token never holds
+            // whitespace, so it is trimmed rather than sent with a line break.
+            prepared.query.bearer_token = std::string(text::trim(kube::secret_data(*secret, "token")));
             if (prepared.query.bearer_token.empty()) {
                 prepared.query.username = kube::secret_data(*secret, "username");
                 prepared.query.password = kube::secret_data(*secret, "password");
                 if (prepared.query.username.empty() || prepared.query.password.empty()) {
                     return fail(ErrorKind::kInvalid,
-                                "Metric template " + id + " secret " + provider.secret_ref->name +
+                                "Metric template " + id + " secret " + secret_name +
                                     " error: it has neither token nor username and password");
+                }
+            }
+            for (const auto& [key, value] :
+                 {std::pair<const char*, const std::string*>{"token", &prepared.query.bearer_token},
+                  {"username", &prepared.query.username},
+                  {"password", &prepared.query.password}}) {
+                if (text::has_line_break(*value)) {
+                    return fail(ErrorKind::kInvalid, "Metric template " + id + " secret " +
+                                                         secret_name + " error: data." + key +
+                                                         " holds a line break or NUL");
+                }
+            }
+        }
+        for (const auto& [name, values] : provider.headers) {
+            for (const std::string& value : values) {
+                if (text::has_line_break(name) || text::has_line_break(value)) {
+                    return fail(ErrorKind::kInvalid,
+                                "Metric template " + id + " error: spec.provider.headers." +
+                                    text::clip(name, 64) + " holds a line break or NUL");
                 }
             }
         }

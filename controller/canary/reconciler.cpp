@@ -1,5 +1,7 @@
 #include "controller/canary/reconciler.hpp"
 
+#include "controller/core/json.hpp"
+#include "controller/core/text.hpp"
 #include "analysis/metric_judge.hpp"
 #include "controller/core/log.hpp"
 #include "controller/core/time_format.hpp"
@@ -11,6 +13,7 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <variant>
 
 namespace serin::canary {
@@ -60,6 +63,59 @@ bool set_accepted(std::vector<api::Condition>& conditions, bool accepted, const 
     return true;
 }
 
+/// advance()'s question answered by a coroutine: as BackgroundCalls holds answers.
+asio::awaitable<Answer> as_answer(asio::awaitable<analysis::HookRun> run) {
+    co_return Answer{co_await std::move(run)};
+}
+asio::awaitable<Answer> as_answer(asio::awaitable<std::vector<analysis::MetricResult>> results) {
+    co_return Answer{co_await std::move(results)};
+}
+
+std::string budget_text(Duration budget) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(budget).count()) + "s";
+}
+
+/// The answer of hooks that ran past the budget: the first hook of the type did not answer.
+analysis::HookRun unanswered_hooks(const api::Canary& canary, analysis::HookType type,
+                                   Duration budget) {
+    analysis::HookRun run;
+    if (canary.spec.analysis) {
+        for (const api::CanaryWebhook& hook : canary.spec.analysis->webhooks) {
+            if (analysis::hook_type(hook.type) == type) {
+                run.push_back(analysis::HookCall{
+                    hook.name, false, "no answer within the " + budget_text(budget) + " budget"});
+                break;
+            }
+        }
+    }
+    return run;
+}
+
+/// The answer of metric checks that ran past the budget: an error for each metric.
+std::vector<analysis::MetricResult> unanswered_metrics(const api::Canary& canary,
+                                                       Duration budget) {
+    std::vector<analysis::MetricResult> results;
+    if (canary.spec.analysis) {
+        for (const api::CanaryMetric& metric : canary.spec.analysis->metrics) {
+            results.push_back(analysis::MetricResult{
+                metric.name, analysis::Verdict::kError, std::nullopt,
+                "Metric query failed for " + metric.name + ": no answer within the " +
+                    budget_text(budget) + " budget",
+                std::nullopt});
+        }
+    }
+    return results;
+}
+
+/// Posts one event webhook; a failure is only logged.
+asio::awaitable<void> post_event(WebhookClient& webhooks, WebhookTarget target,
+                                 WebhookPayload payload, std::string key) {
+    auto result = co_await webhooks.call(std::move(target), std::move(payload));
+    if (!result) {
+        CanaryLog(key).warn("event webhook failed: {}", result.error().message);
+    }
+}
+
 const char* severity_name(analysis::Severity s) {
     switch (s) {
         case analysis::Severity::kInfo:
@@ -102,7 +158,60 @@ struct Reconciler::Context {
 Reconciler::Reconciler(ReconcilerDeps deps, ReconcilerOptions options)
     : deps_(deps), options_(std::move(options)) {}
 
-void Reconciler::forget(const std::string& key) { memory_.erase(key); }
+void Reconciler::forget(const std::string& key) {
+    memory_.erase(key);
+    if (deps_.calls != nullptr) {
+        deps_.calls->forget(key);
+    }
+}
+
+ReconcileResult Reconciler::waiting() const {
+    // Woken when the answer is ready; the re-queue is only a safety net (sooner when the
+    // question could not even be started because too many are being worked out).
+    const bool saturated = deps_.calls != nullptr && deps_.calls->saturated();
+    return ReconcileResult{saturated ? Duration(std::chrono::seconds{1})
+                                     : Duration(std::chrono::seconds{30})};
+}
+
+asio::awaitable<std::optional<analysis::HookRun>> Reconciler::hooks_answer(
+    const Context& ctx, const analysis::HookRequest& request, const std::string& question) {
+    const std::string checksum = canary_checksum(ctx.canary.status);
+    if (deps_.calls == nullptr) {
+        co_return co_await run_hooks(deps_.webhooks, ctx.canary, request.type, request.phase,
+                                     checksum);
+    }
+    auto answer = deps_.calls->ask(
+        ctx.key, question,
+        [&webhooks = deps_.webhooks, canary = ctx.canary, request, checksum] {
+            return as_answer(run_hooks(webhooks, canary, request.type, request.phase, checksum));
+        },
+        [canary = ctx.canary, type = request.type, budget = deps_.calls->budget()] {
+            return Answer{unanswered_hooks(canary, type, budget)};
+        });
+    if (!answer) {
+        co_return std::nullopt;
+    }
+    co_return std::get<analysis::HookRun>(std::move(*answer));
+}
+
+asio::awaitable<std::optional<std::vector<analysis::MetricResult>>> Reconciler::metrics_answer(
+    const Context& ctx, const std::string& question) {
+    if (deps_.calls == nullptr) {
+        co_return co_await deps_.metrics.check(ctx.canary);
+    }
+    auto answer = deps_.calls->ask(
+        ctx.key, question,
+        [&metrics = deps_.metrics, canary = ctx.canary] {
+            return as_answer(metrics.check(canary));
+        },
+        [canary = ctx.canary, budget = deps_.calls->budget()] {
+            return Answer{unanswered_metrics(canary, budget)};
+        });
+    if (!answer) {
+        co_return std::nullopt;
+    }
+    co_return std::get<std::vector<analysis::MetricResult>>(std::move(*answer));
+}
 
 const kube::ResourceType& Reconciler::workload_type(const Context& ctx) const {
     return ctx.canary.spec.target_ref.kind == "DaemonSet" ? types::daemon_sets()
@@ -194,7 +303,8 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     }
 
     // ---- is there anything to act on? ----
-    if (auto valid = analysis::validate(spec); !valid) {
+    ctx.provider = spec.provider.empty() ? options_.mesh_provider : spec.provider;
+    if (auto valid = analysis::validate(spec, ctx.provider); !valid) {
         co_return co_await reject(ctx.raw, valid.error().message);
     }
     if (options_.no_cross_namespace_refs) {
@@ -202,7 +312,6 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
             co_return co_await reject(ctx.raw, own.error().message);
         }
     }
-    ctx.provider = spec.provider.empty() ? options_.mesh_provider : spec.provider;
     auto router = deps_.routers.find(ctx.provider);
     if (!router) {
         co_return co_await reject(ctx.raw, router.error().message);
@@ -226,6 +335,9 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     if (spec.autoscaler_ref && spec.autoscaler_ref->kind != "HorizontalPodAutoscaler") {
         co_return co_await reject(ctx.raw, "spec.autoscalerRef.kind: \"" + spec.autoscaler_ref->kind +
                                    "\" is not supported yet (HorizontalPodAutoscaler is)");
+    }
+    if (auto fetched = co_await fetch_secrets(ctx); !fetched) {
+        co_return fetched.error();
     }
     auto configs = tracked_configs(ctx);
     if (!configs) {
@@ -274,6 +386,12 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     settings.mirror_weighted = ctx.router->can_mirror(false);
     const std::string checksum = canary_checksum(ctx.canary.status);
 
+    // What the answers to advance()'s questions depend on: a status that moved on, or a new
+    // spec, asks anew.
+    const std::string about = fmt::format(
+        "{}|{}|{}|{}|{}|{}|{}", ctx.canary.metadata.generation, ctx.canary.status.phase,
+        ctx.canary.status.canary_weight, ctx.canary.status.iterations,
+        ctx.canary.status.failed_checks, ctx.canary.status.last_transition_time, checksum);
     Decision decision;
     for (int round = 0;; ++round) {
         decision = analysis::advance(ctx.canary, obs, settings, deps_.clock.system_now());
@@ -282,10 +400,19 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
         }
         if (decision.need_hooks) {
             const analysis::HookRequest request = *decision.need_hooks;
-            obs.hooks[request.type] = co_await run_hooks(deps_.webhooks, ctx.canary, request.type,
-                                                         request.phase, checksum);
+            auto run = co_await hooks_answer(
+                ctx, request,
+                fmt::format("hooks {} {} {}", static_cast<int>(request.type), request.phase, about));
+            if (!run) {
+                co_return waiting();
+            }
+            obs.hooks[request.type] = std::move(*run);
         } else if (decision.need_metrics) {
-            obs.metrics = co_await deps_.metrics.check(ctx.canary);
+            auto results = co_await metrics_answer(ctx, "metrics " + about);
+            if (!results) {
+                co_return waiting();
+            }
+            obs.metrics = std::move(*results);
             Memory& seen = memory_[ctx.key];
             seen.metric_steps += 1;
             seen.last_metrics = analysis::describe_metrics(*obs.metrics);
@@ -347,6 +474,14 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
             co_return written.error();
         }
     }
+    // The step is on record: from here on nothing may make it run again early, whatever fails
+    // below (an Event, an alert), and the answers it used are spent.
+    if (decision.consumed_tick) {
+        memory.last_step = steady_now;
+    }
+    if (deps_.calls != nullptr) {
+        deps_.calls->forget(ctx.key);
+    }
     record_telemetry(ctx, obs, decision, before, steady_now);
     for (const analysis::Action& action : decision.actions) {
         if (const auto* event = std::get_if<analysis::RecordEvent>(&action)) {
@@ -354,12 +489,14 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
         } else if (const auto* alert = std::get_if<analysis::Alert>(&action)) {
             co_await send_alert(ctx, *alert, before);
         } else if (const auto* hooks = std::get_if<analysis::RunHooks>(&action)) {
-            co_await run_post_rollout(ctx, hooks->phase);
+            if (deps_.calls == nullptr) {
+                co_await run_post_rollout(ctx, hooks->phase);
+            } else if (!deps_.calls->post(ctx.key, run_post_rollout(ctx, hooks->phase))) {
+                CanaryLog(ctx.key).warn("post-rollout hooks not run: {} background calls are "
+                                        "already running",
+                                        deps_.calls->posts_in_flight());
+            }
         }
-    }
-
-    if (decision.consumed_tick) {
-        memory.last_step = steady_now;
     }
     memory.reported_invalid.clear();
     ReconcileResult result;
@@ -423,6 +560,58 @@ std::optional<std::string> Reconciler::competing_canary(const Context& ctx) cons
         return first->second;
     }
     return std::nullopt;
+}
+
+asio::awaitable<Result<void>> Reconciler::fetch_secrets(const Context& ctx) {
+    if (deps_.secrets == nullptr) {
+        co_return Result<void>{};
+    }
+    std::map<std::string, std::vector<std::string>> wanted;  // namespace -> names
+    if (options_.config_tracking) {
+        if (const Json* pod_spec = find_path(*ctx.target, {"spec", "template", "spec"})) {
+            for (const ConfigRef& ref : config_refs(*pod_spec)) {
+                if (ref.kind == ConfigRef::Kind::kSecret) {
+                    wanted[ctx.ns()].push_back(ref.name);
+                    wanted[ctx.ns()].push_back(ref.name + "-primary");
+                }
+            }
+        }
+    }
+    // The credentials of the MetricTemplates and AlertProviders the canary names, each in the
+    // namespace of the object that names it.
+    auto credentials = [&](const kube::ResourceType& type, const std::string& ns,
+                           const std::string& name) {
+        if (ObjectPtr object = deps_.store.get(type, ns, name)) {
+            const std::string secret = string_at(*object, {"spec", "secretRef", "name"});
+            const std::string nested =
+                string_at(*object, {"spec", "provider", "secretRef", "name"});
+            for (const std::string& s : {secret, nested}) {
+                if (!s.empty()) {
+                    wanted[ns].push_back(s);
+                }
+            }
+        }
+    };
+    if (const auto& analysis = ctx.canary.spec.analysis) {
+        for (const api::CanaryMetric& metric : analysis->metrics) {
+            if (metric.template_ref) {
+                credentials(types::metric_templates(),
+                            metric.template_ref->ns.empty() ? ctx.ns() : metric.template_ref->ns,
+                            metric.template_ref->name);
+            }
+        }
+        for (const api::CanaryAlert& alert : analysis->alerts) {
+            credentials(types::alert_providers(),
+                        alert.provider_ref.ns.empty() ? ctx.ns() : alert.provider_ref.ns,
+                        alert.provider_ref.name);
+        }
+    }
+    for (auto& [ns, names] : wanted) {
+        if (auto done = co_await deps_.secrets->fetch(ns, std::move(names)); !done) {
+            co_return done.error();
+        }
+    }
+    co_return Result<void>{};
 }
 
 Result<std::optional<api::StringMap>> Reconciler::tracked_configs(const Context& ctx) const {
@@ -519,6 +708,9 @@ asio::awaitable<Result<void>> Reconciler::copy_configs(const Context& ctx) {
         }
         if (!written) {
             co_return written.error();
+        }
+        if (!map && deps_.secrets != nullptr) {
+            deps_.secrets->wrote(*written);
         }
         deps_.store.wrote(type, std::move(*written));
     }
@@ -704,6 +896,9 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reject(ObjectPtr raw, std::
 }
 
 asio::awaitable<Result<void>> Reconciler::report_invalid(ObjectPtr raw, std::string message) {
+    // The message quotes what the user wrote: valid UTF-8 and bounded, or it could not be
+    // written to the status at all.
+    message = text::clip(message, text::kMaxMessageBytes);
     const std::string key = kube::object_namespace(*raw) + "/" + kube::object_name(*raw);
     Memory& memory = memory_[key];
     auto status = api::decode_status(raw->contains("status") ? raw->at("status") : Json());
@@ -827,20 +1022,24 @@ void Reconciler::post_event_webhooks(const Context& ctx, const analysis::RecordE
         WebhookPayload payload = event_payload(std::move(base), target.metadata, event.message,
                                                event.warning, deps_.clock.system_now());
         // In the background: an event sink must never hold up a release. The timeout and
-        // retries of the hook bound how long each post lives.
-        asio::co_spawn(deps_.executor, deps_.webhooks.call(std::move(target), std::move(payload)),
-                       [key = ctx.key](std::exception_ptr e, Result<void> result) {
-                           if (e) {
-                               CanaryLog(key).error("event webhook threw");
-                           } else if (!result) {
-                               CanaryLog(key).warn("event webhook failed: {}",
-                                            result.error().message);
-                           }
-                       });
+        // retries of the hook bound how long each post lives, and BackgroundCalls how many run.
+        const std::string name = target.name;
+        if (deps_.calls != nullptr) {
+            if (!deps_.calls->post(ctx.key, post_event(deps_.webhooks, std::move(target),
+                                                       std::move(payload), ctx.key))) {
+                CanaryLog(ctx.key).warn("event webhook {} dropped: {} background calls are "
+                                        "already running",
+                                        name, deps_.calls->posts_in_flight());
+            }
+            continue;
+        }
+        asio::co_spawn(deps_.executor,
+                       post_event(deps_.webhooks, std::move(target), std::move(payload), ctx.key),
+                       asio::detached);
     }
 }
 
-asio::awaitable<void> Reconciler::run_post_rollout(const Context& ctx, std::string phase) {
+asio::awaitable<void> Reconciler::run_post_rollout(Context ctx, std::string phase) {
     const analysis::HookRun run = co_await run_hooks(deps_.webhooks, ctx.canary,
                                                      analysis::HookType::kPostRollout, phase,
                                                      canary_checksum(ctx.canary.status));
@@ -891,7 +1090,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(Context& ctx) {
                                           : 1;
             if (replicas == nullptr || !replicas->is_number() ||
                 replicas->get<std::int64_t>() != want) {
-                patch = Json{{"spec", {{"replicas", want}}}}.dump();
+                patch = dump_json(Json{{"spec", {{"replicas", want}}}});
             }
         }
         if (patch) {

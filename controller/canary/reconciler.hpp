@@ -11,6 +11,7 @@
 
 #include "analysis/release.hpp"
 #include "controller/canary/alerts.hpp"
+#include "controller/canary/background_calls.hpp"
 #include "controller/telemetry/telemetry.hpp"
 #include "controller/canary/metric_checker.hpp"
 #include "controller/canary/webhook.hpp"
@@ -48,7 +49,13 @@ struct ReconcilerDeps {
     meshes::RouterRegistry& routers;
     MetricChecker& metrics;
     AlertDispatcher* alerts = nullptr;  ///< null: alerts are only logged
+    /// Where webhooks and metric checks are made, so no worker waits on them; null: they are
+    /// awaited in the reconcile (tests).
+    BackgroundCalls* calls = nullptr;
     telemetry::Telemetry* telemetry = nullptr;  ///< null: no metrics kept
+    /// The Secrets a canary uses, fetched on demand (the store serves them once fetched); null:
+    /// the store's Secrets are complete objects (tests).
+    kube::FetchedObjects* secrets = nullptr;
 };
 
 /// What the work queue should do with the key next.
@@ -108,6 +115,9 @@ private:
     boost::asio::awaitable<Result<void>> sync_finalizer(Context& ctx);
 
     Result<std::optional<api::StringMap>> tracked_configs(const Context& ctx) const;
+    /// Fetches the Secrets the canary uses (tracked configs and their primary copies, its
+    /// MetricTemplates' and AlertProviders' credentials), so the store can serve them.
+    boost::asio::awaitable<Result<void>> fetch_secrets(const Context& ctx);
     boost::asio::awaitable<Result<void>> copy_configs(const Context& ctx);
     boost::asio::awaitable<Result<void>> ensure_services(const Context& ctx);
     boost::asio::awaitable<Result<kube::ObjectPtr>> ensure_primary(const Context& ctx);
@@ -117,8 +127,18 @@ private:
     /// Writes the status subresource; updates ctx.raw.
     boost::asio::awaitable<Result<void>> write_status(Context& ctx, const api::CanaryStatus& status);
     boost::asio::awaitable<void> emit(const Context& ctx, const analysis::RecordEvent& event);
-    boost::asio::awaitable<void> run_post_rollout(const Context& ctx, std::string phase);
+    /// Runs the post-rollout hooks and records their outcome (a copy of the context: it runs in
+    /// the background).
+    boost::asio::awaitable<void> run_post_rollout(Context ctx, std::string phase);
+    /// The answers to advance()'s question for this reconcile: at once without BackgroundCalls,
+    /// else from BackgroundCalls (nullopt: being worked out; the canary is woken when it is).
+    boost::asio::awaitable<std::optional<analysis::HookRun>> hooks_answer(
+        const Context& ctx, const analysis::HookRequest& request, const std::string& question);
+    boost::asio::awaitable<std::optional<std::vector<analysis::MetricResult>>> metrics_answer(
+        const Context& ctx, const std::string& question);
     void post_event_webhooks(const Context& ctx, const analysis::RecordEvent& event);
+    /// What the queue does while an answer is being worked out in the background.
+    ReconcileResult waiting() const;
     /// Sends an alert (with the analysis summary when it ends the release) and reports what
     /// went wrong as Warning Events.
     boost::asio::awaitable<void> send_alert(const Context& ctx, const analysis::Alert& alert,

@@ -2,9 +2,20 @@
 
 #include <algorithm>
 
+#include "controller/core/json.hpp"
+#include "controller/core/text.hpp"
+
 namespace serin::canary {
 
 namespace asio = boost::asio;
+
+namespace {
+
+/// A hook's answer is read only for its status and, on a refusal, a few hundred bytes of its
+/// body; anything larger is refused rather than buffered.
+constexpr std::size_t kMaxHookAnswerBytes = 256 * 1024;
+
+}  // namespace
 
 nlohmann::json to_json(const WebhookPayload& payload) {
     nlohmann::json out = {{"name", payload.name},
@@ -39,6 +50,7 @@ asio::awaitable<Result<void>> WebhookClient::attempt(const WebhookTarget& target
     request.url = target.url;
     request.body = body;
     request.timeout = target.timeout;
+    request.max_body_bytes = kMaxHookAnswerBytes;
     request.headers.emplace_back("Content-Type", "application/json");
     http::HttpClient& client = target.disable_tls ? insecure_ : verified_;
     auto response = co_await client.send(std::move(request));
@@ -50,14 +62,16 @@ asio::awaitable<Result<void>> WebhookClient::attempt(const WebhookTarget& target
     if (webhook_succeeded(response->status)) {
         co_return Result<void>{};
     }
-    // Flagger reports the body as the reason; a bodiless refusal still says what happened.
-    co_return http::status_error(response->status, response->body.empty()
-                                                       ? "status " + std::to_string(response->status)
-                                                       : response->body);
+    // Flagger reports the body as the reason; a bodiless refusal still says what happened. The
+    // body is the hook's to write: it is quoted as valid UTF-8 and cut short.
+    co_return http::status_error(response->status,
+                                 response->body.empty()
+                                     ? "status " + std::to_string(response->status)
+                                     : text::clip(response->body, text::kMaxRemoteBodyBytes));
 }
 
 asio::awaitable<Result<void>> WebhookClient::call(WebhookTarget target, WebhookPayload payload) {
-    const std::string body = to_json(payload).dump();
+    const std::string body = dump_json(to_json(payload));
     auto delay = std::chrono::milliseconds{1'000};
     const auto max_delay = std::chrono::milliseconds{30'000};
     for (int attempt_no = 0;; ++attempt_no) {

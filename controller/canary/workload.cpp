@@ -1,5 +1,6 @@
 #include "controller/canary/workload.hpp"
 
+#include "controller/core/json.hpp"
 #include "controller/core/time_format.hpp"
 #include "crds/api/json_access.hpp"
 
@@ -816,7 +817,7 @@ std::optional<std::string> scale_to_zero_patch(const Json& target) {
         Json patch = Json::object();
         patch["spec"]["template"]["spec"]["nodeSelector"][std::string(kScaleToZeroNodeSelector)] =
             "true";
-        return patch.dump();
+        return dump_json(patch);
     }
     if (kind == "Service") {
         return std::nullopt;
@@ -838,7 +839,7 @@ std::optional<std::string> scale_up_patch(const Json& target, const Json* primar
         Json patch = Json::object();
         patch["spec"]["template"]["spec"]["nodeSelector"][std::string(kScaleToZeroNodeSelector)] =
             nullptr;
-        return patch.dump();
+        return dump_json(patch);
     }
     if (kind == "Service") {
         return std::nullopt;
@@ -865,7 +866,7 @@ std::optional<std::string> scale_up_patch(const Json& target, const Json* primar
     }
     Json patch = Json::object();
     patch["spec"]["replicas"] = replicas;
-    return patch.dump();
+    return dump_json(patch);
 }
 
 // ---- readiness --------------------------------------------------------------------------------

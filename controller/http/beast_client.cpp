@@ -33,6 +33,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -44,6 +45,7 @@
 #include <vector>
 
 #include "controller/http/http_client.hpp"
+#include "controller/core/text.hpp"
 #include "controller/http/proxy_environment.hpp"
 
 namespace serin::http {
@@ -136,6 +138,7 @@ Result<Route> route_for(const Request& request, const ProxyEnvironment* environm
 /// One kept-alive connection, plain or TLS. The buffer holds bytes read past the last message.
 struct Connection {
     std::string pool_key;  ///< the Route's: which idle pool it returns to
+    Clock::time_point idle_since;  ///< when it last went back to the pool
     std::optional<beast::tcp_stream> plain;
     std::optional<TlsStream> tls;
     beast::flat_buffer buffer;
@@ -177,9 +180,26 @@ struct Connection {
 
 using ConnectionPtr = std::unique_ptr<Connection>;
 
+/// The error of an answer (a body, a streamed line) over the request's limit. Not worth a retry:
+/// the server would send the same again.
+Error too_large(std::string_view origin, std::size_t limit) {
+    return fail(ErrorKind::kBadRequest, "the answer of " + std::string{origin} +
+                                            " is larger than the limit of " +
+                                            std::to_string(limit) + " bytes");
+}
+
 /// The single place where an I/O error code becomes a serin::Error.
-Error to_error(const error_code& ec, Phase phase, std::string_view origin, Connection* conn) {
+Error to_error(const error_code& ec, Phase phase, std::string_view origin, Connection* conn,
+               std::size_t limit) {
     const std::string where = std::string{describe(phase)} + " " + std::string{origin};
+    if (ec == bhttp::error::body_limit ||
+        (ec.category() == boost::system::generic_category() && ec.value() == EMSGSIZE)) {
+        return too_large(origin, limit);
+    }
+    if (ec == bhttp::error::header_limit) {
+        return fail(ErrorKind::kBadRequest,
+                    "the headers of the answer of " + std::string{origin} + " are too large");
+    }
     if (ec == beast::error::timeout) {
         return fail(ErrorKind::kTransient, where + " timed out");
     }
@@ -230,7 +250,7 @@ asio::awaitable<Result<void>> open_tunnel(beast::tcp_stream& stream, beast::flat
     auto state = co_await asio::this_coro::cancellation_state;
     auto [write_ec, written] = co_await bhttp::async_write(stream, connect, kIo);
     if (write_ec) {
-        co_return to_error(write_ec, Phase::kTunnel, proxy, nullptr);
+        co_return to_error(write_ec, Phase::kTunnel, proxy, nullptr, 0);
     }
     if (is_cancelled(state)) {
         co_return cancelled_error(route.url.origin());
@@ -239,7 +259,7 @@ asio::awaitable<Result<void>> open_tunnel(beast::tcp_stream& stream, beast::flat
     parser.skip(true);  // an answer to CONNECT has no body; the tunnel follows the header
     auto [read_ec, read] = co_await bhttp::async_read_header(stream, buffer, parser, kIo);
     if (read_ec) {
-        co_return to_error(read_ec, Phase::kTunnel, proxy, nullptr);
+        co_return to_error(read_ec, Phase::kTunnel, proxy, nullptr, 0);
     }
     const auto status = static_cast<int>(parser.get().result_int());
     if (!is_success(status)) {
@@ -272,14 +292,21 @@ void copy_headers(const bhttp::fields& fields, Headers& out) {
     }
 }
 
-/// Splits a body into lines across reads. Returns false once the handler asks to stop.
+/// Splits a body into lines across reads. Returns false once the handler asks to stop or a line
+/// grows past the limit (then too_long() says so).
 class LineSplitter {
 public:
-    explicit LineSplitter(const LineHandler& on_line) : on_line_(on_line) {}
+    LineSplitter(const LineHandler& on_line, std::size_t max_line)
+        : on_line_(on_line), max_line_(max_line) {}
 
     bool feed(std::string_view data) {
         while (!data.empty()) {
             const auto newline = data.find('\n');
+            const std::size_t part = newline == std::string_view::npos ? data.size() : newline;
+            if (pending_.size() + part > max_line_) {
+                too_long_ = true;
+                return false;
+            }
             if (newline == std::string_view::npos) {
                 pending_.append(data);
                 return true;
@@ -311,12 +338,18 @@ private:
     }
 
     const LineHandler& on_line_;
+    std::size_t max_line_;
     std::string pending_;
+    bool too_long_ = false;
+
+public:
+    bool too_long() const { return too_long_; }
 };
 
 /// Writes the request and reads the whole response before `deadline` (set by the caller).
 template <class Stream>
-asio::awaitable<Outcome> exchange_whole(Stream& stream, Connection& conn, const BeastRequest& msg) {
+asio::awaitable<Outcome> exchange_whole(Stream& stream, Connection& conn, const BeastRequest& msg,
+                                        std::size_t max_body) {
     Outcome out;
     auto state = co_await asio::this_coro::cancellation_state;
     auto [write_ec, written] = co_await bhttp::async_write(stream, msg, kIo);
@@ -330,7 +363,7 @@ asio::awaitable<Outcome> exchange_whole(Stream& stream, Connection& conn, const 
         co_return out;
     }
     bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(boost::none);
+    parser.body_limit(max_body);
     if (msg.method() == bhttp::verb::head) {
         parser.skip(true);
     }
@@ -353,7 +386,7 @@ asio::awaitable<Outcome> exchange_whole(Stream& stream, Connection& conn, const 
 template <class Stream>
 asio::awaitable<Outcome> exchange_stream(Stream& stream, Connection& conn, const BeastRequest& msg,
                                          std::chrono::milliseconds timeout,
-                                         const LineHandler& on_line) {
+                                         const LineHandler& on_line, std::size_t max_line) {
     Outcome out;
     auto state = co_await asio::this_coro::cancellation_state;
     conn.tcp().expires_after(timeout);
@@ -369,7 +402,7 @@ asio::awaitable<Outcome> exchange_stream(Stream& stream, Connection& conn, const
         co_return out;
     }
     bhttp::response_parser<bhttp::buffer_body> parser;
-    parser.body_limit(boost::none);
+    parser.body_limit(boost::none);  // a watch never ends; each line is bounded below
     if (msg.method() == bhttp::verb::head) {
         parser.skip(true);
     }
@@ -387,7 +420,7 @@ asio::awaitable<Outcome> exchange_stream(Stream& stream, Connection& conn, const
     if (!is_success(out.response.status)) {
         // An error answer comes back whole: switch to a string body for the rest.
         bhttp::response_parser<bhttp::string_body> whole{std::move(parser)};
-        whole.body_limit(boost::none);
+        whole.body_limit(max_line);
         if (!whole.is_done()) {
             if (is_cancelled(state)) {
                 out.ec = asio::error::operation_aborted;
@@ -405,7 +438,7 @@ asio::awaitable<Outcome> exchange_stream(Stream& stream, Connection& conn, const
         co_return out;
     }
 
-    LineSplitter splitter{on_line};
+    LineSplitter splitter{on_line, max_line};
     std::vector<char> chunk(kStreamChunk);
     while (!parser.is_done()) {
         if (is_cancelled(state)) {
@@ -422,6 +455,9 @@ asio::awaitable<Outcome> exchange_stream(Stream& stream, Connection& conn, const
         }
         const std::size_t got = chunk.size() - parser.get().body().size;
         if (!splitter.feed(std::string_view{chunk.data(), got})) {
+            if (splitter.too_long()) {
+                out.ec = error_code{EMSGSIZE, boost::system::generic_category()};
+            }
             co_return out;  // the handler stopped: the rest of the body is unread, not reusable
         }
     }
@@ -446,10 +482,15 @@ public:
             co_return route.error();
         }
         const auto deadline = Clock::now() + request.timeout;
-        const auto msg = build(request, *route);
-        co_return co_await on_connection(*route, deadline, [&](Connection& conn) {
+        auto msg = build(request, *route);
+        if (!msg) {
+            co_return msg.error();
+        }
+        const std::size_t limit = limit_of(request);
+        co_return co_await on_connection(*route, deadline, limit, [&](Connection& conn) {
             conn.tcp().expires_at(deadline);
-            return conn.visit([&](auto& stream) { return exchange_whole(stream, conn, msg); });
+            return conn.visit(
+                [&](auto& stream) { return exchange_whole(stream, conn, *msg, limit); });
         });
     }
 
@@ -458,11 +499,15 @@ public:
         if (!route) {
             co_return route.error();
         }
-        const auto msg = build(request, *route);
+        auto msg = build(request, *route);
+        if (!msg) {
+            co_return msg.error();
+        }
+        const std::size_t limit = limit_of(request);
         co_return co_await on_connection(
-            *route, Clock::now() + request.timeout, [&](Connection& conn) {
+            *route, Clock::now() + request.timeout, limit, [&](Connection& conn) {
                 return conn.visit([&](auto& stream) {
-                    return exchange_stream(stream, conn, msg, request.timeout, on_line);
+                    return exchange_stream(stream, conn, *msg, request.timeout, on_line, limit);
                 });
             });
     }
@@ -470,6 +515,10 @@ public:
     ClientStats stats() const override { return stats_; }
 
 private:
+    std::size_t limit_of(const Request& request) const {
+        return request.max_body_bytes != 0 ? request.max_body_bytes : options_.max_body_bytes;
+    }
+
     /// Takes an idle connection for the route or opens one (by `open_deadline`), runs
     /// `exchange(Connection&) -> awaitable<Outcome>` on it and pools it again when the exchange
     /// leaves it reusable. A reused connection that the server had already closed is retried once
@@ -477,7 +526,7 @@ private:
     template <class Exchange>
     asio::awaitable<Result<Response>> on_connection(const Route& route,
                                                     Clock::time_point open_deadline,
-                                                    Exchange exchange) {
+                                                    std::size_t limit, Exchange exchange) {
         auto state = co_await asio::this_coro::cancellation_state;
         const auto origin = route.url.origin();
         for (int attempt = 0;; ++attempt) {
@@ -503,7 +552,7 @@ private:
                 if (should_retry(out, reused, attempt)) {
                     continue;
                 }
-                co_return to_error(out.ec, out.phase, origin, conn.get());
+                co_return to_error(out.ec, out.phase, origin, conn.get(), limit);
             }
             if (out.reusable) {
                 put_idle(std::move(conn));
@@ -519,7 +568,7 @@ private:
                out.ec != beast::error::timeout && out.ec != asio::error::operation_aborted;
     }
 
-    BeastRequest build(const Request& request, const Route& route) const {
+    Result<BeastRequest> build(const Request& request, const Route& route) const {
         const Url& url = route.url;
         BeastRequest msg;
         msg.method(to_verb(request.method));
@@ -536,6 +585,13 @@ private:
         bool has_host = false;
         bool has_user_agent = false;
         for (const auto& [name, value] : request.headers) {
+            // A line break would end the header early and let the rest pass as headers of its
+            // own (header values come from Secrets and MetricTemplates, which users write).
+            if (text::has_line_break(value) || text::has_line_break(name) || name.empty()) {
+                return fail(ErrorKind::kInvalid,
+                            "the header \"" + text::clip(name, 64) +
+                                "\" has a line break or NUL in its name or value");
+            }
             has_host = has_host || beast::iequals(name, "host");
             has_user_agent = has_user_agent || beast::iequals(name, "user-agent");
             msg.insert(name, value);
@@ -583,25 +639,57 @@ private:
             return nullptr;
         }
         auto& queue = it->second;
-        while (!queue.empty()) {
+        ConnectionPtr found;
+        while (!queue.empty() && !found) {
             ConnectionPtr conn = std::move(queue.back());  // the most recently used first
             queue.pop_back();
+            --idle_total_;
             if (conn->looks_alive()) {
-                return conn;
+                found = std::move(conn);
             }
         }
-        return nullptr;
+        if (queue.empty()) {
+            idle_.erase(it);  // an origin with nothing idle keeps no entry
+        }
+        return found;
     }
 
     void put_idle(ConnectionPtr conn) {
-        if (options_.max_idle_per_origin == 0 || conn->buffer.size() != 0) {
+        if (options_.max_idle_per_origin == 0 || options_.max_idle_total == 0 ||
+            conn->buffer.size() != 0) {
             return;
         }
         conn->tcp().expires_never();
+        conn->idle_since = Clock::now();
         auto& queue = idle_[conn->pool_key];
         queue.push_back(std::move(conn));
-        while (queue.size() > options_.max_idle_per_origin) {
+        ++idle_total_;
+        if (queue.size() > options_.max_idle_per_origin) {
             queue.pop_front();  // the oldest goes
+            --idle_total_;
+        }
+        while (idle_total_ > options_.max_idle_total) {
+            drop_oldest_idle();
+        }
+    }
+
+    /// Closes the connection that has been idle longest, whatever its origin.
+    void drop_oldest_idle() {
+        auto oldest = idle_.end();
+        for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+            if (oldest == idle_.end() ||
+                it->second.front()->idle_since < oldest->second.front()->idle_since) {
+                oldest = it;
+            }
+        }
+        if (oldest == idle_.end()) {
+            idle_total_ = 0;
+            return;
+        }
+        oldest->second.pop_front();
+        --idle_total_;
+        if (oldest->second.empty()) {
+            idle_.erase(oldest);
         }
     }
 
@@ -642,7 +730,7 @@ private:
             co_return fail(ErrorKind::kTransient, "resolving the host of " + origin + " timed out");
         }
         if (ec) {
-            co_return to_error(ec, Phase::kResolve, origin, nullptr);
+            co_return to_error(ec, Phase::kResolve, origin, nullptr, 0);
         }
         std::vector<tcp::endpoint> endpoints;
         for (const auto& entry : results) {
@@ -682,7 +770,7 @@ private:
         auto [connect_ec, endpoint] = co_await tcp_stream.async_connect(endpoints, kIo);
         if (connect_ec) {
             const std::string where = route.proxy ? "the proxy " + hop.origin() : origin;
-            co_return to_error(connect_ec, Phase::kConnect, where, nullptr);
+            co_return to_error(connect_ec, Phase::kConnect, where, nullptr, 0);
         }
         ++stats_.connections_opened;
         tcp_stream.socket().set_option(tcp::no_delay(true), ec);
@@ -727,7 +815,7 @@ private:
         tls.next_layer().expires_at(connect_deadline);
         auto [handshake_ec] = co_await tls.async_handshake(ssl::stream_base::client, kIo);
         if (handshake_ec) {
-            co_return to_error(handshake_ec, Phase::kHandshake, origin, conn.get());
+            co_return to_error(handshake_ec, Phase::kHandshake, origin, conn.get(), 0);
         }
         co_return conn;
     }
@@ -735,7 +823,9 @@ private:
     asio::any_io_executor executor_;
     ClientOptions options_;
     std::unique_ptr<ssl::context> tls_context_;
+    /// Idle connections per pool key; a key with none has no entry.
     std::unordered_map<std::string, std::deque<ConnectionPtr>> idle_;
+    std::size_t idle_total_ = 0;
     ClientStats stats_;
 };
 

@@ -222,10 +222,12 @@ Result<Proxy> Proxy::parse(std::string_view proxy) {
     std::string userinfo;
     const auto scheme_end = proxy.find("://");
     if (scheme_end != std::string_view::npos) {
+        // Everything up to the last '@' is user information, even where a '/', '?' or '#' in an
+        // unencoded password would end the authority by RFC 3986: a password must never be
+        // mistaken for a host or a path and end up in a message.
         const std::string_view rest = proxy.substr(scheme_end + 3);
-        const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
-        if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
-            userinfo = std::string{authority.substr(0, at)};
+        if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+            userinfo = std::string{rest.substr(0, at)};
             without_user = std::string{proxy.substr(0, scheme_end + 3)} +
                            std::string{rest.substr(at + 1)};
         }

@@ -59,6 +59,9 @@ struct Request {
     /// else a direct connection. Connections made through a proxy are pooled apart from direct
     /// ones.
     std::string proxy;
+    /// The largest response body (for send()) or line (for stream()) to accept; 0: the client's
+    /// ClientOptions::max_body_bytes. A larger one fails the request with kBadRequest.
+    std::size_t max_body_bytes = 0;
 };
 
 struct Response {
@@ -89,6 +92,12 @@ struct ClientOptions {
     /// Proxies from the environment for requests that name none; null, or none set: direct.
     std::shared_ptr<const ProxyEnvironment> proxies;
     std::size_t max_idle_per_origin = 16;  ///< kept-alive connections per scheme+host+port
+    /// Kept-alive connections in all; past it the least recently used is closed. Canaries name
+    /// their own metrics servers and webhooks, so the number of origins is not bounded by us.
+    std::size_t max_idle_total = 64;
+    /// The largest response body send() accepts, and the longest line stream() delivers, unless
+    /// a Request says otherwise (Request::max_body_bytes).
+    std::size_t max_body_bytes = 8 * 1024 * 1024;
     std::chrono::milliseconds connect_timeout{10'000};
     std::string user_agent = "serin/0.1";
 };
@@ -100,10 +109,13 @@ struct ClientStats {
 };
 
 /// An HTTP/1.1 client with keep-alive connection reuse, TLS and a deadline on every operation.
+/// What a server sends is bounded: headers by Beast's 8 KiB limit, a body or a streamed line by
+/// max_body_bytes.
 ///
 /// Errors: kTransient for resolve/connect/read/write failures and timeouts, kTls for handshake and
-/// verification failures (the message says which), kInvalid for a malformed URL. HTTP error
-/// statuses are not errors here: the caller reads Response::status.
+/// verification failures (the message says which), kInvalid for a malformed URL or a header value
+/// with a line break, kBadRequest for a body or line over the limit. HTTP error statuses are not
+/// errors here: the caller reads Response::status.
 ///
 /// Thread safety: one client belongs to one io_context thread (or strand); all calls must be
 /// made from it. Cancellation: the awaiting coroutine's cancellation slot aborts the operation

@@ -1,5 +1,7 @@
 #include "controller/kube/event_recorder.hpp"
 
+#include "controller/core/json.hpp"
+#include "controller/core/text.hpp"
 #include "controller/core/time_format.hpp"
 
 #include <cstdio>
@@ -18,7 +20,7 @@ std::string metadata_field(const Json& object, const char* field) {
     if (meta == object.end() || !meta->is_object()) {
         return {};
     }
-    return meta->value(field, "");
+    return json_string(*meta, field);
 }
 
 }  // namespace
@@ -38,10 +40,10 @@ void EventRecorder::remember(const std::string& key, Seen seen) {
 
 asio::awaitable<Result<void>> EventRecorder::record(Json involved, EventType type,
                                                     std::string reason, std::string message) {
-    if (message.size() > kMaxMessage) {
-        message.resize(kMaxMessage - 3);
-        message += "...";
-    }
+    // Cut at a character boundary and made valid UTF-8: the message quotes what users and
+    // remote servers wrote, and an Event with broken UTF-8 could not be sent at all.
+    message = text::clip(message, kMaxMessage);
+    reason = text::clip(reason, 128);
     const std::string type_name = type == EventType::kWarning ? "Warning" : "Normal";
     const std::string ns = object_namespace(involved).empty() ? "default"
                                                               : object_namespace(involved);
@@ -59,7 +61,7 @@ asio::awaitable<Result<void>> EventRecorder::record(Json involved, EventType typ
         const std::string event_ns = seen.ns;
         const std::string event_name = seen.name;
         auto patched = co_await client_.patch(types::events(), event_ns, event_name,
-                                              PatchType::kMerge, patch.dump());
+                                              PatchType::kMerge, dump_json(patch));
         if (patched) {
             // Look the entry up again: the cache may have changed while the patch was in flight.
             if (auto again = seen_.find(key); again != seen_.end()) {
@@ -91,8 +93,8 @@ asio::awaitable<Result<void>> EventRecorder::record(Json involved, EventType typ
         {"kind", "Event"},
         {"metadata", {{"name", event_name}, {"namespace", ns}}},
         {"involvedObject",
-         {{"apiVersion", involved.value("apiVersion", "")},
-          {"kind", involved.value("kind", "")},
+         {{"apiVersion", json_string(involved, "apiVersion")},
+          {"kind", json_string(involved, "kind")},
           {"name", object},
           {"namespace", ns},
           {"uid", uid},

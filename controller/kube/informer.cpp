@@ -252,6 +252,7 @@ asio::awaitable<Result<void>> Informer::list_and_replace() {
     list_options.label_selector = options_.label_selector;
     list_options.field_selector = options_.field_selector;
     list_options.limit = options_.page_size;
+    list_options.metadata_only = options_.metadata_only;
     std::string resource_version;
     do {
         auto page = co_await client_.list(type_, options_.ns, list_options);
@@ -307,6 +308,7 @@ asio::awaitable<Result<void>> Informer::watch_once() {
     watch_options.label_selector = options_.label_selector;
     watch_options.field_selector = options_.field_selector;
     watch_options.timeout_seconds = options_.watch_timeout_seconds;
+    watch_options.metadata_only = options_.metadata_only;
     {
         std::unique_lock lock(mutex_);
         ++stats_.watches;

@@ -41,6 +41,9 @@ struct InformerOptions {
     std::int64_t page_size = 500;  ///< LIST pages
     std::int64_t watch_timeout_seconds = 300;
     bool strip_managed_fields = true;  ///< managedFields are large and Serin never reads them
+    /// Cache metadata only (PartialObjectMetadata): for Secrets, whose values Serin reads only
+    /// for the few it uses (see FetchedObjects).
+    bool metadata_only = false;
     std::chrono::milliseconds backoff_initial{200};
     std::chrono::milliseconds backoff_max{30'000};
 };

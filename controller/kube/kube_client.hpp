@@ -22,6 +22,8 @@ struct ListOptions {
     std::int64_t limit = 0;        ///< page size; 0 = everything in one answer
     std::string continue_token;    ///< from the previous page
     std::string resource_version;  ///< "" = most recent (a quorum read)
+    /// Ask for metadata only (PartialObjectMetadata): no data, no spec, no status.
+    bool metadata_only = false;
 };
 
 struct ListPage {
@@ -62,6 +64,8 @@ struct WatchOptions {
     std::string field_selector;
     bool allow_bookmarks = true;
     std::int64_t timeout_seconds = 300;  ///< the server ends the watch after this long
+    /// Ask for metadata only (PartialObjectMetadata): no data, no spec, no status.
+    bool metadata_only = false;
 };
 
 /// Called for each watch event in order; return false to stop watching.

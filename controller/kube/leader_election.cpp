@@ -1,5 +1,6 @@
 #include "controller/kube/leader_election.hpp"
 
+#include "controller/core/json.hpp"
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/this_coro.hpp>
@@ -31,7 +32,7 @@ LeaderElector::LeaderElector(KubeClient& client, Clock& clock, LeaderElectionOpt
 
 void LeaderElector::observe(const Json& lease) {
     auto spec = lease.find("spec");
-    std::string record = spec != lease.end() ? spec->dump() : std::string{};
+    std::string record = spec != lease.end() ? dump_json(*spec) : std::string{};
     if (record != observed_record_) {
         observed_record_ = std::move(record);
         observed_at_ = clock_.steady_now();

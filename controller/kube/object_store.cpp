@@ -22,8 +22,11 @@ std::string ObjectStore::type_key(const ResourceType& type) {
     return type.group + "/" + type.version + "/" + type.resource;
 }
 
-void ObjectStore::add(const Informer& informer) {
+void ObjectStore::add(const Informer& informer, const FetchedObjects* full) {
     informers_[type_key(informer.type())] = &informer;
+    if (full != nullptr) {
+        fetched_[type_key(informer.type())] = full;
+    }
 }
 
 bool ObjectStore::serves(const ResourceType& type) const { return informer(type) != nullptr; }
@@ -48,7 +51,8 @@ ObjectPtr ObjectStore::get(const ResourceType& type, std::string_view ns,
     if (source == nullptr) {
         return nullptr;
     }
-    ObjectPtr cached = source->get(ns, name);
+    const auto full = fetched_.find(type_key(type));
+    ObjectPtr cached = full != fetched_.end() ? full->second->get(ns, name) : source->get(ns, name);
     auto it = overlay_.find(Key{type_key(type), std::string(ns), std::string(name)});
     if (it == overlay_.end()) {
         return cached;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "controller/core/clock.hpp"
+#include "controller/kube/fetched_objects.hpp"
 #include "controller/kube/informer.hpp"
 
 namespace serin::kube {
@@ -26,8 +27,9 @@ public:
     explicit ObjectStore(Clock& clock, Duration overlay_ttl = std::chrono::seconds{30})
         : clock_(clock), overlay_ttl_(overlay_ttl) {}
 
-    /// Serves `type` from `informer`, which must outlive the store.
-    void add(const Informer& informer);
+    /// Serves `type` from `informer`, which must outlive the store. For an informer of metadata
+    /// only, `full` serves the objects (those it has fetched); it must outlive the store too.
+    void add(const Informer& informer, const FetchedObjects* full = nullptr);
     /// Whether reads of `type` are served.
     bool serves(const ResourceType& type) const;
     /// Whether every informer has synced.
@@ -62,6 +64,7 @@ private:
     Clock& clock_;
     Duration overlay_ttl_;
     std::map<std::string, const Informer*> informers_;
+    std::map<std::string, const FetchedObjects*> fetched_;
     mutable std::map<Key, Entry> overlay_;
 };
 

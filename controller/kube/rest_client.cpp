@@ -13,6 +13,8 @@
 
 #include "controller/core/backoff.hpp"
 #include "controller/core/base64.hpp"
+#include "controller/core/json.hpp"
+#include "controller/core/text.hpp"
 #include "controller/kube/token_bucket.hpp"
 
 namespace serin::kube {
@@ -44,17 +46,31 @@ private:
 
 bool is_read(Method method) { return method == Method::kGet || method == Method::kHead; }
 
+/// What to ask for with ListOptions/WatchOptions::metadata_only (the server falls back to the
+/// full objects when it cannot serve metadata, hence the second type).
+constexpr std::string_view kMetadataListAccept =
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+constexpr std::string_view kMetadataAccept =
+    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
+
+/// The longest Retry-After honoured.
+constexpr std::chrono::seconds kMaxRetryAfter{60};
+
 std::optional<std::chrono::milliseconds> parse_retry_after(const http::Response& response) {
     auto value = response.header("Retry-After");
     if (!value) {
         return std::nullopt;
     }
-    long seconds = 0;
+    long long seconds = 0;
     auto [ptr, ec] = std::from_chars(value->data(), value->data() + value->size(), seconds);
-    if (ec != std::errc{} || seconds < 0) {
+    if (ec == std::errc::result_out_of_range && ptr != value->data() && value->front() != '-') {
+        seconds = kMaxRetryAfter.count();  // a number too large to read is as good as the cap
+    } else if (ec != std::errc{} || seconds < 0) {
         return std::nullopt;
     }
-    return std::chrono::seconds{seconds};
+    // Capped before the conversion to milliseconds, which would overflow for huge values; a
+    // server asking for more than a minute is asked again after one.
+    return std::chrono::milliseconds{std::min<long long>(seconds, kMaxRetryAfter.count()) * 1000};
 }
 
 /// Turns a non-2xx answer into an Error, reading the server's Status object when there is one.
@@ -63,9 +79,9 @@ Error error_from_response(const http::Response& response, std::string_view what)
     error.http_status = response.status;
     std::string reason;
     auto body = Json::parse(response.body, nullptr, false);
-    if (!body.is_discarded() && body.is_object() && body.value("kind", "") == "Status") {
-        error.message = body.value("message", "");
-        reason = body.value("reason", "");
+    if (!body.is_discarded() && body.is_object() && json_string(body, "kind") == "Status") {
+        error.message = text::clip(json_string(body, "message"), text::kMaxMessageBytes);
+        reason = json_string(body, "reason");
         if (auto details = body.find("details"); details != body.end() && details->is_object()) {
             if (auto causes = details->find("causes");
                 causes != details->end() && causes->is_array()) {
@@ -73,17 +89,16 @@ Error error_from_response(const http::Response& response, std::string_view what)
                     if (!cause.is_object()) {
                         continue;
                     }
-                    error.causes.push_back(ErrorCause{cause.value("field", ""),
-                                                      cause.value("reason", ""),
-                                                      cause.value("message", "")});
+                    error.causes.push_back(ErrorCause{
+                        json_string(cause, "field"), json_string(cause, "reason"),
+                        text::clip(json_string(cause, "message"), text::kMaxMessageBytes)});
                 }
             }
         }
     }
     if (error.message.empty()) {
-        error.message = std::string(what) + ": " +
-                        (response.body.size() > 512 ? response.body.substr(0, 512) + "..."
-                                                    : response.body);
+        error.message =
+            std::string(what) + ": " + text::clip(response.body, text::kMaxRemoteBodyBytes);
     }
     switch (response.status) {
         case 400: error.kind = ErrorKind::kBadRequest; break;
@@ -216,14 +231,15 @@ public:
         }
         std::string path = type.collection_path(ns) + query.str();
         auto body = co_await call_json(Method::kGet, std::move(path), std::string(),
-                                       std::string_view());
+                                       std::string_view(),
+                                       options.metadata_only ? kMetadataListAccept : "");
         if (!body) {
             co_return body.error();
         }
         ListPage page;
         if (auto meta = body->find("metadata"); meta != body->end() && meta->is_object()) {
-            page.resource_version = meta->value("resourceVersion", "");
-            page.continue_token = meta->value("continue", "");
+            page.resource_version = json_string(*meta, "resourceVersion");
+            page.continue_token = json_string(*meta, "continue");
         }
         if (auto items = body->find("items"); items != body->end() && items->is_array()) {
             page.items.reserve(items->size());
@@ -246,7 +262,7 @@ public:
         }
         co_return co_await call_json(Method::kPost,
                                      type.collection_path(ns) + write_query(options).str(),
-                                     object.dump(), "application/json");
+                                     dump_json(object), "application/json");
     }
 
     asio::awaitable<Result<Json>> update(ResourceType type, std::string ns, Json object,
@@ -256,7 +272,7 @@ public:
         }
         std::string path = type.object_path(ns, object_name(object), options.subresource);
         co_return co_await call_json(Method::kPut, path + write_query(options).str(),
-                                     object.dump(), "application/json");
+                                     dump_json(object), "application/json");
     }
 
     asio::awaitable<Result<Json>> patch(ResourceType type, std::string ns, std::string name,
@@ -283,7 +299,7 @@ public:
         if (options.grace_period_seconds) {
             body["gracePeriodSeconds"] = *options.grace_period_seconds;
         }
-        auto result = co_await call(Method::kDelete, type.object_path(ns, name), body.dump(),
+        auto result = co_await call(Method::kDelete, type.object_path(ns, name), dump_json(body),
                                     "application/json");
         if (!result) {
             co_return result.error();
@@ -320,7 +336,7 @@ public:
                 stream_error = fail(ErrorKind::kTransient, "watch sent a frame that is not JSON");
                 return false;
             }
-            std::string event_type = frame.value("type", "");
+            std::string event_type = json_string(frame, "type");
             auto object = frame.find("object");
             if (object == frame.end()) {
                 stream_error = fail(ErrorKind::kTransient, "watch frame without an object");
@@ -337,13 +353,20 @@ public:
                 event.type = WatchEvent::Type::kBookmark;
             } else if (event_type == "ERROR") {
                 http::Response as_response;
-                as_response.status = object->is_object() ? object->value("code", 500) : 500;
-                as_response.body = object->dump();
+                const Json* code = object->is_object() && object->contains("code")
+                                       ? &object->at("code")
+                                       : nullptr;
+                as_response.status = code != nullptr && code->is_number_integer() &&
+                                             code->get<std::int64_t>() >= 100 &&
+                                             code->get<std::int64_t>() <= 599
+                                         ? static_cast<int>(code->get<std::int64_t>())
+                                         : 500;
+                as_response.body = dump_json(*object);
                 stream_error = error_from_response(as_response, "watch");
                 return false;
             } else {
-                stream_error = fail(ErrorKind::kTransient,
-                                    "watch sent an unknown event type '" + event_type + "'");
+                stream_error = fail(ErrorKind::kTransient, "watch sent an unknown event type '" +
+                                                               text::clip(event_type, 64) + "'");
                 return false;
             }
             event.object = std::move(*object);
@@ -354,7 +377,8 @@ public:
                                                      -> asio::awaitable<Result<http::Response>> {
             request.timeout = options_.watch_idle_timeout;
             co_return co_await http_->stream(std::move(request), on_line);
-        }, Method::kGet, type.collection_path(ns) + query.str(), {}, {}, "WATCH", &counted);
+        }, Method::kGet, type.collection_path(ns) + query.str(), {}, {}, "WATCH", &counted,
+           options.metadata_only ? kMetadataAccept : "");
         if (!response) {
             co_return response.error();
         }
@@ -412,7 +436,8 @@ private:
                                                            std::string path, std::string body,
                                                            std::string_view type,
                                                            std::string_view verb,
-                                                           const bool* counted = nullptr) {
+                                                           const bool* counted = nullptr,
+                                                           std::string_view accept = {}) {
         for (int attempt = 0;; ++attempt) {
             auto auth = authorization(attempt > 0);
             if (!auth) {
@@ -423,7 +448,8 @@ private:
             request.url = config_.server + path;
             request.body = body;
             request.timeout = options_.request_timeout;
-            request.headers.emplace_back("Accept", "application/json");
+            request.headers.emplace_back("Accept",
+                                         accept.empty() ? "application/json" : std::string(accept));
             if (!auth->empty()) {
                 request.headers.emplace_back("Authorization", std::move(*auth));
             }
@@ -446,7 +472,8 @@ private:
     /// One API call with the retry policy: 429s are retried for every verb (the server did not
     /// act on them), transient failures only for reads. Writes wait on the token bucket.
     asio::awaitable<Result<http::Response>> call(Method method, std::string path,
-                                                 std::string body, std::string_view type) {
+                                                 std::string body, std::string_view type,
+                                                 std::string_view accept = {}) {
         const bool read = is_read(method);
         if (read) {
             ++stats_.reads;
@@ -462,7 +489,7 @@ private:
                 [this](http::Request request) -> asio::awaitable<Result<http::Response>> {
                     co_return co_await http_->send(std::move(request));
                 },
-                method, path, body, type, http::to_string(method));
+                method, path, body, type, http::to_string(method), nullptr, accept);
             std::optional<Error> error;
             if (!response) {
                 error = response.error();
@@ -488,8 +515,8 @@ private:
     }
 
     asio::awaitable<Result<Json>> call_json(Method method, std::string path, std::string body,
-                                            std::string_view type) {
-        auto response = co_await call(method, std::move(path), std::move(body), type);
+                                            std::string_view type, std::string_view accept = {}) {
+        auto response = co_await call(method, std::move(path), std::move(body), type, accept);
         if (!response) {
             co_return response.error();
         }
@@ -514,6 +541,9 @@ Result<std::unique_ptr<RestKubeClient>> make_rest_client(asio::any_io_executor e
     http_options.tls = config.tls;
     http_options.user_agent = options.user_agent;
     http_options.proxies = options.proxies;
+    // The API server's answers are trusted more than a tenant's servers, but LIST pages of large
+    // objects are big: bounded well below the controller's memory limit, not at the default.
+    http_options.max_body_bytes = options.max_response_bytes;
     auto http = http::make_beast_client(std::move(executor), std::move(http_options));
     if (!http) {
         return http.error();

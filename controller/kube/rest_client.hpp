@@ -24,6 +24,8 @@ struct RestClientOptions {
     std::string user_agent = "serin/0.1";
     /// Proxies from the environment (see http::ProxyEnvironment); null: direct.
     std::shared_ptr<const http::ProxyEnvironment> proxies;
+    /// The largest answer (a whole body, or one line of a watch) accepted from the API server.
+    std::size_t max_response_bytes = 128 * 1024 * 1024;
 };
 
 /// Client-side statistics, for tests and the controller's own metrics.

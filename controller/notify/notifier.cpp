@@ -3,6 +3,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
 
+#include "controller/core/json.hpp"
+
 namespace serin::notify {
 
 namespace asio = boost::asio;
@@ -16,7 +18,7 @@ void Notifier::post(Destination destination, Message message, FailureHandler on_
         }
         return;
     }
-    std::string body = payload(destination, message).dump();
+    std::string body = dump_json(payload(destination, message));
     ++stats_.in_flight;
     const std::string label = destination.label;
     const std::string address = destination.address;

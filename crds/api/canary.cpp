@@ -1,5 +1,7 @@
 #include "crds/api/canary.hpp"
 
+#include "controller/core/json.hpp"
+#include "controller/core/text.hpp"
 #include "crds/api/json_access.hpp"
 
 #include <cctype>
@@ -24,15 +26,7 @@ std::string Reader::index(const std::string& path, std::size_t i) {
     return path + "[" + std::to_string(i) + "]";
 }
 
-std::string Reader::show(const Json& value) {
-    std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
-    constexpr std::size_t kMax = 80;
-    if (text.size() > kMax) {
-        text.resize(kMax);
-        text += "...";
-    }
-    return text;
-}
+std::string Reader::show(const Json& value) { return show_json(value, 83); }
 
 const Json* Reader::field(const Json& object, std::string_view key) {
     return member(object, key);
@@ -262,7 +256,7 @@ std::vector<Condition> Reader::conditions(const Json& parent, const std::string&
 
 Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
     auto bad = [&] {
-        return fail(ErrorKind::kInvalid, "invalid duration \"" + std::string(text) + "\"");
+        return fail(ErrorKind::kInvalid, "invalid duration \"" + text::clip(text, 64) + "\"");
     };
     if (text == "0") {
         return std::chrono::milliseconds{0};

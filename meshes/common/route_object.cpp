@@ -1,5 +1,6 @@
 #include "meshes/common/route_object.hpp"
 
+#include "controller/core/json.hpp"
 #include "crds/api/json_access.hpp"
 
 namespace serin::meshes {
@@ -189,7 +190,7 @@ asio::awaitable<Result<Json>> apply_route(RouterDeps deps, RouteContext context,
         if (!recorded) {
             const Json* spec = api::member(**live, "spec");
             annotations[std::string(kOriginalConfigKey)] =
-                (spec != nullptr ? *spec : Json::object()).dump();
+                dump_json(spec != nullptr ? *spec : Json::object());
         }
     }
     auto written = co_await deps.client.update(type, context.ns(), *update);

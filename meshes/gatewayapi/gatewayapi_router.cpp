@@ -1,5 +1,6 @@
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 
+#include "controller/core/json.hpp"
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -38,7 +39,7 @@ Result<std::pair<std::string, std::string>> string_match(
     const Json& match, const std::string& path,
     std::initializer_list<std::pair<std::string_view, std::string_view>> types) {
     if (!match.is_object() || match.size() != 1) {
-        return invalid(path, "expected exactly one of exact, prefix or regex, got " + match.dump());
+        return invalid(path, "expected exactly one of exact, prefix or regex, got " + show_json(match));
     }
     const auto entry = match.begin();
     if (!entry->is_string()) {
@@ -68,7 +69,7 @@ void sort_by_name(Json& list) {
 /// Istio `headers` / `queryParams` ({name: StringMatch}) as Gateway API [{name, type, value}].
 Result<Json> named_matches(const Json& matches, const std::string& path) {
     if (!matches.is_object()) {
-        return invalid(path, "expected an object, got " + matches.dump());
+        return invalid(path, "expected an object, got " + show_json(matches));
     }
     Json out = Json::array();
     for (auto it = matches.begin(); it != matches.end(); ++it) {
@@ -92,7 +93,7 @@ Json default_path() { return Json{{"type", "PathPrefix"}, {"value", "/"}}; }
 /// Every match carries `path`, the server's default when the Istio match has no uri.
 Result<std::optional<Json>> gateway_match(const Json& match, const std::string& path) {
     if (!match.is_object()) {
-        return invalid(path, "expected an object, got " + match.dump());
+        return invalid(path, "expected an object, got " + show_json(match));
     }
     Json out = Json::object();
     for (auto it = match.begin(); it != match.end(); ++it) {
@@ -155,7 +156,7 @@ Result<Json> gateway_matches(const Json& matches, const std::string& path) {
         return Result<Json>(boost::system::in_place_value, std::move(out));
     }
     if (!matches.is_array()) {
-        return invalid(path, "expected a list, got " + matches.dump());
+        return invalid(path, "expected a list, got " + show_json(matches));
     }
     for (std::size_t i = 0; i < matches.size(); ++i) {
         auto match = gateway_match(matches[i], path + "[" + std::to_string(i) + "]");
@@ -197,7 +198,7 @@ Json with_cookie(Json matches, const std::string& cookie) {
 /// when it changes nothing.
 Result<Json> header_modifier(const Json& istio, const std::string& path) {
     if (!istio.is_object()) {
-        return invalid(path, "expected an object, got " + istio.dump());
+        return invalid(path, "expected an object, got " + show_json(istio));
     }
     Json out = Json::object();
     for (const char* key : {"set", "add"}) {
@@ -228,7 +229,7 @@ Result<Json> header_modifier(const Json& istio, const std::string& path) {
         }
         for (const Json& name : *remove) {
             if (!name.is_string()) {
-                return invalid(path + ".remove", "expected header names, got " + name.dump());
+                return invalid(path + ".remove", "expected header names, got " + show_json(name));
             }
         }
         if (!remove->empty()) {
@@ -244,7 +245,7 @@ Result<Json> header_modifier(const Json& istio, const std::string& path) {
 /// Istio rewrite {uri, authority, type} as a URLRewrite filter, or null when it rewrites nothing.
 Result<Json> url_rewrite(const Json& rewrite, const std::string& path) {
     if (!rewrite.is_object()) {
-        return invalid(path, "expected an object, got " + rewrite.dump());
+        return invalid(path, "expected an object, got " + show_json(rewrite));
     }
     if (api::member(rewrite, "uriRegexRewrite") != nullptr) {
         return invalid(path + ".uriRegexRewrite", "not supported by Gateway API");
@@ -283,7 +284,7 @@ Json mirror_filter(const std::string& name, std::int32_t port) {
 /// One spec.service.mirror entry (HTTPRequestMirrorFilter) as a RequestMirror filter.
 Result<Json> service_mirror(const Json& mirror, const std::string& path) {
     if (!mirror.is_object()) {
-        return invalid(path, "expected an object, got " + mirror.dump());
+        return invalid(path, "expected an object, got " + show_json(mirror));
     }
     for (const char* key : {"percent", "fraction"}) {
         if (api::member(mirror, key) != nullptr) {
@@ -336,7 +337,7 @@ Result<std::optional<Json>> string_list(const Json& object, const char* key,
 /// Istio corsPolicy as a CORS filter (experimental channel; see the header).
 Result<Json> cors_filter(const Json& policy, const std::string& path) {
     if (!policy.is_object()) {
-        return invalid(path, "expected an object, got " + policy.dump());
+        return invalid(path, "expected an object, got " + show_json(policy));
     }
     Json cors = Json::object();
     // Istio's allowOrigins are StringMatches, which Gateway API's origin list cannot express.
@@ -400,7 +401,7 @@ Result<Json> service_filters(const api::CanaryService& service, bool v1) {
             }
         }
     } else if (!service.headers.is_null()) {
-        return invalid("spec.service.headers", "expected an object, got " + service.headers.dump());
+        return invalid("spec.service.headers", "expected an object, got " + show_json(service.headers));
     }
     if (!service.rewrite.is_null()) {
         auto rewrite = url_rewrite(service.rewrite, "spec.service.rewrite");

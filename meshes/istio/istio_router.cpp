@@ -1,5 +1,6 @@
 #include "meshes/istio/istio_router.hpp"
 
+#include "controller/core/json.hpp"
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -219,7 +220,7 @@ Json tcp_routes(const RouteContext& context, const analysis::Routes& routes) {
     return Json::array({std::move(route)});
 }
 
-std::string show_list(const std::vector<std::string>& items) { return Json(items).dump(); }
+std::string show_list(const std::vector<std::string>& items) { return dump_json(Json(items)); }
 
 }  // namespace
 

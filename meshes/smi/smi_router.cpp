@@ -1,5 +1,6 @@
 #include "meshes/smi/smi_router.hpp"
 
+#include "controller/core/json.hpp"
 #include <charconv>
 
 #include "crds/api/json_access.hpp"
@@ -74,7 +75,7 @@ Json build_traffic_split(const RouteContext& context, const analysis::Routes& ro
     Json metadata = route_metadata(context, context.apex, service.apex);
     if (flavour.mesh == "istio" && !service.gateways.empty()) {
         metadata["annotations"]["VirtualService.v1alpha3.networking.istio.io/spec.gateways"] =
-            Json(service.gateways).dump();
+            dump_json(Json(service.gateways));
     }
     Json spec{{"service", service.hosts.empty() ? context.apex : service.hosts.front()},
               {"backends", Json::array({Json{{"service", context.canary_service},
