@@ -118,7 +118,7 @@ std::optional<Answer> BackgroundCalls::ask(const std::string& key, const std::st
             ++it;
         }
     }
-    if (counts_->questions >= options_.max_questions) {
+    if (!asking_ || counts_->questions >= options_.max_questions) {
         if (calls.empty()) {
             questions_.erase(key);
         }
@@ -153,6 +153,36 @@ std::optional<Answer> BackgroundCalls::ask(const std::string& key, const std::st
             }
         });
     return std::nullopt;
+}
+
+std::set<std::string> BackgroundCalls::keys_in_flight() const {
+    std::set<std::string> keys;
+    for (const auto& [key, calls] : questions_) {
+        if (in_flight(key)) {
+            keys.insert(key);
+        }
+    }
+    return keys;
+}
+
+bool BackgroundCalls::in_flight(const std::string& key) const {
+    const auto it = questions_.find(key);
+    if (it == questions_.end()) {
+        return false;
+    }
+    for (const auto& [question, call] : it->second) {
+        if (call->running) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void BackgroundCalls::cancel_all() {
+    for (const std::string& key : keys_in_flight()) {
+        CanaryLog(key).info("webhook or metric check cancelled");
+        forget(key);
+    }
 }
 
 void BackgroundCalls::forget(const std::string& key) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -64,6 +65,16 @@ public:
     /// Drops the answers about `key` (a decision used them) and cancels what runs for it.
     void forget(const std::string& key);
 
+    /// From now on ask() starts nothing new (answers already being worked out still come): for a
+    /// drain, which finishes the steps in flight but begins none.
+    void stop_asking() { asking_ = false; }
+    /// The canaries with a question being worked out.
+    std::set<std::string> keys_in_flight() const;
+    /// Whether a question about `key` is being worked out.
+    bool in_flight(const std::string& key) const;
+    /// Cancels every question being worked out, logging each (the drain's grace is over).
+    void cancel_all();
+
     /// Runs `work` in the background within the budget. Returns false, running nothing, when
     /// max_posts are running already.
     bool post(std::string key, boost::asio::awaitable<void> work);
@@ -88,6 +99,7 @@ private:
     Clock& clock_;
     BackgroundCallOptions options_;
     Wake wake_;
+    bool asking_ = true;
     /// Per canary key, per question.
     std::map<std::string, std::map<std::string, CallPtr>> questions_;
     std::vector<std::weak_ptr<Call>> posts_;

@@ -235,6 +235,10 @@ asio::awaitable<void> Controller::worker() {
     // results, so each is logged and the worker ends cleanly instead of by exception.
     co_await asio::this_coro::throw_if_cancelled(false);
     while (auto key = co_await queue_->get()) {
+        if (draining_ && !drain_wait_.contains(*key)) {
+            queue_->done(*key);  // draining: only the steps in flight are finished
+            continue;
+        }
         ++reconciles_;
         ++in_flight_;
         Result<ReconcileResult> result = ReconcileResult{};
@@ -262,6 +266,20 @@ asio::awaitable<void> Controller::worker() {
             }
         }
         queue_->done(*key);
+        if (draining_ && !calls_->in_flight(*key)) {
+            drain_wait_.erase(*key);
+        }
+        finish_drain_if_done();
+    }
+}
+
+std::size_t Controller::in_flight() const {
+    return in_flight_ + (calls_ ? calls_->questions_in_flight() : 0);
+}
+
+void Controller::finish_drain_if_done() {
+    if (draining_ && in_flight_ == 0 && drain_wait_.empty()) {
+        queue_->shut_down();
     }
 }
 
@@ -280,7 +298,11 @@ asio::awaitable<void> run_workers(int n, std::function<asio::awaitable<void>()> 
 
 void Controller::drain() {
     draining_ = true;
-    queue_->shut_down();
+    // The steps waiting on a webhook or a metric check get their answer and one reconcile to
+    // act on it; nothing new is asked or begun.
+    calls_->stop_asking();
+    drain_wait_ = calls_->keys_in_flight();
+    finish_drain_if_done();
 }
 
 asio::awaitable<void> Controller::run() {
@@ -304,6 +326,7 @@ asio::awaitable<void> Controller::run() {
     }
     const std::function<asio::awaitable<void>()> one_worker = [this] { return worker(); };
     co_await run_workers(std::max(1, options_.workers), one_worker);
+    calls_->cancel_all();  // cancelled (a lost lease, the end of the grace): nothing goes on
     queue_->shut_down();
     for (auto& informer : informers_) {
         informer->stop();

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -70,8 +71,9 @@ public:
     void drain();
     /// Whether drain() was called.
     bool draining() const { return draining_; }
-    /// Reconciles in progress now.
-    std::size_t in_flight() const { return in_flight_; }
+    /// Steps in progress now: reconciles, and canaries whose webhooks or metric checks are
+    /// being worked out in the background (a drain waits for both).
+    std::size_t in_flight() const;
     /// Whether every informer has synced (for /readyz).
     bool synced() const;
     /// The informer caches (MetricTemplates and Secrets for the metric checker).
@@ -91,6 +93,8 @@ private:
     void enqueue_owners(const kube::Json& object);
     void enqueue_indexed(const std::string& index, const std::string& value);
     boost::asio::awaitable<void> worker();
+    /// Once draining, shuts the queue when no step is left in flight.
+    void finish_drain_if_done();
 
     ControllerDeps deps_;
     ControllerOptions options_;
@@ -107,6 +111,8 @@ private:
     std::uint64_t reconciles_ = 0;
     std::size_t in_flight_ = 0;
     bool draining_ = false;
+    /// While draining: canaries whose background answer is awaited, for one last reconcile.
+    std::set<std::string> drain_wait_;
 };
 
 }  // namespace serin::canary

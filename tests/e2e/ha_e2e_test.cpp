@@ -208,7 +208,7 @@ TEST_CASE("SIGTERM drains: a reconcile still in flight when the grace is over is
     CHECK(serin.exit_status() == "exited with status 0");
     CHECK_THAT(log, Catch::Contains("draining, 1 reconciles in flight, 1000 ms to finish"));
     CHECK_THAT(log, Catch::Contains("shutdown grace over: cancelling 1 reconciles"));
-    CHECK_THAT(log, Catch::Contains("reconcile cancelled"));
+    CHECK_THAT(log, Catch::Contains("webhook or metric check cancelled"));
     CHECK_FALSE(has_event(s, "Pre-rollout check slow-check passed"));
 }
 
