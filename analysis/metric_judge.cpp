@@ -21,20 +21,40 @@ std::string plain(double v) {
     return text;
 }
 
+/// Milliseconds as a whole number for display, clamped where a double holds more than a long
+/// long can (a cast out of range is undefined behaviour).
+long long whole_ms(double ms) {
+    constexpr double kLimit = 9.0e18;  // below LLONG_MAX (about 9.22e18)
+    if (std::isnan(ms)) {
+        return 0;
+    }
+    if (ms >= kLimit) {
+        return static_cast<long long>(kLimit);
+    }
+    if (ms <= -kLimit) {
+        return -static_cast<long long>(kLimit);
+    }
+    return static_cast<long long>(std::trunc(ms));
+}
+
 }  // namespace
 
-std::string go_duration(long long ms) {
-    if (ms == 0) {
+std::string go_duration(long long signed_ms) {
+    if (signed_ms == 0) {
         return "0s";
     }
-    std::string sign = ms < 0 ? "-" : "";
-    ms = std::llabs(ms);
+    std::string sign = signed_ms < 0 ? "-" : "";
+    // In unsigned arithmetic: the magnitude of LLONG_MIN does not fit a long long.
+    const unsigned long long magnitude =
+        signed_ms < 0 ? 0ULL - static_cast<unsigned long long>(signed_ms)
+                      : static_cast<unsigned long long>(signed_ms);
+    const unsigned long long ms = magnitude;
     if (ms < 1000) {
         return sign + std::to_string(ms) + "ms";
     }
-    const long long hours = ms / 3'600'000;
-    const long long minutes = ms / 60'000 % 60;
-    const long long millis = ms % 60'000;  // seconds part, in ms
+    const unsigned long long hours = ms / 3'600'000;
+    const unsigned long long minutes = ms / 60'000 % 60;
+    const unsigned long long millis = ms % 60'000;  // seconds part, in ms
     std::string seconds = std::to_string(millis / 1000);
     if (millis % 1000 != 0) {
         std::string fraction = std::to_string(1000 + millis % 1000).substr(1);  // 3 digits
@@ -100,21 +120,25 @@ MetricResult judge_metric(const api::Canary& canary, const api::CanaryMetric& me
             }
             return result;
         case MetricSource::kBuiltinDuration: {
-            const long long ms = static_cast<long long>(std::trunc(v));
-            result.value = static_cast<double>(ms);
-            const std::string shown = go_duration(ms);
+            // Compared as doubles, truncated to whole milliseconds as Flagger does: a latency
+            // too large for a long long (or infinite, once scaled from seconds) is still larger
+            // than any threshold, never wrapped into a small one.
+            const double ms = std::isfinite(v) ? std::trunc(v) : v;
+            result.value = ms;
+            const std::string shown = std::isfinite(ms) ? go_duration(whole_ms(ms))
+                                                        : (ms > 0 ? "+Inf" : "-Inf");
             if (range) {
-                if (range->min && static_cast<double>(ms) < *range->min) {
+                if (range->min && ms < *range->min) {
                     return failed("Halt " + id + " advancement request duration " + shown + " < " +
-                                  go_duration(static_cast<long long>(*range->min)));
+                                  go_duration(whole_ms(*range->min)));
                 }
-                if (range->max && static_cast<double>(ms) > *range->max) {
+                if (range->max && ms > *range->max) {
                     return failed("Halt " + id + " advancement request duration " + shown + " > " +
-                                  go_duration(static_cast<long long>(*range->max)));
+                                  go_duration(whole_ms(*range->max)));
                 }
-            } else if (metric.threshold && static_cast<double>(ms) > *metric.threshold) {
+            } else if (metric.threshold && ms > *metric.threshold) {
                 return failed("Halt " + id + " advancement request duration " + shown + " > " +
-                              go_duration(static_cast<long long>(*metric.threshold)));
+                              go_duration(whole_ms(*metric.threshold)));
             }
             return result;
         }
@@ -154,7 +178,7 @@ std::string describe_metrics(const std::vector<MetricResult>& results) {
             if (m.name == "request-success-rate") {
                 line += fmt::format("{:.2f}% ", *m.value);
             } else if (m.name == "request-duration") {
-                line += go_duration(static_cast<long long>(std::trunc(*m.value))) + " ";
+                line += (std::isfinite(*m.value) ? go_duration(whole_ms(*m.value)) : "+Inf") + " ";
             } else {
                 line += fmt::format("{:g} ", *m.value);
             }

@@ -44,6 +44,9 @@ struct WriteOptions {
     bool dry_run = false;
     bool force = false;          ///< server-side apply: take over conflicting fields
     std::string subresource;     ///< "status" to write the status subresource
+    /// Skip the client's write throttle: for the leader's Lease, whose renewal must not wait
+    /// behind a burst of reconcile writes.
+    bool unthrottled = false;
 };
 
 struct DeleteOptions {

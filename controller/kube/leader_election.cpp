@@ -3,6 +3,7 @@
 #include "controller/core/json.hpp"
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <ctime>
 
@@ -23,6 +24,17 @@ std::string format_micro_time(SystemTime t) {
     return out;
 }
 
+namespace {
+
+/// Lease writes skip the client's write throttle.
+WriteOptions lease_write() {
+    WriteOptions options;
+    options.unthrottled = true;
+    return options;
+}
+
+}  // namespace
+
 LeaderElector::LeaderElector(KubeClient& client, Clock& clock, LeaderElectionOptions options,
                              LeaderCallbacks callbacks)
     : client_(client),
@@ -39,7 +51,7 @@ void LeaderElector::observe(const Json& lease) {
     }
     std::string holder;
     if (spec != lease.end() && spec->is_object()) {
-        holder = spec->value("holderIdentity", "");
+        holder = json_string(*spec, "holderIdentity");
     }
     if (holder != observed_holder_) {
         observed_holder_ = holder;
@@ -72,7 +84,8 @@ asio::awaitable<bool> LeaderElector::try_acquire_or_renew() {
                         {"acquireTime", now},
                         {"renewTime", now},
                         {"leaseTransitions", 0}}}};
-        auto created = co_await client_.create(leases, options_.lease_namespace, lease);
+        auto created =
+            co_await client_.create(leases, options_.lease_namespace, lease, lease_write());
         if (!created) {
             co_return false;  // someone else created it first; read it next time
         }
@@ -107,7 +120,8 @@ asio::awaitable<bool> LeaderElector::try_acquire_or_renew() {
     spec["leaseDurationSeconds"] = duration_seconds;
     spec["renewTime"] = now;
     // The resourceVersion read above is a precondition: a rival's write in between is a Conflict.
-    auto updated = co_await client_.update(leases, options_.lease_namespace, std::move(lease));
+    auto updated =
+        co_await client_.update(leases, options_.lease_namespace, std::move(lease), lease_write());
     if (!updated) {
         if (updated.error().kind != ErrorKind::kConflict) {
             spdlog::warn("leader election: cannot update lease {}/{}: {}",
@@ -161,15 +175,31 @@ asio::awaitable<void> LeaderElector::campaign_and_lead() {
         callbacks_.on_started_leading();
     }
 
-    // Renew until a renewal has failed for renew_deadline.
+    // Renew until a renewal has failed for renew_deadline. A renewal in flight is cut off at
+    // the deadline too: a leader that cannot renew in time must stop acting before a standby,
+    // which waits lease_duration, takes over.
     SteadyTime last_renewed = clock_.steady_now();
     for (;;) {
         const bool slept = co_await clock_.sleep_for(options_.retry_period);
         if (!slept) {
             break;
         }
-        const bool renewed = co_await try_acquire_or_renew();
-        if (renewed) {
+        const SteadyTime deadline =
+            last_renewed + std::chrono::duration_cast<Duration>(options_.renew_deadline);
+        using namespace asio::experimental::awaitable_operators;
+        const auto outcome = co_await (try_acquire_or_renew() || clock_.sleep_until(deadline));
+        auto state = co_await asio::this_coro::cancellation_state;
+        if (state.cancelled() != asio::cancellation_type::none) {
+            break;
+        }
+        if (outcome.index() == 1) {
+            spdlog::warn("leader election: {} could not renew {}/{} within the renew deadline "
+                         "({} ms); stopping",
+                         options_.identity, options_.lease_namespace, options_.lease_name,
+                         options_.renew_deadline.count());
+            break;
+        }
+        if (std::get<0>(outcome)) {
             last_renewed = clock_.steady_now();
             continue;
         }
@@ -191,13 +221,14 @@ asio::awaitable<Result<void>> LeaderElector::release() {
     }
     auto spec = current->find("spec");
     if (spec == current->end() || !spec->is_object() ||
-        spec->value("holderIdentity", "") != options_.identity) {
+        json_string(*spec, "holderIdentity") != options_.identity) {
         co_return Result<void>{};  // not ours: nothing to give up
     }
     Json lease = *current;
     lease["spec"]["holderIdentity"] = "";
     lease["spec"]["leaseDurationSeconds"] = 1;
-    auto updated = co_await client_.update(leases, options_.lease_namespace, std::move(lease));
+    auto updated =
+        co_await client_.update(leases, options_.lease_namespace, std::move(lease), lease_write());
     if (!updated) {
         co_return updated.error();
     }

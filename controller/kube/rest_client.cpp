@@ -262,7 +262,8 @@ public:
         }
         co_return co_await call_json(Method::kPost,
                                      type.collection_path(ns) + write_query(options).str(),
-                                     dump_json(object), "application/json");
+                                     dump_json(object), "application/json", {},
+                                     options.unthrottled);
     }
 
     asio::awaitable<Result<Json>> update(ResourceType type, std::string ns, Json object,
@@ -272,7 +273,8 @@ public:
         }
         std::string path = type.object_path(ns, object_name(object), options.subresource);
         co_return co_await call_json(Method::kPut, path + write_query(options).str(),
-                                     dump_json(object), "application/json");
+                                     dump_json(object), "application/json", {},
+                                     options.unthrottled);
     }
 
     asio::awaitable<Result<Json>> patch(ResourceType type, std::string ns, std::string name,
@@ -284,7 +286,7 @@ public:
         }
         std::string path = type.object_path(ns, name, options.subresource);
         co_return co_await call_json(Method::kPatch, path + query.str(), std::move(body),
-                                     content_type(patch_type));
+                                     content_type(patch_type), {}, options.unthrottled);
     }
 
     asio::awaitable<Result<void>> remove(ResourceType type, std::string ns, std::string name,
@@ -473,13 +475,14 @@ private:
     /// act on them), transient failures only for reads. Writes wait on the token bucket.
     asio::awaitable<Result<http::Response>> call(Method method, std::string path,
                                                  std::string body, std::string_view type,
-                                                 std::string_view accept = {}) {
+                                                 std::string_view accept = {},
+                                                 bool unthrottled = false) {
         const bool read = is_read(method);
         if (read) {
             ++stats_.reads;
         } else {
             ++stats_.writes;
-            if (co_await writes_.acquire()) {
+            if (!unthrottled && co_await writes_.acquire()) {
                 ++stats_.throttled;
             }
         }
@@ -515,8 +518,10 @@ private:
     }
 
     asio::awaitable<Result<Json>> call_json(Method method, std::string path, std::string body,
-                                            std::string_view type, std::string_view accept = {}) {
-        auto response = co_await call(method, std::move(path), std::move(body), type, accept);
+                                            std::string_view type, std::string_view accept = {},
+                                            bool unthrottled = false) {
+        auto response =
+            co_await call(method, std::move(path), std::move(body), type, accept, unthrottled);
         if (!response) {
             co_return response.error();
         }

@@ -5,6 +5,29 @@
 
 namespace serin::meshes {
 
+int clamp_weight(long double value) {
+    if (!(value > 0)) {  // also NaN
+        return 0;
+    }
+    if (value >= kMaxReadWeight) {
+        return kMaxReadWeight;
+    }
+    return static_cast<int>(value);
+}
+
+std::optional<int> read_weight(const nlohmann::json& value) {
+    if (value.is_number_unsigned()) {
+        return clamp_weight(static_cast<long double>(value.get<std::uint64_t>()));
+    }
+    if (value.is_number_integer()) {
+        return clamp_weight(static_cast<long double>(value.get<std::int64_t>()));
+    }
+    if (value.is_number_float()) {
+        return clamp_weight(static_cast<long double>(value.get<double>()));
+    }
+    return std::nullopt;
+}
+
 namespace asio = boost::asio;
 using Json = nlohmann::json;
 

@@ -22,6 +22,16 @@ inline constexpr std::string_view kHelmDriftKey = "helm.toolkit.fluxcd.io/driftD
 /// `metadata` for a routing object called `name` in the canary's namespace: the labels and
 /// annotations of `extra` (spec.service.apex for the apex objects, nullopt otherwise), the two
 /// anti-drift annotations, and the owner reference to the canary.
+/// The largest weight read back from a routing object; larger ones are read as this.
+inline constexpr int kMaxReadWeight = 1'000'000;
+
+/// A weight read back from a routing object, which anyone who may edit it controls: a number
+/// clamped to [0, kMaxReadWeight] (a cast of a value out of int's range would be undefined), a
+/// fraction truncated; nullopt when it is not a number.
+std::optional<int> read_weight(const nlohmann::json& value);
+/// The same for a whole number of thousandths (a Quantity such as "500m") or units.
+int clamp_weight(long double value);
+
 nlohmann::json route_metadata(const RouteContext& context, std::string_view name,
                               const std::optional<api::CustomMetadata>& extra);
 

@@ -600,7 +600,7 @@ std::ptrdiff_t mirrors_to(const Json* filters, const std::string& name) {
 /// A backendRef's weight; absent means Gateway API's default of 1.
 int weight_of(const Json& backend) {
     const Json* weight = api::member(backend, "weight");
-    return weight != nullptr && weight->is_number() ? weight->get<int>() : 1;
+    return weight != nullptr && weight->is_number() ? read_weight(*weight).value_or(0) : 1;
 }
 
 bool has_filters(const Json& backend) {

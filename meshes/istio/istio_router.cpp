@@ -304,7 +304,7 @@ int weight_of(const Json& route, const Json* item) {
     }
     if (const Json* weight = api::member(*item, "weight");
         weight != nullptr && weight->is_number()) {
-        return static_cast<int>(weight->get<double>());
+        return read_weight(*weight).value_or(0);
     }
     const Json* destinations = api::member(route, "route");
     return destinations != nullptr && destinations->size() == 1 ? 100 : 0;

@@ -46,7 +46,7 @@ Json weight_value(int weight, const SmiFlavour& flavour) {
 /// A backend weight: an integer, or a Quantity string ("90", "500m" = 0.5 rounds to 0).
 std::optional<int> parse_weight(const Json& weight) {
     if (weight.is_number()) {
-        return static_cast<int>(weight.get<double>());
+        return read_weight(weight);
     }
     if (!weight.is_string()) {
         return std::nullopt;
@@ -59,10 +59,10 @@ std::optional<int> parse_weight(const Json& weight) {
     }
     const std::string_view suffix(end, static_cast<std::size_t>(text.data() + text.size() - end));
     if (suffix.empty()) {
-        return static_cast<int>(value);
+        return clamp_weight(static_cast<long double>(value));
     }
     if (suffix == "m") {
-        return static_cast<int>(value / 1000);
+        return clamp_weight(static_cast<long double>(value / 1000));
     }
     return std::nullopt;
 }

@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -1008,4 +1009,124 @@ TEST_CASE("proxy environment: an https request tunnels through HTTPS_PROXY, veri
     REQUIRE(proxy.asks().size() == 1);
     CHECK(proxy.asks()[0].method == "CONNECT");
     CHECK(proxy.asks()[0].target == "wrong.example.invalid:" + port);
+}
+
+// ---- limits on what a server sends (a Canary names its own metrics server and webhooks) ----
+
+TEST_CASE("limits: a body over max_body_bytes is refused, Content-Length or chunked", "[http][limits]") {
+    asio::io_context io;
+    TestHttpServer server{
+        io.get_executor(),
+        [&](const TestRequest& request, TestResponseWriter& writer) -> asio::awaitable<void> {
+            if (request.target == "/chunked") {
+                co_await writer.start_chunked(200);
+                for (int i = 0; i < 64; ++i) {
+                    co_await writer.write_chunk(std::string(64 * 1024, 'x'));
+                }
+                co_await writer.end_chunked();
+                co_return;
+            }
+            co_await writer.respond(200, std::string(request.target == "/big" ? 2'000'000 : 1000, 'x'));
+        }};
+    ClientOptions options;
+    options.max_body_bytes = 1'000'000;
+    auto client = make_client(io, options);
+    std::optional<Result<Response>> big;
+    std::optional<Result<Response>> chunked;
+    std::optional<Result<Response>> small;
+    std::optional<Result<Response>> own_limit;
+    run(io, [&]() -> asio::awaitable<void> {
+        big = co_await client->send(get(server.base_url() + "/big"));
+        chunked = co_await client->send(get(server.base_url() + "/chunked"));
+        small = co_await client->send(get(server.base_url() + "/small"));
+        Request tight = get(server.base_url() + "/small");
+        tight.max_body_bytes = 999;
+        own_limit = co_await client->send(tight);
+    }());
+    for (auto* refused : {&big, &chunked, &own_limit}) {
+        REQUIRE_FALSE((*refused)->has_value());
+        CHECK((*refused)->error().kind == ErrorKind::kBadRequest);  // not worth a retry
+        CHECK_THAT((*refused)->error().message, Catch::Contains("is larger than the limit of"));
+        CHECK_FALSE(serin::http::worth_retrying((*refused)->error()));
+    }
+    CHECK_THAT(big->error().message, Catch::Contains("1000000 bytes"));
+    CHECK_THAT(own_limit->error().message, Catch::Contains("999 bytes"));
+    REQUIRE(small->has_value());
+    CHECK(small->value().body.size() == 1000);
+}
+
+TEST_CASE("limits: a streamed line over the limit ends the stream with an error", "[http][limits]") {
+    asio::io_context io;
+    TestHttpServer server{
+        io.get_executor(),
+        [&](const TestRequest&, TestResponseWriter& writer) -> asio::awaitable<void> {
+            co_await writer.start_chunked(200);
+            co_await writer.write_chunk("short\n");
+            for (int i = 0; i < 32; ++i) {
+                co_await writer.write_chunk(std::string(16 * 1024, 'y'));  // no newline
+            }
+            co_await writer.write_chunk("\n");
+            co_await writer.end_chunked();
+        }};
+    auto client = make_client(io);
+    std::vector<std::string> lines;
+    std::optional<Result<Response>> response;
+    run(io, [&]() -> asio::awaitable<void> {
+        Request request = get(server.base_url() + "/watch", 2s);
+        request.max_body_bytes = 100'000;
+        response = co_await client->stream(request, [&](std::string_view line) {
+            lines.emplace_back(line);
+            return true;
+        });
+    }());
+    REQUIRE_FALSE(response->has_value());
+    CHECK(response->error().kind == ErrorKind::kBadRequest);
+    CHECK_THAT(response->error().message, Catch::Contains("100000 bytes"));
+    CHECK(lines == std::vector<std::string>{"short"});
+}
+
+TEST_CASE("limits: a header value with a line break is refused before anything is sent",
+          "[http][limits]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok};
+    auto client = make_client(io);
+    std::vector<Result<Response>> answers;
+    run(io, [&]() -> asio::awaitable<void> {
+        for (const char* value : {"Bearer abc\r\nX-Injected: 1", "tenant\n", "a\0b"}) {
+            Request request = get(server.base_url() + "/q");
+            request.headers.emplace_back("Authorization", std::string(value, value[0] == 'a' ? 3 : std::strlen(value)));
+            answers.push_back(co_await client->send(request));
+        }
+    }());
+    for (const auto& answer : answers) {
+        REQUIRE_FALSE(answer.has_value());
+        CHECK(answer.error().kind == ErrorKind::kInvalid);
+        CHECK(answer.error().message ==
+              "the header \"Authorization\" has a line break or NUL in its name or value");
+    }
+    CHECK(server.requests().empty());
+}
+
+TEST_CASE("limits: idle connections are bounded over all origins", "[http][limits]") {
+    asio::io_context io;
+    std::vector<std::unique_ptr<TestHttpServer>> servers;
+    for (int i = 0; i < 6; ++i) {
+        servers.push_back(std::make_unique<TestHttpServer>(io.get_executor(), answer_ok));
+    }
+    ClientOptions options;
+    options.max_idle_total = 3;
+    auto client = make_client(io, options);
+    run(io, [&]() -> asio::awaitable<void> {
+        for (const auto& server : servers) {
+            auto answer = co_await client->send(get(server->base_url() + "/a"));
+            CHECK(answer.has_value());
+        }
+        // The three most recent origins kept their connection; the older ones did not.
+        for (auto it = servers.rbegin(); it != servers.rend(); ++it) {
+            auto answer = co_await client->send(get((*it)->base_url() + "/b"));
+            CHECK(answer.has_value());
+        }
+    }());
+    CHECK(client->stats().connections_reused == 3);
+    CHECK(client->stats().connections_opened == 9);
 }

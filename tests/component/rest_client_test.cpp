@@ -255,3 +255,44 @@ TEST_CASE("requests are counted by verb and status, a watch once, when it is est
     CHECK(count("WATCH", "403") == 1);
     CHECK(f.client->stats().by_verb_and_code.size() == 5);
 }
+
+TEST_CASE("a Status with fields of the wrong type is read without throwing") {
+    Fixture f;
+    f.script = {
+        {409, R"({"kind":"Status","reason":7,"message":["x"],"details":{"causes":[{"field":1},3]}})", {}},
+        {500, R"({"kind":1})", {}},
+    };
+    auto conflict = f.await(f.client->update(cm, "ns", Json{{"metadata", {{"name", "x"}}}}));
+    REQUIRE_FALSE(conflict);
+    CHECK(conflict.error().kind == ErrorKind::kConflict);
+    REQUIRE(conflict.error().causes.size() == 1);
+    CHECK(conflict.error().causes[0].field.empty());
+    auto broken = f.await(f.client->patch(cm, "ns", "x", kube::PatchType::kMerge, "{}"));
+    REQUIRE_FALSE(broken);
+    CHECK(broken.error().kind == ErrorKind::kTransient);
+}
+
+TEST_CASE("a huge Retry-After is capped at a minute instead of overflowing") {
+    kube::RestClientOptions options;
+    options.max_retries = 0;
+    Fixture f(options);
+    f.script = {
+        {429, status_body(429, "TooManyRequests", "slow down"), {{"Retry-After", "9223372036854775807"}}},
+        {429, status_body(429, "TooManyRequests", "slow down"), {{"Retry-After", "99999999999999999999999"}}},
+    };
+    for (int i = 0; i < 2; ++i) {
+        auto r = f.await(f.client->get(cm, "ns", "x"));
+        REQUIRE_FALSE(r);
+        REQUIRE(r.error().retry_after);
+        CHECK(*r.error().retry_after == std::chrono::seconds{60});
+    }
+}
+
+TEST_CASE("an object with text that is not UTF-8 is sent with U+FFFD instead of throwing") {
+    Fixture f;
+    Json object = {{"metadata", {{"name", "x"}}}, {"data", {{"k", "caf\xE9"}}}};
+    auto written = f.await(f.client->update(cm, "ns", object));
+    REQUIRE(written);
+    REQUIRE(f.server.requests().size() == 1);
+    CHECK(f.server.requests()[0].body.find("caf\xEF\xBF\xBD") != std::string::npos);
+}

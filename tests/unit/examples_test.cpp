@@ -3,9 +3,12 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <limits>
+#include <optional>
 
 #include "analysis/release.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
+#include "meshes/common/route_object.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 #include "tests/support/golden.hpp"
@@ -15,6 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using serin::analysis::Routes;
 using Json = nlohmann::json;
+using serin::Result;
 
 /// The routes a release of `canary` passes through (flagger-spec §2.4-§2.6).
 std::vector<Routes> steps(const serin::api::Canary& canary) {
@@ -78,11 +82,89 @@ TEST_CASE("every example Canary is valid and its routing objects build at every 
         ++canaries;
         const auto context =
             serin::testing::route_context(manifest, manifest["spec"].value("provider", "istio"));
-        REQUIRE(serin::analysis::validate(context.canary.spec).has_value());
+        REQUIRE(serin::analysis::validate(context.canary.spec, context.provider).has_value());
         REQUIRE(context.canary.spec.analysis.has_value());
         for (const Routes& routes : steps(context.canary)) {
             CHECK(build(context, routes) == "");
         }
     }
     CHECK(canaries >= 12);
+}
+
+namespace {
+
+/// Every "weight" member anywhere in `object`, set to `value`.
+void poison_weights(Json& object, const Json& value) {
+    if (object.is_object()) {
+        for (auto& [key, member] : object.items()) {
+            if (key == "weight") {
+                member = value;
+            } else {
+                poison_weights(member, value);
+            }
+        }
+    } else if (object.is_array()) {
+        for (Json& item : object) {
+            poison_weights(item, value);
+        }
+    }
+}
+
+/// The routes each router reads back from its object at {90, 10} with every weight poisoned.
+std::optional<Routes> read_poisoned(const serin::meshes::RouteContext& context, const Json& value) {
+    const std::string& provider = context.provider;
+    const Routes routes{90, 10, false};
+    Result<Routes> read = serin::fail(serin::ErrorKind::kInternal, "no router");
+    if (provider == "istio") {
+        Json vs = serin::meshes::build_virtual_service(context, routes).value();
+        poison_weights(vs, value);
+        read = serin::meshes::virtual_service_routes(context, vs);
+    } else if (provider.starts_with("gatewayapi:")) {
+        Json route = serin::meshes::build_http_route(context, routes, provider.substr(11)).value();
+        poison_weights(route, value);
+        read = serin::meshes::http_route_routes(context, route);
+    } else if (provider == "linkerd" || provider.starts_with("smi:")) {
+        Json split = serin::meshes::build_traffic_split(
+            context, routes, *serin::meshes::smi_flavour(provider));
+        poison_weights(split, value);
+        read = serin::meshes::traffic_split_routes(context, split);
+    } else {
+        return std::nullopt;
+    }
+    if (!read) {
+        return std::nullopt;
+    }
+    return *read;
+}
+
+}  // namespace
+
+TEST_CASE("weights read back from routing objects anyone can edit are clamped, never cast out of range") {
+    int routers = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(serin::testing::source_dir() / "examples")) {
+        if (!entry.is_regular_file() || entry.path().extension() != ".yaml") {
+            continue;
+        }
+        const std::string relative = fs::relative(entry.path(), serin::testing::source_dir()).string();
+        const Json manifest = serin::testing::load_document(relative);
+        if (manifest.value("kind", "") != "Canary" || manifest["spec"].contains("analysis") == false ||
+            manifest["spec"]["analysis"].contains("match")) {
+            continue;
+        }
+        const auto context =
+            serin::testing::route_context(manifest, manifest["spec"].value("provider", "istio"));
+        for (const Json& value : {Json(1e300), Json(-1e300), Json(9.3e18), Json(-5),
+                                  Json(std::numeric_limits<std::uint64_t>::max()),
+                                  Json("90000000000000000000"), Json("9000000000000000000m")}) {
+            INFO(relative << " weight " << value.dump());
+            if (auto read = read_poisoned(context, value)) {
+                ++routers;
+                CHECK(read->primary >= 0);
+                CHECK(read->primary <= serin::meshes::kMaxReadWeight);
+                CHECK(read->canary >= 0);
+                CHECK(read->canary <= serin::meshes::kMaxReadWeight);
+            }
+        }
+    }
+    CHECK(routers > 10);
 }

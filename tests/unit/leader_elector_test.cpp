@@ -101,3 +101,79 @@ TEST_CASE("cancelled while a renewal is in flight, the elector stops leading ins
     CHECK(clock.sleepers() == 0);
     CHECK(store.lease->at("spec").at("holderIdentity") == "me");  // release() comes next
 }
+
+namespace {
+
+/// A Lease store whose updates hang (until cancelled) while `hang` is set.
+class SlowLeaseStore final : public serin::testing::UnimplementedKubeClient {
+public:
+    explicit SlowLeaseStore(serin::Clock& clock) : clock_(clock) {}
+    std::optional<Json> lease;
+    bool hang = false;
+    int updates = 0;
+    bool last_write_unthrottled = false;
+
+    asio::awaitable<Result<Json>> get(serin::kube::ResourceType, std::string,
+                                      std::string) override {
+        if (!lease) {
+            co_return serin::fail(ErrorKind::kNotFound, "leases \"serin\" not found");
+        }
+        co_return Result<Json>(boost::system::in_place_value, *lease);
+    }
+    asio::awaitable<Result<Json>> create(serin::kube::ResourceType, std::string, Json body,
+                                         serin::kube::WriteOptions options) override {
+        last_write_unthrottled = options.unthrottled;
+        lease = std::move(body);
+        co_return Result<Json>(boost::system::in_place_value, *lease);
+    }
+    asio::awaitable<Result<Json>> update(serin::kube::ResourceType, std::string, Json body,
+                                         serin::kube::WriteOptions options) override {
+        ++updates;
+        last_write_unthrottled = options.unthrottled;
+        if (hang) {
+            // What a slow API server with a 30 s timeout and retries looks like.
+            const bool slept = co_await clock_.sleep_for(std::chrono::hours{1});
+            if (!slept) {
+                co_return serin::fail(ErrorKind::kCancelled, "cancelled");
+            }
+        }
+        lease = std::move(body);
+        co_return Result<Json>(boost::system::in_place_value, *lease);
+    }
+
+private:
+    serin::Clock& clock_;
+};
+
+}  // namespace
+
+TEST_CASE("a renewal that hangs past the renew deadline ends the leadership at the deadline") {
+    asio::io_context io;
+    serin::ManualClock clock;
+    SlowLeaseStore store(clock);
+    int started = 0;
+    int stopped = 0;
+    serin::kube::LeaderElector elector(store, clock, options(),
+                                       {[&] { ++started; }, [&] { ++stopped; }, nullptr});
+    bool ended = false;
+    asio::co_spawn(io, elector.run(), [&](std::exception_ptr) { ended = true; });
+    io.run_for(50ms);
+    REQUIRE(started == 1);
+    CHECK(store.last_write_unthrottled);  // Lease writes never wait behind reconcile writes
+
+    store.hang = true;
+    // Renewals start every 2 s; the first hangs. The deadline is 10 s after the last renewal.
+    for (int second = 1; second <= 9; ++second) {
+        clock.advance(1s);
+        io.restart();
+        io.run_for(20ms);
+        INFO(second);
+        CHECK(stopped == 0);
+    }
+    CHECK(store.updates == 1);  // still the one that hangs
+    clock.advance(1s);          // the renew deadline
+    io.restart();
+    io.run_for(50ms);
+    CHECK(stopped == 1);
+    CHECK(ended);
+}

@@ -3,6 +3,8 @@
 
 #include "analysis/metric_judge.hpp"
 
+#include <limits>
+
 namespace {
 
 using namespace serin::analysis;
@@ -106,4 +108,29 @@ TEST_CASE("describe_metrics gives each metric's value and outcome in one line") 
     CHECK(describe_metrics(results) ==
           "request-success-rate 99.87% pass, request-duration 612ms fail, error-rate no data, "
           "cpu error, queue 0.25 pass, mean-latency High (ratio 1.30, 10 vs 11 samples)");
+}
+
+TEST_CASE("latencies too large for a long long, or infinite once scaled, fail max: 500") {
+    const auto m = metric("request-duration", std::nullopt, 500);
+    for (double v : {9.3e18, 1e300, std::numeric_limits<double>::infinity()}) {
+        INFO(v);
+        const MetricResult huge = judged(m, MetricSource::kBuiltinDuration, v);
+        CHECK(huge.verdict == Verdict::kFail);
+        CHECK(huge.message.rfind("Halt podinfo.test advancement request duration ", 0) == 0);
+    }
+    CHECK(judged(m, MetricSource::kBuiltinDuration, std::numeric_limits<double>::infinity())
+              .message == "Halt podinfo.test advancement request duration +Inf > 500ms");
+    // Thresholds beyond a long long are shown clamped, not wrapped.
+    const auto wide = metric("request-duration", 1e300, std::nullopt);
+    CHECK(judged(wide, MetricSource::kBuiltinDuration, 10).verdict == Verdict::kFail);
+    const MetricResult negative =
+        judged(metric("request-duration", std::nullopt, -1e300), MetricSource::kBuiltinDuration, 1);
+    CHECK(negative.verdict == Verdict::kFail);
+    CHECK(negative.message.find("> -") != std::string::npos);
+}
+
+TEST_CASE("go_duration takes every long long, LLONG_MIN included") {
+    CHECK(go_duration(std::numeric_limits<long long>::min()) == "-2562047788015h12m55.808s");
+    CHECK(go_duration(std::numeric_limits<long long>::max()) == "2562047788015h12m55.807s");
+    CHECK(go_duration(-1500) == "-1.5s");
 }

@@ -141,3 +141,25 @@ TEST_CASE("Proxy::parse refuses what it cannot use and never repeats the passwor
     CHECK_THAT(error_of("http://bot:%zz@proxy:80"), Catch::Contains("percent-encoding"));
     CHECK_THAT(error_of("socks5://proxy:1080"), Catch::Contains("unsupported scheme"));
 }
+
+TEST_CASE("a proxy password holding '/', '?', '#' or '@' never shows in an error",
+          "[http][url][proxy]") {
+    for (const char* text : {"http://user:pa/ss@proxy:3128", "http://user:pa?ss@proxy:3128",
+                             "http://user:pa#ss@proxy:3128", "http://user:p@ss@proxy:99999",
+                             "https://user:pa/ss@proxy:3128"}) {
+        INFO(text);
+        auto proxy = Proxy::parse(text);
+        if (proxy) {
+            // Unencoded, but what it is is clear: user "user", the rest the password.
+            CHECK(proxy->url.host == "proxy");
+            CHECK(proxy->authorization.rfind("Basic ", 0) == 0);
+        } else {
+            CHECK(proxy.error().message.find("pa") == std::string::npos);
+            CHECK(proxy.error().message.find("ss") == std::string::npos);
+            CHECK(proxy.error().message.find("user information hidden") != std::string::npos);
+        }
+    }
+    auto slash = Proxy::parse("http://user:pa/ss@proxy:3128");
+    REQUIRE(slash.has_value());
+    CHECK(slash->authorization == "Basic " + serin::encode_base64("user:pa/ss"));
+}
