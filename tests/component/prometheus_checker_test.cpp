@@ -235,3 +235,58 @@ TEST_CASE("a judged metric range-queries the canary and the primary over its int
         CHECK_THAT(f.server->requests()[0].target, Catch::Contains("&step=5s"));
     }
 }
+
+TEST_CASE("a template without an address never sends its credentials to the canary's server") {
+    Fixture f(false);
+    f.store.add(f.templates);
+    for (const char* name : {"with-secret", "with-headers"}) {
+        Json provider = {{"type", "prometheus"}};
+        if (std::string(name) == "with-secret") {
+            provider["secretRef"] = {{"name", "shared-token"}};
+        } else {
+            provider["headers"] = {{"Authorization", {"Bearer shared"}}};
+        }
+        f.store.wrote(kube::types::metric_templates(),
+                      {{"apiVersion", "flagger.app/v1beta1"},
+                       {"kind", "MetricTemplate"},
+                       {"metadata", {{"name", name}, {"namespace", "test"}, {"resourceVersion", "1"}}},
+                       {"spec", {{"provider", provider}, {"query", "vector(1)"}}}});
+    }
+    canary::PrometheusMetricChecker checker(*f.verified, {}, f.insecure.get(), &f.clock);
+    checker.use_store(f.store);
+    for (const char* name : {"with-secret", "with-headers"}) {
+        INFO(name);
+        api::Canary c = canary_with(template_metric(name));
+        c.spec.metrics_server = f.server->base_url();  // the canary author's choice
+        const auto results = f.check(checker, c);
+        REQUIRE(results.size() == 1);
+        CHECK(results[0].verdict == Verdict::kError);
+        CHECK_THAT(results[0].message,
+                   Catch::Contains("spec.provider.address is empty; a template with a secretRef "
+                                   "or headers must name its own server"));
+    }
+    CHECK(f.server->requests().empty());
+}
+
+TEST_CASE("a template header with a line break is refused by name") {
+    Fixture f(false);
+    f.store.add(f.templates);
+    f.store.wrote(kube::types::metric_templates(),
+                  {{"apiVersion", "flagger.app/v1beta1"},
+                   {"kind", "MetricTemplate"},
+                   {"metadata", {{"name", "split"}, {"namespace", "test"}, {"resourceVersion", "1"}}},
+                   {"spec",
+                    {{"provider",
+                      {{"type", "prometheus"},
+                       {"address", f.server->base_url()},
+                       {"headers", {{"X-Scope-OrgID", {"tenant\r\nX-Other: 1"}}}}}},
+                     {"query", "vector(1)"}}}});
+    canary::PrometheusMetricChecker checker(*f.verified, {}, f.insecure.get(), &f.clock);
+    checker.use_store(f.store);
+    const auto results = f.check(checker, canary_with(template_metric("split")));
+    REQUIRE(results.size() == 1);
+    CHECK(results[0].verdict == Verdict::kError);
+    CHECK_THAT(results[0].message,
+               Catch::Contains("spec.provider.headers.X-Scope-OrgID holds a line break or NUL"));
+    CHECK(f.server->requests().empty());
+}

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 
+#include "controller/kube/fetched_objects.hpp"
 #include "controller/kube/informer.hpp"
 #include "controller/kube/rest_client.hpp"
 #include "tests/support/catch_result.hpp"
@@ -241,5 +242,72 @@ TEST_CASE("the informer re-lists after 410 Gone and reports exactly what changed
     CHECK(recorder.updated == std::vector<std::string>{"cm-0", "cm-1", "cm-2"});
     CHECK(recorder.deleted == std::vector<std::string>{"cm-9"});
     CHECK(recorder.added == std::vector<std::string>{"new-one"});
+    informer.stop();
+}
+
+TEST_CASE("Secrets: the informer holds metadata only, and only the Secrets fetched are held whole") {
+    asio::io_context io;
+    auto& cluster = shared_cluster();
+    auto client = client_for(io, cluster.config(), cluster.clock());
+    TestNamespace ns;
+    const auto& secrets = types::secrets();
+    auto secret = [&](const std::string& name, const std::string& value) {
+        return Json{{"apiVersion", "v1"},
+                    {"kind", "Secret"},
+                    {"metadata", {{"name", name}, {"namespace", ns.name()}}},
+                    {"stringData", {{"token", value}}}};
+    };
+    for (int i = 0; i < 30; ++i) {
+        REQUIRE(run(io, client->create(secrets, ns.name(),
+                                       secret("helm-release-" + std::to_string(i), "big"), {})));
+    }
+    REQUIRE(run(io, client->create(secrets, ns.name(), secret("used", "v1"), {})));
+
+    kube::InformerOptions options;
+    options.ns = ns.name();
+    options.metadata_only = true;
+    kube::Informer informer(*client, cluster.clock(), secrets, options);
+    kube::FetchedObjects fetched(*client, informer);
+    informer.start(io.get_executor());
+    REQUIRE(wait_until([&] {
+        pump(io, std::chrono::milliseconds{10});
+        return informer.has_synced();
+    }));
+    // What the informer holds says which Secrets exist, not what they hold.
+    REQUIRE(informer.size() >= 31);
+    for (const auto& object : informer.list()) {
+        CHECK_FALSE(object->contains("data"));
+        CHECK_FALSE(object->contains("stringData"));
+    }
+    CHECK(fetched.get(ns.name(), "used") == nullptr);  // not fetched yet
+
+    REQUIRE(run(io, fetched.fetch(ns.name(), {"used", "missing"})));
+    CHECK(fetched.fetches() == 1);  // "missing" does not exist: no GET
+    CHECK(fetched.size() == 1);
+    auto used = fetched.get(ns.name(), "used");
+    REQUIRE(used);
+    CHECK(kube::secret_data(*used, "token") == "v1");
+    REQUIRE(run(io, fetched.fetch(ns.name(), {"used"})));
+    CHECK(fetched.fetches() == 1);  // unchanged: no second GET
+
+    // A change drops the copy; the next fetch reads the new value.
+    REQUIRE(run(io, client->patch(secrets, ns.name(), "used", kube::PatchType::kMerge,
+                                  R"({"stringData":{"token":"v2"}})", {})));
+    REQUIRE(wait_until([&] {
+        pump(io, std::chrono::milliseconds{10});
+        return fetched.get(ns.name(), "used") == nullptr;
+    }));
+    REQUIRE(run(io, fetched.fetch(ns.name(), {"used"})));
+    CHECK(fetched.fetches() == 2);
+    CHECK(kube::secret_data(*fetched.get(ns.name(), "used"), "token") == "v2");
+
+    // A delete drops it for good.
+    REQUIRE(run(io, client->remove(secrets, ns.name(), "used", {})));
+    REQUIRE(wait_until([&] {
+        pump(io, std::chrono::milliseconds{10});
+        return informer.get(ns.name(), "used") == nullptr;
+    }));
+    CHECK(fetched.get(ns.name(), "used") == nullptr);
+    CHECK(fetched.size() == 0);
     informer.stop();
 }
