@@ -45,7 +45,10 @@
 namespace {
 
 namespace asio = boost::asio;
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = SERIN_VERSION;  // the CMake project's version
+/// A reconcile running this long hangs: each API call in it is bounded by its timeout and
+/// retries, and webhooks and metric checks run outside it. /healthz then fails.
+constexpr auto kStuckReconcile = std::chrono::minutes{10};
 
 struct Flags {
     std::string kubeconfig;
@@ -344,6 +347,13 @@ int main(int argc, char** argv) {
                 return {200, "text/plain; version=0.0.4; charset=utf-8", telemetry.scrape()};
             }
             if (path == "/healthz") {
+                // The loop that answers this is the one that reconciles, so an answer at all
+                // says it runs; a reconcile far past every timeout says a worker hangs.
+                if (live != nullptr) {
+                    if (auto problem = live->unhealthy(kStuckReconcile)) {
+                        return {500, "text/plain; charset=utf-8", *problem + "\n"};
+                    }
+                }
                 return {200, "text/plain; charset=utf-8", "OK"};
             }
             if (path == "/readyz") {

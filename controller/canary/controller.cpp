@@ -241,6 +241,7 @@ asio::awaitable<void> Controller::worker() {
         }
         ++reconciles_;
         ++in_flight_;
+        running_[*key] = deps_.clock.steady_now();
         Result<ReconcileResult> result = ReconcileResult{};
         try {
             result = co_await reconciler_->reconcile(*key);
@@ -250,6 +251,7 @@ asio::awaitable<void> Controller::worker() {
             result = fail(ErrorKind::kInternal, e.what());
         }
         --in_flight_;
+        running_.erase(*key);
         const bool cancelled = !result && result.error().kind == ErrorKind::kCancelled;
         if (draining_ && !cancelled) {
             CanaryLog(*key).info("reconcile finished while draining");
@@ -273,6 +275,10 @@ asio::awaitable<void> Controller::worker() {
     }
 }
 
+std::optional<std::string> Controller::unhealthy(Duration stuck_after) const {
+    return stuck_reconcile(running_, deps_.clock.steady_now(), stuck_after);
+}
+
 std::size_t Controller::in_flight() const {
     return in_flight_ + (calls_ ? calls_->questions_in_flight() : 0);
 }
@@ -281,6 +287,19 @@ void Controller::finish_drain_if_done() {
     if (draining_ && in_flight_ == 0 && drain_wait_.empty()) {
         queue_->shut_down();
     }
+}
+
+std::optional<std::string> stuck_reconcile(const std::map<std::string, SteadyTime>& running,
+                                           SteadyTime now, Duration limit) {
+    for (const auto& [key, started] : running) {
+        if (now - started > limit) {
+            return "the reconcile of " + key + " has run for " +
+                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - started)
+                                      .count()) +
+                   " s";
+        }
+    }
+    return std::nullopt;
 }
 
 namespace {

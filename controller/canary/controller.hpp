@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -46,6 +47,11 @@ struct ControllerDeps {
     telemetry::Telemetry* telemetry = nullptr;
 };
 
+/// Why a set of reconciles in progress (key -> start) means a hung worker: the first that has
+/// run longer than `limit`, named with how long; nullopt when none has.
+std::optional<std::string> stuck_reconcile(const std::map<std::string, SteadyTime>& running,
+                                           SteadyTime now, Duration limit);
+
 /// The canary controller: informers for Canaries and everything they touch, one work queue
 /// keyed by canary, and workers that run the Reconciler.
 ///
@@ -76,6 +82,9 @@ public:
     std::size_t in_flight() const;
     /// Whether every informer has synced (for /readyz).
     bool synced() const;
+    /// Why the controller is not healthy (for /healthz), or nullopt: a reconcile has run longer
+    /// than `stuck_after` (every call in one is bounded, so it hangs).
+    std::optional<std::string> unhealthy(Duration stuck_after) const;
     /// The informer caches (MetricTemplates and Secrets for the metric checker).
     const kube::ObjectStore& store() const { return store_; }
 
@@ -113,6 +122,8 @@ private:
     bool draining_ = false;
     /// While draining: canaries whose background answer is awaited, for one last reconcile.
     std::set<std::string> drain_wait_;
+    /// The reconciles in progress and when each began.
+    std::map<std::string, SteadyTime> running_;
 };
 
 }  // namespace serin::canary

@@ -160,6 +160,12 @@ Reconciler::Reconciler(ReconcilerDeps deps, ReconcilerOptions options)
 
 void Reconciler::forget(const std::string& key) {
     memory_.erase(key);
+    if (deps_.telemetry != nullptr) {
+        const auto slash = key.find('/');
+        if (slash != std::string::npos) {
+            deps_.telemetry->forget_canary(key.substr(0, slash), key.substr(slash + 1));
+        }
+    }
     if (deps_.calls != nullptr) {
         deps_.calls->forget(key);
     }

@@ -6,6 +6,8 @@
 // can run in between and no line can pick up another canary's key.
 #include "controller/core/log.hpp"
 
+#include "controller/core/text.hpp"
+
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
@@ -71,9 +73,27 @@ void append_logfmt_value(spdlog::memory_buf_t& dest, std::string_view text) {
     dest.push_back('"');
 }
 
-std::string_view payload(const spdlog::details::log_msg& msg) {
-    return {msg.payload.data(), msg.payload.size()};
+/// The longest message a line carries; messages quote webhook and metrics answers.
+constexpr std::size_t kMaxLogMessage = 4096;
+
+/// The message, valid UTF-8 and at most kMaxLogMessage bytes, so no format can be broken by
+/// what a remote server wrote.
+std::string payload(const spdlog::details::log_msg& msg) {
+    return text::clip(std::string_view{msg.payload.data(), msg.payload.size()}, kMaxLogMessage);
 }
+
+/// %q: the message of a text line with control characters escaped (a line break in a
+/// webhook's answer must not start what looks like another log line).
+class TextMessageFlag final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
+        append_json_escaped(dest, payload(msg));
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override {
+        return std::make_unique<TextMessageFlag>();
+    }
+};
 
 /// %K: "canary <key>: " on a line about a canary (text).
 class TextCanaryFlag final : public spdlog::custom_flag_formatter {
@@ -142,8 +162,8 @@ std::unique_ptr<spdlog::formatter> make_log_formatter(LogFormat format) {
                 "ts=%Y-%m-%dT%H:%M:%S.%eZ level=%l %F");
             break;
         case LogFormat::kText:
-            formatter->add_flag<TextCanaryFlag>('K').set_pattern(
-                "%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %K%v");
+            formatter->add_flag<TextCanaryFlag>('K').add_flag<TextMessageFlag>('q').set_pattern(
+                "%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %K%q");
             break;
     }
     return formatter;

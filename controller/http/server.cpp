@@ -2,6 +2,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -24,6 +25,7 @@ struct HttpServer::State {
     ServerHandler handler;
     std::list<beast::tcp_stream*> open;  ///< connections to close on stop()
     bool stopped = false;
+    std::uint64_t accept_failures = 0;
 };
 
 namespace {
@@ -70,6 +72,7 @@ asio::awaitable<void> serve(std::shared_ptr<HttpServer::State> state, tcp::socke
 }
 
 asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
+    auto pause = std::chrono::milliseconds{50};
     while (!state->stopped) {
         auto [error, socket] =
             co_await state->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
@@ -77,7 +80,19 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state) {
             if (state->stopped || error == asio::error::operation_aborted) {
                 co_return;
             }
-            continue;  // e.g. too many open files: the next accept may work
+            // Too many open files, say: the error would come back at once, so wait a while
+            // instead of spinning on it.
+            ++state->accept_failures;
+            asio::steady_timer timer(state->acceptor.get_executor(), pause);
+            co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            pause = std::min(pause * 2, std::chrono::milliseconds{1000});
+            continue;
+        }
+        pause = std::chrono::milliseconds{50};
+        if (state->open.size() >= HttpServer::kMaxConnections) {
+            beast::error_code ignored;
+            socket.close(ignored);  // a probe or a scrape needs no more than a few
+            continue;
         }
         asio::co_spawn(state->acceptor.get_executor(), serve(state, std::move(socket)),
                        asio::detached);
@@ -115,6 +130,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen(asio::any_io_executor exe
 }
 
 HttpServer::~HttpServer() { stop(); }
+
+std::uint64_t HttpServer::accept_failures() const { return state_->accept_failures; }
 
 std::uint16_t HttpServer::port() const {
     beast::error_code ec;

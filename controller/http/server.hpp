@@ -39,6 +39,11 @@ public:
     HttpServer& operator=(const HttpServer&) = delete;
 
     std::uint16_t port() const;
+    /// Accepts that failed (say, out of file descriptors) since the server started. After a
+    /// failure the server waits before it accepts again, 50 ms doubling to 1 s, instead of
+    /// spinning; connections beyond kMaxConnections are closed at once.
+    std::uint64_t accept_failures() const;
+    static constexpr std::size_t kMaxConnections = 128;
     /// Stops accepting and closes every open connection.
     void stop();
 

@@ -113,41 +113,77 @@ void Telemetry::set_canary_totals(const std::map<std::string, std::size_t>& per_
     }
 }
 
+Telemetry::CanarySeries& Telemetry::series_of(const api::Canary& canary) {
+    return series_[canary.metadata.ns + "/" + canary.metadata.name];
+}
+
+void Telemetry::forget_canary(const std::string& ns, const std::string& name) {
+    const auto it = series_.find(ns + "/" + name);
+    if (it == series_.end()) {
+        return;
+    }
+    const CanarySeries& s = it->second;
+    // Add() with labels already present returns that series, which Remove() then drops.
+    for (const Labels& labels : s.status) {
+        status_->Remove(&status_->Add(labels));
+    }
+    for (const Labels& labels : s.weight) {
+        weight_->Remove(&weight_->Add(labels));
+    }
+    for (const Labels& labels : s.duration) {
+        duration_->Remove(&duration_->Add(labels, default_buckets()));
+    }
+    for (const Labels& labels : s.metric) {
+        metric_analysis_->Remove(&metric_analysis_->Add(labels));
+    }
+    for (const Labels& labels : s.successes) {
+        successes_->Remove(&successes_->Add(labels));
+    }
+    for (const Labels& labels : s.failures) {
+        failures_->Remove(&failures_->Add(labels));
+    }
+    series_.erase(it);
+}
+
 void Telemetry::set_status(const api::Canary& canary, std::string_view phase) {
     const double value = phase == "Progressing" ? 0 : phase == "Failed" ? 2 : 1;
-    status_->Add({{"name", canary.spec.target_ref.name}, {"namespace", canary.metadata.ns}})
-        .Set(value);
+    const Labels labels{{"name", canary.spec.target_ref.name}, {"namespace", canary.metadata.ns}};
+    series_of(canary).status.insert(labels);
+    status_->Add(labels).Set(value);
 }
 
 void Telemetry::set_weights(const api::Canary& canary, int primary, int canary_weight) {
     const std::string& target = canary.spec.target_ref.name;
-    weight_->Add({{"workload", target + "-primary"}, {"namespace", canary.metadata.ns}})
-        .Set(primary);
-    weight_->Add({{"workload", target}, {"namespace", canary.metadata.ns}}).Set(canary_weight);
+    const Labels primary_labels{{"workload", target + "-primary"}, {"namespace", canary.metadata.ns}};
+    const Labels canary_labels{{"workload", target}, {"namespace", canary.metadata.ns}};
+    series_of(canary).weight.insert(primary_labels);
+    series_of(canary).weight.insert(canary_labels);
+    weight_->Add(primary_labels).Set(primary);
+    weight_->Add(canary_labels).Set(canary_weight);
 }
 
 void Telemetry::observe_analysis(const api::Canary& canary, double seconds) {
-    duration_
-        ->Add({{"name", canary.metadata.name}, {"namespace", canary.metadata.ns}},
-              default_buckets())
-        .Observe(seconds);
+    const Labels labels{{"name", canary.metadata.name}, {"namespace", canary.metadata.ns}};
+    series_of(canary).duration.insert(labels);
+    duration_->Add(labels, default_buckets()).Observe(seconds);
 }
 
 void Telemetry::set_metric_value(const api::Canary& canary, const std::string& metric,
                                  double value) {
-    metric_analysis_
-        ->Add({{"name", canary.metadata.name}, {"namespace", canary.metadata.ns}, {"metric", metric}})
-        .Set(value);
+    const Labels labels{
+        {"name", canary.metadata.name}, {"namespace", canary.metadata.ns}, {"metric", metric}};
+    series_of(canary).metric.insert(labels);
+    metric_analysis_->Add(labels).Set(value);
 }
 
 void Telemetry::count_release(const api::Canary& canary, bool succeeded, bool skipped) {
     auto* family = succeeded ? successes_ : failures_;
-    family
-        ->Add({{"name", canary.metadata.name},
-               {"namespace", canary.metadata.ns},
-               {"deployment_strategy", std::string(analysis::strategy(canary.spec))},
-               {"analysis_status", skipped ? "skipped" : "completed"}})
-        .Increment();
+    const Labels labels{{"name", canary.metadata.name},
+                        {"namespace", canary.metadata.ns},
+                        {"deployment_strategy", std::string(analysis::strategy(canary.spec))},
+                        {"analysis_status", skipped ? "skipped" : "completed"}};
+    (succeeded ? series_of(canary).successes : series_of(canary).failures).insert(labels);
+    family->Add(labels).Increment();
 }
 
 void Telemetry::observe_reconcile(double seconds, bool ok) {

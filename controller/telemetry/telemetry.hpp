@@ -58,6 +58,11 @@ public:
     /// flagger_canary_successes_total / failures_total{name, namespace, deployment_strategy,
     /// analysis_status = completed | skipped}.
     void count_release(const api::Canary& canary, bool succeeded, bool skipped);
+    /// Removes every series about the canary `name` in `ns` (it was deleted), so a cluster
+    /// where canaries come and go does not keep their series for ever.
+    void forget_canary(const std::string& ns, const std::string& name);
+    /// Canaries with series, for tests.
+    std::size_t canaries_with_series() const { return series_.size(); }
 
     // ---- Serin's own ------------------------------------------------------------------------
     /// serin_reconcile_duration_seconds{result = ok | error}.
@@ -103,6 +108,13 @@ private:
     prometheus::Family<prometheus::Counter>* watch_restarts_;
     Totals totals_;
     std::set<std::string> namespaces_;  ///< with a flagger_canary_total series
+    using Labels = std::map<std::string, std::string>;
+    /// The label sets each canary ("ns/name") has series under, per family.
+    struct CanarySeries {
+        std::set<Labels> status, weight, duration, metric, successes, failures;
+    };
+    std::map<std::string, CanarySeries> series_;
+    CanarySeries& series_of(const api::Canary& canary);
 };
 
 }  // namespace serin::telemetry

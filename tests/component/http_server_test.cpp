@@ -3,6 +3,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <boost/asio/ip/tcp.hpp>
 
 #include "controller/http/http_client.hpp"
 #include "controller/http/server.hpp"
@@ -100,4 +104,36 @@ TEST_CASE("a port in use is an error naming it, and stop() refuses new connectio
     auto after = f.get(port, "/metrics");
     REQUIRE_FALSE(after.has_value());
     CHECK(after.error().kind == ErrorKind::kTransient);
+}
+
+TEST_CASE("out of file descriptors, the server waits before accepting again instead of spinning") {
+    Fixture f;
+    // Connections the kernel completes into the listen backlog, before the limit is lowered.
+    std::vector<std::unique_ptr<asio::ip::tcp::socket>> clients;
+    for (int i = 0; i < 4; ++i) {
+        auto socket = std::make_unique<asio::ip::tcp::socket>(f.io);
+        socket->connect({asio::ip::make_address("127.0.0.1"), f.server->port()});
+        clients.push_back(std::move(socket));
+    }
+    rlimit original{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &original) == 0);
+    // No descriptor left: a new one is the lowest free number, so a limit at it makes every
+    // accept fail with EMFILE.
+    int lowest_free = 0;
+    while (::fcntl(lowest_free, F_GETFD) != -1) {
+        ++lowest_free;
+    }
+    rlimit tight = original;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    f.io.restart();
+    f.io.run_for(std::chrono::milliseconds{400});
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &original) == 0);
+    // 50 + 100 + 200 ms of pauses fit in 400 ms; a spinning loop fails thousands of times.
+    CHECK(f.server->accept_failures() >= 1);
+    CHECK(f.server->accept_failures() <= 6);
+    // With descriptors back, it serves again.
+    auto answer = f.get("/metrics");
+    REQUIRE(answer.has_value());
+    CHECK(answer->status == 200);
 }

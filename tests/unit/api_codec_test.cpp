@@ -805,3 +805,16 @@ TEST_CASE("decoding never throws, whatever type each field has") {
     CHECK(pointers.size() > 150);
     CHECK(rejected > 0);
 }
+
+TEST_CASE("the controller Deployment pins the image to this version, never :latest") {
+    std::ifstream in(std::string(SERIN_SOURCE_DIR) + "/crds/deployment.yaml");
+    REQUIRE(in.good());
+    std::string line;
+    std::string image;
+    while (std::getline(in, line)) {
+        if (const auto at = line.find("image: "); at != std::string::npos) {
+            image = line.substr(at + 7);
+        }
+    }
+    CHECK(image == std::string("ghcr.io/serin/serin:") + SERIN_VERSION);
+}

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "controller/canary/background_calls.hpp"
+#include "controller/canary/controller.hpp"
 
 namespace {
 
@@ -166,4 +167,14 @@ TEST_CASE("background posts are bounded and each ends within the budget") {
     f.settle();
     f.advance(1s);
     CHECK(done == 1);
+}
+
+TEST_CASE("a reconcile far past every timeout makes the controller unhealthy, naming it") {
+    using serin::canary::stuck_reconcile;
+    const serin::SteadyTime now{std::chrono::hours{1}};
+    std::map<std::string, serin::SteadyTime> running{{"ns/a", now - 30s}};
+    CHECK_FALSE(stuck_reconcile(running, now, 10min).has_value());
+    running["ns/b"] = now - 11min;
+    CHECK(stuck_reconcile(running, now, 10min) == "the reconcile of ns/b has run for 660 s");
+    CHECK_FALSE(stuck_reconcile({}, now, 10min).has_value());
 }

@@ -111,3 +111,18 @@ TEST_CASE("text log: a line about a canary starts its message with the key") {
     CHECK(lines[1].find(" info serving on port 8080") != std::string::npos);
     CHECK(lines[1].find("canary") == std::string::npos);
 }
+
+TEST_CASE("every format escapes line breaks, repairs broken UTF-8 and bounds the message") {
+    const std::string hostile = "webhook said: line one\nERROR fake line\r\ncaf\xE9";
+    for (auto format : {serin::LogFormat::kText, serin::LogFormat::kLogfmt, serin::LogFormat::kJson}) {
+        const std::vector<std::string> lines = [&] {
+            CapturedLog log(format);
+            serin::CanaryLog("ns/podinfo").warn("{}", hostile);
+            serin::CanaryLog("ns/podinfo").warn("{}", std::string(100'000, 'x'));
+            return log.lines();
+        }();
+        REQUIRE(lines.size() == 2);  // the line breaks did not make lines of their own
+        CHECK(lines[0].find("line one\\nERROR fake line\\r\\ncaf\xEF\xBF\xBD") != std::string::npos);
+        CHECK(lines[1].size() < 4200);
+    }
+}

@@ -101,3 +101,32 @@ TEST_CASE("totals read at each scrape become counters that only go up") {
     t.set_totals(totals);
     CHECK(has(t.scrape(), "serin_api_requests_total{code=\"200\",verb=\"GET\"} 15"));
 }
+
+TEST_CASE("a deleted canary's series are removed, another canary's are kept") {
+    serin::telemetry::Telemetry t("0.1.0", "istio");
+    const auto c = canary();
+    const auto other = [] {
+        auto o = canary();
+        o.metadata.name = "other";
+        o.spec.target_ref.name = "other";
+        return o;
+    }();
+    for (const auto* one : {&c, &other}) {
+        t.set_status(*one, "Progressing");
+        t.set_weights(*one, 80, 20);
+        t.set_metric_value(*one, "request-success-rate", 99);
+        t.observe_analysis(*one, 0.2);
+        t.count_release(*one, true, false);
+        t.count_release(*one, false, true);
+    }
+    CHECK(t.canaries_with_series() == 2);
+    t.forget_canary("test", "podinfo-canary");
+    const std::string text = t.scrape();
+    CHECK(t.canaries_with_series() == 1);
+    CHECK(text.find("name=\"podinfo-canary\"") == std::string::npos);
+    CHECK(text.find("name=\"podinfo\"") == std::string::npos);
+    CHECK(text.find("workload=\"podinfo") == std::string::npos);
+    CHECK(has(text, "flagger_canary_status{name=\"other\",namespace=\"test\"} 0"));
+    CHECK(has(text, "flagger_canary_weight{namespace=\"test\",workload=\"other-primary\"} 80"));
+    t.forget_canary("test", "never-seen");  // nothing to do
+}
