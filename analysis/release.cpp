@@ -23,6 +23,7 @@ constexpr std::string_view kPromoting = "Promoting";
 constexpr std::string_view kFinalising = "Finalising";
 constexpr std::string_view kSucceeded = "Succeeded";
 constexpr std::string_view kFailed = "Failed";
+constexpr std::string_view kRoutingToPrimary = "Routing all traffic to primary";
 
 bool is_one_of(std::string_view phase, std::initializer_list<std::string_view> phases) {
     return std::find(phases.begin(), phases.end(), phase) != phases.end();
@@ -244,6 +245,15 @@ private:
             // leaves it alone and a new revision is compared with the last one seen.
             status_.last_applied_spec = obs_.revision;
             status_.tracked_configs = obs_.configs;
+            // A rolled-back canary gets no traffic. Rollbacks record the status before moving
+            // the traffic; a controller stopped in between finishes the move here. (A failed
+            // promotion routes everything to the canary on purpose; its status says weight 100.)
+            if (!changed && status_.canary_weight == 0 && obs_.routes &&
+                (obs_.routes->canary > 0 || obs_.routes->mirrored)) {
+                event(std::string(kRoutingToPrimary) + " (finishing the rollback)");
+                set_routes(100, 0, false);
+                return;
+            }
         }
         const bool active = is_one_of(
             status_.phase, {kProgressing, kWaiting, kWaitingPromotion, kPromoting, kFinalising});
@@ -436,6 +446,7 @@ private:
     }
 
     void rollback() {
+        decision_.status_first = true;
         set_routes(100, 0, false);
         status_.phase = std::string(kFailed);  // the event carries the new phase
         warn("Canary failed! Scaling down " + canary_id());
@@ -467,7 +478,7 @@ private:
     }
 
     void route_to_primary() {
-        event("Routing all traffic to primary");
+        event(std::string(kRoutingToPrimary));
         set_routes(100, 0, false);
         set_phase(kFinalising);
         decision_.consumed_tick = true;

@@ -174,6 +174,11 @@ struct Decision {
     bool consumed_tick = false;
     /// True when the canary is mid-release or waiting for something, so it needs ticks.
     bool active = false;
+    /// True for a rollback: the reconciler writes the status (phase Failed) before it moves the
+    /// traffic and scales down, so a controller killed in between comes back to a Failed canary
+    /// (whose traffic advance() then moves back to the primary) instead of one that looks as if
+    /// its analysis had not started and would be given traffic again.
+    bool status_first = false;
 
     bool needs_input() const { return need_hooks.has_value() || need_metrics; }
 };

@@ -444,7 +444,14 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     set_accepted(decision.status.conditions, true, "Valid",
                  "The spec is valid and its target exists.", now_text);
 
-    // ---- act: routing and workloads first, then the status, then what only reports ----
+    // ---- act: routing and workloads first, then the status, then what only reports (a
+    // rollback writes its status first: see Decision::status_first) ----
+    if (decision.status_first) {
+        if (auto written = co_await write_decided_status(ctx, decision.status, now_text);
+            !written) {
+            co_return written.error();
+        }
+    }
     for (const analysis::Action& action : decision.actions) {
         Result<void> done;
         if (const auto* routes = std::get_if<analysis::SetRoutes>(&action)) {
@@ -472,11 +479,9 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
             co_return done.error();
         }
     }
-    if (api::encode_status(decision.status) != api::encode_status(ctx.canary.status)) {
-        if (decision.status.last_transition_time == ctx.canary.status.last_transition_time) {
-            decision.status.last_transition_time = now_text;
-        }
-        if (auto written = co_await write_status(ctx, decision.status); !written) {
+    if (!decision.status_first) {
+        if (auto written = co_await write_decided_status(ctx, decision.status, now_text);
+            !written) {
             co_return written.error();
         }
     }
@@ -866,6 +871,18 @@ asio::awaitable<Result<void>> Reconciler::write_status(Context& ctx,
     deps_.store.wrote(types::canaries(), *written);
     ctx.raw = std::make_shared<const Json>(std::move(*written));
     co_return Result<void>{};
+}
+
+asio::awaitable<Result<void>> Reconciler::write_decided_status(Context& ctx,
+                                                               api::CanaryStatus& status,
+                                                               const std::string& now) {
+    if (api::encode_status(status) == api::encode_status(ctx.canary.status)) {
+        co_return Result<void>{};
+    }
+    if (status.last_transition_time == ctx.canary.status.last_transition_time) {
+        status.last_transition_time = now;
+    }
+    co_return co_await write_status(ctx, status);
 }
 
 asio::awaitable<Result<void>> Reconciler::sync_finalizer(Context& ctx) {

@@ -126,6 +126,11 @@ private:
     boost::asio::awaitable<Result<void>> scale(const Context& ctx, bool up);
     /// Writes the status subresource; updates ctx.raw.
     boost::asio::awaitable<Result<void>> write_status(Context& ctx, const api::CanaryStatus& status);
+    /// Writes a decision's status when it differs from the canary's, stamping
+    /// lastTransitionTime with `now` when the decision left it as it was.
+    boost::asio::awaitable<Result<void>> write_decided_status(Context& ctx,
+                                                              api::CanaryStatus& status,
+                                                              const std::string& now);
     boost::asio::awaitable<void> emit(const Context& ctx, const analysis::RecordEvent& event);
     /// Runs the post-rollout hooks and records their outcome (a copy of the context: it runs in
     /// the background).

@@ -2061,3 +2061,47 @@ TEST_CASE("validate_namespaces() refuses references to other namespaces, naming 
     upstream_elsewhere.spec.upstream_ref = api::UpstreamRef{"gloo.solo.io/v1", "Upstream", "u", "gloo"};
     CHECK_FALSE(serin::analysis::validate_namespaces(upstream_elsewhere).has_value());
 }
+
+TEST_CASE("a rollback is recorded before the traffic moves, and a Failed canary left with traffic "
+          "gets it taken away") {
+    auto analysis = weighted(10, 50);
+    analysis.threshold = 1;
+    analysis.metrics = {metric("request-success-rate")};
+    World w(make_canary(analysis));
+    w.metric_answers = std::vector<MetricResult>{
+        MetricResult{"request-success-rate", Verdict::kFail, 42.0, "too low", std::nullopt}};
+    w.init();
+    w.release("rev-2");
+    w.reconcile();  // pre-rollout: 10% to the canary
+    REQUIRE(w.routes == split(90, 10));
+    w.reconcile();  // one failed check
+    Reconcile rollback = w.reconcile();
+    REQUIRE(w.phase() == "Failed");
+    CHECK(rollback.decision.status_first);
+
+    // Killed after the status write, before the routes: the canary still has its 10%.
+    w.routes = split(90, 10);
+    Reconcile repair = w.reconcile();
+    CHECK(repair.routes == std::vector<Routes>{split(100, 0)});
+    CHECK(repair.messages() ==
+          std::vector<std::string>{"Routing all traffic to primary (finishing the rollback)"});
+    CHECK(w.phase() == "Failed");
+    // Done: nothing more to move.
+    CHECK(w.reconcile().routes.empty());
+}
+
+TEST_CASE("a failed promotion's traffic on the canary is not taken away") {
+    auto analysis = weighted(50, 50);
+    World w(make_canary(analysis));
+    w.init();
+    w.release("rev-2");
+    while (w.phase() != "Promoting" && w.phase() != "Failed") {
+        w.reconcile();
+    }
+    REQUIRE(w.phase() == "Promoting");
+    w.primary = Readiness{false, false, str(kDeadlineExceeded)};
+    w.reconcile();
+    REQUIRE(w.phase() == "Failed");
+    REQUIRE(w.routes == split(0, 100));
+    CHECK(w.reconcile().routes.empty());
+}
