@@ -4,10 +4,18 @@
 #include <spdlog/spdlog.h>
 
 #include "controller/core/json.hpp"
+#include "controller/core/text.hpp"
 
 namespace serin::notify {
 
 namespace asio = boost::asio;
+
+namespace {
+
+/// The longest alert text, and field value, posted.
+constexpr std::size_t kMaxAlertText = 2048;
+
+}  // namespace
 
 void Notifier::post(Destination destination, Message message, FailureHandler on_failure) {
     if (stats_.in_flight >= options_.max_in_flight) {
@@ -17,6 +25,11 @@ void Notifier::post(Destination destination, Message message, FailureHandler on_
                        std::to_string(stats_.in_flight) + " alerts are already being sent");
         }
         return;
+    }
+    // The text quotes what webhooks and metrics servers answered: bounded, like an Event.
+    message.text = text::clip(message.text, kMaxAlertText);
+    for (Field& field : message.fields) {
+        field.value = text::clip(field.value, kMaxAlertText);
     }
     std::string body = dump_json(payload(destination, message));
     ++stats_.in_flight;

@@ -153,3 +153,19 @@ TEST_CASE("post() returns at once, a receiver that never answers times out in th
     REQUIRE(f.failures.size() == 2);
     CHECK(f.failures[1].find("(after 2 attempts)") != std::string::npos);
 }
+
+TEST_CASE("an 8 MiB text that is not UTF-8 is posted short and valid, not whole") {
+    Fixture f;
+    auto n = f.make();
+    notify::Message m = Fixture::message();
+    m.text = "Halt advancement: webhook said " + std::string(8 * 1024 * 1024, '\xE9');
+    m.fields.push_back({"Last metrics", std::string(100'000, 'x')});
+    n.post(f.destination(), m, [&](const std::string& why) { f.failures.push_back(why); });
+    REQUIRE(f.run_until([&] { return n.stats().sent == 1; }));
+    const TestRequest& r = f.server.requests().at(0);
+    CHECK(r.body.size() < 16 * 1024);
+    const Json body = Json::parse(r.body);  // valid JSON, so valid UTF-8
+    const std::string text = body["attachments"][0]["text"];
+    CHECK(text.rfind("Halt advancement: webhook said \xEF\xBF\xBD", 0) == 0);
+    CHECK(text.size() <= 2048);
+}
