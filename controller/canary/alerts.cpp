@@ -1,6 +1,7 @@
 #include "controller/canary/alerts.hpp"
 
 #include "analysis/metric_judge.hpp"
+#include "controller/core/text.hpp"
 #include "controller/http/http_client.hpp"
 #include "controller/kube/kube_client.hpp"
 
@@ -67,8 +68,9 @@ Result<notify::Destination> alert_destination(const api::AlertProvider& provider
             return fail(ErrorKind::kNotFound, "AlertProvider " + id + " secret " +
                                                   provider.spec.secret_ref->name + " not found");
         }
-        d.address = kube::secret_data(*secret, "address");
-        d.token = kube::secret_data(*secret, "token");
+        // Saved with `--from-file`, values often end in a newline, which no URL or token holds.
+        d.address = std::string(text::trim(kube::secret_data(*secret, "address")));
+        d.token = std::string(text::trim(kube::secret_data(*secret, "token")));
         if (d.address.empty()) {
             return fail(ErrorKind::kInvalid, "AlertProvider " + id + " secret " +
                                                  provider.spec.secret_ref->name +

@@ -111,7 +111,7 @@ TEST_CASE("a canary asking another question cancels the one its status has moved
     CHECK(f.woken == std::vector<std::string>{"ns/a"});
 }
 
-TEST_CASE("questions past max_questions wait; other canaries are not held up by a slow one") {
+TEST_CASE("questions past max_questions wait, and other canaries are not held up by a slow one") {
     BackgroundCallOptions options;
     options.max_questions = 2;
     Fixture f(options);
