@@ -145,9 +145,14 @@ Result<std::string> result_type(const Json& data) {
     return text::clip(type->get_ref<const std::string&>(), kQuoted);
 }
 
-}  // namespace
+/// The `data` of a successful answer and its result type.
+struct TypedResult {
+    Json data;
+    std::string type;
+    const Json& result() const { return data.at("result"); }
+};
 
-Result<std::vector<double>> parse_range_response(std::string_view body) {
+Result<TypedResult> typed_result(std::string_view body) {
     auto data = response_data(body);
     if (!data) {
         return data.error();
@@ -156,10 +161,21 @@ Result<std::vector<double>> parse_range_response(std::string_view body) {
     if (!type) {
         return type.error();
     }
-    const Json& result = data->at("result");
-    if (*type != "matrix" || !result.is_array()) {
+    return TypedResult{std::move(*data), std::move(*type)};
+}
+
+}  // namespace
+
+Result<std::vector<double>> parse_range_response(std::string_view body) {
+    auto data = typed_result(body);
+    if (!data) {
+        return data.error();
+    }
+    const std::string& type = data->type;
+    const Json& result = data->result();
+    if (type != "matrix" || !result.is_array()) {
         return fail(ErrorKind::kBadRequest,
-                    "Prometheus range result type \"" + *type + "\" is not a matrix");
+                    "Prometheus range result type \"" + type + "\" is not a matrix");
     }
     std::vector<double> values;
     if (result.empty()) {
@@ -191,24 +207,21 @@ Result<std::vector<double>> parse_range_response(std::string_view body) {
 }
 
 Result<std::optional<double>> parse_query_response(std::string_view body) {
-    auto data = response_data(body);
+    auto data = typed_result(body);
     if (!data) {
         return data.error();
     }
-    auto type = result_type(*data);
-    if (!type) {
-        return type.error();
-    }
-    const Json& result = data->at("result");
-    if (*type == "scalar") {
+    const std::string& type = data->type;
+    const Json& result = data->result();
+    if (type == "scalar") {
         return sample_value(result);
     }
-    if (*type == "matrix") {
+    if (type == "matrix") {
         return fail(ErrorKind::kBadRequest, "query returned multiple values");
     }
-    if (*type != "vector" || !result.is_array()) {
+    if (type != "vector" || !result.is_array()) {
         return fail(ErrorKind::kBadRequest,
-                    "Prometheus result type \"" + *type + "\" is not a vector or scalar");
+                    "Prometheus result type \"" + type + "\" is not a vector or scalar");
     }
     for (const Json& element : result) {
         if (element.is_object() && element.contains("values")) {

@@ -11,6 +11,7 @@
 
 #include "controller/core/text.hpp"
 #include "tests/e2e/e2e.hpp"
+#include "tests/support/hostile.hpp"
 
 namespace {
 
@@ -22,14 +23,7 @@ namespace test = serin::test;
 const std::string kV1 = "ghcr.io/stefanprodan/podinfo:6.0.0";
 const std::string kV2 = "ghcr.io/stefanprodan/podinfo:6.0.1";
 
-std::string hostile_file(const std::string& name) {
-    std::ifstream in(std::string(SERIN_SOURCE_DIR) + "/tests/data/hostile/" + name,
-                     std::ios::binary);
-    REQUIRE(in.good());
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
-}
+using serin::testing::hostile_input;
 
 bool has_event(Scenario& s, const std::string& text) {
     const auto events = s.events();
@@ -50,7 +44,7 @@ test::TestHttpServer answering(Scenario& s, int status, std::string body) {
 TEST_CASE("a webhook's Latin-1 error body fails the check readably and the rollback keeps pace") {
     Scenario s;
     // 503 with a body that is not UTF-8: the message of every failed check quotes it.
-    auto hook = answering(s, 503, hostile_file("text/latin1.txt"));
+    auto hook = answering(s, 503, hostile_input("text/latin1.txt"));
     SerinProcess& serin = s.start_serin();
     const Json analysis = {{"interval", "3s"},
                            {"threshold", 3},
@@ -109,7 +103,7 @@ TEST_CASE("an interval the CRD pattern lets through, cut inside a character, is 
 
 TEST_CASE("a metrics server answering JSON nested 50,000 deep fails the check, serin runs on") {
     Scenario s;
-    auto prometheus = answering(s, 200, hostile_file("prometheus/deep-sample.json"));
+    auto prometheus = answering(s, 200, hostile_input("prometheus/deep-sample.json"));
     SerinProcess& serin = s.start_serin();
     const Json analysis = {
         {"interval", "2s"},

@@ -11,13 +11,12 @@
 #include "analysis/release.hpp"
 #include "controller/core/text.hpp"
 #include "crds/api/canary.hpp"
+#include "tests/support/hostile.hpp"
 
 namespace {
 
 nlohmann::json load(const std::string& name) {
-    std::ifstream in(std::string(SERIN_SOURCE_DIR) + "/tests/data/hostile/canary/" + name);
-    REQUIRE(in.good());
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(serin::testing::hostile_input("canary/" + name));
 }
 
 /// The decoder's or validate()'s error for a Canary object.

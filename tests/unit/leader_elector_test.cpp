@@ -23,12 +23,16 @@ namespace {
 
 using Json = nlohmann::json;
 
-/// One Lease in memory. `during_update` runs inside each update, before it is answered.
+/// One Lease in memory. `during_update` runs inside each update, before it is answered; while
+/// `hang` is set, updates wait on `clock` for an hour (a slow API server) unless cancelled.
 class LeaseStore final : public serin::testing::UnimplementedKubeClient {
 public:
+    explicit LeaseStore(serin::Clock* clock = nullptr) : clock_(clock) {}
     std::optional<Json> lease;
     std::function<void()> during_update;
     int updates = 0;
+    bool hang = false;
+    bool last_write_unthrottled = false;
 
     asio::awaitable<Result<Json>> get(serin::kube::ResourceType, std::string,
                                       std::string) override {
@@ -38,19 +42,30 @@ public:
         co_return Result<Json>(boost::system::in_place_value, *lease);
     }
     asio::awaitable<Result<Json>> create(serin::kube::ResourceType, std::string, Json body,
-                                         serin::kube::WriteOptions) override {
+                                         serin::kube::WriteOptions options) override {
+        last_write_unthrottled = options.unthrottled;
         lease = std::move(body);
         co_return Result<Json>(boost::system::in_place_value, *lease);
     }
     asio::awaitable<Result<Json>> update(serin::kube::ResourceType, std::string, Json body,
-                                         serin::kube::WriteOptions) override {
+                                         serin::kube::WriteOptions options) override {
         ++updates;
+        last_write_unthrottled = options.unthrottled;
         if (during_update) {
             during_update();
+        }
+        if (hang && clock_ != nullptr) {
+            const bool slept = co_await clock_->sleep_for(std::chrono::hours{1});
+            if (!slept) {
+                co_return serin::fail(ErrorKind::kCancelled, "cancelled");
+            }
         }
         lease = std::move(body);
         co_return Result<Json>(boost::system::in_place_value, *lease);
     }
+
+private:
+    serin::Clock* clock_;
 };
 
 serin::kube::LeaderElectionOptions options() {
@@ -102,55 +117,10 @@ TEST_CASE("cancelled while a renewal is in flight, the elector stops leading ins
     CHECK(store.lease->at("spec").at("holderIdentity") == "me");  // release() comes next
 }
 
-namespace {
-
-/// A Lease store whose updates hang (until cancelled) while `hang` is set.
-class SlowLeaseStore final : public serin::testing::UnimplementedKubeClient {
-public:
-    explicit SlowLeaseStore(serin::Clock& clock) : clock_(clock) {}
-    std::optional<Json> lease;
-    bool hang = false;
-    int updates = 0;
-    bool last_write_unthrottled = false;
-
-    asio::awaitable<Result<Json>> get(serin::kube::ResourceType, std::string,
-                                      std::string) override {
-        if (!lease) {
-            co_return serin::fail(ErrorKind::kNotFound, "leases \"serin\" not found");
-        }
-        co_return Result<Json>(boost::system::in_place_value, *lease);
-    }
-    asio::awaitable<Result<Json>> create(serin::kube::ResourceType, std::string, Json body,
-                                         serin::kube::WriteOptions options) override {
-        last_write_unthrottled = options.unthrottled;
-        lease = std::move(body);
-        co_return Result<Json>(boost::system::in_place_value, *lease);
-    }
-    asio::awaitable<Result<Json>> update(serin::kube::ResourceType, std::string, Json body,
-                                         serin::kube::WriteOptions options) override {
-        ++updates;
-        last_write_unthrottled = options.unthrottled;
-        if (hang) {
-            // What a slow API server with a 30 s timeout and retries looks like.
-            const bool slept = co_await clock_.sleep_for(std::chrono::hours{1});
-            if (!slept) {
-                co_return serin::fail(ErrorKind::kCancelled, "cancelled");
-            }
-        }
-        lease = std::move(body);
-        co_return Result<Json>(boost::system::in_place_value, *lease);
-    }
-
-private:
-    serin::Clock& clock_;
-};
-
-}  // namespace
-
 TEST_CASE("a renewal that hangs past the renew deadline ends the leadership at the deadline") {
     asio::io_context io;
     serin::ManualClock clock;
-    SlowLeaseStore store(clock);
+    LeaseStore store(&clock);
     int started = 0;
     int stopped = 0;
     serin::kube::LeaderElector elector(store, clock, options(),

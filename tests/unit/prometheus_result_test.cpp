@@ -3,6 +3,7 @@
 
 #include "analysis/providers/prometheus_result.hpp"
 #include "controller/core/text.hpp"
+#include "tests/support/hostile.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -94,12 +95,7 @@ TEST_CASE("a range answer with two series, a vector or an error is an error nami
 namespace {
 
 std::string hostile(const std::string& name) {
-    std::ifstream in(std::string(SERIN_SOURCE_DIR) + "/tests/data/hostile/prometheus/" + name,
-                     std::ios::binary);
-    REQUIRE(in.good());
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
+    return serin::testing::hostile_input("prometheus/" + name);
 }
 
 std::string error_of(const std::string& name) {

@@ -8,19 +8,13 @@
 
 #include "controller/core/json.hpp"
 #include "controller/core/text.hpp"
+#include "tests/support/hostile.hpp"
 
 namespace text = serin::text;
 
 namespace {
 
-std::string hostile(const std::string& name) {
-    std::ifstream in(std::string(SERIN_SOURCE_DIR) + "/tests/data/hostile/" + name,
-                     std::ios::binary);
-    REQUIRE(in.good());
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
-}
+std::string hostile(const std::string& name) { return serin::testing::hostile_input(name); }
 
 }  // namespace
 
