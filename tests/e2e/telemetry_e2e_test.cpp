@@ -80,4 +80,20 @@ TEST_CASE("Prometheus scraping serin sees Flagger's status, weight and success s
     CHECK(value("sum(serin_api_requests_total{" + mine + ",verb=\"WATCH\",code=\"200\"})") > 0.0);
     CHECK(value("serin_workqueue_wait_seconds_count{" + mine + "}") > 0.0);
     CHECK(value("serin_prometheus_query_duration_seconds_count{" + mine + ",result=\"ok\"}") > 0.0);
+
+    // Deleting the canary takes its series off /metrics (a cluster where canaries come and go
+    // does not keep them for ever).
+    const std::string before = get(serin, "/metrics");
+    CHECK(before.find("flagger_canary_status{name=\"podinfo\"," + in_ns) != std::string::npos);
+    s.remove(types::canaries(), "podinfo");
+    s.wait_until(
+        [&] {
+            const std::string text = get(serin, "/metrics");
+            return text.find("flagger_canary_status{name=\"podinfo\"," + in_ns) == std::string::npos &&
+                   text.find("flagger_canary_successes_total{analysis_status=\"completed\","
+                             "deployment_strategy=\"blue-green\",name=\"podinfo\"," + in_ns) ==
+                       std::string::npos &&
+                   text.find("workload=\"podinfo-primary\"") == std::string::npos;
+        },
+        "the deleted canary's series to leave /metrics");
 }
