@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "controller/canary/prometheus_checker.hpp"
+#include "controller/core/text.hpp"
 #include "tests/support/test_certs.hpp"
 #include "tests/support/test_http_server.hpp"
 #include "tests/support/unimplemented_kube_client.hpp"
@@ -289,4 +290,29 @@ TEST_CASE("a template header with a line break is refused by name") {
     CHECK_THAT(results[0].message,
                Catch::Contains("spec.provider.headers.X-Scope-OrgID holds a line break or NUL"));
     CHECK(f.server->requests().empty());
+}
+
+TEST_CASE("a 503 whose body is cut inside a character is quoted short and as valid UTF-8") {
+    Fixture f(false);
+    std::string body = "service unavailable: ";
+    for (int i = 0; i < 400; ++i) {
+        body += "\xC3\xA4";  // ä
+    }
+    body.resize(600);  // cut inside a character, as a proxy that truncates would
+    TestHttpServer unavailable(f.io.get_executor(),
+                               [body](const TestRequest&, TestResponseWriter& writer)
+                                   -> asio::awaitable<void> { co_await writer.respond(503, body); });
+    canary::PrometheusMetricChecker checker(*f.verified, {}, f.insecure.get(), &f.clock);
+    api::CanaryMetric m;
+    m.name = "errors";
+    m.interval = "1m";
+    m.query = "sum(up)";
+    api::Canary c = canary_with(m);
+    c.spec.metrics_server = unavailable.base_url();
+    const auto results = f.check(checker, c);
+    REQUIRE(results.size() == 1);
+    CHECK(results[0].verdict == Verdict::kError);
+    CHECK_THAT(results[0].message, Catch::Contains("error response: Status 503: service unavailable"));
+    CHECK(serin::text::is_valid_utf8(results[0].message));
+    CHECK(results[0].message.size() < 600);
 }

@@ -68,3 +68,25 @@ TEST_CASE("an aggregated event whose Event was deleted is posted again") {
     REQUIRE(after->items.size() == 1);
     CHECK(after->items[0].at("count") == 1);
 }
+
+TEST_CASE("a long message that is not UTF-8 is recorded cut at a character, valid") {
+    boost::asio::io_context io;
+    auto client = make_admin_client(io);
+    TestNamespace ns;
+    Json subject = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
+                    {"metadata", {{"name", "cut"}, {"namespace", ns.name()}, {"uid", "u-2"}}}};
+    kube::EventRecorder recorder(*client, shared_cluster().clock(), {});
+    // Two-byte characters: a cut at a fixed byte count lands inside one. And a Latin-1 byte.
+    std::string message = "webhook said \xE9: ";
+    for (int i = 0; i < 1000; ++i) {
+        message += "\xC3\xA4";
+    }
+    REQUIRE(run(io, recorder.record(subject, kube::EventType::kWarning, "Synced", message)));
+    auto events = run(io, client->list(kube::types::events(), ns.name()));
+    REQUIRE(events);
+    REQUIRE(events->items.size() == 1);
+    const std::string stored = events->items[0].at("message");
+    CHECK(stored.size() <= 1024);
+    CHECK(stored.rfind("webhook said \xEF\xBF\xBD: \xC3\xA4", 0) == 0);
+    CHECK(stored.substr(stored.size() - 3) == "...");
+}
