@@ -91,7 +91,8 @@ private:
     std::map<std::string, std::unique_ptr<MeshRouter>, std::less<>> routers_;
 };
 
-/// Adds the routers of this build (today: kubernetes).
+/// Adds the routers of this build: kubernetes, istio, linkerd, smi (v1alpha1-3), osm and
+/// gatewayapi (v1, v1beta1).
 void register_builtin_routers(RouterRegistry& registry);
 
 }  // namespace serin::meshes

@@ -32,8 +32,7 @@ public:
                 results.push_back(analysis::MetricResult{
                     metric.name, analysis::Verdict::kError, std::nullopt,
                     "Metric query failed for " + metric.name +
-                        ": this build of Serin has no metrics provider (Prometheus analysis is "
-                        "not implemented yet)", std::nullopt});
+                        ": no metrics provider was given to this controller", std::nullopt});
             }
         }
         co_return results;
