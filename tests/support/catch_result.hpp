@@ -15,4 +15,11 @@ struct StringMaker<boost::system::result<T, serin::Error>> {
     }
 };
 
+template <class T>
+struct StringMaker<serin::Result<T>> {
+    static std::string convert(const serin::Result<T>& result) {
+        return StringMaker<boost::system::result<T, serin::Error>>::convert(result);
+    }
+};
+
 }  // namespace Catch
