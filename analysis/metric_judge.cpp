@@ -45,10 +45,9 @@ std::string go_duration(long long signed_ms) {
     }
     std::string sign = signed_ms < 0 ? "-" : "";
     // In unsigned arithmetic: the magnitude of LLONG_MIN does not fit a long long.
-    const unsigned long long magnitude =
-        signed_ms < 0 ? 0ULL - static_cast<unsigned long long>(signed_ms)
-                      : static_cast<unsigned long long>(signed_ms);
-    const unsigned long long ms = magnitude;
+    const unsigned long long ms = signed_ms < 0
+                                      ? 0ULL - static_cast<unsigned long long>(signed_ms)
+                                      : static_cast<unsigned long long>(signed_ms);
     if (ms < 1000) {
         return sign + std::to_string(ms) + "ms";
     }

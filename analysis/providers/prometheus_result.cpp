@@ -100,15 +100,12 @@ std::string labels_of(const Json& series) {
 
 /// The `data` object of a successful response.
 Result<Json> response_data(std::string_view body) {
-    auto parsed = parse_json(body, kMaxRemoteJsonDepth, "the Prometheus answer");
-    if (!parsed) {
-        if (parsed.error().message.find("is not JSON") != std::string::npos) {
-            return fail(ErrorKind::kBadRequest, "Prometheus answered with a body that is not JSON");
-        }
-        return parsed.error();
+    if (auto shallow = check_json_depth(body, kMaxRemoteJsonDepth, "the Prometheus answer");
+        !shallow) {
+        return shallow.error();
     }
-    Json& response = *parsed;
-    if (!response.is_object()) {
+    Json response = Json::parse(body, nullptr, false);
+    if (response.is_discarded() || !response.is_object()) {
         return fail(ErrorKind::kBadRequest, "Prometheus answered with a body that is not JSON");
     }
     const auto status = response.find("status");

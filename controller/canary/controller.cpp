@@ -157,8 +157,8 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     }
     reconciler_ = std::make_unique<Reconciler>(
         ReconcilerDeps{deps_.executor, deps_.client, store_, deps_.clock, deps_.recorder,
-                       deps_.webhooks, *routers_, deps_.metrics, alerts_.get(), calls_.get(),
-                       deps_.telemetry, secrets_.get()},
+                       deps_.webhooks, *routers_, deps_.metrics, alerts_.get(), *calls_,
+                       *secrets_, deps_.telemetry},
         options_.reconciler);
 }
 

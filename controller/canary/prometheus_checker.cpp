@@ -2,8 +2,8 @@
 
 #include "analysis/metric_judge.hpp"
 #include "analysis/queries.hpp"
-#include "crds/api/json_access.hpp"
 #include "controller/core/text.hpp"
+#include "crds/api/json_access.hpp"
 #include "crds/api/metric_template.hpp"
 
 namespace serin::canary {
@@ -98,7 +98,8 @@ Result<PrometheusMetricChecker::Prepared> PrometheusMetricChecker::prepare(
             const std::string& secret_name = provider.secret_ref->name;
             // A token file saved with a trailing newline is common; a bearer token never holds
             // whitespace, so it is trimmed rather than sent with a line break.
-            prepared.query.bearer_token = std::string(text::trim(kube::secret_data(*secret, "token")));
+            prepared.query.bearer_token =
+                std::string(text::trim(kube::secret_data(*secret, "token")));
             if (prepared.query.bearer_token.empty()) {
                 prepared.query.username = kube::secret_data(*secret, "username");
                 prepared.query.password = kube::secret_data(*secret, "password");

@@ -1,9 +1,9 @@
 #include "controller/canary/reconciler.hpp"
 
-#include "controller/core/json.hpp"
-#include "controller/core/text.hpp"
 #include "analysis/metric_judge.hpp"
+#include "controller/core/json.hpp"
 #include "controller/core/log.hpp"
+#include "controller/core/text.hpp"
 #include "controller/core/time_format.hpp"
 #include "crds/api/json_access.hpp"
 #include "meshes/common/session_affinity.hpp"
@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <variant>
 
 namespace serin::canary {
@@ -166,32 +165,25 @@ void Reconciler::forget(const std::string& key) {
             deps_.telemetry->forget_canary(key.substr(0, slash), key.substr(slash + 1));
         }
     }
-    if (deps_.calls != nullptr) {
-        deps_.calls->forget(key);
-    }
+    deps_.calls.forget(key);
 }
 
 ReconcileResult Reconciler::waiting() const {
     // Woken when the answer is ready; the re-queue is only a safety net (sooner when the
     // question could not even be started because too many are being worked out).
-    const bool saturated = deps_.calls != nullptr && deps_.calls->saturated();
-    return ReconcileResult{saturated ? Duration(std::chrono::seconds{1})
-                                     : Duration(std::chrono::seconds{30})};
+    return ReconcileResult{deps_.calls.saturated() ? Duration(std::chrono::seconds{1})
+                                                   : Duration(std::chrono::seconds{30})};
 }
 
 asio::awaitable<std::optional<analysis::HookRun>> Reconciler::hooks_answer(
     const Context& ctx, const analysis::HookRequest& request, const std::string& question) {
     const std::string checksum = canary_checksum(ctx.canary.status);
-    if (deps_.calls == nullptr) {
-        co_return co_await run_hooks(deps_.webhooks, ctx.canary, request.type, request.phase,
-                                     checksum);
-    }
-    auto answer = deps_.calls->ask(
+    auto answer = deps_.calls.ask(
         ctx.key, question,
         [&webhooks = deps_.webhooks, canary = ctx.canary, request, checksum] {
             return as_answer(run_hooks(webhooks, canary, request.type, request.phase, checksum));
         },
-        [canary = ctx.canary, type = request.type, budget = deps_.calls->budget()] {
+        [canary = ctx.canary, type = request.type, budget = deps_.calls.budget()] {
             return Answer{unanswered_hooks(canary, type, budget)};
         });
     if (!answer) {
@@ -202,15 +194,12 @@ asio::awaitable<std::optional<analysis::HookRun>> Reconciler::hooks_answer(
 
 asio::awaitable<std::optional<std::vector<analysis::MetricResult>>> Reconciler::metrics_answer(
     const Context& ctx, const std::string& question) {
-    if (deps_.calls == nullptr) {
-        co_return co_await deps_.metrics.check(ctx.canary);
-    }
-    auto answer = deps_.calls->ask(
+    auto answer = deps_.calls.ask(
         ctx.key, question,
         [&metrics = deps_.metrics, canary = ctx.canary] {
             return as_answer(metrics.check(canary));
         },
-        [canary = ctx.canary, budget = deps_.calls->budget()] {
+        [canary = ctx.canary, budget = deps_.calls.budget()] {
             return Answer{unanswered_metrics(canary, budget)};
         });
     if (!answer) {
@@ -490,9 +479,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     if (decision.consumed_tick) {
         memory.last_step = steady_now;
     }
-    if (deps_.calls != nullptr) {
-        deps_.calls->forget(ctx.key);
-    }
+    deps_.calls.forget(ctx.key);
     record_telemetry(ctx, obs, decision, before, steady_now);
     for (const analysis::Action& action : decision.actions) {
         if (const auto* event = std::get_if<analysis::RecordEvent>(&action)) {
@@ -500,12 +487,10 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
         } else if (const auto* alert = std::get_if<analysis::Alert>(&action)) {
             co_await send_alert(ctx, *alert, before);
         } else if (const auto* hooks = std::get_if<analysis::RunHooks>(&action)) {
-            if (deps_.calls == nullptr) {
-                co_await run_post_rollout(ctx, hooks->phase);
-            } else if (!deps_.calls->post(ctx.key, run_post_rollout(ctx, hooks->phase))) {
+            if (!deps_.calls.post(ctx.key, run_post_rollout(ctx, hooks->phase))) {
                 CanaryLog(ctx.key).warn("post-rollout hooks not run: {} background calls are "
                                         "already running",
-                                        deps_.calls->posts_in_flight());
+                                        deps_.calls.posts_in_flight());
             }
         }
     }
@@ -574,9 +559,6 @@ std::optional<std::string> Reconciler::competing_canary(const Context& ctx) cons
 }
 
 asio::awaitable<Result<void>> Reconciler::fetch_secrets(const Context& ctx) {
-    if (deps_.secrets == nullptr) {
-        co_return Result<void>{};
-    }
     std::map<std::string, std::vector<std::string>> wanted;  // namespace -> names
     if (options_.config_tracking) {
         if (const Json* pod_spec = find_path(*ctx.target, {"spec", "template", "spec"})) {
@@ -588,18 +570,14 @@ asio::awaitable<Result<void>> Reconciler::fetch_secrets(const Context& ctx) {
             }
         }
     }
-    // The credentials of the MetricTemplates and AlertProviders the canary names, each in the
-    // namespace of the object that names it.
+    // The credentials of the MetricTemplates (spec.provider.secretRef) and AlertProviders
+    // (spec.secretRef) the canary names, each in the namespace of the object that names it.
     auto credentials = [&](const kube::ResourceType& type, const std::string& ns,
-                           const std::string& name) {
+                           const std::string& name,
+                           std::initializer_list<std::string_view> secret_path) {
         if (ObjectPtr object = deps_.store.get(type, ns, name)) {
-            const std::string secret = string_at(*object, {"spec", "secretRef", "name"});
-            const std::string nested =
-                string_at(*object, {"spec", "provider", "secretRef", "name"});
-            for (const std::string& s : {secret, nested}) {
-                if (!s.empty()) {
-                    wanted[ns].push_back(s);
-                }
+            if (std::string secret = string_at(*object, secret_path); !secret.empty()) {
+                wanted[ns].push_back(std::move(secret));
             }
         }
     };
@@ -608,17 +586,18 @@ asio::awaitable<Result<void>> Reconciler::fetch_secrets(const Context& ctx) {
             if (metric.template_ref) {
                 credentials(types::metric_templates(),
                             metric.template_ref->ns.empty() ? ctx.ns() : metric.template_ref->ns,
-                            metric.template_ref->name);
+                            metric.template_ref->name,
+                            {"spec", "provider", "secretRef", "name"});
             }
         }
         for (const api::CanaryAlert& alert : analysis->alerts) {
             credentials(types::alert_providers(),
                         alert.provider_ref.ns.empty() ? ctx.ns() : alert.provider_ref.ns,
-                        alert.provider_ref.name);
+                        alert.provider_ref.name, {"spec", "secretRef", "name"});
         }
     }
     for (auto& [ns, names] : wanted) {
-        if (auto done = co_await deps_.secrets->fetch(ns, std::move(names)); !done) {
+        if (auto done = co_await deps_.secrets.fetch(ns, std::move(names)); !done) {
             co_return done.error();
         }
     }
@@ -719,9 +698,6 @@ asio::awaitable<Result<void>> Reconciler::copy_configs(const Context& ctx) {
         }
         if (!written) {
             co_return written.error();
-        }
-        if (!map && deps_.secrets != nullptr) {
-            deps_.secrets->wrote(*written);
         }
         deps_.store.wrote(type, std::move(*written));
     }
@@ -1047,18 +1023,12 @@ void Reconciler::post_event_webhooks(const Context& ctx, const analysis::RecordE
         // In the background: an event sink must never hold up a release. The timeout and
         // retries of the hook bound how long each post lives, and BackgroundCalls how many run.
         const std::string name = target.name;
-        if (deps_.calls != nullptr) {
-            if (!deps_.calls->post(ctx.key, post_event(deps_.webhooks, std::move(target),
-                                                       std::move(payload), ctx.key))) {
-                CanaryLog(ctx.key).warn("event webhook {} dropped: {} background calls are "
-                                        "already running",
-                                        name, deps_.calls->posts_in_flight());
-            }
-            continue;
+        if (!deps_.calls.post(ctx.key, post_event(deps_.webhooks, std::move(target),
+                                                  std::move(payload), ctx.key))) {
+            CanaryLog(ctx.key).warn("event webhook {} dropped: {} background calls are already "
+                                    "running",
+                                    name, deps_.calls.posts_in_flight());
         }
-        asio::co_spawn(deps_.executor,
-                       post_event(deps_.webhooks, std::move(target), std::move(payload), ctx.key),
-                       asio::detached);
     }
 }
 

@@ -49,13 +49,11 @@ struct ReconcilerDeps {
     meshes::RouterRegistry& routers;
     MetricChecker& metrics;
     AlertDispatcher* alerts = nullptr;  ///< null: alerts are only logged
-    /// Where webhooks and metric checks are made, so no worker waits on them; null: they are
-    /// awaited in the reconcile (tests).
-    BackgroundCalls* calls = nullptr;
+    /// Where webhooks and metric checks are made, so no worker waits on them.
+    BackgroundCalls& calls;
+    /// The Secrets a canary uses, fetched on demand; the store serves them once fetched.
+    kube::FetchedObjects& secrets;
     telemetry::Telemetry* telemetry = nullptr;  ///< null: no metrics kept
-    /// The Secrets a canary uses, fetched on demand (the store serves them once fetched); null:
-    /// the store's Secrets are complete objects (tests).
-    kube::FetchedObjects* secrets = nullptr;
 };
 
 /// What the work queue should do with the key next.
@@ -135,8 +133,8 @@ private:
     /// Runs the post-rollout hooks and records their outcome (a copy of the context: it runs in
     /// the background).
     boost::asio::awaitable<void> run_post_rollout(Context ctx, std::string phase);
-    /// The answers to advance()'s question for this reconcile: at once without BackgroundCalls,
-    /// else from BackgroundCalls (nullopt: being worked out; the canary is woken when it is).
+    /// The answers to advance()'s question for this reconcile, from BackgroundCalls (nullopt:
+    /// being worked out; the canary is woken when it is).
     boost::asio::awaitable<std::optional<analysis::HookRun>> hooks_answer(
         const Context& ctx, const analysis::HookRequest& request, const std::string& question);
     boost::asio::awaitable<std::optional<std::vector<analysis::MetricResult>>> metrics_answer(

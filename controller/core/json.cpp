@@ -46,11 +46,19 @@ std::size_t json_nesting_depth(std::string_view text, std::size_t stop_above) {
     return deepest;
 }
 
-Result<nlohmann::json> parse_json(std::string_view text, std::size_t max_depth,
-                                  std::string_view what) {
+Result<void> check_json_depth(std::string_view text, std::size_t max_depth,
+                              std::string_view what) {
     if (json_nesting_depth(text, max_depth) > max_depth) {
         return fail(ErrorKind::kBadRequest, std::string(what) + " is nested deeper than " +
                                                 std::to_string(max_depth) + " levels");
+    }
+    return Result<void>{};
+}
+
+Result<nlohmann::json> parse_json(std::string_view text, std::size_t max_depth,
+                                  std::string_view what) {
+    if (auto shallow = check_json_depth(text, max_depth, what); !shallow) {
+        return shallow.error();
     }
     nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
     if (value.is_discarded()) {

@@ -21,6 +21,11 @@ inline constexpr std::size_t kMaxRemoteJsonDepth = 64;
 /// stops counting once it passes `stop_above` (the text is then too deep anyway).
 std::size_t json_nesting_depth(std::string_view text, std::size_t stop_above);
 
+/// Checks that `text` nests at most `max_depth` levels deep, before anything recurses into it.
+/// Errors: kBadRequest "<what> is nested deeper than N levels".
+Result<void> check_json_depth(std::string_view text, std::size_t max_depth,
+                              std::string_view what = "the body");
+
 /// Parses `text` as one JSON value nested at most `max_depth` levels deep.
 /// Errors: kBadRequest "<what> is not JSON" or "<what> is nested deeper than N levels".
 Result<nlohmann::json> parse_json(std::string_view text, std::size_t max_depth,

@@ -44,8 +44,8 @@
 #include <utility>
 #include <vector>
 
-#include "controller/http/http_client.hpp"
 #include "controller/core/text.hpp"
+#include "controller/http/http_client.hpp"
 #include "controller/http/proxy_environment.hpp"
 
 namespace serin::http {
@@ -327,6 +327,9 @@ public:
     /// The body ended: a last line without a newline is still a line.
     bool finish() { return pending_.empty() || deliver(pending_); }
 
+    /// Whether feed() stopped because a line grew past the limit.
+    bool too_long() const { return too_long_; }
+
 private:
     bool deliver(std::string_view line) {
         if (!line.empty() && line.back() == '\r') {
@@ -341,9 +344,6 @@ private:
     std::size_t max_line_;
     std::string pending_;
     bool too_long_ = false;
-
-public:
-    bool too_long() const { return too_long_; }
 };
 
 /// Writes the request and reads the whole response before `deadline` (set by the caller).

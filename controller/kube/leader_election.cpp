@@ -1,11 +1,12 @@
 #include "controller/kube/leader_election.hpp"
 
-#include "controller/core/json.hpp"
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <ctime>
+
+#include "controller/core/json.hpp"
 
 namespace serin::kube {
 

@@ -22,7 +22,7 @@ std::string ObjectStore::type_key(const ResourceType& type) {
     return type.group + "/" + type.version + "/" + type.resource;
 }
 
-void ObjectStore::add(const Informer& informer, const FetchedObjects* full) {
+void ObjectStore::add(const Informer& informer, FetchedObjects* full) {
     informers_[type_key(informer.type())] = &informer;
     if (full != nullptr) {
         fetched_[type_key(informer.type())] = full;
@@ -93,6 +93,10 @@ std::vector<ObjectPtr> ObjectStore::by_index(const ResourceType& type, const std
 void ObjectStore::wrote(const ResourceType& type, Json object) {
     if (!serves(type) || !object.is_object()) {
         return;
+    }
+    if (const auto full = fetched_.find(type_key(type)); full != fetched_.end()) {
+        // Held in full from now on, so the informer's echo of this write costs no GET.
+        full->second->wrote(object);
     }
     Key key{type_key(type), object_namespace(object), object_name(object)};
     std::string version = object_resource_version(object);

@@ -28,8 +28,9 @@ public:
         : clock_(clock), overlay_ttl_(overlay_ttl) {}
 
     /// Serves `type` from `informer`, which must outlive the store. For an informer of metadata
-    /// only, `full` serves the objects (those it has fetched); it must outlive the store too.
-    void add(const Informer& informer, const FetchedObjects* full = nullptr);
+    /// only, `full` serves the objects (those it has fetched) and learns of this process's
+    /// writes through wrote(); it must outlive the store too.
+    void add(const Informer& informer, FetchedObjects* full = nullptr);
     /// Whether reads of `type` are served.
     bool serves(const ResourceType& type) const;
     /// Whether every informer has synced.
@@ -64,7 +65,7 @@ private:
     Clock& clock_;
     Duration overlay_ttl_;
     std::map<std::string, const Informer*> informers_;
-    std::map<std::string, const FetchedObjects*> fetched_;
+    std::map<std::string, FetchedObjects*> fetched_;
     mutable std::map<Key, Entry> overlay_;
 };
 

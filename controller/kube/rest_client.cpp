@@ -472,7 +472,8 @@ private:
     }
 
     /// One API call with the retry policy: 429s are retried for every verb (the server did not
-    /// act on them), transient failures only for reads. Writes wait on the token bucket.
+    /// act on them), transient failures only for reads. Writes wait on the token bucket unless
+    /// `unthrottled` (the leader's Lease).
     asio::awaitable<Result<http::Response>> call(Method method, std::string path,
                                                  std::string body, std::string_view type,
                                                  std::string_view accept = {},

@@ -148,10 +148,7 @@ TEST_CASE("a MetricTemplate's credentials never go to the server the Canary name
     s.wait_phase("Initialized");
     s.bump_image(kV2);
     s.wait_event("spec.provider.address is empty");
-    for (const auto& request : prometheus.requests()) {
-        CHECK_FALSE(request.header("Authorization").has_value());
-    }
-    CHECK(prometheus.requests().empty());
+    CHECK(prometheus.requests().empty());  // so the token went nowhere
 }
 
 TEST_CASE("a canary waiting on a slow webhook does not hold up another one") {
