@@ -2,7 +2,7 @@
 
 #include <span>
 
-#include "controller/core/result.hpp"
+#include "platform/core/result.hpp"
 
 /// The two-sample Wilcoxon rank-sum (Mann-Whitney U) location estimate and confidence interval
 /// that Kayenta's NetflixACAJudge uses (field-notes §3.3 step 4). Pure: no I/O, no globals.

@@ -1,6 +1,6 @@
 #include "analysis/release.hpp"
 
-#include "controller/core/time_format.hpp"
+#include "platform/core/time_format.hpp"
 
 #include <algorithm>
 #include <cmath>

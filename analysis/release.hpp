@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "analysis/canary_judge.hpp"
-#include "controller/core/clock.hpp"
+#include "analysis/routes.hpp"
+#include "analysis/severity.hpp"
 #include "crds/api/canary.hpp"
+#include "platform/core/time.hpp"
 
 /// The release state machine as a pure function (flagger-spec §2.3-§2.12).
 ///
@@ -84,14 +86,6 @@ struct Readiness {
     std::string message;  ///< why it is not ready
 };
 
-/// Traffic split as the router reports it (flagger-spec §4: weights total 100).
-struct Routes {
-    int primary = 100;
-    int canary = 0;
-    bool mirrored = false;
-    bool operator==(const Routes&) const = default;
-};
-
 struct Observations {
     /// Hash of the target's pod template now (flagger-spec §2.2).
     std::string revision;
@@ -125,8 +119,6 @@ struct Settings {
 };
 
 // ---- what to do ----------------------------------------------------------------------------
-
-enum class Severity { kInfo, kWarn, kError };
 
 struct SetRoutes {
     Routes routes;

@@ -1,6 +1,6 @@
 #include "devcluster/dev_cluster.hpp"
 
-#include "controller/core/base64.hpp"
+#include "platform/core/base64.hpp"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -19,12 +19,12 @@
 #include <optional>
 #include <sstream>
 
-#include "controller/core/clock.hpp"
-#include "controller/http/http_client.hpp"
-#include "controller/kube/manifest.hpp"
-#include "controller/kube/rest_client.hpp"
 #include "devcluster/pki.hpp"
 #include "devcluster/process.hpp"
+#include "platform/core/clock.hpp"
+#include "platform/http/http_client.hpp"
+#include "platform/kube/manifest.hpp"
+#include "platform/kube/rest_client.hpp"
 
 #ifndef SERIN_SOURCE_DIR
 #error "SERIN_SOURCE_DIR must name the repository root"

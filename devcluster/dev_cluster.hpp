@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "controller/core/result.hpp"
-#include "controller/kube/config.hpp"
+#include "platform/core/result.hpp"
+#include "platform/kube/config.hpp"
 
 namespace serin::devcluster {
 

@@ -34,11 +34,11 @@
 #include <string>
 #include <thread>
 
-#include "controller/core/log.hpp"
-#include "controller/kube/config.hpp"
-#include "controller/kube/rest_client.hpp"
 #include "devcluster/dev_cluster.hpp"
 #include "devcluster/process.hpp"
+#include "platform/core/log.hpp"
+#include "platform/kube/config.hpp"
+#include "platform/kube/rest_client.hpp"
 
 namespace {
 

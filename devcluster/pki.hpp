@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "controller/core/result.hpp"
+#include "platform/core/result.hpp"
 
 namespace serin::devcluster {
 

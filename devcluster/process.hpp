@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "controller/core/result.hpp"
+#include "platform/core/result.hpp"
 
 namespace serin::devcluster {
 

@@ -8,11 +8,11 @@
 #include <string>
 #include <string_view>
 
-#include "analysis/release.hpp"
-#include "controller/core/result.hpp"
-#include "controller/kube/kube_client.hpp"
-#include "controller/kube/object_store.hpp"
+#include "analysis/routes.hpp"
 #include "crds/api/canary.hpp"
+#include "platform/core/result.hpp"
+#include "platform/kube/kube_client.hpp"
+#include "platform/kube/object_store.hpp"
 
 /// Traffic routers (flagger-spec §4): one per provider, behind one interface.
 namespace serin::meshes {

@@ -25,22 +25,22 @@
 #include <vector>
 
 #include "controller/canary/controller.hpp"
-#include "controller/canary/metric_checker.hpp"
-#include "controller/canary/prometheus_checker.hpp"
 #include "controller/canary/webhook.hpp"
-#include "controller/core/log.hpp"
-#include "controller/http/http_client.hpp"
-#include "controller/http/proxy_environment.hpp"
-#include "controller/kube/config.hpp"
-#include "controller/kube/discovery.hpp"
-#include "controller/kube/event_recorder.hpp"
-#include "controller/kube/leader_election.hpp"
-#include "controller/kube/rest_client.hpp"
-#include "controller/http/server.hpp"
 #include "controller/notify/notifier.hpp"
 #include "controller/telemetry/telemetry.hpp"
 #include "meshes/common/route_types.hpp"
 #include "meshes/router.hpp"
+#include "metrics/metric_checker.hpp"
+#include "metrics/prometheus/prometheus_checker.hpp"
+#include "platform/core/log.hpp"
+#include "platform/http/http_client.hpp"
+#include "platform/http/proxy_environment.hpp"
+#include "platform/http/server.hpp"
+#include "platform/kube/config.hpp"
+#include "platform/kube/discovery.hpp"
+#include "platform/kube/event_recorder.hpp"
+#include "platform/kube/leader_election.hpp"
+#include "platform/kube/rest_client.hpp"
 
 namespace {
 
@@ -305,8 +305,8 @@ int main(int argc, char** argv) {
                           .describe());
         return 1;
     }
-    serin::canary::PrometheusMetricChecker metrics(
-        **prometheus_http, serin::canary::PrometheusCheckerOptions{f.mesh_provider, f.metrics_server},
+    serin::metrics::PrometheusMetricChecker metrics(
+        **prometheus_http, serin::metrics::PrometheusCheckerOptions{f.mesh_provider, f.metrics_server},
         prometheus_insecure->get(), &clock);
 
     // Alerts: a client of their own, so a slow chat service never queues behind a webhook.

@@ -1,9 +1,9 @@
 #include "controller/canary/alerts.hpp"
 
-#include "analysis/metric_judge.hpp"
-#include "controller/core/text.hpp"
-#include "controller/http/http_client.hpp"
-#include "controller/kube/kube_client.hpp"
+#include "metrics/metric_judge.hpp"
+#include "platform/core/text.hpp"
+#include "platform/http/http_client.hpp"
+#include "platform/kube/kube_client.hpp"
 
 namespace serin::canary {
 

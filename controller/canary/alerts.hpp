@@ -4,11 +4,11 @@
 #include <vector>
 
 #include "analysis/release.hpp"
-#include "controller/kube/object_store.hpp"
 #include "controller/notify/notifier.hpp"
 #include "controller/notify/payload.hpp"
 #include "crds/api/alert_provider.hpp"
 #include "crds/api/canary.hpp"
+#include "platform/kube/object_store.hpp"
 
 namespace serin::canary {
 

@@ -6,7 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 
-#include "controller/core/log.hpp"
+#include "platform/core/log.hpp"
 
 namespace serin::canary {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "analysis/release.hpp"
-#include "controller/core/clock.hpp"
+#include "platform/core/clock.hpp"
 
 namespace serin::canary {
 

@@ -1,7 +1,7 @@
 #include "controller/canary/controller.hpp"
 
-#include "controller/core/log.hpp"
 #include "crds/api/json_access.hpp"
+#include "platform/core/log.hpp"
 
 #include <spdlog/spdlog.h>
 

@@ -12,9 +12,9 @@
 
 #include "controller/canary/alerts.hpp"
 #include "controller/canary/reconciler.hpp"
-#include "controller/kube/informer.hpp"
-#include "controller/kube/object_store.hpp"
-#include "controller/kube/work_queue.hpp"
+#include "platform/kube/informer.hpp"
+#include "platform/kube/object_store.hpp"
+#include "platform/kube/work_queue.hpp"
 
 namespace serin::canary {
 
@@ -40,7 +40,7 @@ struct ControllerDeps {
     Clock& clock;
     kube::EventRecorder& recorder;
     WebhookClient& webhooks;
-    MetricChecker& metrics;
+    metrics::MetricChecker& metrics;
     /// Posts alerts; null: alerts are only logged.
     notify::Notifier* notifier = nullptr;
     /// Keeps Flagger's series and Serin's; null: none.

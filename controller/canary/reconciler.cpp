@@ -1,12 +1,12 @@
 #include "controller/canary/reconciler.hpp"
 
-#include "analysis/metric_judge.hpp"
-#include "controller/core/json.hpp"
-#include "controller/core/log.hpp"
-#include "controller/core/text.hpp"
-#include "controller/core/time_format.hpp"
 #include "crds/api/json_access.hpp"
 #include "meshes/common/session_affinity.hpp"
+#include "metrics/metric_judge.hpp"
+#include "platform/core/json.hpp"
+#include "platform/core/log.hpp"
+#include "platform/core/text.hpp"
+#include "platform/core/time_format.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -410,7 +410,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
             obs.metrics = std::move(*results);
             Memory& seen = memory_[ctx.key];
             seen.metric_steps += 1;
-            seen.last_metrics = analysis::describe_metrics(*obs.metrics);
+            seen.last_metrics = metrics::describe_metrics(*obs.metrics);
             CanaryLog(ctx.key).info("metrics at weight {}: {}",
                          ctx.canary.status.canary_weight, seen.last_metrics);
         } else {

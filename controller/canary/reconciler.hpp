@@ -12,15 +12,15 @@
 #include "analysis/release.hpp"
 #include "controller/canary/alerts.hpp"
 #include "controller/canary/background_calls.hpp"
-#include "controller/telemetry/telemetry.hpp"
-#include "controller/canary/metric_checker.hpp"
 #include "controller/canary/webhook.hpp"
-#include "controller/canary/workload.hpp"
-#include "controller/core/clock.hpp"
-#include "controller/kube/event_recorder.hpp"
-#include "controller/kube/kube_client.hpp"
-#include "controller/kube/object_store.hpp"
+#include "controller/telemetry/telemetry.hpp"
+#include "controller/workload/workload.hpp"
 #include "meshes/router.hpp"
+#include "metrics/metric_checker.hpp"
+#include "platform/core/clock.hpp"
+#include "platform/kube/event_recorder.hpp"
+#include "platform/kube/kube_client.hpp"
+#include "platform/kube/object_store.hpp"
 
 namespace serin::canary {
 
@@ -47,7 +47,7 @@ struct ReconcilerDeps {
     kube::EventRecorder& recorder;
     WebhookClient& webhooks;
     meshes::RouterRegistry& routers;
-    MetricChecker& metrics;
+    metrics::MetricChecker& metrics;
     AlertDispatcher* alerts = nullptr;  ///< null: alerts are only logged
     /// Where webhooks and metric checks are made, so no worker waits on them.
     BackgroundCalls& calls;

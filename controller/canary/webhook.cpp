@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "controller/core/json.hpp"
-#include "controller/core/text.hpp"
+#include "platform/core/json.hpp"
+#include "platform/core/text.hpp"
 
 namespace serin::canary {
 

@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "controller/core/clock.hpp"
-#include "controller/core/result.hpp"
-#include "controller/http/http_client.hpp"
 #include "analysis/release.hpp"
 #include "crds/api/canary.hpp"
+#include "platform/core/clock.hpp"
+#include "platform/core/result.hpp"
+#include "platform/http/http_client.hpp"
 
 namespace serin::canary {
 

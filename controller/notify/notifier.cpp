@@ -3,8 +3,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
 
-#include "controller/core/json.hpp"
-#include "controller/core/text.hpp"
+#include "platform/core/json.hpp"
+#include "platform/core/text.hpp"
 
 namespace serin::notify {
 

@@ -8,10 +8,10 @@
 #include <functional>
 #include <string>
 
-#include "controller/core/clock.hpp"
-#include "controller/core/result.hpp"
-#include "controller/http/http_client.hpp"
 #include "controller/notify/payload.hpp"
+#include "platform/core/clock.hpp"
+#include "platform/core/result.hpp"
+#include "platform/http/http_client.hpp"
 
 namespace serin::notify {
 

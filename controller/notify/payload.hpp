@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "analysis/release.hpp"
+#include "analysis/severity.hpp"
 
 /// What Serin posts to chat services (flagger-spec §7): one message about one canary, shaped for
 /// each AlertProvider type. Pure: no I/O.

@@ -1,8 +1,8 @@
 #include "crds/api/canary.hpp"
 
-#include "controller/core/json.hpp"
-#include "controller/core/text.hpp"
 #include "crds/api/json_access.hpp"
+#include "platform/core/json.hpp"
+#include "platform/core/text.hpp"
 
 #include <cctype>
 #include <cmath>

@@ -11,7 +11,7 @@
 #include <variant>
 #include <vector>
 
-#include "controller/core/result.hpp"
+#include "platform/core/result.hpp"
 
 /// Plain C++ views of the flagger.app/v1beta1 custom resources (flagger-spec §1) and their JSON
 /// codecs. Decoders never throw: bad input yields kInvalid naming the field path and the value.

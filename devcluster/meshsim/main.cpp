@@ -9,12 +9,12 @@
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
-#include "controller/core/log.hpp"
-#include "controller/kube/config.hpp"
-#include "controller/kube/discovery.hpp"
-#include "controller/kube/rest_client.hpp"
 #include "devcluster/meshsim/meshsim.hpp"
 #include "meshes/common/route_types.hpp"
+#include "platform/core/log.hpp"
+#include "platform/kube/config.hpp"
+#include "platform/kube/discovery.hpp"
+#include "platform/kube/rest_client.hpp"
 
 int main(int argc, char** argv) {
     namespace asio = boost::asio;

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "controller/core/clock.hpp"
-#include "controller/kube/informer.hpp"
-#include "controller/kube/kube_client.hpp"
 #include "devcluster/meshsim/traffic.hpp"
+#include "platform/core/clock.hpp"
+#include "platform/kube/informer.hpp"
+#include "platform/kube/kube_client.hpp"
 
 namespace prometheus {
 class Registry;

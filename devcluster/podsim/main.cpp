@@ -7,10 +7,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <exception>
 
-#include "controller/core/log.hpp"
-#include "controller/kube/config.hpp"
-#include "controller/kube/rest_client.hpp"
 #include "devcluster/podsim/podsim.hpp"
+#include "platform/core/log.hpp"
+#include "platform/kube/config.hpp"
+#include "platform/kube/rest_client.hpp"
 
 int main(int argc, char** argv) {
     namespace asio = boost::asio;

@@ -10,10 +10,10 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "controller/core/clock.hpp"
-#include "controller/core/time_format.hpp"
-#include "controller/kube/informer.hpp"
-#include "controller/kube/kube_client.hpp"
+#include "platform/core/clock.hpp"
+#include "platform/core/time_format.hpp"
+#include "platform/kube/informer.hpp"
+#include "platform/kube/kube_client.hpp"
 
 /// podsim: the kubelet stand-in of the devcluster. No kubelet or scheduler runs there, so pods
 /// would stay Pending forever; podsim writes the status a kubelet would, so the real

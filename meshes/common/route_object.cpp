@@ -1,7 +1,7 @@
 #include "meshes/common/route_object.hpp"
 
-#include "controller/core/json.hpp"
 #include "crds/api/json_access.hpp"
+#include "platform/core/json.hpp"
 
 namespace serin::meshes {
 

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "controller/core/result.hpp"
 #include "meshes/router.hpp"
+#include "platform/core/result.hpp"
 
 /// What every router does with its routing objects: the metadata they carry, which fields Serin
 /// owns, and the create-or-update that writes only when an owned field differs.

@@ -3,7 +3,7 @@
 #include <string_view>
 #include <vector>
 
-#include "controller/kube/resource.hpp"
+#include "platform/kube/resource.hpp"
 
 /// The routing objects' API types (flagger-spec §4). The controller runs an informer for each
 /// one the API server serves; a router whose type is not served fails with a clear error.

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "analysis/release.hpp"
+#include "analysis/routes.hpp"
 #include "crds/api/canary.hpp"
 
 /// Session affinity (flagger-spec §4.5): cookies that keep a user on the version that first

@@ -1,6 +1,6 @@
 #include "meshes/istio/istio_router.hpp"
 
-#include "controller/core/json.hpp"
+#include "platform/core/json.hpp"
 #include <algorithm>
 #include <cctype>
 #include <chrono>

@@ -1,6 +1,6 @@
 #include "meshes/smi/smi_router.hpp"
 
-#include "controller/core/json.hpp"
+#include "platform/core/json.hpp"
 #include <charconv>
 
 #include "crds/api/json_access.hpp"

@@ -35,13 +35,13 @@
 #include <optional>
 #include <sstream>
 
-#include "analysis/providers/prometheus.hpp"
-#include "analysis/queries.hpp"
-#include "controller/canary/prometheus_checker.hpp"
-#include "controller/http/http_client.hpp"
-#include "controller/kube/rest_client.hpp"
 #include "crds/api/canary.hpp"
 #include "devcluster/dev_cluster.hpp"
+#include "metrics/prometheus/prometheus_checker.hpp"
+#include "metrics/prometheus/prometheus_client.hpp"
+#include "metrics/queries.hpp"
+#include "platform/http/http_client.hpp"
+#include "platform/kube/rest_client.hpp"
 
 extern char** environ;
 
@@ -296,17 +296,17 @@ std::vector<api::Canary> make_canaries(const std::string& ns, int count) {
 /// renders it (same observer, same template, same variables), whitespace collapsed.
 std::vector<std::string> rendered_queries(const api::Canary& canary) {
     std::vector<std::string> out;
-    const analysis::Observer observer = analysis::observer_for("istio", canary.spec);
+    const metrics::Observer observer = metrics::observer_for("istio", canary.spec);
     for (const api::CanaryMetric& metric : canary.spec.analysis->metrics) {
-        auto builtin = analysis::builtin_query(observer, metric.name);
+        auto builtin = metrics::builtin_query(observer, metric.name);
         if (!builtin) {
             throw std::runtime_error("no builtin query for " + metric.name);
         }
-        auto text = analysis::render_query(builtin->query, analysis::template_vars(canary, metric));
+        auto text = metrics::render_query(builtin->query, metrics::template_vars(canary, metric));
         if (!text) {
             throw std::runtime_error("render_query: " + text.error().describe());
         }
-        out.push_back(analysis::collapse_whitespace(*text));
+        out.push_back(metrics::collapse_whitespace(*text));
     }
     return out;
 }
@@ -406,7 +406,7 @@ private:
 using Verdicts = std::array<std::size_t, 4>;  // indexed by analysis::Verdict
 
 struct Ticks {
-    canary::PrometheusMetricChecker& checker;
+    metrics::PrometheusMetricChecker& checker;
     const std::vector<api::Canary>& canaries;
     std::size_t next = 0;
     std::size_t end = 0;
@@ -443,7 +443,7 @@ struct Row {
 };
 
 /// One check() of each of canaries[0, count) with `concurrency` coroutines on this thread.
-Row run_serin(asio::io_context& io, canary::PrometheusMetricChecker& checker, TimedHttp& timed,
+Row run_serin(asio::io_context& io, metrics::PrometheusMetricChecker& checker, TimedHttp& timed,
               const std::vector<api::Canary>& canaries, std::size_t count, int concurrency,
               const devcluster::DevCluster& cluster) {
     Ticks t{checker, canaries, 0, count, {}, {}};
@@ -711,10 +711,10 @@ int main(int argc, char** argv) {
 
     // The controller's setup: a beast client with default options, the istio mesh provider.
     TimedHttp timed(**bench_http);
-    canary::PrometheusCheckerOptions checker_options;
+    metrics::PrometheusCheckerOptions checker_options;
     checker_options.mesh_provider = "istio";
     checker_options.metrics_server = prometheus_url;
-    canary::PrometheusMetricChecker checker(timed, checker_options);
+    metrics::PrometheusMetricChecker checker(timed, checker_options);
 
     // Background: what the cluster burns with nobody querying (meshsim and scrapes), so the CPU
     // columns of the runs can be read against it. A measuring window, not a wait.

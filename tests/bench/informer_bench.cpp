@@ -20,9 +20,9 @@
 #include <fcntl.h>
 #include <iostream>
 
-#include "controller/kube/informer.hpp"
-#include "controller/kube/rest_client.hpp"
 #include "devcluster/dev_cluster.hpp"
+#include "platform/kube/informer.hpp"
+#include "platform/kube/rest_client.hpp"
 
 namespace {
 

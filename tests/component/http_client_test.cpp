@@ -1,7 +1,7 @@
 // The Beast HTTP client against a real loopback server: keep-alive, streaming, deadlines, TLS,
 // proxies and cancellation. Deadlines are short real times; nothing sleeps to wait for a condition.
-#include "controller/http/http_client.hpp"
-#include "controller/http/proxy_environment.hpp"
+#include "platform/http/http_client.hpp"
+#include "platform/http/proxy_environment.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "controller/core/base64.hpp"
+#include "platform/core/base64.hpp"
 #include "tests/support/test_certs.hpp"
 #include "tests/support/test_http_proxy.hpp"
 #include "tests/support/test_http_server.hpp"

@@ -8,8 +8,8 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include "controller/http/http_client.hpp"
-#include "controller/http/server.hpp"
+#include "platform/http/http_client.hpp"
+#include "platform/http/server.hpp"
 
 namespace {
 

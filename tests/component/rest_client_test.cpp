@@ -6,8 +6,8 @@
 #include <deque>
 #include <map>
 
-#include "controller/http/http_client.hpp"
-#include "controller/kube/rest_client.hpp"
+#include "platform/http/http_client.hpp"
+#include "platform/kube/rest_client.hpp"
 #include "tests/support/catch_result.hpp"
 #include "tests/support/test_http_server.hpp"
 

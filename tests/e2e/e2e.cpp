@@ -10,8 +10,8 @@
 #include <sstream>
 #include <thread>
 
-#include "controller/kube/manifest.hpp"
 #include "devcluster/dev_cluster.hpp"
+#include "platform/kube/manifest.hpp"
 
 namespace serin::e2e {
 

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "controller/core/text.hpp"
+#include "platform/core/text.hpp"
 #include "tests/e2e/e2e.hpp"
 #include "tests/support/hostile.hpp"
 

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "controller/core/base64.hpp"
+#include "platform/core/base64.hpp"
 #include "tests/e2e/e2e.hpp"
 #include "tests/support/test_http_proxy.hpp"
 

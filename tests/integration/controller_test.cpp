@@ -7,12 +7,12 @@
 #include <boost/asio/co_spawn.hpp>
 
 #include "controller/canary/controller.hpp"
-#include "controller/canary/metric_checker.hpp"
 #include "controller/canary/webhook.hpp"
-#include "controller/kube/event_recorder.hpp"
-#include "controller/kube/discovery.hpp"
 #include "meshes/common/route_types.hpp"
 #include "meshes/router.hpp"
+#include "metrics/metric_checker.hpp"
+#include "platform/kube/discovery.hpp"
+#include "platform/kube/event_recorder.hpp"
 #include "tests/e2e/e2e.hpp"
 
 namespace {
@@ -41,7 +41,7 @@ TEST_CASE("an analysis tick reads nothing from the API server and writes only wh
     REQUIRE(verified.has_value());
     serin::canary::WebhookClient webhooks(**verified, **verified, clock);
     serin::kube::EventRecorder recorder(*client, clock, {});
-    serin::canary::UnavailableMetricChecker metrics;
+    serin::metrics::UnavailableMetricChecker metrics;
     serin::canary::ControllerOptions options;
     options.ns = s.ns();
     options.register_routers = serin::meshes::register_builtin_routers;

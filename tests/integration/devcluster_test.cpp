@@ -5,11 +5,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "controller/kube/config.hpp"
-#include "controller/kube/manifest.hpp"
-#include "controller/kube/rest_client.hpp"
 #include "devcluster/dev_cluster.hpp"
 #include "devcluster/process.hpp"
+#include "platform/kube/config.hpp"
+#include "platform/kube/manifest.hpp"
+#include "platform/kube/rest_client.hpp"
 #include "tests/support/cluster.hpp"
 
 namespace kube = serin::kube;

@@ -2,7 +2,7 @@
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
-#include "controller/kube/event_recorder.hpp"
+#include "platform/kube/event_recorder.hpp"
 #include "tests/support/catch_result.hpp"
 #include "tests/support/cluster.hpp"
 

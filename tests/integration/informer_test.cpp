@@ -5,9 +5,9 @@
 #include <catch2/catch.hpp>
 #include <map>
 
-#include "controller/kube/fetched_objects.hpp"
-#include "controller/kube/informer.hpp"
-#include "controller/kube/rest_client.hpp"
+#include "platform/kube/fetched_objects.hpp"
+#include "platform/kube/informer.hpp"
+#include "platform/kube/rest_client.hpp"
 #include "tests/support/catch_result.hpp"
 #include "tests/support/cluster.hpp"
 #include "tests/support/tcp_proxy.hpp"

@@ -10,7 +10,7 @@
 #include <set>
 #include <unistd.h>
 
-#include "controller/kube/rest_client.hpp"
+#include "platform/kube/rest_client.hpp"
 #include "tests/support/catch_result.hpp"
 #include "tests/support/cluster.hpp"
 #include "tests/support/test_certs.hpp"

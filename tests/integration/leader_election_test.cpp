@@ -6,7 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
-#include "controller/kube/leader_election.hpp"
+#include "platform/kube/leader_election.hpp"
 #include "tests/support/catch_result.hpp"
 #include "tests/support/cluster.hpp"
 

@@ -1,5 +1,5 @@
 // meshsim and Prometheus in the devcluster: traffic split by a real VirtualService, TrafficSplit
-// and HTTPRoute reaches Prometheus, and Flagger's builtin queries (analysis/queries) read each
+// and HTTPRoute reaches Prometheus, and Flagger's builtin queries (metrics/queries) read each
 // version's success rate and latency from it.
 #include <catch2/catch.hpp>
 
@@ -7,10 +7,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 
-#include "analysis/providers/prometheus_result.hpp"
-#include "analysis/queries.hpp"
-#include "controller/http/http_client.hpp"
 #include "meshes/common/route_types.hpp"
+#include "metrics/prometheus/prometheus_result.hpp"
+#include "metrics/queries.hpp"
+#include "platform/http/http_client.hpp"
 #include "tests/e2e/e2e.hpp"
 
 namespace {
@@ -18,7 +18,7 @@ namespace {
 namespace asio = boost::asio;
 namespace types = serin::kube::types;
 using namespace serin::e2e;
-using serin::analysis::Observer;
+using serin::metrics::Observer;
 using namespace std::chrono_literals;
 
 /// Runs a query against the cluster's Prometheus; nullopt for no data.
@@ -89,15 +89,15 @@ void versions(Scenario& s) {
 }
 
 std::string rendered(Scenario& s, Observer observer, const char* metric, const std::string& target) {
-    auto builtin = serin::analysis::builtin_query(observer, metric);
+    auto builtin = serin::metrics::builtin_query(observer, metric);
     REQUIRE(builtin.has_value());
-    serin::analysis::TemplateVars vars;
+    serin::metrics::TemplateVars vars;
     vars.ns = s.ns();
     vars.target = target;
     vars.interval = "15s";
-    auto text = serin::analysis::render_query(builtin->query, vars);
+    auto text = serin::metrics::render_query(builtin->query, vars);
     REQUIRE(text.has_value());
-    return serin::analysis::collapse_whitespace(*text);
+    return serin::metrics::collapse_whitespace(*text);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
-#include "controller/kube/kube_client.hpp"
+#include "platform/kube/kube_client.hpp"
 #include "tests/support/cluster.hpp"
 
 namespace kube = serin::kube;

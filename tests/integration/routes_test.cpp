@@ -8,12 +8,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <vector>
 
-#include "controller/kube/discovery.hpp"
-#include "controller/kube/informer.hpp"
-#include "controller/kube/object_store.hpp"
 #include "meshes/common/route_types.hpp"
 #include "meshes/common/session_affinity.hpp"
 #include "meshes/router.hpp"
+#include "platform/kube/discovery.hpp"
+#include "platform/kube/informer.hpp"
+#include "platform/kube/object_store.hpp"
 #include "tests/e2e/e2e.hpp"
 #include "tests/support/golden.hpp"
 

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "controller/core/result.hpp"
+#include "platform/core/result.hpp"
 
 namespace Catch {
 

@@ -15,11 +15,11 @@
 #include <stdexcept>
 #include <string>
 
-#include "controller/core/clock.hpp"
-#include "controller/kube/config.hpp"
-#include "controller/kube/kube_client.hpp"
-#include "controller/kube/rest_client.hpp"
 #include "devcluster/dev_cluster.hpp"
+#include "platform/core/clock.hpp"
+#include "platform/kube/config.hpp"
+#include "platform/kube/kube_client.hpp"
+#include "platform/kube/rest_client.hpp"
 
 /// Helpers for tests against the real devcluster (tests/integration, tests/e2e).
 ///

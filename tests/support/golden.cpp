@@ -5,9 +5,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "controller/canary/workload.hpp"
-#include "controller/kube/manifest.hpp"
+#include "controller/workload/workload.hpp"
 #include "crds/api/canary.hpp"
+#include "platform/kube/manifest.hpp"
 
 namespace serin::testing {
 

@@ -1,7 +1,7 @@
 #pragma once
 
-#include "controller/core/result.hpp"
-#include "controller/kube/kube_client.hpp"
+#include "platform/core/result.hpp"
+#include "platform/kube/kube_client.hpp"
 
 namespace serin::testing {
 

@@ -2,7 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "controller/canary/alerts.hpp"
-#include "controller/core/base64.hpp"
+#include "platform/core/base64.hpp"
 
 namespace {
 

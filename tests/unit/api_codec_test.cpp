@@ -5,10 +5,10 @@
 #include <sstream>
 #include <string>
 
-#include "controller/kube/manifest.hpp"
 #include "crds/api/alert_provider.hpp"
 #include "crds/api/canary.hpp"
 #include "crds/api/metric_template.hpp"
+#include "platform/kube/manifest.hpp"
 
 using serin::ErrorKind;
 using serin::api::Json;

@@ -2,7 +2,7 @@
 // refuses.
 #include <catch2/catch.hpp>
 
-#include "controller/core/base64.hpp"
+#include "platform/core/base64.hpp"
 
 TEST_CASE("base64 encodes and decodes RFC 4648's test vectors") {
     const std::pair<std::string, std::string> vectors[] = {

@@ -1,6 +1,6 @@
 // Clock::sleep_until and cancellation: a cancellation that landed while the coroutine awaited
 // something else still ends the next sleep.
-#include "controller/core/clock.hpp"
+#include "platform/core/clock.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>

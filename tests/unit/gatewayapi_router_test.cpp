@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "controller/core/clock.hpp"
-#include "controller/kube/informer.hpp"
-#include "controller/kube/object_store.hpp"
 #include "meshes/common/route_types.hpp"
+#include "platform/core/clock.hpp"
+#include "platform/kube/informer.hpp"
+#include "platform/kube/object_store.hpp"
 #include "tests/support/golden.hpp"
 #include "tests/support/unimplemented_kube_client.hpp"
 

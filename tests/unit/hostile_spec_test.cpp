@@ -9,8 +9,8 @@
 #include <string>
 
 #include "analysis/release.hpp"
-#include "controller/core/text.hpp"
 #include "crds/api/canary.hpp"
+#include "platform/core/text.hpp"
 #include "tests/support/hostile.hpp"
 
 namespace {

@@ -2,14 +2,14 @@
 
 #include <catch2/catch.hpp>
 
-#include "controller/core/base64.hpp"
+#include "platform/core/base64.hpp"
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 
-#include "controller/kube/config.hpp"
+#include "platform/kube/config.hpp"
 
 namespace fs = std::filesystem;
 using serin::ErrorKind;

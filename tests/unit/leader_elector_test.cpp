@@ -1,6 +1,6 @@
 // LeaderElector against an in-memory Lease: how leadership ends when the elector is cancelled in
 // the middle of a renewal (a SIGTERM that arrives while the update is on the wire).
-#include "controller/kube/leader_election.hpp"
+#include "platform/kube/leader_election.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -11,7 +11,7 @@
 #include <functional>
 #include <optional>
 
-#include "controller/core/clock.hpp"
+#include "platform/core/clock.hpp"
 #include "tests/support/unimplemented_kube_client.hpp"
 
 namespace asio = boost::asio;

@@ -1,6 +1,6 @@
 // Log formats: every line about a canary carries its key as a field of its own, and json and
 // logfmt lines stay parseable whatever the message holds.
-#include "controller/core/log.hpp"
+#include "platform/core/log.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "controller/kube/manifest.hpp"
+#include "platform/kube/manifest.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdint>

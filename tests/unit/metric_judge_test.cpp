@@ -1,13 +1,14 @@
 // Judging a metric's value (flagger-spec §5.1, §5.3): thresholds, units and Flagger's messages.
 #include <catch2/catch.hpp>
 
-#include "analysis/metric_judge.hpp"
+#include "metrics/metric_judge.hpp"
 
 #include <limits>
 
 namespace {
 
 using namespace serin::analysis;
+using namespace serin::metrics;
 
 serin::api::Canary canary() {
     serin::api::Canary c;

@@ -1,8 +1,8 @@
 // Reading Prometheus instant-query answers: vectors, scalars, no data (empty, NaN, Inf), errors.
 #include <catch2/catch.hpp>
 
-#include "analysis/providers/prometheus_result.hpp"
-#include "controller/core/text.hpp"
+#include "metrics/prometheus/prometheus_result.hpp"
+#include "platform/core/text.hpp"
 #include "tests/support/hostile.hpp"
 
 #include <filesystem>

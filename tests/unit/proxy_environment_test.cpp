@@ -1,6 +1,6 @@
 // ProxyEnvironment: which requests go through HTTPS_PROXY/HTTP_PROXY and which NO_PROXY sends
 // direct, as Go's net/http decides it.
-#include "controller/http/proxy_environment.hpp"
+#include "platform/http/proxy_environment.hpp"
 
 #include <catch2/catch.hpp>
 #include <map>

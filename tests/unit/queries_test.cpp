@@ -2,11 +2,11 @@
 // rendering (flagger-spec §5.1, §5.3).
 #include <catch2/catch.hpp>
 
-#include "analysis/queries.hpp"
+#include "metrics/queries.hpp"
 
 namespace {
 
-using namespace serin::analysis;
+using namespace serin::metrics;
 
 serin::api::CanarySpec spec(std::string provider, std::string kind = "Deployment",
                             std::string api_version = "apps/v1") {

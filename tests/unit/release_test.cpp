@@ -3,7 +3,7 @@
 // reconciler: it answers the hooks and metric checks advance() asks for, applies the routes the
 // decision sets and keeps the status, one reconcile per analysis interval.
 #include "analysis/release.hpp"
-#include "controller/core/time_format.hpp"
+#include "platform/core/time_format.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "controller/kube/informer.hpp"
-#include "controller/kube/resource.hpp"
+#include "platform/kube/informer.hpp"
+#include "platform/kube/resource.hpp"
 
 using namespace serin::kube;
 

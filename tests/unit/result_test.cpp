@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <type_traits>
 
-#include "controller/core/result.hpp"
+#include "platform/core/result.hpp"
 
 namespace {
 

@@ -2,9 +2,9 @@
 // comparison: the pure parts of the routing seam.
 #include <catch2/catch.hpp>
 
-#include "controller/kube/object_store.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
 #include "meshes/router.hpp"
+#include "platform/kube/object_store.hpp"
 #include "tests/support/unimplemented_kube_client.hpp"
 
 namespace {

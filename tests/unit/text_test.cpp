@@ -6,8 +6,8 @@
 #include <sstream>
 #include <string>
 
-#include "controller/core/json.hpp"
-#include "controller/core/text.hpp"
+#include "platform/core/json.hpp"
+#include "platform/core/text.hpp"
 #include "tests/support/hostile.hpp"
 
 namespace text = serin::text;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "controller/core/time_format.hpp"
+#include "platform/core/time_format.hpp"
 
 using serin::format_time;
 using serin::parse_time;

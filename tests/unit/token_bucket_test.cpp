@@ -1,4 +1,4 @@
-#include "controller/kube/token_bucket.hpp"
+#include "platform/kube/token_bucket.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -10,7 +10,7 @@
 #include <optional>
 #include <vector>
 
-#include "controller/core/clock.hpp"
+#include "platform/core/clock.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;

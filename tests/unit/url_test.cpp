@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "controller/core/base64.hpp"
-#include "controller/http/http_client.hpp"
+#include "platform/core/base64.hpp"
+#include "platform/http/http_client.hpp"
 
 using serin::ErrorKind;
 using serin::http::Method;

@@ -1,4 +1,4 @@
-#include "controller/kube/work_queue.hpp"
+#include "platform/kube/work_queue.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/core/clock.hpp"
+#include "platform/core/clock.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;

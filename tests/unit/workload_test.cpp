@@ -1,12 +1,12 @@
-#include "controller/canary/workload.hpp"
+#include "controller/workload/workload.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
 #include <vector>
 
-#include "controller/kube/manifest.hpp"
 #include "crds/api/canary.hpp"
+#include "platform/kube/manifest.hpp"
 #include "tests/support/catch_result.hpp"
 
 using serin::ErrorKind;

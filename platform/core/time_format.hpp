@@ -1,0 +1,18 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "platform/core/clock.hpp"
+
+namespace serin {
+
+/// Kubernetes' metav1.Time: RFC 3339 in UTC to the second, "2026-12-02T01:44:25Z".
+std::string format_time(SystemTime t);
+
+/// Parses RFC 3339 ("2026-12-02T01:44:25Z"; fractions and numeric offsets accepted); nullopt for
+/// anything else.
+std::optional<SystemTime> parse_time(std::string_view text);
+
+}  // namespace serin

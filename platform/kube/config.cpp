@@ -1,0 +1,445 @@
+#include "platform/kube/config.hpp"
+
+#include "platform/core/base64.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+namespace serin::kube {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// The whole file, or nullopt when it cannot be opened or read.
+std::optional<std::string> read_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return std::nullopt;
+    }
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    if (in.bad()) {
+        return std::nullopt;
+    }
+    return std::move(buffer).str();
+}
+
+std::string trim(std::string s) {
+    constexpr std::string_view kSpace = " \t\r\n";
+    auto end = s.find_last_not_of(kSpace);
+    if (end == std::string::npos) {
+        return {};
+    }
+    auto begin = s.find_first_not_of(kSpace);
+    return s.substr(begin, end - begin + 1);
+}
+
+/// Reads one kubeconfig; every error message starts with "kubeconfig PATH: ".
+class KubeconfigReader {
+public:
+    explicit KubeconfigReader(fs::path path) : path_(std::move(path)) {}
+
+    Result<ClusterConfig> load(const std::string& context_name) {
+        auto text = read_file(path_);
+        if (!text) {
+            return error("cannot read the file");
+        }
+        YAML::Node root;
+        try {
+            root = YAML::Load(*text);
+        } catch (const YAML::Exception& e) {
+            if (e.mark.is_null()) {
+                return error("invalid YAML: " + e.msg);
+            }
+            return error("invalid YAML at line " + std::to_string(e.mark.line + 1) + ", column " +
+                         std::to_string(e.mark.column + 1) + ": " + e.msg);
+        }
+        try {
+            return build(root, context_name);
+        } catch (const YAML::Exception& e) {
+            // build() checks node types before converting; this is a last line of defence.
+            return error(e.what());
+        }
+    }
+
+private:
+    Error error(const std::string& message) const {
+        return fail(ErrorKind::kInvalid, "kubeconfig " + path_.string() + ": " + message);
+    }
+
+    /// A string field: nullopt when absent or null, an error when it is not a scalar.
+    Result<std::optional<std::string>> string_field(const YAML::Node& parent, const char* key,
+                                                    const std::string& where) const {
+        const YAML::Node node = parent[key];
+        if (!node.IsDefined() || node.IsNull()) {
+            return std::optional<std::string>{};
+        }
+        if (!node.IsScalar()) {
+            return error(where + "." + key + " must be a string");
+        }
+        return std::optional<std::string>{node.Scalar()};
+    }
+
+    Result<bool> bool_field(const YAML::Node& parent, const char* key,
+                            const std::string& where) const {
+        const YAML::Node node = parent[key];
+        if (!node.IsDefined() || node.IsNull()) {
+            return false;
+        }
+        bool value = false;
+        if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
+            return error(where + "." + key + " must be true or false");
+        }
+        return value;
+    }
+
+    /// PEM material from KEY-data (base64) or, failing that, from the file KEY names.
+    Result<std::string> pem_field(const YAML::Node& parent, const std::string& key,
+                                  const std::string& where) const {
+        std::string data_key = key + "-data";
+        auto data = string_field(parent, data_key.c_str(), where);
+        if (!data) {
+            return data.error();
+        }
+        if (data->has_value() && !(*data)->empty()) {
+            auto decoded = decode_base64(**data);
+            if (!decoded) {
+                return error(where + "." + data_key + " is not valid base64");
+            }
+            return std::move(*decoded);
+        }
+        auto file = string_field(parent, key.c_str(), where);
+        if (!file) {
+            return file.error();
+        }
+        if (!file->has_value() || (*file)->empty()) {
+            return std::string{};
+        }
+        fs::path resolved = resolve(**file);
+        auto contents = read_file(resolved);
+        if (!contents) {
+            return error(where + "." + key + ": cannot read " + resolved.string());
+        }
+        return std::move(*contents);
+    }
+
+    fs::path resolve(const std::string& file) const {
+        fs::path p(file);
+        if (p.is_relative()) {
+            return path_.parent_path() / p;
+        }
+        return p;
+    }
+
+    /// The entry of `list` (clusters, users, contexts) called `name`, with its index.
+    Result<std::pair<YAML::Node, std::size_t>> find_named(const YAML::Node& root, const char* list,
+                                                          const char* what,
+                                                          const std::string& name) const {
+        const YAML::Node entries = root[list];
+        if (entries.IsDefined() && !entries.IsNull()) {
+            if (!entries.IsSequence()) {
+                return error(std::string(list) + " must be a list");
+            }
+            for (std::size_t i = 0; i < entries.size(); ++i) {
+                const YAML::Node entry = entries[i];
+                if (!entry.IsMap()) {
+                    return error(std::string(list) + "[" + std::to_string(i) +
+                                 "] must be a mapping");
+                }
+                const YAML::Node entry_name = entry["name"];
+                if (entry_name.IsScalar() && entry_name.Scalar() == name) {
+                    return std::pair{entry, i};
+                }
+            }
+        }
+        return error(std::string(what) + " \"" + name + "\" not found");
+    }
+
+    /// The body of an entry ("cluster", "user", "context"); a missing body reads as empty.
+    Result<YAML::Node> body(const YAML::Node& entry, const char* key,
+                            const std::string& where) const {
+        const YAML::Node node = entry[key];
+        if (!node.IsDefined() || node.IsNull()) {
+            return YAML::Node(YAML::NodeType::Map);
+        }
+        if (!node.IsMap()) {
+            // YAML::Node is explicitly constructible from anything, so name the error side.
+            return Result<YAML::Node>(boost::system::in_place_error,
+                                      error(where + "." + key + " must be a mapping"));
+        }
+        return node;
+    }
+
+    Result<ClusterConfig> build(const YAML::Node& root, const std::string& context_name) {
+        if (!root.IsMap()) {
+            return error("not a kubeconfig (the document is not a mapping)");
+        }
+        std::string name = context_name;
+        if (name.empty()) {
+            auto current = string_field(root, "current-context", "");
+            if (!current) {
+                return current.error();
+            }
+            if (!current->has_value() || (*current)->empty()) {
+                return error("no current-context is set and no context was given");
+            }
+            name = **current;
+        }
+
+        ClusterConfig config;
+
+        auto context_entry = find_named(root, "contexts", "context", name);
+        if (!context_entry) {
+            return context_entry.error();
+        }
+        std::string context_where = "contexts[" + std::to_string(context_entry->second) + "]";
+        auto context = body(context_entry->first, "context", context_where);
+        if (!context) {
+            return context.error();
+        }
+        context_where += ".context";
+        auto cluster_name = string_field(*context, "cluster", context_where);
+        if (!cluster_name) {
+            return cluster_name.error();
+        }
+        if (!cluster_name->has_value() || (*cluster_name)->empty()) {
+            return error(context_where + ".cluster is missing");
+        }
+        auto user_name = string_field(*context, "user", context_where);
+        if (!user_name) {
+            return user_name.error();
+        }
+        auto ns = string_field(*context, "namespace", context_where);
+        if (!ns) {
+            return ns.error();
+        }
+        if (ns->has_value() && !(*ns)->empty()) {
+            config.default_namespace = **ns;
+        }
+
+        if (auto r = read_cluster(root, **cluster_name, config); !r) {
+            return r.error();
+        }
+        if (user_name->has_value() && !(*user_name)->empty()) {
+            if (auto r = read_user(root, **user_name, config); !r) {
+                return r.error();
+            }
+        }
+        return config;
+    }
+
+    Result<void> read_cluster(const YAML::Node& root, const std::string& name,
+                              ClusterConfig& config) {
+        auto entry = find_named(root, "clusters", "cluster", name);
+        if (!entry) {
+            return entry.error();
+        }
+        std::string where = "clusters[" + std::to_string(entry->second) + "]";
+        auto cluster = body(entry->first, "cluster", where);
+        if (!cluster) {
+            return cluster.error();
+        }
+        where += ".cluster";
+        auto server = string_field(*cluster, "server", where);
+        if (!server) {
+            return server.error();
+        }
+        if (!server->has_value() || (*server)->empty()) {
+            return error(where + ".server is missing");
+        }
+        config.server = **server;
+        // A trailing slash would double up when paths are appended.
+        while (config.server.size() > 1 && config.server.back() == '/') {
+            config.server.pop_back();
+        }
+        auto ca = pem_field(*cluster, "certificate-authority", where);
+        if (!ca) {
+            return ca.error();
+        }
+        config.tls.ca_pem = std::move(*ca);
+        auto insecure = bool_field(*cluster, "insecure-skip-tls-verify", where);
+        if (!insecure) {
+            return insecure.error();
+        }
+        config.tls.insecure_skip_verify = *insecure;
+        return {};
+    }
+
+    Result<void> read_user(const YAML::Node& root, const std::string& name, ClusterConfig& config) {
+        auto entry = find_named(root, "users", "user", name);
+        if (!entry) {
+            return entry.error();
+        }
+        std::string where = "users[" + std::to_string(entry->second) + "]";
+        auto user = body(entry->first, "user", where);
+        if (!user) {
+            return user.error();
+        }
+        where += ".user";
+
+        auto cert = pem_field(*user, "client-certificate", where);
+        if (!cert) {
+            return cert.error();
+        }
+        auto key = pem_field(*user, "client-key", where);
+        if (!key) {
+            return key.error();
+        }
+        if (cert->empty() != key->empty()) {
+            return error(where + (cert->empty() ? ".client-certificate" : ".client-key") +
+                         " is missing (a client certificate needs its key)");
+        }
+        config.tls.client_cert_pem = std::move(*cert);
+        config.tls.client_key_pem = std::move(*key);
+
+        auto token = string_field(*user, "token", where);
+        if (!token) {
+            return token.error();
+        }
+        if (token->has_value()) {
+            config.token = **token;
+        }
+        auto token_file = string_field(*user, "tokenFile", where);
+        if (!token_file) {
+            return token_file.error();
+        }
+        if (token_file->has_value() && !(*token_file)->empty()) {
+            config.token_file = resolve(**token_file);
+            std::error_code ec;
+            if (!fs::is_regular_file(config.token_file, ec)) {
+                return error(where + ".tokenFile: cannot read " + config.token_file.string());
+            }
+        }
+        auto username = string_field(*user, "username", where);
+        if (!username) {
+            return username.error();
+        }
+        auto password = string_field(*user, "password", where);
+        if (!password) {
+            return password.error();
+        }
+        config.username = username->value_or("");
+        config.password = password->value_or("");
+
+        bool has_credentials = !config.tls.client_cert_pem.empty() || !config.token.empty() ||
+                               !config.token_file.empty() || !config.username.empty();
+        if (!has_credentials) {
+            for (const char* plugin : {"exec", "auth-provider"}) {
+                const YAML::Node node = (*user)[plugin];
+                if (node.IsDefined() && !node.IsNull()) {
+                    return error(where + "." + plugin +
+                                 " is not supported; use a token, tokenFile or client "
+                                 "certificate");
+                }
+            }
+        }
+        return {};
+    }
+
+    fs::path path_;
+};
+
+std::optional<std::string> env(const std::string& name) {
+    const char* value = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe)
+    if (value == nullptr || *value == '\0') {
+        return std::nullopt;
+    }
+    return std::string(value);
+}
+
+}  // namespace
+
+Result<ClusterConfig> load_kubeconfig(const fs::path& path, const std::string& context) {
+    return KubeconfigReader(path).load(context);
+}
+
+Result<ClusterConfig> load_in_cluster(const InClusterPaths& paths) {
+    auto in_cluster_error = [](const std::string& message) {
+        return fail(ErrorKind::kInvalid, "in-cluster config: " + message);
+    };
+    auto host = env(paths.host_env);
+    if (!host) {
+        return in_cluster_error(paths.host_env + " is not set (not running in a pod?)");
+    }
+    auto port = env(paths.port_env);
+    if (!port) {
+        return in_cluster_error(paths.port_env + " is not set (not running in a pod?)");
+    }
+    ClusterConfig config;
+    bool ipv6 = host->find(':') != std::string::npos && host->front() != '[';
+    config.server = "https://" + (ipv6 ? "[" + *host + "]" : *host) + ":" + *port;
+
+    std::error_code ec;
+    if (!fs::is_regular_file(paths.token_file, ec)) {
+        return in_cluster_error("the service account token " + paths.token_file.string() +
+                                " does not exist");
+    }
+    // The token itself is left in its file: the REST client re-reads it when it is rotated.
+    config.token_file = paths.token_file;
+
+    auto ca = read_file(paths.ca_file);
+    if (!ca) {
+        return in_cluster_error("cannot read the CA certificate " + paths.ca_file.string());
+    }
+    config.tls.ca_pem = std::move(*ca);
+
+    if (auto ns = read_file(paths.namespace_file)) {
+        std::string trimmed = trim(std::move(*ns));
+        if (!trimmed.empty()) {
+            config.default_namespace = std::move(trimmed);
+        }
+    }
+    return config;
+}
+
+Result<ClusterConfig> load_default_config(const std::string& kubeconfig_flag) {
+    if (!kubeconfig_flag.empty()) {
+        return load_kubeconfig(kubeconfig_flag);
+    }
+    if (auto list = env("KUBECONFIG")) {
+        // $KUBECONFIG may list several files; kubectl merges them, Serin takes the first that
+        // exists, which covers the common single-file case.
+        std::string_view rest = *list;
+        std::optional<fs::path> first;
+        while (!rest.empty()) {
+            auto colon = rest.find(':');
+            std::string_view item = rest.substr(0, colon);
+            rest = colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
+            if (item.empty()) {
+                continue;
+            }
+            if (!first) {
+                first = fs::path(item);
+            }
+            std::error_code ec;
+            if (fs::exists(fs::path(item), ec)) {
+                return load_kubeconfig(fs::path(item));
+            }
+        }
+        if (first) {
+            return load_kubeconfig(*first);  // reports the missing file
+        }
+    }
+    InClusterPaths in_cluster;
+    if (env(in_cluster.host_env)) {
+        return load_in_cluster(in_cluster);
+    }
+    auto home = env("HOME");
+    if (!home) {
+        return fail(ErrorKind::kInvalid,
+                    "no kubeconfig: --kubeconfig and $KUBECONFIG are unset, not running in a pod "
+                    "and $HOME is unset");
+    }
+    return load_kubeconfig(fs::path(*home) / ".kube" / "config");
+}
+
+}  // namespace serin::kube

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "platform/core/result.hpp"
+#include "platform/http/http_client.hpp"
+
+namespace serin::kube {
+
+/// How to reach and authenticate to one API server.
+struct ClusterConfig {
+    std::string server;  ///< "https://127.0.0.1:6443"
+    http::TlsOptions tls;
+    std::string token;                  ///< a bearer token, used as is
+    std::filesystem::path token_file;   ///< or a file holding it, re-read when it changes
+    std::string username;               ///< basic auth, when neither token is set
+    std::string password;
+    std::string default_namespace = "default";
+};
+
+/// Reads a kubeconfig file: the named context, or current-context when `context` is empty.
+/// Understands token, tokenFile, client-certificate(-data), client-key(-data),
+/// certificate-authority(-data), insecure-skip-tls-verify, username/password and the context's
+/// namespace. Relative file paths are taken relative to the kubeconfig's folder. Errors (kInvalid)
+/// name the file and the missing or malformed field.
+Result<ClusterConfig> load_kubeconfig(const std::filesystem::path& path,
+                                      const std::string& context = {});
+
+/// Where the in-cluster configuration comes from; the defaults are Kubernetes' own.
+struct InClusterPaths {
+    std::filesystem::path token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+    std::filesystem::path ca_file = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+    std::filesystem::path namespace_file =
+        "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+    std::string host_env = "KUBERNETES_SERVICE_HOST";
+    std::string port_env = "KUBERNETES_SERVICE_PORT";
+};
+
+/// The service account's configuration inside a pod. The token is read from its file on use and
+/// re-read when the file changes, so rotated tokens are picked up.
+Result<ClusterConfig> load_in_cluster(const InClusterPaths& paths = {});
+
+/// --kubeconfig if given, else $KUBECONFIG, else in-cluster when running in a pod, else
+/// ~/.kube/config.
+Result<ClusterConfig> load_default_config(const std::string& kubeconfig_flag);
+
+}  // namespace serin::kube

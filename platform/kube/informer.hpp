@@ -1,0 +1,127 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "platform/core/clock.hpp"
+#include "platform/kube/kube_client.hpp"
+
+namespace serin::kube {
+
+/// An object as the cache holds it: immutable once published, so readers never need a lock
+/// beyond the one that hands them the pointer.
+using ObjectPtr = std::shared_ptr<const Json>;
+
+/// "namespace/name", or "name" for cluster-scoped objects: the key of the cache and work queue.
+std::string object_key(const Json& object);
+
+/// Callbacks run on the informer's thread, in the order the server's changes happened.
+struct EventHandlers {
+    std::function<void(const ObjectPtr&)> on_add;
+    std::function<void(const ObjectPtr& old_object, const ObjectPtr& new_object)> on_update;
+    std::function<void(const ObjectPtr&)> on_delete;
+};
+
+/// Computes the index values of an object (e.g. its owners' uids).
+using IndexFunc = std::function<std::vector<std::string>(const Json& object)>;
+
+struct InformerOptions {
+    std::string ns;  ///< "" = all namespaces
+    std::string label_selector;
+    std::string field_selector;
+    std::int64_t page_size = 500;  ///< LIST pages
+    std::int64_t watch_timeout_seconds = 300;
+    bool strip_managed_fields = true;  ///< managedFields are large and Serin never reads them
+    /// Cache metadata only (PartialObjectMetadata): for Secrets, whose values Serin reads only
+    /// for the few it uses (see FetchedObjects).
+    bool metadata_only = false;
+    std::chrono::milliseconds backoff_initial{200};
+    std::chrono::milliseconds backoff_max{30'000};
+};
+
+struct InformerStats {
+    std::uint64_t lists = 0;          ///< full LISTs (each may be several pages)
+    std::uint64_t relists_after_gone = 0;
+    std::uint64_t watches = 0;        ///< watch requests started
+    std::uint64_t watch_failures = 0; ///< watches that ended in an error
+    std::uint64_t events = 0;         ///< watch events applied (bookmarks excluded)
+};
+
+/// A cache of one resource type fed by LIST then WATCH.
+///
+/// The watch resumes from the last resourceVersion it saw (events and bookmarks), reconnects with
+/// backoff and jitter after failures, and re-lists after 410 Gone; a re-list is diffed against the
+/// cache so handlers see exactly the adds, updates and deletes that happened meanwhile.
+///
+/// Built-in indexes: "namespace", "owner" (ownerReferences uid), "label" ("key=value").
+/// Thread safety: run() and the handlers run on one thread (or strand); the read methods may be
+/// called from any thread. Cancellation: stop(), or cancelling run()'s coroutine, ends run().
+class Informer {
+public:
+    Informer(KubeClient& client, Clock& clock, ResourceType type, InformerOptions options = {});
+    Informer(const Informer&) = delete;
+    Informer& operator=(const Informer&) = delete;
+
+    /// Adds handlers; call before run().
+    void add_handlers(EventHandlers handlers);
+    /// Adds a custom index; call before run().
+    void add_index(std::string name, IndexFunc func);
+
+    /// LISTs, then WATCHes until stopped.
+    boost::asio::awaitable<void> run();
+    /// Spawns run() on `executor`; stop() ends it.
+    void start(boost::asio::any_io_executor executor);
+    void stop();
+
+    bool has_synced() const;
+    const ResourceType& type() const { return type_; }
+    /// The resourceVersion the cache reflects.
+    std::string resource_version() const;
+    InformerStats stats() const;
+
+    ObjectPtr get(const std::string& key) const;
+    ObjectPtr get(std::string_view ns, std::string_view name) const;
+    std::vector<ObjectPtr> list() const;
+    std::size_t size() const;
+    /// Objects whose index `index` has value `value`.
+    std::vector<ObjectPtr> by_index(const std::string& index, const std::string& value) const;
+
+private:
+    boost::asio::awaitable<Result<void>> list_and_replace();
+    boost::asio::awaitable<Result<void>> watch_once();
+    void prepare(Json& object) const;
+    void apply_upsert(ObjectPtr object);
+    void apply_delete(const std::string& key);
+    void index_insert(const std::string& key, const Json& object);
+    void index_erase(const std::string& key, const Json& object);
+    void notify_add(const ObjectPtr& object);
+    void notify_update(const ObjectPtr& old_object, const ObjectPtr& new_object);
+    void notify_delete(const ObjectPtr& object);
+
+    KubeClient& client_;
+    Clock& clock_;
+    ResourceType type_;
+    InformerOptions options_;
+    std::vector<EventHandlers> handlers_;
+    std::map<std::string, IndexFunc> index_funcs_;
+    boost::asio::cancellation_signal stop_signal_;
+    bool stopped_ = false;
+
+    mutable std::shared_mutex mutex_;  // guards everything below
+    std::unordered_map<std::string, ObjectPtr> objects_;
+    std::map<std::string, std::unordered_map<std::string, std::set<std::string>>> indexes_;
+    std::string resource_version_;
+    bool synced_ = false;
+    InformerStats stats_;
+};
+
+}  // namespace serin::kube

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "platform/core/clock.hpp"
+#include "platform/kube/fetched_objects.hpp"
+#include "platform/kube/informer.hpp"
+
+namespace serin::kube {
+
+/// Reads objects from informer caches, with read-your-writes: an object this process has just
+/// written is returned as written until the cache has caught up with it.
+///
+/// Without that, a reconcile that runs right after a write (triggered by another event) would
+/// decide on the version from before the write and could repeat it. An entry written here is
+/// returned until the cache holds the same or a newer resourceVersion (Kubernetes versions are
+/// etcd revisions, compared as integers; an unparsable version is trusted when equal), or until
+/// `overlay_ttl` passes, whichever comes first.
+///
+/// Thread safety: one io_context thread, like the informers' handlers.
+class ObjectStore {
+public:
+    explicit ObjectStore(Clock& clock, Duration overlay_ttl = std::chrono::seconds{30})
+        : clock_(clock), overlay_ttl_(overlay_ttl) {}
+
+    /// Serves `type` from `informer`, which must outlive the store. For an informer of metadata
+    /// only, `full` serves the objects (those it has fetched) and learns of this process's
+    /// writes through wrote(); it must outlive the store too.
+    void add(const Informer& informer, FetchedObjects* full = nullptr);
+    /// Whether reads of `type` are served.
+    bool serves(const ResourceType& type) const;
+    /// Whether every informer has synced.
+    bool synced() const;
+
+    /// The object, or nullptr when it does not exist (or `type` is not served).
+    ObjectPtr get(const ResourceType& type, std::string_view ns, std::string_view name) const;
+    /// The objects of `type` in `ns`, from the cache (writes of this process not overlaid).
+    std::vector<ObjectPtr> list(const ResourceType& type, std::string_view ns) const;
+    /// The objects of `type` whose index `index` has `value`.
+    std::vector<ObjectPtr> by_index(const ResourceType& type, const std::string& index,
+                                    const std::string& value) const;
+
+    /// Remembers what a create, update or patch returned.
+    void wrote(const ResourceType& type, Json object);
+    /// Remembers a delete.
+    void deleted(const ResourceType& type, std::string_view ns, std::string_view name);
+
+    /// Entries still overlaid, for tests.
+    std::size_t overlaid() const { return overlay_.size(); }
+
+private:
+    using Key = std::tuple<std::string, std::string, std::string>;  // group/version/resource, ns, name
+    struct Entry {
+        ObjectPtr object;  ///< nullptr for a delete
+        std::string resource_version;
+        SteadyTime written_at;
+    };
+    static std::string type_key(const ResourceType& type);
+    const Informer* informer(const ResourceType& type) const;
+
+    Clock& clock_;
+    Duration overlay_ttl_;
+    std::map<std::string, const Informer*> informers_;
+    std::map<std::string, FetchedObjects*> fetched_;
+    mutable std::map<Key, Entry> overlay_;
+};
+
+/// Whether resourceVersion `a` is at least `b` (integers compared numerically).
+bool resource_version_at_least(std::string_view a, std::string_view b);
+
+}  // namespace serin::kube
