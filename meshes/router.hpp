@@ -11,8 +11,7 @@
 #include "analysis/routes.hpp"
 #include "crds/api/canary.hpp"
 #include "platform/core/result.hpp"
-#include "platform/kube/kube_client.hpp"
-#include "platform/kube/object_store.hpp"
+#include "platform/kube/cached_client.hpp"
 
 /// Traffic routers (flagger-spec §4): one per provider, behind one interface.
 namespace serin::meshes {
@@ -66,8 +65,8 @@ public:
 
 /// What routers are built from.
 struct RouterDeps {
-    kube::KubeClient& client;
-    kube::ObjectStore& store;
+    /// Reads from the informer caches, writes through the API (read-your-writes kept by it).
+    kube::CachedClient& kube;
 };
 
 using RouterFactory = std::function<std::unique_ptr<MeshRouter>(RouterDeps deps)>;

@@ -137,13 +137,13 @@ std::optional<Json> route_update(const Json& live, const Json& desired, const Ow
 
 Result<kube::ObjectPtr> live_route(const RouterDeps& deps, const RouteContext& context,
                                    const kube::ResourceType& type, std::string_view name) {
-    if (!deps.store.serves(type)) {
+    if (!deps.kube.serves(type)) {
         return fail(ErrorKind::kInvalid,
                     "spec.provider: \"" + context.provider + "\" writes " + type.kind + " (" +
                         type.api_version() + "), which the API server does not serve: install " +
                         "its CustomResourceDefinition and restart Serin");
     }
-    return deps.store.get(type, context.ns(), name);
+    return deps.kube.get(type, context.ns(), name);
 }
 
 Result<kube::ObjectPtr> existing_route(const RouterDeps& deps, const RouteContext& context,
@@ -190,38 +190,34 @@ asio::awaitable<Result<Json>> apply_route(RouterDeps deps, RouteContext context,
     if (!live) {
         co_return live.error();
     }
-    if (*live == nullptr) {
-        auto created = co_await deps.client.create(type, context.ns(), desired);
-        if (!created) {
-            co_return created.error();
+    auto update_for = [&](const Json& found) -> std::optional<Json> {
+        std::optional<Json> update = route_update(found, desired, owned);
+        if (update && options.remember_original) {
+            Json& annotations = (*update)["metadata"]["annotations"];
+            const Json* before = api::find_path(found, {"metadata", "annotations"});
+            const bool recorded =
+                owned_by_canary(found, context) ||
+                (before != nullptr && before->is_object() &&
+                 (before->contains(std::string(kLastAppliedKey)) ||
+                  before->contains(std::string(kOriginalConfigKey))));
+            if (!recorded) {
+                const Json* spec = api::member(found, "spec");
+                annotations[std::string(kOriginalConfigKey)] =
+                    dump_json(spec != nullptr ? *spec : Json::object());
+            }
         }
-        deps.store.wrote(type, *created);
-        co_return created;
+        return update;
+    };
+    auto ensured = co_await deps.kube.ensure(type, context.ns(), desired, update_for);
+    if (!ensured) {
+        co_return ensured.error();
     }
-    std::optional<Json> update = route_update(**live, desired, owned);
-    if (!update) {
-        co_return Result<Json>(boost::system::in_place_value, **live);
+    if (*ensured == nullptr) {
+        // Created by someone else since the cache was filled: compared once the watch brings it.
+        co_return fail(ErrorKind::kAlreadyExists,
+                       type.kind + " " + name + "." + context.ns() + " already exists");
     }
-    if (options.remember_original) {
-        Json& annotations = (*update)["metadata"]["annotations"];
-        const Json* before = api::find_path(**live, {"metadata", "annotations"});
-        const bool recorded =
-            owned_by_canary(**live, context) ||
-            (before != nullptr && before->is_object() &&
-            (before->contains(std::string(kLastAppliedKey)) ||
-             before->contains(std::string(kOriginalConfigKey))));
-        if (!recorded) {
-            const Json* spec = api::member(**live, "spec");
-            annotations[std::string(kOriginalConfigKey)] =
-                dump_json(spec != nullptr ? *spec : Json::object());
-        }
-    }
-    auto written = co_await deps.client.update(type, context.ns(), *update);
-    if (!written) {
-        co_return written.error();
-    }
-    deps.store.wrote(type, *written);
-    co_return written;
+    co_return **ensured;
 }
 
 }  // namespace serin::meshes

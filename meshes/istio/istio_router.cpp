@@ -421,11 +421,10 @@ public:
         Json restored = **live;
         restored["spec"] = std::move(*original);
         const kube::ResourceType type = vs_type();
-        auto written = co_await deps_.client.update(type, context.ns(), restored);
+        auto written = co_await deps_.kube.update(type, context.ns(), restored);
         if (!written) {
             co_return written.error();
         }
-        deps_.store.wrote(type, *written);
         co_return Result<void>{};
     }
 

@@ -16,7 +16,7 @@ namespace {
 
 class KubernetesRouter final : public MeshRouter {
 public:
-    explicit KubernetesRouter(RouterDeps deps) : client_(deps.client), store_(deps.store) {}
+    explicit KubernetesRouter(RouterDeps deps) : kube_(deps.kube) {}
 
     // MeshRouter
     asio::awaitable<Result<void>> reconcile(RouteContext /*context*/) override {
@@ -25,7 +25,7 @@ public:
     }
 
     asio::awaitable<Result<analysis::Routes>> get_routes(RouteContext context) override {
-        kube::ObjectPtr apex = store_.get(kube::types::services(), context.ns(), context.apex);
+        kube::ObjectPtr apex = kube_.get(kube::types::services(), context.ns(), context.apex);
         if (apex == nullptr) {
             co_return fail(ErrorKind::kNotFound,
                            "service " + context.apex + "." + context.ns() + " not found");
@@ -38,7 +38,7 @@ public:
 
     asio::awaitable<Result<void>> set_routes(RouteContext context,
                                              analysis::Routes routes) override {
-        kube::ObjectPtr apex = store_.get(kube::types::services(), context.ns(), context.apex);
+        kube::ObjectPtr apex = kube_.get(kube::types::services(), context.ns(), context.apex);
         if (apex == nullptr) {
             co_return fail(ErrorKind::kNotFound,
                            "service " + context.apex + "." + context.ns() + " not found");
@@ -50,11 +50,10 @@ public:
         }
         Json updated = *apex;
         updated["spec"]["selector"] = want;
-        auto written = co_await client_.update(kube::types::services(), context.ns(), updated);
+        auto written = co_await kube_.update(kube::types::services(), context.ns(), updated);
         if (!written) {
             co_return written.error();
         }
-        store_.wrote(kube::types::services(), std::move(*written));
         co_return Result<void>{};
     }
 
@@ -69,8 +68,7 @@ private:
         return api::find_path(service, {"spec", "selector"});
     }
 
-    kube::KubeClient& client_;
-    kube::ObjectStore& store_;
+    kube::CachedClient& kube_;
 };
 
 }  // namespace
