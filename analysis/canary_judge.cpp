@@ -181,6 +181,70 @@ std::optional<EffectMeasure> parse_effect_measure(std::string_view text) {
     return std::nullopt;
 }
 
+namespace {
+
+/// §3.3 steps 5-8: the label from where the confidence interval lies against the tolerance band
+/// and the effect size, and whether a failure fails the whole canary.
+void label_by_interval(Classification& out, const MetricConfig& config, double effect) {
+    // §3.3 steps 5-7.
+    const double band = config.tolerance * std::fabs(out.estimate);
+    const double lower_bound = -band;
+    const double upper_bound = band;
+    const double neutral = neutral_effect(config.measure);
+    const double allowed_increase = config.allowed_increase.value_or(neutral);
+    const double allowed_decrease = config.allowed_decrease.value_or(neutral);
+    const bool effect_unknown = std::isnan(effect);
+    const bool higher = out.ci_lower > upper_bound;
+    const bool lower = out.ci_upper < lower_bound;
+    const bool flags_increase = config.direction != Direction::kDecrease;
+    const bool flags_decrease = config.direction != Direction::kIncrease;
+    const std::string interval = interval_text(out, config.confidence);
+    const std::string effect_text = effect_name(config.measure) + " " + format_number(effect);
+
+    if (higher && flags_increase && (effect_unknown || effect >= allowed_increase)) {
+        out.label = Label::kHigh;
+        out.reason = "Canary is higher than primary: " + interval + " above the tolerance " +
+                     format_number(upper_bound) + "; " + effect_text;
+    } else if (lower && flags_decrease && (effect_unknown || effect <= allowed_decrease)) {
+        out.label = Label::kLow;
+        out.reason = "Canary is lower than primary: " + interval + " below the tolerance " +
+                     format_number(lower_bound) + "; " + effect_text;
+    } else {
+        out.label = Label::kPass;
+        if (higher && !flags_increase) {
+            out.reason =
+                "Canary is higher than primary, but only a decrease is flagged: " + interval +
+                "; " + effect_text;
+        } else if (lower && !flags_decrease) {
+            out.reason =
+                "Canary is lower than primary, but only an increase is flagged: " + interval +
+                "; " + effect_text;
+        } else if (higher) {
+            out.reason = "Canary is higher than primary, but the " + effect_text +
+                         " is below the allowed increase " + format_number(allowed_increase) +
+                         ": " + interval;
+        } else if (lower) {
+            out.reason = "Canary is lower than primary, but the " + effect_text +
+                         " is above the allowed decrease " + format_number(allowed_decrease) +
+                         ": " + interval;
+        } else {
+            out.reason = "No significant difference: " + interval + " overlaps the tolerance ±" +
+                         format_number(band) + "; " + effect_text;
+        }
+    }
+
+    // §3.3 step 8: does this failure fail the whole canary?
+    if (config.critical) {
+        const double critical_increase = config.critical_increase.value_or(neutral);
+        const double critical_decrease = config.critical_decrease.value_or(neutral);
+        out.critical =
+            (out.label == Label::kHigh && (effect_unknown || effect >= critical_increase)) ||
+            (out.label == Label::kLow && (effect_unknown || effect <= critical_decrease));
+    }
+}
+
+}  // namespace
+
 Classification classify(std::vector<double> canary, std::vector<double> primary,
                         const MetricConfig& config) {
     // §3.2: preprocessing, then the descriptive numbers of what is left.
@@ -259,61 +323,7 @@ Classification classify(std::vector<double> canary, std::vector<double> primary,
     out.ci_lower = test->lower;
     out.ci_upper = test->upper;
 
-    // §3.3 steps 5-7.
-    const double band = config.tolerance * std::fabs(out.estimate);
-    const double lower_bound = -band;
-    const double upper_bound = band;
-    const double neutral = neutral_effect(config.measure);
-    const double allowed_increase = config.allowed_increase.value_or(neutral);
-    const double allowed_decrease = config.allowed_decrease.value_or(neutral);
-    const bool effect_unknown = std::isnan(effect);
-    const bool higher = out.ci_lower > upper_bound;
-    const bool lower = out.ci_upper < lower_bound;
-    const bool flags_increase = config.direction != Direction::kDecrease;
-    const bool flags_decrease = config.direction != Direction::kIncrease;
-    const std::string interval = interval_text(out, config.confidence);
-    const std::string effect_text = effect_name(config.measure) + " " + format_number(effect);
-
-    if (higher && flags_increase && (effect_unknown || effect >= allowed_increase)) {
-        out.label = Label::kHigh;
-        out.reason = "Canary is higher than primary: " + interval + " above the tolerance " +
-                     format_number(upper_bound) + "; " + effect_text;
-    } else if (lower && flags_decrease && (effect_unknown || effect <= allowed_decrease)) {
-        out.label = Label::kLow;
-        out.reason = "Canary is lower than primary: " + interval + " below the tolerance " +
-                     format_number(lower_bound) + "; " + effect_text;
-    } else {
-        out.label = Label::kPass;
-        if (higher && !flags_increase) {
-            out.reason =
-                "Canary is higher than primary, but only a decrease is flagged: " + interval +
-                "; " + effect_text;
-        } else if (lower && !flags_decrease) {
-            out.reason =
-                "Canary is lower than primary, but only an increase is flagged: " + interval +
-                "; " + effect_text;
-        } else if (higher) {
-            out.reason = "Canary is higher than primary, but the " + effect_text +
-                         " is below the allowed increase " + format_number(allowed_increase) +
-                         ": " + interval;
-        } else if (lower) {
-            out.reason = "Canary is lower than primary, but the " + effect_text +
-                         " is above the allowed decrease " + format_number(allowed_decrease) +
-                         ": " + interval;
-        } else {
-            out.reason = "No significant difference: " + interval + " overlaps the tolerance ±" +
-                         format_number(band) + "; " + effect_text;
-        }
-    }
-
-    // §3.3 step 8: does this failure fail the whole canary?
-    if (config.critical) {
-        const double critical_increase = config.critical_increase.value_or(neutral);
-        const double critical_decrease = config.critical_decrease.value_or(neutral);
-        out.critical =
-            (out.label == Label::kHigh && (effect_unknown || effect >= critical_increase)) ||
-            (out.label == Label::kLow && (effect_unknown || effect <= critical_decrease));
-    }
+    label_by_interval(out, config, effect);
     return out;
 }
 

@@ -370,7 +370,6 @@ int main(int argc, char** argv) {
     spdlog::info("serving /metrics, /healthz and /readyz on port {}", (*endpoints)->port());
 
     serin::canary::ControllerOptions options;
-    options.ns = f.ns;
     options.alerts.cluster_name = f.cluster_name;
     options.alerts.global = global_notifier;
     options.workers = f.threadiness;
@@ -413,15 +412,20 @@ int main(int argc, char** argv) {
             options.reconciler.hpa_type = type;
         }
         // Informers for the routing objects whose CRDs are installed.
-        options.route_types =
+        serin::canary::CacheOptions cache_options;
+        cache_options.ns = f.ns;
+        cache_options.hpa_type = options.reconciler.hpa_type;
+        cache_options.route_types =
             co_await serin::kube::served_types(**client, serin::meshes::route_types::all());
         std::string served;
-        for (const auto& type : options.route_types) {
+        for (const auto& type : cache_options.route_types) {
             served += (served.empty() ? "" : ", ") + type.kind + " " + type.api_version();
         }
         spdlog::info("routing APIs served: {}", served.empty() ? "none" : served);
+        // The caches before the controller, which adds its handlers to them.
+        serin::canary::Caches caches(**client, clock, cache_options);
         serin::canary::Controller controller(
-            serin::canary::ControllerDeps{io.get_executor(), **client, clock, recorder, webhooks,
+            serin::canary::ControllerDeps{io.get_executor(), caches, clock, recorder, webhooks,
                                           metrics, &notifier, &telemetry},
             options);
         live = &controller;
@@ -430,7 +434,7 @@ int main(int argc, char** argv) {
             const serin::canary::Controller*& controller;
             ~Forget() { controller = nullptr; }
         } forget{live};
-        metrics.use_store(controller.store());
+        metrics.use_store(caches.store());
         if (!f.leader_election) {
             running = &controller;
             co_await controller.run();

@@ -48,27 +48,9 @@ std::string target_index(const std::string& ns, const std::string& kind, const s
 }  // namespace
 
 Controller::Controller(ControllerDeps deps, ControllerOptions options)
-    : deps_(deps), options_(std::move(options)), store_(deps.clock) {
-    kube::InformerOptions informer_options;
-    informer_options.ns = options_.ns;
-    // The server ends each watch before the client's idle timeout (90 s) would call a quiet
-    // watch dead; the informer then resumes from the last version it saw.
-    informer_options.watch_timeout_seconds = 60;
-    auto add = [&](const kube::ResourceType& type) -> kube::Informer& {
-        informers_.push_back(
-            std::make_unique<kube::Informer>(deps_.client, deps_.clock, type, informer_options));
-        if (type.resource == types::secrets().resource && type.group.empty()) {
-            // Secrets are watched by metadata; the values of those a canary uses are fetched.
-            secrets_ = std::make_unique<kube::FetchedObjects>(deps_.client, *informers_.back());
-            store_.add(*informers_.back(), secrets_.get());
-        } else {
-            store_.add(*informers_.back());
-        }
-        return *informers_.back();
-    };
-
-    kube::Informer& canaries = add(types::canaries());
-    canaries_ = &canaries;
+    : deps_(deps), options_(std::move(options)) {
+    Caches& caches = deps_.caches;
+    kube::Informer& canaries = caches.canaries();
     canaries.add_index("target", [](const Json& canary) -> std::vector<std::string> {
         const Json* spec = member(canary, "spec");
         const Json* ref = spec != nullptr ? member(*spec, "targetRef") : nullptr;
@@ -108,33 +90,28 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
 
     for (const auto* type : {&types::deployments(), &types::daemon_sets()}) {
         const std::string kind = type->kind;
-        watch(add(*type), [this, kind](const Json& workload) {
+        watch(*caches.informer(*type), [this, kind](const Json& workload) {
             enqueue_indexed("target", target_index(kube::object_namespace(workload), kind,
                                                    kube::object_name(workload)));
         });
     }
-    watch(add(types::services()), nullptr);
-    watch(add(types::config_maps()), [this](const Json& config) {
+    watch(*caches.informer(types::services()), nullptr);
+    watch(*caches.informer(types::config_maps()), [this](const Json& config) {
         enqueue_indexed("config", kube::object_namespace(config) + "/configmap/" +
                                       kube::object_name(config));
     });
-    informer_options.metadata_only = true;
-    kube::Informer& secrets = add(types::secrets());
-    informer_options.metadata_only = false;
-    watch(secrets, [this](const Json& config) {
+    watch(*caches.informer(types::secrets()), [this](const Json& config) {
         enqueue_indexed("config", kube::object_namespace(config) + "/secret/" +
                                       kube::object_name(config));
     });
-    watch(add(options_.reconciler.hpa_type), [this](const Json& hpa) {
+    watch(*caches.informer(caches.options().hpa_type), [this](const Json& hpa) {
         enqueue_indexed("autoscaler", kube::object_namespace(hpa) + "/" + kube::object_name(hpa));
     });
     // MetricTemplates are read at each metric check and AlertProviders at each alert; a change
-    // needs no reconcile of its own.
-    add(types::metric_templates());
-    add(types::alert_providers());
-    // Routing objects: a change to one the canary owns (drift) is reconciled at once.
-    for (const kube::ResourceType& type : options_.route_types) {
-        watch(add(type), nullptr);
+    // needs no reconcile of its own. Routing objects: a change to one the canary owns (drift)
+    // is reconciled at once.
+    for (const kube::ResourceType& type : caches.options().route_types) {
+        watch(*caches.informer(type), nullptr);
     }
 
     kube::WorkQueueOptions queue_options;
@@ -148,25 +125,22 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     calls_ = std::make_unique<BackgroundCalls>(
         deps_.executor, deps_.clock, options_.background,
         [this](const std::string& key) { queue_->add(key); });
-    routers_ = std::make_unique<meshes::RouterRegistry>(meshes::RouterDeps{deps_.client, store_});
+    routers_ = std::make_unique<meshes::RouterRegistry>(meshes::RouterDeps{caches.kube()});
     if (options_.register_routers) {
         options_.register_routers(*routers_);
     }
     if (deps_.notifier != nullptr) {
-        alerts_ = std::make_unique<AlertDispatcher>(*deps_.notifier, store_, options_.alerts);
+        alerts_ = std::make_unique<AlertDispatcher>(*deps_.notifier, caches.store(),
+                                                    options_.alerts);
     }
     reconciler_ = std::make_unique<Reconciler>(
-        ReconcilerDeps{deps_.executor, deps_.client, store_, deps_.clock, deps_.recorder,
+        ReconcilerDeps{deps_.executor, caches.kube(), deps_.clock, deps_.recorder,
                        deps_.webhooks, *routers_, deps_.metrics, alerts_.get(), *calls_,
-                       *secrets_, deps_.telemetry},
+                       caches.secrets(), deps_.telemetry},
         options_.reconciler);
 }
 
-Controller::~Controller() {
-    for (auto& informer : informers_) {
-        informer->stop();
-    }
-}
+Controller::~Controller() { deps_.caches.stop(); }
 
 void Controller::watch(kube::Informer& informer,
                        std::function<void(const Json&)> enqueue_for) {
@@ -198,37 +172,24 @@ void Controller::enqueue_owners(const Json& object) {
 }
 
 void Controller::enqueue_indexed(const std::string& index, const std::string& value) {
-    for (const ObjectPtr& canary : canaries_->by_index(index, value)) {
+    for (const ObjectPtr& canary : deps_.caches.canaries().by_index(index, value)) {
         enqueue_canary(*canary);
     }
 }
 
 std::map<std::string, std::size_t> Controller::canaries_per_namespace() const {
     std::map<std::string, std::size_t> counts;
-    if (canaries_ != nullptr) {
-        for (const ObjectPtr& canary : canaries_->list()) {
-            ++counts[kube::object_namespace(*canary)];
-        }
+    for (const ObjectPtr& canary : deps_.caches.canaries().list()) {
+        ++counts[kube::object_namespace(*canary)];
     }
     return counts;
 }
 
-kube::InformerStats Controller::informer_stats() const {
-    kube::InformerStats sum;
-    for (const auto& informer : informers_) {
-        const kube::InformerStats one = informer->stats();
-        sum.lists += one.lists;
-        sum.relists_after_gone += one.relists_after_gone;
-        sum.watches += one.watches;
-        sum.watch_failures += one.watch_failures;
-        sum.events += one.events;
-    }
-    return sum;
-}
+kube::InformerStats Controller::informer_stats() const { return deps_.caches.stats(); }
 
 std::size_t Controller::queue_depth() const { return queue_ ? queue_->depth() : 0; }
 
-bool Controller::synced() const { return store_.synced(); }
+bool Controller::synced() const { return deps_.caches.synced(); }
 
 asio::awaitable<void> Controller::worker() {
     // Cancellation (SIGTERM after the drain grace, a lost lease) ends reconciles through their
@@ -325,12 +286,10 @@ void Controller::drain() {
 }
 
 asio::awaitable<void> Controller::run() {
-    for (auto& informer : informers_) {
-        informer->start(deps_.executor);
-    }
+    deps_.caches.start(deps_.executor);
     const auto started = deps_.clock.steady_now();
     // Drained before the caches synced, the workers below find the queue shut and end at once.
-    while (!store_.synced() && !draining_) {
+    while (!deps_.caches.synced() && !draining_) {
         const bool slept = co_await deps_.clock.sleep_for(std::chrono::milliseconds{20});
         if (!slept) {
             co_return;  // cancelled
@@ -341,15 +300,13 @@ asio::awaitable<void> Controller::run() {
                      std::chrono::duration_cast<std::chrono::milliseconds>(
                          deps_.clock.steady_now() - started)
                          .count(),
-                     canaries_->size());
+                     deps_.caches.canaries().size());
     }
     const std::function<asio::awaitable<void>()> one_worker = [this] { return worker(); };
     co_await run_workers(std::max(1, options_.workers), one_worker);
     calls_->cancel_all();  // cancelled (a lost lease, the end of the grace): nothing goes on
     queue_->shut_down();
-    for (auto& informer : informers_) {
-        informer->stop();
-    }
+    deps_.caches.stop();
 }
 
 }  // namespace serin::canary

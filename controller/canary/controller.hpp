@@ -11,21 +11,15 @@
 #include <vector>
 
 #include "controller/canary/alerts.hpp"
+#include "controller/canary/caches.hpp"
 #include "controller/canary/reconciler.hpp"
-#include "platform/kube/informer.hpp"
-#include "platform/kube/object_store.hpp"
 #include "platform/kube/work_queue.hpp"
 
 namespace serin::canary {
 
 struct ControllerOptions {
-    std::string ns;   ///< -namespace: "" watches every namespace
     int workers = 2;  ///< -threadiness: canaries reconciled at once (coroutines on one thread)
     ReconcilerOptions reconciler;
-    /// The routing objects' types to run informers for: those the API server serves (main finds
-    /// them with kube::served_types over meshes::route_types::all()). A router whose type is
-    /// missing here refuses its canaries with a clear error.
-    std::vector<kube::ResourceType> route_types;
     /// Adds the routers of this build to the registry (main passes register_builtin_routers).
     std::function<void(meshes::RouterRegistry&)> register_routers;
     /// -cluster-name and the global notifier.
@@ -36,7 +30,10 @@ struct ControllerOptions {
 
 struct ControllerDeps {
     boost::asio::any_io_executor executor;
-    kube::KubeClient& client;
+    /// The informer caches and the client on top (built by the composition root). A router
+    /// whose routing type has no informer there refuses its canaries with a clear error. The
+    /// controller adds its indexes and handlers, and starts and stops the informers in run().
+    Caches& caches;
     Clock& clock;
     kube::EventRecorder& recorder;
     WebhookClient& webhooks;
@@ -52,8 +49,8 @@ struct ControllerDeps {
 std::optional<std::string> stuck_reconcile(const std::map<std::string, SteadyTime>& running,
                                            SteadyTime now, Duration limit);
 
-/// The canary controller: informers for Canaries and everything they touch, one work queue
-/// keyed by canary, and workers that run the Reconciler.
+/// The canary controller: event handlers on the caches of Canaries and everything they touch,
+/// one work queue keyed by canary, and workers that run the Reconciler.
 ///
 /// Watch events enqueue the canaries they concern at once: a Canary's spec or metadata change;
 /// a change of its target Deployment/DaemonSet (found by an index on spec.targetRef); of an
@@ -85,8 +82,6 @@ public:
     /// Why the controller is not healthy (for /healthz), or nullopt: a reconcile has run longer
     /// than `stuck_after` (every call in one is bounded, so it hangs).
     std::optional<std::string> unhealthy(Duration stuck_after) const;
-    /// The informer caches (MetricTemplates and Secrets for the metric checker).
-    const kube::ObjectStore& store() const { return store_; }
 
     std::uint64_t reconciles() const { return reconciles_; }
     /// Keys ready to be reconciled now (serin_workqueue_depth).
@@ -107,10 +102,6 @@ private:
 
     ControllerDeps deps_;
     ControllerOptions options_;
-    std::vector<std::unique_ptr<kube::Informer>> informers_;
-    kube::Informer* canaries_ = nullptr;
-    std::unique_ptr<kube::FetchedObjects> secrets_;  ///< before store_, which reads through it
-    kube::ObjectStore store_;
     std::unique_ptr<kube::WorkQueue> queue_;
     std::unique_ptr<meshes::RouterRegistry> routers_;
     std::unique_ptr<AlertDispatcher> alerts_;

@@ -121,6 +121,84 @@ PodBehavior pod_behavior(const Json& pod) {
     return PodBehavior::kReady;
 }
 
+namespace {
+
+/// What a pod's containers are, for container_status.
+struct PodRun {
+    PodBehavior behavior;
+    SystemTime now;
+    SystemTime start;  ///< the pod's startTime
+    std::string pod_name;
+    std::string container_prefix;  ///< of containerIDs
+    const Json* old_statuses;      ///< the containerStatuses written before, or null
+};
+
+/// The status of one container of a pod that `run` describes; `*unready` set when it is not
+/// ready.
+Json container_status(const Json& container, const PodRun& run, const SimSettings& settings,
+                      bool* unready) {
+    const PodBehavior behavior = run.behavior;
+    const SystemTime now = run.now;
+    const SystemTime start = run.start;
+    const std::string& pod_name = run.pod_name;
+    const std::string& container_prefix = run.container_prefix;
+    const Json* old_statuses = run.old_statuses;
+    const std::string name = string_member(container, "name");
+    const std::string image = string_member(container, "image");
+    const Json* old = find_named(old_statuses, name);
+    const std::int64_t old_restarts = old != nullptr ? int_member(*old, "restartCount") : 0;
+    Json cs = {{"name", name},
+               {"image", image},
+               {"imageID", "sim://" + image},
+               {"containerID", container_prefix + name}};
+    if (behavior == PodBehavior::kCrashLoop) {
+        auto interval = std::max<std::int64_t>(1, settings.crash_restart_interval.count());
+        auto elapsed =
+            std::chrono::duration_cast<std::chrono::seconds>(now - start).count();
+        std::int64_t restarts = std::max<std::int64_t>(
+            old_restarts, 1 + std::max<std::int64_t>(0, elapsed) / interval);
+        std::string last_run =
+            format_time(start + std::chrono::seconds{(restarts - 1) * interval});
+        cs["ready"] = false;
+        cs["started"] = false;
+        cs["restartCount"] = restarts;
+        cs["state"] = {{"waiting",
+                        {{"reason", "CrashLoopBackOff"},
+                         {"message", "back-off restarting failed container=" + name +
+                                         " pod=" + pod_name}}}};
+        cs["lastState"] = {{"terminated",
+                            {{"exitCode", 1},
+                             {"reason", "Error"},
+                             {"startedAt", last_run},
+                             {"finishedAt", last_run},
+                             {"containerID", container_prefix + name}}}};
+        *unready = true;
+    } else {
+        std::string started_at = format_time(now);
+        if (old != nullptr) {
+            const Json* state = member(*old, "state");
+            const Json* running = state != nullptr ? member(*state, "running") : nullptr;
+            if (running != nullptr) {
+                std::string previous = string_member(*running, "startedAt");
+                if (!previous.empty()) {
+                    started_at = previous;
+                }
+            }
+        }
+        const bool ready = behavior == PodBehavior::kReady;
+        cs["ready"] = ready;
+        cs["started"] = true;
+        cs["restartCount"] = old_restarts;
+        cs["state"] = {{"running", {{"startedAt", started_at}}}};
+        if (!ready) {
+            *unready = true;
+        }
+    }
+    return cs;
+}
+
+}  // namespace
+
 std::optional<Json> desired_pod_status(const Json& pod, SystemTime now,
                                        const SimSettings& settings) {
     const Json* meta = member(pod, "metadata");
@@ -151,63 +229,17 @@ std::optional<Json> desired_pod_status(const Json& pod, SystemTime now,
     const std::string container_prefix = "sim://" + (uid.empty() ? pod_name : uid) + "/";
     const Json* old_statuses = member(status, "containerStatuses");
 
+    const PodRun run{behavior, now, start, pod_name, container_prefix, old_statuses};
     Json statuses = Json::array();
     std::vector<std::string> unready;
     const Json* containers = member(*spec, "containers");
     if (containers != nullptr && containers->is_array()) {
         for (const auto& container : *containers) {
-            const std::string name = string_member(container, "name");
-            const std::string image = string_member(container, "image");
-            const Json* old = find_named(old_statuses, name);
-            const std::int64_t old_restarts = old != nullptr ? int_member(*old, "restartCount") : 0;
-            Json cs = {{"name", name},
-                       {"image", image},
-                       {"imageID", "sim://" + image},
-                       {"containerID", container_prefix + name}};
-            if (behavior == PodBehavior::kCrashLoop) {
-                auto interval = std::max<std::int64_t>(1, settings.crash_restart_interval.count());
-                auto elapsed =
-                    std::chrono::duration_cast<std::chrono::seconds>(now - start).count();
-                std::int64_t restarts = std::max<std::int64_t>(
-                    old_restarts, 1 + std::max<std::int64_t>(0, elapsed) / interval);
-                std::string last_run =
-                    format_time(start + std::chrono::seconds{(restarts - 1) * interval});
-                cs["ready"] = false;
-                cs["started"] = false;
-                cs["restartCount"] = restarts;
-                cs["state"] = {{"waiting",
-                                {{"reason", "CrashLoopBackOff"},
-                                 {"message", "back-off restarting failed container=" + name +
-                                                 " pod=" + pod_name}}}};
-                cs["lastState"] = {{"terminated",
-                                    {{"exitCode", 1},
-                                     {"reason", "Error"},
-                                     {"startedAt", last_run},
-                                     {"finishedAt", last_run},
-                                     {"containerID", container_prefix + name}}}};
-                unready.push_back(name);
-            } else {
-                std::string started_at = format_time(now);
-                if (old != nullptr) {
-                    const Json* state = member(*old, "state");
-                    const Json* running = state != nullptr ? member(*state, "running") : nullptr;
-                    if (running != nullptr) {
-                        std::string previous = string_member(*running, "startedAt");
-                        if (!previous.empty()) {
-                            started_at = previous;
-                        }
-                    }
-                }
-                const bool ready = behavior == PodBehavior::kReady;
-                cs["ready"] = ready;
-                cs["started"] = true;
-                cs["restartCount"] = old_restarts;
-                cs["state"] = {{"running", {{"startedAt", started_at}}}};
-                if (!ready) {
-                    unready.push_back(name);
-                }
+            bool container_unready = false;
+            statuses.push_back(container_status(container, run, settings, &container_unready));
+            if (container_unready) {
+                unready.push_back(string_member(container, "name"));
             }
-            statuses.push_back(std::move(cs));
         }
     }
 

@@ -217,7 +217,7 @@ asio::awaitable<Result<Json>> apply_route(RouterDeps deps, RouteContext context,
         co_return fail(ErrorKind::kAlreadyExists,
                        type.kind + " " + name + "." + context.ns() + " already exists");
     }
-    co_return **ensured;
+    co_return Result<Json>(boost::system::in_place_value, **ensured);
 }
 
 }  // namespace serin::meshes

@@ -43,12 +43,14 @@ TEST_CASE("an analysis tick reads nothing from the API server and writes only wh
     serin::kube::EventRecorder recorder(*client, clock, {});
     serin::metrics::UnavailableMetricChecker metrics;
     serin::canary::ControllerOptions options;
-    options.ns = s.ns();
     options.register_routers = serin::meshes::register_builtin_routers;
-    options.route_types = serin::testing::run(
+    serin::canary::CacheOptions cache_options;
+    cache_options.ns = s.ns();
+    cache_options.route_types = serin::testing::run(
         s.io(), serin::kube::served_types(*client, serin::meshes::route_types::all()));
+    serin::canary::Caches caches(*client, clock, cache_options);
     serin::canary::Controller controller(
-        serin::canary::ControllerDeps{s.io().get_executor(), *client, clock, recorder, webhooks,
+        serin::canary::ControllerDeps{s.io().get_executor(), caches, clock, recorder, webhooks,
                                       metrics, nullptr, nullptr},
         options);
     asio::cancellation_signal stop;

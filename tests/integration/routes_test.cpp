@@ -99,7 +99,8 @@ public:
           real_(serin::testing::make_admin_client(s_.io(), s_.cluster())),
           client_(*real_),
           store_(clock_),
-          registry_(meshes::RouterDeps{client_, store_}) {
+          kube_(client_, store_),
+          registry_(meshes::RouterDeps{kube_}) {
         meshes::register_builtin_routers(registry_);
         auto served = serin::testing::run(
             s_.io(), kube::served_types(client_, route_types::all()));
@@ -229,6 +230,7 @@ private:
     std::unique_ptr<kube::RestKubeClient> real_;
     RecordingClient client_;
     kube::ObjectStore store_;
+    kube::CachedClient kube_;
     meshes::RouterRegistry registry_;
     std::vector<std::unique_ptr<kube::Informer>> informers_;
     std::mt19937_64 random_{42};

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "analysis/release.hpp"
+#include "analysis/validate.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/common/route_object.hpp"
 #include "meshes/istio/istio_router.hpp"

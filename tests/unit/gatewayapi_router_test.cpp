@@ -480,8 +480,9 @@ TEST_CASE("the router creates the HTTPRoute, moves weights only in set_routes an
     serin::kube::Informer informer(server, clock, type);  // never started: writes are overlaid
     serin::kube::ObjectStore store(clock);
     store.add(informer);
+    serin::kube::CachedClient kube(server, store);
     auto router =
-        serin::meshes::make_gatewayapi_router(serin::meshes::RouterDeps{server, store}, "v1");
+        serin::meshes::make_gatewayapi_router(serin::meshes::RouterDeps{kube}, "v1");
     CHECK(router->supports_session_affinity());
     CHECK_FALSE(router->owns_apex_selector());
     const auto context = context_of("podinfo");
@@ -542,8 +543,9 @@ TEST_CASE("without the HTTPRoute CRD of its version the router fails with a clea
     serin::ManualClock clock;
     FakeServer server;
     serin::kube::ObjectStore store(clock);
+    serin::kube::CachedClient kube(server, store);
     auto router =
-        serin::meshes::make_gatewayapi_router(serin::meshes::RouterDeps{server, store}, "v1beta1");
+        serin::meshes::make_gatewayapi_router(serin::meshes::RouterDeps{kube}, "v1beta1");
     auto done = run(io, router->reconcile(context_of("linkerd-gamma", "gatewayapi:v1beta1")));
     REQUIRE_FALSE(done.has_value());
     CHECK(done.error().kind == serin::ErrorKind::kInvalid);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "analysis/release.hpp"
+#include "analysis/validate.hpp"
 #include "crds/api/canary.hpp"
 #include "platform/core/text.hpp"
 #include "tests/support/hostile.hpp"

@@ -2,7 +2,9 @@
 // (flagger-spec §2.3-§2.12, scenarios of §10). A small simulated world stands in for the
 // reconciler: it answers the hooks and metric checks advance() asks for, applies the routes the
 // decision sets and keeps the status, one reconcile per analysis interval.
+#include "analysis/decide.hpp"
 #include "analysis/release.hpp"
+#include "analysis/validate.hpp"
 #include "platform/core/time_format.hpp"
 
 #include <algorithm>
@@ -228,24 +230,23 @@ struct World {
         obs.routes = routes;
         obs.tick_due = tick_due;
         Reconcile r;
-        for (int round = 0;; ++round) {
-            REQUIRE(round < 16);
-            Decision d = advance(canary, obs, settings, now);
-            if (d.need_hooks) {
-                const HookType type = d.need_hooks->type;
-                REQUIRE(obs.hooks.count(type) == 0);  // each type is asked for once
-                obs.hooks[type] = run_hooks(type, d.need_hooks->phase, r.calls);
-                continue;
+        // The reconciler's own loop (analysis::decide), answered at once from the script.
+        struct Scripted final : Answers {
+            World& world;
+            Reconcile& r;
+            Scripted(World& w, Reconcile& rec) : world(w), r(rec) {}
+            std::optional<HookRun> hooks(const HookRequest& request) override {
+                return world.run_hooks(request.type, request.phase, r.calls);
             }
-            if (d.need_metrics) {
-                REQUIRE_FALSE(obs.metrics.has_value());
-                obs.metrics = metric_results();
+            std::optional<std::vector<MetricResult>> metrics() override {
                 ++r.metric_runs;
-                continue;
+                return world.metric_results();
             }
-            r.decision = std::move(d);
-            break;
-        }
+        } scripted{*this, r};
+        std::optional<Decision> d = decide(canary, obs, settings, now, scripted);
+        REQUIRE(d.has_value());
+        REQUIRE_FALSE(d->needs_input());  // each question is asked once
+        r.decision = std::move(*d);
         apply(r);
         now += interval();
         return r;

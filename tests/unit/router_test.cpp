@@ -41,7 +41,8 @@ TEST_CASE("the registry finds routers by name and by prefix, and names what it s
     NoClient client;
     serin::ManualClock clock;
     serin::kube::ObjectStore store(clock);
-    RouterRegistry registry({client, store});
+    serin::kube::CachedClient kube(client, store);
+    RouterRegistry registry(serin::meshes::RouterDeps{kube});
     int built = 0;
     registry.add("kubernetes", [&](serin::meshes::RouterDeps deps) {
         ++built;

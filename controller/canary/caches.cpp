@@ -1,0 +1,82 @@
+#include "controller/canary/caches.hpp"
+
+namespace serin::canary {
+
+namespace types = kube::types;
+
+Caches::Caches(kube::KubeClient& client, Clock& clock, CacheOptions options)
+    : client_(client), clock_(clock), options_(std::move(options)), store_(clock),
+      kube_(client, store_) {
+    canaries_ = &add(types::canaries());
+    add(types::deployments());
+    add(types::daemon_sets());
+    add(types::services());
+    add(types::config_maps());
+    // Secrets are watched by metadata; the values of those a canary uses are fetched.
+    add(types::secrets(), true);
+    add(options_.hpa_type);
+    add(types::metric_templates());
+    add(types::alert_providers());
+    for (const kube::ResourceType& type : options_.route_types) {
+        add(type);
+    }
+}
+
+Caches::~Caches() { stop(); }
+
+kube::Informer& Caches::add(const kube::ResourceType& type, bool metadata_only) {
+    kube::InformerOptions informer_options;
+    informer_options.ns = options_.ns;
+    // The server ends each watch before the client's idle timeout (90 s) would call a quiet
+    // watch dead; the informer then resumes from the last version it saw.
+    informer_options.watch_timeout_seconds = 60;
+    informer_options.metadata_only = metadata_only;
+    informers_.push_back(
+        std::make_unique<kube::Informer>(client_, clock_, type, informer_options));
+    kube::Informer& informer = *informers_.back();
+    if (metadata_only) {
+        secrets_ = std::make_unique<kube::FetchedObjects>(client_, informer);
+        store_.add(informer, secrets_.get());
+    } else {
+        store_.add(informer);
+    }
+    return informer;
+}
+
+void Caches::start(const boost::asio::any_io_executor& executor) {
+    for (auto& informer : informers_) {
+        informer->start(executor);
+    }
+}
+
+void Caches::stop() {
+    for (auto& informer : informers_) {
+        informer->stop();
+    }
+}
+
+kube::Informer* Caches::informer(const kube::ResourceType& type) {
+    for (auto& informer : informers_) {
+        const kube::ResourceType& served = informer->type();
+        if (served.group == type.group && served.version == type.version &&
+            served.resource == type.resource) {
+            return informer.get();
+        }
+    }
+    return nullptr;
+}
+
+kube::InformerStats Caches::stats() const {
+    kube::InformerStats sum;
+    for (const auto& informer : informers_) {
+        const kube::InformerStats one = informer->stats();
+        sum.lists += one.lists;
+        sum.relists_after_gone += one.relists_after_gone;
+        sum.watches += one.watches;
+        sum.watch_failures += one.watch_failures;
+        sum.events += one.events;
+    }
+    return sum;
+}
+
+}  // namespace serin::canary

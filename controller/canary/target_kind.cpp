@@ -1,0 +1,109 @@
+#include "controller/canary/target_kind.hpp"
+
+#include "crds/api/json_access.hpp"
+#include "platform/core/json.hpp"
+#include "platform/core/time_format.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace serin::canary {
+
+namespace {
+
+using Json = nlohmann::json;
+
+/// What Deployments and DaemonSets share: the primary is built and promoted by the same
+/// builders, which read the kind from the object.
+class WorkloadKind : public TargetKind {
+public:
+    Json make_primary(const Json& target, const PrimaryOptions& options) const override {
+        return canary::make_primary(target, options);
+    }
+    bool primary_matches(const Json& live_primary, const Json& target,
+                         const PrimaryOptions& options, bool keep_replicas) const override {
+        return canary::primary_matches(live_primary, target, options, keep_replicas);
+    }
+    Json promoted_primary(const Json& live_primary, const Json& target,
+                          const PrimaryOptions& options, bool keep_replicas) const override {
+        return canary::promoted_primary(live_primary, target, options, keep_replicas);
+    }
+    std::optional<std::string> scale_up_patch(const Json& target, const Json* primary,
+                                              const Json* hpa) const override {
+        return canary::scale_up_patch(target, primary, hpa);
+    }
+    std::optional<std::string> scale_to_zero_patch(const Json& target) const override {
+        return canary::scale_to_zero_patch(target);
+    }
+};
+
+class DeploymentKind final : public WorkloadKind {
+public:
+    const kube::ResourceType& type() const override { return kube::types::deployments(); }
+    std::string_view noun() const override { return "deployment"; }
+
+    analysis::Readiness readiness(const api::Canary& canary, const Json& workload,
+                                  int threshold_percent, SystemTime now,
+                                  std::string_view prefix) const override {
+        return deployment_readiness(workload, threshold_percent,
+                                    canary.spec.progress_deadline_seconds, now, prefix);
+    }
+
+    std::optional<std::string> revert_patch(const Json& target,
+                                            const Json* primary) const override {
+        // As many replicas as the primary ran (at least one), so the target carries its load.
+        const Json* replicas = api::find_path(target, {"spec", "replicas"});
+        const Json* primary_replicas =
+            primary != nullptr ? api::find_path(*primary, {"spec", "replicas"}) : nullptr;
+        const std::int64_t want =
+            primary_replicas != nullptr && primary_replicas->is_number()
+                ? std::max<std::int64_t>(1, primary_replicas->get<std::int64_t>())
+                : 1;
+        if (replicas != nullptr && replicas->is_number() && replicas->get<std::int64_t>() == want) {
+            return std::nullopt;
+        }
+        return dump_json(Json{{"spec", {{"replicas", want}}}});
+    }
+};
+
+class DaemonSetKind final : public WorkloadKind {
+public:
+    const kube::ResourceType& type() const override { return kube::types::daemon_sets(); }
+    std::string_view noun() const override { return "daemonset"; }
+
+    analysis::Readiness readiness(const api::Canary& canary, const Json& workload,
+                                  int threshold_percent, SystemTime now,
+                                  std::string_view prefix) const override {
+        // A DaemonSet's deadline runs from the canary's last status change (flagger-spec §3.6).
+        const SystemTime since = parse_time(canary.status.last_transition_time).value_or(now);
+        return daemonset_readiness(workload, threshold_percent,
+                                   canary.spec.progress_deadline_seconds, now, since, prefix);
+    }
+
+    std::optional<std::string> revert_patch(const Json& target,
+                                            const Json* /*primary*/) const override {
+        return canary::scale_up_patch(target, nullptr, nullptr);  // the node selector removed
+    }
+};
+
+}  // namespace
+
+TargetKinds::TargetKinds() {
+    kinds_.emplace("Deployment", std::make_unique<DeploymentKind>());
+    kinds_.emplace("DaemonSet", std::make_unique<DaemonSetKind>());
+}
+
+Result<const TargetKind*> TargetKinds::find(std::string_view kind) const {
+    if (auto it = kinds_.find(kind); it != kinds_.end()) {
+        return it->second.get();
+    }
+    std::string known;
+    for (const auto& [name, ignored] : kinds_) {
+        known += (known.empty() ? "" : " and ") + name;
+    }
+    return fail(ErrorKind::kInvalid, "spec.targetRef.kind: \"" + std::string(kind) +
+                                         "\" is not supported; Serin releases " + known +
+                                         " targets");
+}
+
+}  // namespace serin::canary
