@@ -1,5 +1,6 @@
 #include "analysis/release.hpp"
 
+#include "platform/core/assert.hpp"
 #include "platform/core/time_format.hpp"
 
 #include <algorithm>
@@ -114,6 +115,9 @@ private:
         decision_.actions.emplace_back(Alert{severity, std::move(message), false, true});
     }
     void set_routes(int primary, int canary, bool mirrored) {
+        // Weights are computed from stepWeight(s) and maxWeight, which validate() bounds.
+        SERIN_DEBUG_ASSERT(primary >= 0 && canary >= 0 && primary + canary == 100,
+                           "a decision's routes must total 100");
         decision_.actions.emplace_back(SetRoutes{Routes{primary, canary, mirrored}});
     }
     void post_rollout(std::string_view phase) {

@@ -1,5 +1,7 @@
 #include "controller/canary/background_calls.hpp"
 
+#include "platform/core/assert.hpp"
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -132,6 +134,9 @@ std::optional<Answer> BackgroundCalls::ask(const std::string& key, const std::st
     spawn(
         call, store_answer(std::move(work), answer),
         [this, counts = counts_, call, answer, expired = std::move(expired)](bool ran_out) {
+            // Each call is counted once and ends once; a count gone below zero would let
+            // max_questions be exceeded without bound.
+            SERIN_ASSERT(counts->questions > 0, "a background question ended twice");
             --counts->questions;
             if (!counts->alive || !call->running) {
                 return;  // forgotten or superseded: nobody waits for this answer
@@ -206,6 +211,7 @@ bool BackgroundCalls::post(std::string key, asio::awaitable<void> work) {
     posts_.push_back(call);
     ++counts_->posts;
     spawn(call, std::move(work), [this, counts = counts_, call](bool ran_out) {
+        SERIN_ASSERT(counts->posts > 0, "a background post ended twice");
         --counts->posts;
         if (counts->alive && ran_out) {
             CanaryLog(call->key).warn("a background webhook took longer than {} s; it was "

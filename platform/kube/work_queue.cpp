@@ -1,5 +1,7 @@
 #include "platform/kube/work_queue.hpp"
 
+#include "platform/core/assert.hpp"
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -100,7 +102,11 @@ std::optional<std::string> WorkQueueCore::pop() {
     std::string key = std::move(queue_.front());
     queue_.pop_front();
     dirty_.erase(key);
-    processing_.insert(key);
+    // The queue's promise: a key is never handed out while it is being processed (a key added
+    // meanwhile waits in dirty_ until done()). Two workers on one canary could write its status
+    // from two different decisions.
+    const bool first = processing_.insert(key).second;
+    SERIN_ASSERT(first, "work queue handed out a key that is being processed: " + key);
     return key;
 }
 
