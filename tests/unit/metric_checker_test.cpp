@@ -4,7 +4,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
-#include <deque>
 
 #include "metrics/checker.hpp"
 #include "platform/core/base64.hpp"
