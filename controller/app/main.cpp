@@ -30,8 +30,8 @@
 #include "controller/telemetry/telemetry.hpp"
 #include "meshes/common/route_types.hpp"
 #include "meshes/router.hpp"
+#include "metrics/checker.hpp"
 #include "metrics/metric_checker.hpp"
-#include "metrics/prometheus/prometheus_checker.hpp"
 #include "platform/core/log.hpp"
 #include "platform/http/http_client.hpp"
 #include "platform/http/proxy_environment.hpp"
@@ -305,9 +305,12 @@ int main(int argc, char** argv) {
                           .describe());
         return 1;
     }
-    serin::metrics::PrometheusMetricChecker metrics(
-        **prometheus_http, serin::metrics::PrometheusCheckerOptions{f.mesh_provider, f.metrics_server},
-        prometheus_insecure->get(), &clock);
+    serin::metrics::ProviderRegistry metric_providers(
+        serin::metrics::ProviderDeps{**prometheus_http, prometheus_insecure->get(), {}});
+    serin::metrics::register_builtin_providers(metric_providers);
+    serin::metrics::ProviderMetricChecker metrics(
+        metric_providers, serin::metrics::MetricCheckerOptions{f.mesh_provider, f.metrics_server},
+        &clock);
 
     // Alerts: a client of their own, so a slow chat service never queues behind a webhook.
     auto notify_http = serin::http::make_beast_client(io.get_executor(), verified_options);

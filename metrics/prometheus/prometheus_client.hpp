@@ -2,13 +2,13 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "metrics/provider.hpp"
 #include "platform/core/result.hpp"
 #include "platform/http/http_client.hpp"
 
@@ -33,7 +33,7 @@ class PrometheusClient {
 public:
     /// Told, after each request to Prometheus, how long it took and whether it was answered
     /// with a success (false for a failed connection, a timeout or a status of 400 or more).
-    using QueryObserver = std::function<void(std::chrono::steady_clock::duration elapsed, bool ok)>;
+    using QueryObserver = metrics::QueryObserver;
 
     explicit PrometheusClient(http::HttpClient& http) : http_(http) {}
 

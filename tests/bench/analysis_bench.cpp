@@ -1,5 +1,6 @@
-// Benchmark: analysis ticks per second of PrometheusMetricChecker against the devcluster's real
-// Prometheus with N canaries, beside `curl` running the same rendered queries in the same run.
+// Benchmark: analysis ticks per second of ProviderMetricChecker, through its Prometheus provider,
+// against the devcluster's real Prometheus with N canaries, beside `curl` running the same
+// rendered queries in the same run.
 //
 //   analysis_bench [--canaries N] [--concurrency 1 16 64] [--curl-sample M] [--rounds 5]
 //                  [--meshsim-rate R]
@@ -11,7 +12,7 @@
 // routing object meshsim sends each apex's stream by the apex's own selector, to Deployment
 // app-<i>, so Istio's families carry destination_workload="app-<i>": what the builtin queries of a
 // Canary targeting app-<i> select. No Canary object exists in the cluster: the Canary values are
-// decoded in memory and handed to PrometheusMetricChecker::check, so this measures the analysis
+// decoded in memory and handed to ProviderMetricChecker::check, so this measures the analysis
 // path alone (no controller, no status writes). Prints Markdown tables.
 #include <fcntl.h>
 #include <spawn.h>
@@ -37,7 +38,7 @@
 
 #include "crds/api/canary.hpp"
 #include "devcluster/dev_cluster.hpp"
-#include "metrics/prometheus/prometheus_checker.hpp"
+#include "metrics/checker.hpp"
 #include "metrics/prometheus/prometheus_client.hpp"
 #include "metrics/queries.hpp"
 #include "platform/http/http_client.hpp"
@@ -292,7 +293,7 @@ std::vector<api::Canary> make_canaries(const std::string& ns, int count) {
     return out;
 }
 
-/// The PromQL of each of the canary's builtin metrics, rendered as PrometheusMetricChecker
+/// The PromQL of each of the canary's builtin metrics, rendered as ProviderMetricChecker
 /// renders it (same observer, same template, same variables), whitespace collapsed.
 std::vector<std::string> rendered_queries(const api::Canary& canary) {
     std::vector<std::string> out;
@@ -373,7 +374,7 @@ asio::awaitable<bool> wait_for_data(metrics::PrometheusClient& prometheus, Clock
     }
 }
 
-// ---- serin: PrometheusMetricChecker::check with C coroutines ------------------------------------
+// ---- serin: ProviderMetricChecker::check with C coroutines -------------------------------------
 
 /// Forwards to an HttpClient, timing each send (one send is one query) and keeping its URL.
 class TimedHttp final : public http::HttpClient {
@@ -406,7 +407,7 @@ private:
 using Verdicts = std::array<std::size_t, 4>;  // indexed by analysis::Verdict
 
 struct Ticks {
-    metrics::PrometheusMetricChecker& checker;
+    metrics::ProviderMetricChecker& checker;
     const std::vector<api::Canary>& canaries;
     std::size_t next = 0;
     std::size_t end = 0;
@@ -443,7 +444,7 @@ struct Row {
 };
 
 /// One check() of each of canaries[0, count) with `concurrency` coroutines on this thread.
-Row run_serin(asio::io_context& io, metrics::PrometheusMetricChecker& checker, TimedHttp& timed,
+Row run_serin(asio::io_context& io, metrics::ProviderMetricChecker& checker, TimedHttp& timed,
               const std::vector<api::Canary>& canaries, std::size_t count, int concurrency,
               const devcluster::DevCluster& cluster) {
     Ticks t{checker, canaries, 0, count, {}, {}};
@@ -632,7 +633,7 @@ Row run_curl_one_process(const std::vector<std::string>& urls, const std::filesy
 
 int main(int argc, char** argv) {
     CLI::App app{"Analysis ticks per second on the devcluster's Prometheus: Serin's "
-                 "PrometheusMetricChecker beside curl on the same queries"};
+                 "ProviderMetricChecker beside curl on the same queries"};
     int canaries = 1000;
     std::vector<int> concurrency = {1, 16, 64};
     int curl_sample = 200;
@@ -711,10 +712,12 @@ int main(int argc, char** argv) {
 
     // The controller's setup: a beast client with default options, the istio mesh provider.
     TimedHttp timed(**bench_http);
-    metrics::PrometheusCheckerOptions checker_options;
+    metrics::MetricCheckerOptions checker_options;
     checker_options.mesh_provider = "istio";
     checker_options.metrics_server = prometheus_url;
-    metrics::PrometheusMetricChecker checker(timed, checker_options);
+    metrics::ProviderRegistry providers(metrics::ProviderDeps{timed, nullptr, {}});
+    metrics::register_builtin_providers(providers);
+    metrics::ProviderMetricChecker checker(providers, checker_options);
 
     // Background: what the cluster burns with nobody querying (meshsim and scrapes), so the CPU
     // columns of the runs can be read against it. A measuring window, not a wait.

@@ -1,10 +1,11 @@
-// PrometheusMetricChecker against a loopback Prometheus stand-in: MetricTemplates with
-// insecureSkipVerify over TLS, and the judge's two range queries (canary and primary).
+// ProviderMetricChecker with the builtin providers, as main builds it, against a loopback
+// Prometheus stand-in: MetricTemplates with insecureSkipVerify over TLS, and the judge's two range
+// queries (canary and primary).
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
-#include "metrics/prometheus/prometheus_checker.hpp"
+#include "metrics/checker.hpp"
 #include "platform/core/text.hpp"
 #include "tests/support/test_certs.hpp"
 #include "tests/support/test_http_server.hpp"
@@ -108,7 +109,14 @@ struct Fixture {
                        {"query", query}}}});
     }
 
-    std::vector<MetricResult> check(metrics::PrometheusMetricChecker& checker, api::Canary c) {
+    /// The builtin providers over the verified client and `insecure_client`.
+    metrics::ProviderRegistry providers(http::HttpClient* insecure_client) {
+        metrics::ProviderRegistry registry(metrics::ProviderDeps{*verified, insecure_client, {}});
+        metrics::register_builtin_providers(registry);
+        return registry;
+    }
+
+    std::vector<MetricResult> check(metrics::ProviderMetricChecker& checker, api::Canary c) {
         std::optional<std::vector<MetricResult>> out;
         asio::co_spawn(io, checker.check(std::move(c)),
                        [&out](std::exception_ptr e, std::vector<MetricResult> r) {
@@ -151,7 +159,8 @@ api::CanaryMetric template_metric(const std::string& name) {
 TEST_CASE("insecureSkipVerify: a template on a Prometheus with an untrusted certificate is read") {
     Fixture f(true);
     f.add_template("success", "vector(99.5)", true);
-    metrics::PrometheusMetricChecker checker(*f.verified, {}, f.insecure.get(), &f.clock);
+    metrics::ProviderRegistry providers = f.providers(f.insecure.get());
+    metrics::ProviderMetricChecker checker(providers, {}, &f.clock);
     checker.use_store(f.store);
     api::CanaryMetric m = template_metric("success");
     m.threshold_range = api::ThresholdRange{99.0, std::nullopt};
@@ -165,7 +174,8 @@ TEST_CASE("insecureSkipVerify: a template on a Prometheus with an untrusted cert
 TEST_CASE("without insecureSkipVerify the untrusted certificate is an error naming TLS") {
     Fixture f(true);
     f.add_template("success", "vector(99.5)", false);
-    metrics::PrometheusMetricChecker checker(*f.verified, {}, f.insecure.get(), &f.clock);
+    metrics::ProviderRegistry providers = f.providers(f.insecure.get());
+    metrics::ProviderMetricChecker checker(providers, {}, &f.clock);
     checker.use_store(f.store);
     api::CanaryMetric m = template_metric("success");
     m.threshold_range = api::ThresholdRange{99.0, std::nullopt};
@@ -180,7 +190,8 @@ TEST_CASE("without insecureSkipVerify the untrusted certificate is an error nami
 TEST_CASE("insecureSkipVerify on a checker without an insecure client is an error, not a bypass") {
     Fixture f(true);
     f.add_template("success", "vector(99.5)", true);
-    metrics::PrometheusMetricChecker checker(*f.verified, {}, nullptr, &f.clock);
+    metrics::ProviderRegistry providers = f.providers(nullptr);
+    metrics::ProviderMetricChecker checker(providers, {}, &f.clock);
     checker.use_store(f.store);
     const auto results = f.check(checker, canary_with(template_metric("success")));
     REQUIRE(results.size() == 1);
@@ -194,7 +205,8 @@ TEST_CASE("a judged metric range-queries the canary and the primary over its int
     const std::string query =
         "avg(latency{namespace=\"{{ namespace }}\",workload=\"{{ target }}\"}[{{ interval }}])";
     f.add_template("mean-latency", query, false);
-    metrics::PrometheusMetricChecker checker(*f.verified, {}, f.insecure.get(), &f.clock);
+    metrics::ProviderRegistry providers = f.providers(f.insecure.get());
+    metrics::ProviderMetricChecker checker(providers, {}, &f.clock);
     checker.use_store(f.store);
     api::CanaryMetric m = template_metric("mean-latency");
     m.judge = api::MetricJudge{};
@@ -253,7 +265,8 @@ TEST_CASE("a template without an address never sends its credentials to the cana
                        {"metadata", {{"name", name}, {"namespace", "test"}, {"resourceVersion", "1"}}},
                        {"spec", {{"provider", provider}, {"query", "vector(1)"}}}});
     }
-    metrics::PrometheusMetricChecker checker(*f.verified, {}, f.insecure.get(), &f.clock);
+    metrics::ProviderRegistry providers = f.providers(f.insecure.get());
+    metrics::ProviderMetricChecker checker(providers, {}, &f.clock);
     checker.use_store(f.store);
     for (const char* name : {"with-secret", "with-headers"}) {
         INFO(name);
@@ -282,7 +295,8 @@ TEST_CASE("a template header with a line break is refused by name") {
                        {"address", f.server->base_url()},
                        {"headers", {{"X-Scope-OrgID", {"tenant\r\nX-Other: 1"}}}}}},
                      {"query", "vector(1)"}}}});
-    metrics::PrometheusMetricChecker checker(*f.verified, {}, f.insecure.get(), &f.clock);
+    metrics::ProviderRegistry providers = f.providers(f.insecure.get());
+    metrics::ProviderMetricChecker checker(providers, {}, &f.clock);
     checker.use_store(f.store);
     const auto results = f.check(checker, canary_with(template_metric("split")));
     REQUIRE(results.size() == 1);
@@ -302,7 +316,8 @@ TEST_CASE("a 503 whose body is cut inside a character is quoted short and as val
     TestHttpServer unavailable(f.io.get_executor(),
                                [body](const TestRequest&, TestResponseWriter& writer)
                                    -> asio::awaitable<void> { co_await writer.respond(503, body); });
-    metrics::PrometheusMetricChecker checker(*f.verified, {}, f.insecure.get(), &f.clock);
+    metrics::ProviderRegistry providers = f.providers(f.insecure.get());
+    metrics::ProviderMetricChecker checker(providers, {}, &f.clock);
     api::CanaryMetric m;
     m.name = "errors";
     m.interval = "1m";
