@@ -1,12 +1,8 @@
-// serin: the canary controller. The composition root: flags, configuration and wiring only.
-//
-// Flags follow Flagger's (flagger-spec §9) and are accepted with one dash or two
-// ("-mesh-provider=kubernetes" or "--mesh-provider kubernetes").
+// serin: the canary controller. The composition root: configuration (config.hpp) and wiring only.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -24,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "controller/app/config.hpp"
 #include "controller/canary/controller.hpp"
 #include "controller/canary/webhook.hpp"
 #include "controller/notify/notifier.hpp"
@@ -45,80 +42,9 @@
 namespace {
 
 namespace asio = boost::asio;
-constexpr const char* kVersion = SERIN_VERSION;  // the CMake project's version
 /// A reconcile running this long hangs: each API call in it is bounded by its timeout and
 /// retries, and webhooks and metric checks run outside it. /healthz then fails.
 constexpr auto kStuckReconcile = std::chrono::minutes{10};
-
-struct Flags {
-    std::string kubeconfig;
-    std::string master;
-    double qps = 100;
-    int burst = 250;
-    std::string metrics_server = "http://prometheus:9090";
-    std::string control_loop_interval = "10s";
-    std::string log_level = "info";
-    std::string log_format = "console";
-    int port = 8080;
-    std::string mesh_provider = "istio";
-    std::string ns;
-    std::string selector_labels = "app,name,app.kubernetes.io/name";
-    std::string include_label_prefix;
-    int threadiness = 2;
-    bool leader_election = false;
-    std::string leader_election_namespace = "kube-system";
-    std::string leader_election_id = "serin-leader-election";
-    std::string lease_duration = "15s";
-    std::string renew_deadline = "10s";
-    std::string retry_period = "2s";
-    std::string shutdown_grace = "10s";
-    bool config_tracking = true;
-    std::string event_webhook;
-    std::string cluster_name;
-    bool no_cross_namespace_refs = false;
-    std::string slack_url, slack_token, slack_proxy_url, slack_user = "flagger", slack_channel;
-    std::string msteams_url, msteams_proxy_url;
-    bool version = false;
-};
-
-std::vector<std::string> split_list(const std::string& text) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        const std::size_t comma = text.find(',', start);
-        std::string item = text.substr(start, comma == std::string::npos ? std::string::npos
-                                                                        : comma - start);
-        if (!item.empty()) {
-            out.push_back(std::move(item));
-        }
-        if (comma == std::string::npos) {
-            break;
-        }
-        start = comma + 1;
-    }
-    return out;
-}
-
-/// Go's flag package takes "-name" and "--name" alike; CLI11 wants "--name" for long options.
-std::vector<std::string> go_style_args(int argc, char** argv) {
-    std::vector<std::string> args;
-    for (int i = argc - 1; i >= 1; --i) {  // CLI11 takes the arguments in reverse order
-        std::string arg = argv[i];
-        if (arg.size() > 2 && arg[0] == '-' && arg[1] != '-') {
-            arg.insert(0, "-");
-        }
-        args.push_back(std::move(arg));
-    }
-    return args;
-}
-
-std::chrono::milliseconds duration_flag(const std::string& name, const std::string& text) {
-    auto parsed = serin::api::parse_duration(text);
-    if (!parsed) {
-        throw CLI::ValidationError("--" + name, "\"" + text + "\" is not a duration like 15s");
-    }
-    return *parsed;
-}
 
 std::string identity() {
     char host[256] = {};
@@ -130,119 +56,18 @@ std::string identity() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    Flags f;
-    CLI::App app{
-        "serin: progressive delivery for Kubernetes, compatible with Flagger's Canary API.\n"
-        "Flags may be given with one dash (Flagger's style) or two."};
-    app.add_option("--kubeconfig", f.kubeconfig,
-                   "Path to a kubeconfig; default: $KUBECONFIG, in-cluster, ~/.kube/config");
-    app.add_option("--master", f.master, "Accepted for compatibility; the kubeconfig's server is used");
-    app.add_option("--kubeconfig-qps", f.qps, "API writes per second (token bucket)");
-    app.add_option("--kubeconfig-burst", f.burst, "API write burst");
-    app.add_option("--metrics-server", f.metrics_server,
-                   "Default Prometheus URL for builtin metrics and inline queries");
-    app.add_option("--control-loop-interval", f.control_loop_interval,
-                   "Accepted for compatibility: Serin is event-driven and ticks each canary at its "
-                   "analysis interval");
-    app.add_option("--log-level", f.log_level, "debug, info, warning or error")
-        ->check(CLI::IsMember({"debug", "info", "warning", "warn", "error"}));
-    app.add_option("--zap-encoding,--log-format", f.log_format,
-                   "json, logfmt or console (text); lines about a canary carry its key")
-        ->check(CLI::IsMember({"json", "logfmt", "console"}));
-    app.add_option("--port", f.port, "HTTP port for /metrics, /healthz and /readyz (0: any free port, logged)");
-    app.add_option("--mesh-provider", f.mesh_provider,
-                   "Default routing provider when a Canary has no spec.provider");
-    app.add_option("--namespace", f.ns, "Watch only this namespace (default: all)");
-    app.add_option("--selector-labels", f.selector_labels,
-                   "Candidate pod selector label keys, comma-separated, first match wins");
-    app.add_option("--include-label-prefix", f.include_label_prefix,
-                   "Label/annotation key prefixes copied to primary objects (comma list; * = all)");
-    app.add_option("--threadiness", f.threadiness, "Canaries reconciled concurrently")
-        ->check(CLI::Range(1, 64));
-    app.add_flag("--enable-leader-election", f.leader_election,
-                 "Run only while holding a coordination.k8s.io/v1 Lease");
-    app.add_option("--leader-election-namespace", f.leader_election_namespace,
-                   "Namespace of the Lease (default kube-system, or --namespace when set)");
-    app.add_option("--leader-election-id", f.leader_election_id, "Name of the Lease");
-    app.add_option("--leader-election-lease-duration", f.lease_duration,
-                   "How long a lease is valid without renewal");
-    app.add_option("--leader-election-renew-deadline", f.renew_deadline,
-                   "The leader steps down when it could not renew for this long");
-    app.add_option("--leader-election-retry-period", f.retry_period,
-                   "Pause between attempts to acquire or renew");
-    app.add_option("--enable-config-tracking", f.config_tracking,
-                   "Track the ConfigMaps and Secrets of targets and copy them to -primary")
-        ->default_str("true");
-    app.add_option("--event-webhook", f.event_webhook,
-                   "URL that receives every canary event (env EVENT_WEBHOOK_URL overrides)");
-    app.add_option("--cluster-name", f.cluster_name, "Cluster name shown in alerts");
-    app.add_flag("--no-cross-namespace-refs", f.no_cross_namespace_refs,
-                 "Reject references to objects in other namespaces");
-    app.add_option("--slack-url", f.slack_url, "Global Slack webhook (env SLACK_URL)");
-    app.add_option("--slack-token", f.slack_token, "Slack token");
-    app.add_option("--slack-proxy-url", f.slack_proxy_url, "Proxy for Slack");
-    app.add_option("--slack-user", f.slack_user, "Slack user name");
-    app.add_option("--slack-channel", f.slack_channel, "Slack channel");
-    app.add_option("--msteams-url", f.msteams_url, "Global MS Teams webhook");
-    app.add_option("--msteams-proxy-url", f.msteams_proxy_url, "Proxy for MS Teams");
-    app.add_option("--shutdown-grace", f.shutdown_grace,
-                   "On SIGTERM, how long in-flight reconciles may take to finish before they are "
-                   "cancelled");
-    app.add_flag("--version", f.version, "Print the version and exit");
-
-    std::chrono::milliseconds lease_duration{}, renew_deadline{}, retry_period{}, shutdown_grace{};
-    try {
-        app.parse(go_style_args(argc, argv));
-        lease_duration = duration_flag("leader-election-lease-duration", f.lease_duration);
-        renew_deadline = duration_flag("leader-election-renew-deadline", f.renew_deadline);
-        retry_period = duration_flag("leader-election-retry-period", f.retry_period);
-        shutdown_grace = duration_flag("shutdown-grace", f.shutdown_grace);
-    } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+    auto parsed = serin::app::parse_flags(std::vector<std::string>(argv + 1, argv + argc),
+                                          std::cout, std::cerr);
+    if (!parsed.config) {
+        return parsed.exit_code;
     }
-    if (f.version) {
-        std::cout << "serin " << kVersion << "\n";
-        return 0;
-    }
-    if (const char* env = std::getenv("EVENT_WEBHOOK_URL"); env != nullptr && *env != '\0') {
-        f.event_webhook = env;
-    }
-    serin::configure_logging(f.log_level == "warning" ? "warn" : f.log_level,
-                             f.log_format == "json"     ? serin::LogFormat::kJson
-                             : f.log_format == "logfmt" ? serin::LogFormat::kLogfmt
-                                                        : serin::LogFormat::kText);
-    const auto from_env = [](const char* name, std::string& value) {
-        if (const char* env = std::getenv(name); env != nullptr && *env != '\0') {
-            value = env;
-        }
-    };
-    from_env("SLACK_URL", f.slack_url);
-    from_env("SLACK_TOKEN", f.slack_token);
-    from_env("SLACK_PROXY_URL", f.slack_proxy_url);
-    from_env("MSTEAMS_URL", f.msteams_url);
-    from_env("MSTEAMS_PROXY_URL", f.msteams_proxy_url);
-    // The global notifier, for canaries without alerts: Teams takes precedence over Slack.
-    std::optional<serin::notify::Destination> global_notifier;
-    if (!f.msteams_url.empty() || !f.slack_url.empty()) {
-        const bool teams = !f.msteams_url.empty();
-        serin::notify::Destination d;
-        d.kind = teams ? serin::notify::Kind::kMsTeams : serin::notify::Kind::kSlack;
-        d.label = teams ? "--msteams-url" : "--slack-url";
-        d.address = teams ? f.msteams_url : f.slack_url;
-        d.token = teams ? std::string() : f.slack_token;
-        d.username = f.slack_user;
-        d.proxy = teams ? f.msteams_proxy_url : f.slack_proxy_url;
-        if (!f.slack_channel.empty()) {
-            d.channel = f.slack_channel;
-        }
-        if (!d.proxy.empty()) {
-            if (auto proxy = serin::http::Proxy::parse(d.proxy); !proxy) {
-                spdlog::error("--{}-proxy-url: {}", teams ? "msteams" : "slack",
-                              proxy.error().message);
-                return 1;
-            }
-        }
-        global_notifier = std::move(d);
+    serin::app::Config& f = *parsed.config;
+    serin::app::apply_environment(f, serin::app::process_environment());
+    serin::configure_logging(f.log_level, f.log_format);
+    auto global_notifier = serin::app::global_notifier(f);
+    if (!global_notifier) {
+        spdlog::error("{}", global_notifier.error().message);
+        return 1;
     }
 
     auto config = serin::kube::load_default_config(f.kubeconfig);
@@ -319,7 +144,7 @@ int main(int argc, char** argv) {
 
     // The controller's own endpoints. /readyz is ready once the controller's informers have
     // synced (a standby under leader election is not ready).
-    serin::telemetry::Telemetry telemetry(kVersion, f.mesh_provider);
+    serin::telemetry::Telemetry telemetry(serin::app::version(), f.mesh_provider);
     metrics.set_query_observer([&telemetry](std::chrono::steady_clock::duration elapsed, bool ok) {
         telemetry.observe_metric_query(std::chrono::duration<double>(elapsed).count(), ok);
     });
@@ -372,12 +197,12 @@ int main(int argc, char** argv) {
     serin::canary::ControllerOptions options;
     options.ns = f.ns;
     options.alerts.cluster_name = f.cluster_name;
-    options.alerts.global = global_notifier;
+    options.alerts.global = std::move(*global_notifier);
     options.workers = f.threadiness;
     options.register_routers = serin::meshes::register_builtin_routers;
     options.reconciler.mesh_provider = f.mesh_provider;
-    options.reconciler.selector_labels = split_list(f.selector_labels);
-    options.reconciler.include_label_prefixes = split_list(f.include_label_prefix);
+    options.reconciler.selector_labels = f.selector_labels;
+    options.reconciler.include_label_prefixes = f.include_label_prefixes;
     options.reconciler.config_tracking = f.config_tracking;
     options.reconciler.event_webhook = f.event_webhook;
     options.reconciler.no_cross_namespace_refs = f.no_cross_namespace_refs;
@@ -441,9 +266,9 @@ int main(int argc, char** argv) {
         le.lease_namespace = f.ns.empty() ? f.leader_election_namespace : f.ns;
         le.lease_name = f.leader_election_id;
         le.identity = recorder_options.host;
-        le.lease_duration = lease_duration;
-        le.renew_deadline = renew_deadline;
-        le.retry_period = retry_period;
+        le.lease_duration = f.lease_duration;
+        le.renew_deadline = f.renew_deadline;
+        le.retry_period = f.retry_period;
         asio::cancellation_signal lost;
         bool leading = false;
         serin::kube::LeaderCallbacks callbacks;
@@ -498,11 +323,11 @@ int main(int argc, char** argv) {
         if (ec) {
             return;
         }
-        shutdown_deadline.expires_after(shutdown_grace + kShutdownDeadline);
+        shutdown_deadline.expires_after(f.shutdown_grace + kShutdownDeadline);
         shutdown_deadline.async_wait([&](const boost::system::error_code& timer_ec) {
             if (!timer_ec) {
                 give_up(fmt::format("shutdown took longer than {} ms",
-                                    (shutdown_grace + kShutdownDeadline).count()));
+                                    (f.shutdown_grace + kShutdownDeadline).count()));
             }
         });
         signals.async_wait([&](const boost::system::error_code& again_ec, int again) {
@@ -516,9 +341,9 @@ int main(int argc, char** argv) {
             return;
         }
         spdlog::info("signal {}: draining, {} reconciles in flight, {} ms to finish", signal,
-                     running->in_flight(), shutdown_grace.count());
+                     running->in_flight(), f.shutdown_grace.count());
         running->drain();
-        grace_over.expires_after(shutdown_grace);
+        grace_over.expires_after(f.shutdown_grace);
         grace_over.async_wait([&](const boost::system::error_code& timer_ec) {
             if (!timer_ec && running != nullptr) {
                 spdlog::warn("shutdown grace over: cancelling {} reconciles",
