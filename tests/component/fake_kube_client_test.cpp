@@ -641,6 +641,11 @@ TEST_CASE("list filters by namespace and selectors and pages through one snapsho
     REQUIRE(f.api.remove(cm, "a", "cm-4"));
     REQUIRE(f.api.seed(cm, config_map("a", "cm-35")));
     paged.continue_token = page1->continue_token;
+    paged.resource_version = page1->resource_version;  // not allowed with continue
+    auto both = f.run(f.client->list(cm, "a", paged));
+    REQUIRE_FALSE(both);
+    CHECK(both.error().kind == ErrorKind::kBadRequest);
+    paged.resource_version.clear();
     auto page2 = f.run(f.client->list(cm, "a", paged));
     REQUIRE(page2);
     CHECK(names(*page2) == std::vector<std::string>{"cm-3", "cm-4", "cm-5"});
@@ -974,6 +979,11 @@ TEST_CASE("discovery lists the served types and calls on others are NotFound") {
                                  Json{{"metadata", {{"name", "vs"}}}, {"spec", Json::object()}})));
     // autoscaling/v2 does not exist in v1.20; autoscaling/v2beta2 does.
     CHECK_FALSE(f.run(f.client->get_raw("/apis/autoscaling/v2")));
+    kube::ResourceType hpa_v2 = types::horizontal_pod_autoscalers();
+    hpa_v2.version = "v2";
+    auto v2_list = f.run(f.client->list(hpa_v2, "ns"));
+    REQUIRE_FALSE(v2_list);
+    CHECK(v2_list.error().kind == ErrorKind::kNotFound);
     CHECK(f.run(f.client->get_raw("/apis/autoscaling/v2beta2")));
     auto ready = f.run(f.client->get_raw("/readyz"));
     REQUIRE(ready);

@@ -878,6 +878,10 @@ struct FakeApiServer::Impl {
         std::string start;
         std::int64_t limit = options.limit;
         if (!options.continue_token.empty()) {
+            if (!options.resource_version.empty() && options.resource_version != "0") {
+                return bad_request(
+                    "specifying resource version is not allowed when using continue");
+            }
             auto token = decode_continue(options.continue_token);
             if (!token) {
                 return token.error();
