@@ -946,10 +946,16 @@ TEST_CASE("seed put set_status and remove write around the clients with watch ev
     CHECK(put->at("spec").at("replicas") == 3);
     CHECK(put->at("metadata").at("uid") == seeded->at("metadata").at("uid"));
     REQUIRE_FALSE(f.api.put(deployments, deployment("ns", "missing", "x:1")));
+    Json upserted = deployment("ns", "other", "x:1");
+    upserted["metadata"]["resourceVersion"] = "1";
+    auto other = f.api.put(deployments, upserted, true);
+    REQUIRE(other);
+    CHECK(kube::object_resource_version(*other) == f.api.resource_version());
+    REQUIRE(f.api.remove(deployments, "ns", "other"));
     REQUIRE(f.api.remove(deployments, "ns", "web"));
     f.run_until_idle();
-    CHECK(watch.events ==
-          std::vector<std::string>{"ADDED web", "MODIFIED web", "MODIFIED web", "DELETED web"});
+    CHECK(watch.events == std::vector<std::string>{"ADDED web", "MODIFIED web", "MODIFIED web",
+                                                   "ADDED other", "DELETED other", "DELETED web"});
     CHECK(f.api.writes().empty());
     CHECK(f.api.objects(deployments).empty());
 }

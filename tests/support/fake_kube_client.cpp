@@ -1761,6 +1761,9 @@ Result<Json> FakeApiServer::put(const ResourceType& type, Json object, bool upse
         if (!upsert) {
             return not_found(type, name);
         }
+        // Stored as given: a resourceVersion it carries is replaced, not refused as a create
+        // would refuse it.
+        erase_member(metadata(object), "resourceVersion");
         return impl_->create(type, ns, std::move(object), false, true);
     }
     const Json old = it->second;
