@@ -613,7 +613,7 @@ TypeTraits builtin_traits(const ResourceType& type) {
         {"replicasets.apps", {true, true}},
         {"statefulsets.apps", {true, true}},
         {"horizontalpodautoscalers.autoscaling", {true, false}},
-        {"jobs.batch", {true, true}},
+        {"jobs.batch", {true, false}},
         {"cronjobs.batch", {true, false}},
         {"leases.coordination.k8s.io", {false, false}},
         {"events.events.k8s.io", {false, false}},
