@@ -29,8 +29,10 @@
 ///   kNotFound; a stale `resourceVersion` (in an update, a patch or a delete precondition) or
 ///   `uid`: kConflict; a write that changes nothing stores nothing and bumps nothing;
 /// - the status subresource, for the types whose API has one: a write of the main resource
-///   keeps the stored status, a write of `/status` changes only the status, create drops the
-///   status of a custom resource and empties a built-in one's;
+///   keeps the stored status, a write of `/status` changes only the status (a built-in type's
+///   status strategy keeps only the spec, so metadata changes go through too), create drops
+///   the status of a custom resource and empties a built-in one's; `/status` of a type without
+///   one is kNotFound;
 /// - patches: JSON merge patch (RFC 7386), JSON patch (RFC 6902, 422 when an operation fails),
 ///   strategic merge patch for built-in types (415 for custom resources) with the list merge
 ///   keys of the fields Serin's objects use and the `$patch` and `$deleteFromPrimitiveList`
@@ -64,8 +66,9 @@
 ///
 /// The client completes every call asynchronously: it posts to the calling coroutine's
 /// executor before the server acts, never completing inline, and a watch delivers its events
-/// from its own coroutine after the write that caused them has returned. Faults injected here
-/// are what the caller sees, as if RestKubeClient had given up its own retries.
+/// from its own coroutine after the write that caused them has returned. A call whose coroutine
+/// is cancelled fails with kCancelled (a watch ends with it). Faults injected here are what the
+/// caller sees, as if RestKubeClient had given up its own retries.
 ///
 /// Thread safety: a FakeApiServer, its clients and their calls belong to one io_context
 /// thread. The Clock must outlive the io_context (a watch's timeout sleeps on it); the server
