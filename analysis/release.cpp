@@ -304,6 +304,13 @@ private:
             decision_.consumed_tick = true;
             return;
         }
+        // Step 22 comes before pacing: finalising does not wait for a tick. Nor for the canary's
+        // readiness: finalising scales the target to zero, so a controller stopped after that
+        // write and before the status would otherwise wait for a workload that is gone.
+        if (status_.phase == kFinalising) {
+            finalise();
+            return;
+        }
         // Step 18: the canary must become ready before its progress deadline.
         if (!obs_.canary.ready) {
             if (!obs_.canary.retriable) {
@@ -320,11 +327,6 @@ private:
         // Step 19: no analysis: promote at once.
         if (skip_) {
             promote_without_analysis();
-            return;
-        }
-        // Step 22 comes before pacing: finalising does not wait for a tick.
-        if (status_.phase == kFinalising) {
-            finalise();
             return;
         }
         const bool promotion_steps = status_.phase == kPromoting &&

@@ -36,8 +36,10 @@ public:
     Caches(const Caches&) = delete;
     Caches& operator=(const Caches&) = delete;
 
-    /// Starts every informer (LIST, then WATCH); stop() ends them. Both may be repeated (a
-    /// leader that loses its lease and wins it again).
+    /// Starts every informer (LIST, then WATCH); stop() ends them for good (a leader that loses
+    /// its lease exits). stop() may be called again: it does nothing more. Called outside the
+    /// io_context's thread, stop() posts the cancellations: run the io_context before the
+    /// caches go, or not at all.
     void start(const boost::asio::any_io_executor& executor);
     void stop();
     /// Whether every informer has synced.

@@ -405,6 +405,11 @@ void Informer::start(asio::any_io_executor executor) {
 }
 
 void Informer::stop() {
+    // Once: outside the io_context's thread the emit is posted, holding a pointer into the
+    // slot's handler; a second emit after that handler has run would post another.
+    if (stopped_) {
+        return;
+    }
     stopped_ = true;
     stop_signal_.emit(asio::cancellation_type::all);
 }

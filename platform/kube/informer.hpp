@@ -78,7 +78,7 @@ public:
 
     /// LISTs, then WATCHes until stopped.
     boost::asio::awaitable<void> run();
-    /// Spawns run() on `executor`; stop() ends it.
+    /// Spawns run() on `executor`; stop() ends it for good (again: a no-op).
     void start(boost::asio::any_io_executor executor);
     void stop();
 

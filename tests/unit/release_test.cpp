@@ -553,6 +553,23 @@ TEST_CASE("failed promotion: primary dead while Finalising routes everything to 
     CHECK(r.run_hooks.empty());  // no post-rollout hooks in this spec
 }
 
+TEST_CASE("Finalising finishes when the target is already scaled to zero (stopped after that write)") {
+    World w(make_canary(weighted(50, 50)));
+    w.init();
+    w.release("rev-2");
+    w.reconcile();
+    w.reconcile();
+    w.reconcile();
+    REQUIRE(w.phase() == "Finalising");
+
+    // A controller stopped after the scale-down and before the status write comes back to a
+    // target that is gone; finalising must not wait for it.
+    w.canary_workload = Readiness{false, true, "canary deployment podinfo.test not ready: scaled to zero"};
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Succeeded");
+    CHECK(r.warnings().empty());
+}
+
 TEST_CASE("a primary still rolling out holds the promotion without failing it") {
     World w(make_canary(weighted(50, 50)));
     w.init();

@@ -1,0 +1,534 @@
+// The reconciler on an in-memory API server (tests/support/fake_kube_client) and a ManualClock:
+// the order of its writes, finalization, refusals with and without a re-queue, and the crash
+// property: a release stopped after any single write and finished by a fresh controller ends
+// exactly as one that ran without a stop.
+#include <catch2/catch.hpp>
+
+#include "controller/canary/background_calls.hpp"
+#include "controller/canary/caches.hpp"
+#include "controller/canary/reconciler.hpp"
+#include "controller/canary/webhook.hpp"
+#include "meshes/common/route_types.hpp"
+#include "meshes/router.hpp"
+#include "metrics/metric_checker.hpp"
+#include "platform/http/http_client.hpp"
+#include "platform/kube/event_recorder.hpp"
+#include "tests/support/catch_result.hpp"
+#include "tests/support/fake_kube_client.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using serin::testing::FakeApiServer;
+using serin::testing::FakeKubeClient;
+using Json = nlohmann::json;
+namespace kube = serin::kube;
+namespace types = serin::kube::types;
+namespace canary = serin::canary;
+
+constexpr const char* kNs = "test";
+constexpr const char* kKey = "test/podinfo";
+constexpr auto kInterval = 10s;
+
+const kube::ResourceType& virtual_services() {
+    return serin::meshes::route_types::istio_virtual_services();
+}
+
+/// Runs handlers until none is ready (ManualClock timers fire only when the test moves time).
+void settle(asio::io_context& io) {
+    for (int i = 0; i < 10'000; ++i) {
+        io.restart();
+        if (io.poll() == 0) {
+            return;
+        }
+    }
+    FAIL("the io_context never went idle");
+}
+
+/// One Serin process: a client of its own, the caches, and what the Controller would wire
+/// around a Reconciler. Destroying it is a process that dies: nothing it holds survives, only
+/// what the server stores.
+class Process {
+public:
+    Process(asio::io_context& io, serin::ManualClock& clock, FakeApiServer& server,
+            serin::http::HttpClient& http, std::vector<kube::ResourceType> route_types)
+        : io_(io),
+          client_(server.client()),
+          caches_(*client_, clock, cache_options(std::move(route_types))),
+          recorder_(*client_, clock, {}),
+          webhooks_(http, http, clock),
+          calls_(io.get_executor(), clock, {},
+                 [this](const std::string& key) { woken_.insert(key); }),
+          routers_(serin::meshes::RouterDeps{caches_.kube()}),
+          reconciler_(canary::ReconcilerDeps{io.get_executor(), caches_.kube(), clock, recorder_,
+                                             webhooks_, routers_, metrics_, nullptr, calls_,
+                                             caches_.secrets(), nullptr},
+                      reconciler_options()) {
+        serin::meshes::register_builtin_routers(routers_);
+        caches_.start(io.get_executor());
+        settle(io_);
+        REQUIRE(caches_.synced());
+    }
+    ~Process() {
+        caches_.stop();
+        settle(io_);
+    }
+
+    FakeKubeClient& client() { return *client_; }
+
+    /// One reconcile of the canary, run to its end. nullopt: it failed (a crashed client).
+    std::optional<canary::ReconcileResult> reconcile() {
+        std::optional<serin::Result<canary::ReconcileResult>> out;
+        asio::co_spawn(io_, reconciler_.reconcile(kKey),
+                       [&](std::exception_ptr e, serin::Result<canary::ReconcileResult> r) {
+                           REQUIRE_FALSE(e);
+                           out = std::move(r);
+                       });
+        settle(io_);
+        REQUIRE(out.has_value());
+        if (!*out) {
+            return std::nullopt;
+        }
+        return **out;
+    }
+
+    /// Whether a background answer woke the canary since the last call.
+    bool woken() { return woken_.erase(kKey) > 0; }
+
+private:
+    static canary::CacheOptions cache_options(std::vector<kube::ResourceType> route_types) {
+        canary::CacheOptions options;
+        options.route_types = std::move(route_types);
+        return options;
+    }
+    static canary::ReconcilerOptions reconciler_options() {
+        canary::ReconcilerOptions options;
+        options.mesh_provider = "kubernetes";
+        return options;
+    }
+
+    asio::io_context& io_;
+    std::unique_ptr<FakeKubeClient> client_;
+    canary::Caches caches_;
+    kube::EventRecorder recorder_;
+    canary::WebhookClient webhooks_;
+    serin::metrics::UnavailableMetricChecker metrics_;
+    canary::BackgroundCalls calls_;
+    serin::meshes::RouterRegistry routers_;
+    canary::Reconciler reconciler_;
+    std::set<std::string> woken_;
+};
+
+Json deployment(const std::string& image) {
+    return Json{{"apiVersion", "apps/v1"},
+                {"kind", "Deployment"},
+                {"metadata", {{"name", "podinfo"}, {"namespace", kNs}}},
+                {"spec",
+                 {{"replicas", 2},
+                  {"selector", {{"matchLabels", {{"app", "podinfo"}}}}},
+                  {"template",
+                   {{"metadata", {{"labels", {{"app", "podinfo"}}}}},
+                    {"spec",
+                     {{"containers",
+                       Json::array({{{"name", "podinfo"},
+                                     {"image", image},
+                                     {"ports", Json::array({{{"containerPort", 9898}}})}}})}}}}}}}};
+}
+
+/// A canary of `provider`: blue/green (iterations) or weighted (stepWeight up to maxWeight).
+Json canary_of(const std::string& provider, bool blue_green) {
+    Json analysis = {{"interval", "10s"}, {"threshold", 2}};
+    if (blue_green) {
+        analysis["iterations"] = 2;
+    } else {
+        analysis["stepWeight"] = 20;
+        analysis["maxWeight"] = 40;
+    }
+    return Json{{"apiVersion", "flagger.app/v1beta1"},
+                {"kind", "Canary"},
+                {"metadata", {{"name", "podinfo"}, {"namespace", kNs}}},
+                {"spec",
+                 {{"provider", provider},
+                  {"targetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "podinfo"}}},
+                  {"service", {{"port", 9898}}},
+                  {"analysis", analysis}}}};
+}
+
+/// The test's kube-controller-manager: every Deployment is rolled out and available.
+void roll_out(FakeApiServer& server) {
+    for (const Json& d : server.objects(types::deployments(), kNs)) {
+        const std::int64_t replicas = d["spec"].value("replicas", std::int64_t{1});
+        Json status = {{"observedGeneration", d["metadata"].value("generation", std::int64_t{1})},
+                       {"replicas", replicas},
+                       {"updatedReplicas", replicas},
+                       {"readyReplicas", replicas},
+                       {"availableReplicas", replicas},
+                       {"conditions",
+                        Json::array({{{"type", "Available"}, {"status", "True"}},
+                                     {{"type", "Progressing"},
+                                      {"status", "True"},
+                                      {"reason", "NewReplicaSetAvailable"}}})}};
+        if (d.contains("status") && d["status"] == status) {
+            continue;
+        }
+        REQUIRE(server.set_status(types::deployments(), kNs, d["metadata"]["name"].get<std::string>(),
+                                  status)
+                    .has_value());
+    }
+}
+
+std::string phase_of(FakeApiServer& server) {
+    auto c = server.object(types::canaries(), kNs, "podinfo");
+    if (!c || !c->contains("status")) {
+        return "";
+    }
+    return (*c)["status"].value("phase", "");
+}
+
+/// A fresh server with the types Serin reads and writes, and the target.
+std::unique_ptr<FakeApiServer> new_server(serin::ManualClock& clock, bool istio) {
+    auto server = std::make_unique<FakeApiServer>(clock);
+    for (const kube::ResourceType* type :
+         {&types::canaries(), &types::deployments(), &types::daemon_sets(), &types::services(),
+          &types::config_maps(), &types::secrets(), &types::horizontal_pod_autoscalers(),
+          &types::metric_templates(), &types::alert_providers(), &types::events()}) {
+        server->serve(*type);
+    }
+    if (istio) {
+        for (const kube::ResourceType& type : serin::meshes::route_types::all()) {
+            server->serve(type);
+        }
+    }
+    REQUIRE(server->seed(types::deployments(), deployment("podinfo:1.0.0")).has_value());
+    return server;
+}
+
+/// What a release leaves behind, for comparing two runs.
+struct Outcome {
+    std::string phase;
+    Json status;  ///< the canary's status without times
+    Json primary_template;
+    Json target_replicas;
+    Json apex_selector;
+    Json virtual_service_http;
+    int reconciles = 0;
+    bool operator==(const Outcome& o) const {
+        return phase == o.phase && status == o.status && primary_template == o.primary_template &&
+               target_replicas == o.target_replicas && apex_selector == o.apex_selector &&
+               virtual_service_http == o.virtual_service_http;
+    }
+};
+
+std::ostream& operator<<(std::ostream& os, const Outcome& o) {
+    return os << "phase " << o.phase << " status " << o.status.dump() << " primary "
+              << o.primary_template.dump() << " target replicas " << o.target_replicas.dump()
+              << " apex " << o.apex_selector.dump() << " vs " << o.virtual_service_http.dump();
+}
+
+Outcome outcome_of(FakeApiServer& server) {
+    Outcome out;
+    out.phase = phase_of(server);
+    if (auto c = server.object(types::canaries(), kNs, "podinfo")) {
+        out.status = (*c)["status"];
+        out.status.erase("lastTransitionTime");
+        for (Json& condition : out.status["conditions"]) {
+            condition.erase("lastTransitionTime");
+            condition.erase("lastUpdateTime");
+        }
+    }
+    if (auto p = server.object(types::deployments(), kNs, "podinfo-primary")) {
+        out.primary_template = (*p)["spec"]["template"];
+    }
+    if (auto t = server.object(types::deployments(), kNs, "podinfo")) {
+        out.target_replicas = (*t)["spec"]["replicas"];
+    }
+    if (auto s = server.object(types::services(), kNs, "podinfo")) {
+        out.apex_selector = (*s)["spec"]["selector"];
+    }
+    if (server.serves(virtual_services())) {
+        if (auto vs = server.object(virtual_services(), kNs, "podinfo")) {
+            out.virtual_service_http = (*vs)["spec"]["http"];
+        }
+    }
+    return out;
+}
+
+/// A release from a new canary to promotion: initialize, bump the image once Initialized, run
+/// until Succeeded. With `crash_after`, the first process dies after that many writes and a
+/// fresh one carries on from what the server stores.
+Outcome release(const std::string& provider, bool blue_green,
+                std::optional<std::size_t> crash_after, std::size_t* writes = nullptr) {
+    serin::ManualClock clock;  // before the io_context, which its timers need
+    asio::io_context io;
+    auto http = serin::http::make_beast_client(io.get_executor(), {});
+    REQUIRE(http.has_value());
+    const bool istio = provider == "istio";
+    auto server = new_server(clock, istio);
+    const std::vector<kube::ResourceType> routes =
+        istio ? serin::meshes::route_types::all() : std::vector<kube::ResourceType>{};
+    REQUIRE(server->seed(types::canaries(), canary_of(provider, blue_green)).has_value());
+
+    auto process = std::make_unique<Process>(io, clock, *server, **http, routes);
+    if (crash_after) {
+        process->client().crash_after_writes(*crash_after);
+    }
+    bool bumped = false;
+    int restarts = 0;
+    Outcome out;
+    for (; out.reconciles < 200; ++out.reconciles) {
+        roll_out(*server);
+        settle(io);
+        auto result = process->reconcile();
+        if (!result || process->client().crashed()) {
+            // Dead: a fresh process starts from the stored objects.
+            REQUIRE(++restarts <= 1);
+            process.reset();
+            process = std::make_unique<Process>(io, clock, *server, **http, routes);
+            continue;
+        }
+        while (process->woken()) {  // an answer worked out in the background
+            roll_out(*server);
+            settle(io);
+            result = process->reconcile();
+            REQUIRE(result.has_value());
+        }
+        const std::string phase = phase_of(*server);
+        if (phase == "Initialized" && !bumped) {
+            auto target = server->object(types::deployments(), kNs, "podinfo");
+            REQUIRE(target.has_value());
+            (*target)["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2.0.0";
+            REQUIRE(server->put(types::deployments(), *target).has_value());
+            bumped = true;
+        }
+        if (phase == "Succeeded" || phase == "Failed") {
+            break;
+        }
+        clock.advance(kInterval);
+    }
+    if (writes != nullptr) {
+        *writes = process->client().writes_applied();
+    }
+    Outcome final_state = outcome_of(*server);
+    final_state.reconciles = out.reconciles;
+    process.reset();
+    return final_state;
+}
+
+}  // namespace
+
+TEST_CASE("crash property: a blue/green release stopped after any single write ends as one that was not") {
+    std::size_t writes = 0;
+    const Outcome whole = release("kubernetes", true, std::nullopt, &writes);
+    REQUIRE(whole.phase == "Succeeded");
+    REQUIRE(whole.primary_template["spec"]["containers"][0]["image"] == "podinfo:2.0.0");
+    REQUIRE(writes > 5);
+    for (std::size_t k = 1; k <= writes; ++k) {
+        INFO("stopped after write " << k << " of " << writes);
+        const Outcome resumed = release("kubernetes", true, k);
+        CHECK(resumed == whole);
+    }
+}
+
+TEST_CASE("crash property: a weighted release stopped after any single write ends as one that was not") {
+    std::size_t writes = 0;
+    const Outcome whole = release("istio", false, std::nullopt, &writes);
+    REQUIRE(whole.phase == "Succeeded");
+    REQUIRE(whole.primary_template["spec"]["containers"][0]["image"] == "podinfo:2.0.0");
+    REQUIRE(writes > 5);
+    for (std::size_t k = 1; k <= writes; ++k) {
+        INFO("stopped after write " << k << " of " << writes);
+        const Outcome resumed = release("istio", false, k);
+        CHECK(resumed == whole);
+    }
+}
+
+namespace {
+
+/// A server with the target, a process on it, and the canary `spec_patch` merged into a
+/// kubernetes blue/green canary.
+struct World {
+    serin::ManualClock clock;  // before the io_context
+    asio::io_context io;
+    serin::http::HttpClientPtr http;
+    std::unique_ptr<FakeApiServer> server;
+    std::unique_ptr<Process> process;
+
+    explicit World(const Json& spec_patch = Json::object(), Json target = deployment("podinfo:1.0.0")) {
+        auto client = serin::http::make_beast_client(io.get_executor(), {});
+        REQUIRE(client.has_value());
+        http = std::move(*client);
+        server = new_server(clock, false);
+        REQUIRE(server->put(types::deployments(), std::move(target)).has_value());
+        Json c = canary_of("kubernetes", true);
+        c["spec"].merge_patch(spec_patch);
+        REQUIRE(server->seed(types::canaries(), c).has_value());
+        process = std::make_unique<Process>(io, clock, *server, *http, std::vector<kube::ResourceType>{});
+    }
+
+    /// One paced step: the test's controller-manager, a reconcile (and one more per background
+    /// answer), then the interval passes.
+    std::optional<canary::ReconcileResult> step() {
+        roll_out(*server);
+        settle(io);
+        auto result = process->reconcile();
+        while (result && process->woken()) {
+            roll_out(*server);
+            settle(io);
+            result = process->reconcile();
+        }
+        clock.advance(kInterval);
+        return result;
+    }
+
+    std::optional<Json> canary() { return server->object(types::canaries(), kNs, "podinfo"); }
+
+    /// The Events recorded about the canary, as "<type>: <message>".
+    std::vector<std::string> events() {
+        std::vector<std::string> out;
+        for (const Json& e : server->objects(types::events(), kNs)) {
+            out.push_back(e.value("type", "") + ": " + e.value("message", ""));
+        }
+        return out;
+    }
+
+    /// The Accepted condition's status and message.
+    std::pair<std::string, std::string> accepted() {
+        auto c = canary();
+        REQUIRE(c.has_value());
+        for (const Json& condition : (*c)["status"]["conditions"]) {
+            if (condition.value("type", "") == "Accepted") {
+                return {condition.value("status", ""), condition.value("message", "")};
+            }
+        }
+        return {"", ""};
+    }
+};
+
+bool contains(const std::vector<std::string>& lines, const std::string& part) {
+    for (const std::string& line : lines) {
+        if (line.find(part) != std::string::npos) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("each reconcile writes routing and workloads first, then the status, then Events") {
+    World w;
+    std::size_t seen = 0;
+    bool bumped = false;
+    int status_writes = 0;
+    for (int i = 0; i < 60 && phase_of(*w.server) != "Succeeded"; ++i) {
+        REQUIRE(w.step().has_value());
+        const std::vector<std::string> log = w.server->write_log(true);
+        // This reconcile's writes (the test's own status writes are not in a client's log).
+        std::vector<std::string> mine(log.begin() + static_cast<std::ptrdiff_t>(seen), log.end());
+        seen = log.size();
+        std::ptrdiff_t status_at = -1;
+        for (std::size_t j = 0; j < mine.size(); ++j) {
+            if (mine[j].find("canaries " + std::string(kNs) + "/podinfo/status") != std::string::npos) {
+                status_at = static_cast<std::ptrdiff_t>(j);
+            }
+        }
+        if (status_at < 0) {
+            continue;
+        }
+        ++status_writes;
+        for (std::size_t j = 0; j < mine.size(); ++j) {
+            INFO("reconcile " << i << " write " << j << ": " << mine[j]);
+            const bool event = mine[j].find(" events ") != std::string::npos;
+            const bool workload = mine[j].find(" deployments ") != std::string::npos ||
+                                  mine[j].find(" services ") != std::string::npos;
+            if (static_cast<std::ptrdiff_t>(j) < status_at) {
+                CHECK_FALSE(event);
+            } else if (static_cast<std::ptrdiff_t>(j) > status_at) {
+                CHECK_FALSE(workload);
+            }
+        }
+        if (phase_of(*w.server) == "Initialized" && !bumped) {
+            auto target = w.server->object(types::deployments(), kNs, "podinfo");
+            (*target)["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2.0.0";
+            REQUIRE(w.server->put(types::deployments(), *target).has_value());
+            bumped = true;
+        }
+    }
+    CHECK(phase_of(*w.server) == "Succeeded");
+    CHECK(status_writes >= 4);  // initialized, progressing, promoting, finalising, succeeded
+}
+
+TEST_CASE("with revertOnDeletion a deleted canary gives its target back before it goes") {
+    World w(Json{{"revertOnDeletion", true}});
+    for (int i = 0; i < 10 && phase_of(*w.server) != "Initialized"; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    REQUIRE(phase_of(*w.server) == "Initialized");
+    auto c = w.canary();
+    REQUIRE(c.has_value());
+    CHECK((*c)["metadata"]["finalizers"] == Json::array({"finalizer.flagger.app"}));
+    // Initialized: the target scaled to zero, the primary serving.
+    CHECK(w.server->object(types::deployments(), kNs, "podinfo")->at("spec").at("replicas") == 0);
+
+    REQUIRE(w.server->remove(types::canaries(), kNs, "podinfo").has_value());
+    for (int i = 0; i < 10 && w.canary().has_value(); ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    CHECK_FALSE(w.canary().has_value());  // the finalizer removed, the canary gone
+    CHECK(w.server->object(types::deployments(), kNs, "podinfo")->at("spec").at("replicas") == 2);
+    CHECK(contains(w.events(), "Normal: Terminating canary podinfo.test"));
+    CHECK(contains(w.events(), "Normal: Terminated canary podinfo.test"));
+}
+
+TEST_CASE("a canary that cannot be acted on is refused once, named, and not re-queued") {
+    World w(Json{{"targetRef", {{"name", "missing"}}}});
+    auto result = w.step();
+    REQUIRE(result.has_value());
+    CHECK_FALSE(result->requeue_after.has_value());
+    const auto [status, message] = w.accepted();
+    CHECK(status == "False");
+    CHECK(message == "spec.targetRef.name: Deployment \"missing\" not found in namespace test");
+    CHECK(contains(w.events(), "Warning: " + message));
+    // Reported once: the same refusal again writes nothing.
+    const std::size_t writes = w.server->write_log(true).size();
+    REQUIRE(w.step().has_value());
+    CHECK(w.server->write_log(true).size() == writes);
+}
+
+TEST_CASE("a target whose ConfigMap is missing is refused and looked at again after 10 s") {
+    Json target = deployment("podinfo:1.0.0");
+    target["spec"]["template"]["spec"]["volumes"] =
+        Json::array({{{"name", "config"}, {"configMap", {{"name", "settings"}}}}});
+    World w(Json::object(), target);
+    auto result = w.step();
+    REQUIRE(result.has_value());
+    REQUIRE(result->requeue_after.has_value());
+    CHECK(*result->requeue_after == std::chrono::seconds{10});
+    const auto [status, message] = w.accepted();
+    CHECK(status == "False");
+    CHECK(message.find("configmap settings.test used by the pod template of Deployment podinfo "
+                       "not found") != std::string::npos);
+    // Once the ConfigMap exists the canary is accepted and initialized.
+    REQUIRE(w.server
+                ->seed(types::config_maps(),
+                       Json{{"apiVersion", "v1"},
+                            {"kind", "ConfigMap"},
+                            {"metadata", {{"name", "settings"}, {"namespace", kNs}}},
+                            {"data", {{"a", "1"}}}})
+                .has_value());
+    for (int i = 0; i < 5 && phase_of(*w.server) != "Initialized"; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    CHECK(phase_of(*w.server) == "Initialized");
+    CHECK(w.accepted().first == "True");
+    CHECK(w.server->object(types::config_maps(), kNs, "settings-primary").has_value());
+}
