@@ -86,7 +86,7 @@ asio::awaitable<Result<std::size_t>> install_all_crds(kube::KubeClient& client,
     // Shared with the children, so a parent that is cancelled and gone leaves them valid state.
     struct State {
         explicit State(asio::any_io_executor ex)
-            : all_done(std::move(ex), asio::steady_timer::time_point::max()) {}
+            : all_done(ex, asio::steady_timer::time_point::max()) {}
         std::size_t pending = 0;
         std::optional<Error> first_error;
         asio::steady_timer all_done;

@@ -246,6 +246,7 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
         out.errors += static_cast<long>(failed);
     }
     std::vector<Outcome> result;
+    result.reserve(outcomes.size());
     for (auto& [version, outcome] : outcomes) {
         result.push_back(std::move(outcome));
     }

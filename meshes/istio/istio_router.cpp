@@ -374,7 +374,7 @@ public:
     explicit IstioRouter(RouterDeps deps) : deps_(deps) {}
 
     asio::awaitable<Result<void>> reconcile(RouteContext context) override {
-        const kube::ResourceType rule_type = route_types::istio_destination_rules();
+        const kube::ResourceType& rule_type = route_types::istio_destination_rules();
         for (const Json& rule : build_destination_rules(context)) {
             auto applied =
                 co_await apply_route(deps_, context, rule_type, rule, destination_rule_keys());

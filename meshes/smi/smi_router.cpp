@@ -62,7 +62,7 @@ std::optional<int> parse_weight(const Json& weight) {
         return clamp_weight(static_cast<long double>(value));
     }
     if (suffix == "m") {
-        return clamp_weight(static_cast<long double>(value / 1000));
+        return clamp_weight(static_cast<long double>(value) / 1000);  // truncated there
     }
     return std::nullopt;
 }

@@ -698,7 +698,7 @@ private:
     asio::awaitable<Result<std::vector<tcp::endpoint>>> resolve(const Url& url,
                                                                 Clock::time_point deadline) {
         struct Shared {
-            explicit Shared(asio::any_io_executor ex) : resolver(std::move(ex)) {}
+            explicit Shared(const asio::any_io_executor& ex) : resolver(ex) {}
             tcp::resolver resolver;
             bool timed_out = false;
         };
