@@ -9,7 +9,7 @@
 
 #include "analysis/release.hpp"
 #include "crds/api/canary.hpp"
-#include "platform/core/clock.hpp"
+#include "platform/core/time.hpp"
 #include "platform/core/result.hpp"
 
 /// Pure builders and readers of the Kubernetes objects a Canary owns (flagger-spec §2.2, §3):

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "platform/core/clock.hpp"
+#include "platform/core/time.hpp"
 
 namespace serin {
 
