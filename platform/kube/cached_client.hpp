@@ -17,8 +17,8 @@ namespace serin::kube {
 /// (ObjectStore), writes go to the API server, and every successful write is remembered for
 /// read-your-writes here, so no caller can forget to.
 ///
-/// Objects of types the store does not serve (Events, Leases) are not written through this
-/// facade; api() reaches the client for them and for the few direct reads Serin makes.
+/// Objects of types the store does not serve (Events, Leases) are written with the KubeClient
+/// itself (EventRecorder, LeaderElector).
 ///
 /// Thread safety: one io_context thread, like the store and the client.
 class CachedClient {
@@ -48,9 +48,6 @@ public:
     boost::asio::awaitable<Result<ObjectPtr>> patch(ResourceType type, std::string ns,
                                                     std::string name, PatchType patch_type,
                                                     std::string body, WriteOptions options);
-    /// Deletes; NotFound counts as done. Later reads return nullptr until the cache agrees.
-    boost::asio::awaitable<Result<void>> remove(ResourceType type, std::string ns, std::string name);
-
     /// The update that brings `live` to what Serin owns of the desired object (only the fields
     /// Serin owns, the rest kept as found), or nullopt when `live` already has them.
     using UpdateFor = std::function<std::optional<Json>(const Json& live)>;
@@ -76,11 +73,6 @@ public:
         return patch(std::move(type), std::move(ns), std::move(name), patch_type, std::move(body),
                      WriteOptions());
     }
-
-    /// The client itself, for objects no informer serves (Events, Leases, discovery).
-    KubeClient& api() { return api_; }
-    /// The caches, for index lookups.
-    const ObjectStore& store() const { return store_; }
 
 private:
     /// Remembers a successful write and hands back the stored object.
