@@ -180,6 +180,40 @@ private:
     }
     bool revision_changed() const { return spec_changed() || configs_changed(); }
 
+    // ---- take-over (flagger-spec-providers §16.7) ----
+    /// The first reconcile of a canary whose revision another controller wrote: its hashes
+    /// cannot be compared with Serin's, so the decision is made by phase instead. True when the
+    /// status was adopted and this reconcile is done; false when the release goes on as usual.
+    bool take_over() {
+        if (is_one_of(status_.phase, {kInitialized, kSucceeded})) {
+            // Adopted only when the primary runs the target's template and configs: nothing
+            // changed while no controller ran. Otherwise the change is released as usual.
+            const bool same_configs = status_.tracked_configs.value_or(StringMap{}) ==
+                                      obs_.configs.value_or(StringMap{});
+            if (obs_.primary_revision != obs_.revision || !same_configs) {
+                return false;
+            }
+            adopt(obs_.revision);
+            return true;
+        }
+        if (is_one_of(status_.phase, {kFailed, kWaiting})) {
+            // The target differs from the primary (Failed: by definition; Waiting: a revision
+            // waits for confirm-rollout). Serin remembers both and keeps the phase, so a later
+            // edit of the target starts a release and a revert to the primary's does not.
+            adopt(obs_.primary_revision.value_or(obs_.revision));
+            return true;
+        }
+        // Progressing and WaitingPromotion restart their analysis (a foreign revision differs
+        // from Serin's, so step 17 sees a new one); Promoting and Finalising finish the promotion,
+        // and Succeeded then adopts the promoted revision.
+        return false;
+    }
+    void adopt(const std::string& promoted) {
+        status_.last_applied_spec = obs_.revision;
+        status_.last_promoted_spec = promoted;
+        status_.tracked_configs = obs_.configs;
+    }
+
     // ---- hooks ----
     bool has_hooks(HookType type) const {
         return std::any_of(analysis_.webhooks.begin(), analysis_.webhooks.end(),
@@ -234,6 +268,9 @@ private:
         }
         if (is_one_of(status_.phase, {"", kInitializing})) {
             initialize();
+            return;
+        }
+        if (foreign_revision(c_.status.last_applied_spec) && take_over()) {
             return;
         }
         // §2.3 step 12: should the release advance?
@@ -292,7 +329,10 @@ private:
         }
         // Step 17: a new revision mid-analysis restarts it.
         if (is_one_of(status_.phase, {kProgressing, kWaitingPromotion}) && changed) {
-            event("New revision detected! Restarting analysis for " + target_id());
+            event(foreign_revision(c_.status.last_applied_spec)
+                      ? "Analysis of " + target_id() +
+                            " was started by another controller: restarting it"
+                      : "New revision detected! Restarting analysis for " + target_id());
             set_routes(100, 0, false);
             sync_status(kProgressing, 0, 0, 0);
             decision_.consumed_tick = true;

@@ -86,9 +86,24 @@ struct Readiness {
     std::string message;  ///< why it is not ready
 };
 
+/// Serin's revisions (status.lastAppliedSpec and lastPromotedSpec) start with this prefix. Any
+/// other value was written by another controller: Flagger (`^[456789bcdf]{1,10}$`, or decimal
+/// before Flagger 1.0) or a Serin before 0.2.
+inline constexpr std::string_view kRevisionPrefix = "s1:";
+
+/// Whether status.lastAppliedSpec `revision` was written by another controller, so that it
+/// cannot be compared with Serin's own: non-empty and without kRevisionPrefix.
+inline bool foreign_revision(std::string_view revision) {
+    return !revision.empty() && !revision.starts_with(kRevisionPrefix);
+}
+
 struct Observations {
-    /// Hash of the target's pod template now (flagger-spec §2.2).
+    /// Serin's revision of the target's pod template now (flagger-spec §2.2; kRevisionPrefix).
     std::string revision;
+    /// Only when the status holds a foreign revision (a canary taken over from Flagger): the
+    /// revision of what the primary runs, in its target's form, comparable with `revision`;
+    /// nullopt when there is no primary.
+    std::optional<std::string> primary_revision;
     /// Checksums of the ConfigMaps and Secrets the target uses now ("configmap/<name>" -> hash);
     /// nullopt when config tracking is off or the target uses none.
     std::optional<StringMap> configs;

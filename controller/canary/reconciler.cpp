@@ -10,6 +10,8 @@
 #include "platform/core/time_format.hpp"
 
 #include <algorithm>
+#include <set>
+#include <string>
 #include <variant>
 
 namespace serin::canary {
@@ -248,6 +250,20 @@ asio::awaitable<Observations> Reconciler::observe(const CanaryContext& ctx) {
     Observations obs;
     obs.revision = revision_hash(*ctx.target);
     obs.configs = ctx.configs;
+    if (analysis::foreign_revision(ctx.canary.status.last_applied_spec) && ctx.primary != nullptr) {
+        // Taken over from another controller: what the primary runs decides (§16.7). Its config
+        // references may name the configs tracked then or now.
+        std::set<std::string> config_keys;
+        for (const auto* configs : {&ctx.configs, &ctx.canary.status.tracked_configs}) {
+            if (*configs) {
+                for (const auto& entry : **configs) {
+                    config_keys.insert(entry.first);
+                }
+            }
+        }
+        obs.primary_revision =
+            primary_revision(*ctx.primary, ctx.label, ctx.target_name(), config_keys);
+    }
     const auto& analysis = ctx.canary.spec.analysis;
     const SystemTime now = deps_.clock.system_now();
     const std::string primary_prefix = ctx.primary_name() + "." + ctx.ns() + " not ready: ";

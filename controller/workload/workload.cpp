@@ -29,36 +29,122 @@ namespace {
 // ---- the primary workload
 // ------------------------------------------------------------------------
 
-/// In a label selector, `L: V` becomes `L: V-primary` (matchLabels and matchExpressions values).
-void rewrite_selector(Json& selector, const SelectorLabel& label) {
+/// In a label selector, the values `from` of key `key` become `to` (matchLabels and
+/// matchExpressions values).
+void replace_selector_value(Json& selector, std::string_view key, std::string_view from,
+                            std::string_view to) {
     if (!selector.is_object()) {
         return;
     }
-    const std::string primary_value = label.value + std::string(kPrimarySuffix);
+    const auto replace = [from, to](Json& value) {
+        if (value.is_string() && value.get_ref<const std::string&>() == from) {
+            value = std::string(to);
+        }
+    };
     if (Json* match_labels = mutable_at(selector, {"matchLabels"}); match_labels != nullptr) {
-        if (Json* value = mutable_at(*match_labels, {label.key});
-            value != nullptr && value->is_string() &&
-            value->get_ref<const std::string&>() == label.value) {
-            *value = primary_value;
+        if (Json* value = mutable_at(*match_labels, {key}); value != nullptr) {
+            replace(*value);
         }
     }
     if (Json* expressions = mutable_at(selector, {"matchExpressions"});
         expressions != nullptr && expressions->is_array()) {
         for (Json& expression : *expressions) {
-            if (string_at(expression, {"key"}) != label.key) {
+            if (string_at(expression, {"key"}) != key) {
                 continue;
             }
-            Json* values = mutable_at(expression, {"values"});
-            if (values == nullptr || !values->is_array()) {
-                continue;
-            }
-            for (Json& value : *values) {
-                if (value.is_string() && value.get_ref<const std::string&>() == label.value) {
-                    value = primary_value;
-                }
+            if (Json* values = mutable_at(expression, {"values"});
+                values != nullptr && values->is_array()) {
+                std::for_each(values->begin(), values->end(), replace);
             }
         }
     }
+}
+
+/// Calls `f` on each label selector of a pod spec that names its own pods: those of
+/// topologySpreadConstraints and of podAntiAffinity terms (required and preferred).
+template <typename F>
+void visit_own_pod_selectors(Json& spec, F&& f) {
+    if (Json* constraints = mutable_at(spec, {"topologySpreadConstraints"});
+        constraints != nullptr && constraints->is_array()) {
+        for (Json& constraint : *constraints) {
+            if (Json* selector = mutable_at(constraint, {"labelSelector"})) {
+                f(*selector);
+            }
+        }
+    }
+    Json* anti = mutable_at(spec, {"affinity", "podAntiAffinity"});
+    if (anti == nullptr) {
+        return;
+    }
+    if (Json* required = mutable_at(*anti, {"requiredDuringSchedulingIgnoredDuringExecution"});
+        required != nullptr && required->is_array()) {
+        for (Json& term : *required) {
+            if (Json* selector = mutable_at(term, {"labelSelector"})) {
+                f(*selector);
+            }
+        }
+    }
+    if (Json* preferred = mutable_at(*anti, {"preferredDuringSchedulingIgnoredDuringExecution"});
+        preferred != nullptr && preferred->is_array()) {
+        for (Json& term : *preferred) {
+            if (Json* selector = mutable_at(term, {"podAffinityTerm", "labelSelector"})) {
+                f(*selector);
+            }
+        }
+    }
+}
+
+/// Removes the scale-to-zero key from a DaemonSet pod spec's nodeSelector (and the nodeSelector
+/// when that leaves it empty).
+void drop_scale_to_zero(Json& pod_spec) {
+    if (Json* node_selector = mutable_at(pod_spec, {"nodeSelector"});
+        node_selector != nullptr && node_selector->is_object()) {
+        node_selector->erase(std::string(kScaleToZeroNodeSelector));
+        if (node_selector->empty()) {
+            pod_spec.erase("nodeSelector");
+        }
+    }
+}
+
+/// Hex of the first 8 bytes of SHA-256 over `text`: 16 digits ("" if OpenSSL fails).
+std::string sha256_prefix_hex(std::string_view text) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int length = 0;
+    if (EVP_Digest(text.data(), text.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1 ||
+        length < 8) {
+        return {};
+    }
+    constexpr std::string_view kHex = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < 8; ++i) {
+        out += kHex[digest.at(i) >> 4U];
+        out += kHex[digest.at(i) & 0xFU];
+    }
+    return out;
+}
+
+/// Serin's revision of a pod template: what a primary built from it would run. The
+/// toolkit.fluxcd.io keys never reach a primary, so they are not part of it; for a DaemonSet
+/// neither is the scale-to-zero node selector.
+std::string template_revision(Json pod_template, bool daemonset) {
+    if (Json* metadata = mutable_at(pod_template, {"metadata"});
+        metadata != nullptr && metadata->is_object()) {
+        for (const char* key : {"labels", "annotations"}) {
+            if (metadata->contains(key)) {
+                (*metadata)[key] = without_toolkit_keys((*metadata)[key]);
+            }
+        }
+        // A primary's flagger-id is its own; a target's never reaches the primary.
+        if (Json* annotations = mutable_at(*metadata, {"annotations"}); annotations != nullptr) {
+            annotations->erase(std::string(kFlaggerIdAnnotation));
+        }
+    }
+    if (daemonset) {
+        if (Json* spec = mutable_at(pod_template, {"spec"}); spec != nullptr) {
+            drop_scale_to_zero(*spec);
+        }
+    }
+    return std::string(analysis::kRevisionPrefix) + sha256_prefix_hex(canonical_dump(pod_template));
 }
 
 Json primary_pod_spec(const Json& target, const PrimaryOptions& options) {
@@ -76,42 +162,12 @@ Json primary_pod_spec(const Json& target, const PrimaryOptions& options) {
         }
     });
 
-    if (Json* constraints = mutable_at(spec, {"topologySpreadConstraints"});
-        constraints != nullptr && constraints->is_array()) {
-        for (Json& constraint : *constraints) {
-            if (Json* selector = mutable_at(constraint, {"labelSelector"})) {
-                rewrite_selector(*selector, options.label);
-            }
-        }
-    }
-    if (Json* anti = mutable_at(spec, {"affinity", "podAntiAffinity"})) {
-        if (Json* required = mutable_at(*anti, {"requiredDuringSchedulingIgnoredDuringExecution"});
-            required != nullptr && required->is_array()) {
-            for (Json& term : *required) {
-                if (Json* selector = mutable_at(term, {"labelSelector"})) {
-                    rewrite_selector(*selector, options.label);
-                }
-            }
-        }
-        if (Json* preferred =
-                mutable_at(*anti, {"preferredDuringSchedulingIgnoredDuringExecution"});
-            preferred != nullptr && preferred->is_array()) {
-            for (Json& term : *preferred) {
-                if (Json* selector = mutable_at(term, {"podAffinityTerm", "labelSelector"})) {
-                    rewrite_selector(*selector, options.label);
-                }
-            }
-        }
-    }
-
+    const std::string primary_value = options.label.value + std::string(kPrimarySuffix);
+    visit_own_pod_selectors(spec, [&options, &primary_value](Json& selector) {
+        replace_selector_value(selector, options.label.key, options.label.value, primary_value);
+    });
     if (string_at(target, {"kind"}) == "DaemonSet") {
-        if (Json* node_selector = mutable_at(spec, {"nodeSelector"});
-            node_selector != nullptr && node_selector->is_object()) {
-            node_selector->erase(std::string(kScaleToZeroNodeSelector));
-            if (node_selector->empty()) {
-                spec.erase("nodeSelector");
-            }
-        }
+        drop_scale_to_zero(spec);
     }
     return spec;
 }
@@ -170,22 +226,75 @@ std::string flagger_hash(std::string_view text) {
 
 std::string revision_hash(const Json& workload) {
     const Json* source = find_path(workload, {"spec", "template"});
-    Json pod_template = source != nullptr ? *source : Json::object();
-    if (string_at(workload, {"kind"}) == "DaemonSet") {
-        if (Json* node_selector = mutable_at(pod_template, {"spec", "nodeSelector"});
-            node_selector != nullptr && node_selector->is_object()) {
-            // An emptied nodeSelector is dropped by canonical_dump, so nil and empty agree.
-            node_selector->erase(std::string(kScaleToZeroNodeSelector));
-        }
-    }
-    return flagger_hash(canonical_dump(pod_template));
+    return template_revision(source != nullptr ? *source : Json::object(),
+                             string_at(workload, {"kind"}) == "DaemonSet");
 }
 
+std::string primary_revision(const Json& primary, const SelectorLabel& label,
+                             std::string_view target_name,
+                             const std::set<std::string>& config_keys) {
+    const Json* source = find_path(primary, {"spec", "template"});
+    Json pod_template = source != nullptr ? *source : Json::object();
+    const std::string primary_value = label.value + std::string(kPrimarySuffix);
+    if (Json* value = mutable_at(pod_template, {"metadata", "labels", label.key});
+        value != nullptr && value->is_string() &&
+        value->get_ref<const std::string&>() == primary_value) {
+        *value = label.value;
+    }
+    if (Json* spec = mutable_at(pod_template, {"spec"}); spec != nullptr && spec->is_object()) {
+        visit_config_refs(*spec, [&config_keys](ConfigRef::Kind kind, Json& ref,
+                                                std::string_view key) {
+            Json* name = mutable_at(ref, {key});
+            if (name == nullptr || !name->is_string()) {
+                return;
+            }
+            const std::string& current = name->get_ref<const std::string&>();
+            if (current.size() > kPrimarySuffix.size() &&
+                current.ends_with(kPrimarySuffix)) {
+                std::string base = current.substr(0, current.size() - kPrimarySuffix.size());
+                if (config_keys.count(config_key(kind, base)) > 0) {
+                    *name = std::move(base);
+                }
+            }
+        });
+        // Flagger rewrites the values equal to the target's name; Serin those equal to the
+        // label's value. Both are undone (they are the same for most workloads).
+        const std::string by_name = std::string(target_name) + std::string(kPrimarySuffix);
+        visit_own_pod_selectors(*spec, [&](Json& selector) {
+            replace_selector_value(selector, label.key, primary_value, label.value);
+            replace_selector_value(selector, label.key, by_name, target_name);
+        });
+    }
+    return template_revision(std::move(pod_template),
+                             string_at(primary, {"kind"}) == "DaemonSet");
+}
+
+namespace {
+
+/// go-spew's `%#v` of a `map[string]string` as it sits behind a pointer field: keys sorted
+/// bytewise, raw strings (flagger-spec-providers §16.2).
+std::string spew_string_map(const api::StringMap& map) {
+    std::string out = "map[";
+    bool first = true;
+    for (const auto& [key, value] : map) {  // std::map: sorted bytewise
+        out += first ? "" : " ";
+        out += key + ":" + value;
+        first = false;
+    }
+    return out + "]";
+}
+
+}  // namespace
+
 std::string canary_checksum(const api::CanaryStatus& status) {
-    Json payload = Json::object();
-    payload["trackedConfigs"] = status.tracked_configs ? Json(*status.tracked_configs) : Json();
-    payload["lastAppliedSpec"] = status.last_applied_spec;
-    return flagger_hash(canonical_dump(payload));
+    // Flagger hashes the Go value struct{TrackedConfigs *map[string]string; LastAppliedSpec
+    // string} with go-spew; this is that dump, byte for byte (§16.4).
+    std::string dump =
+        "(struct { TrackedConfigs *map[string]string; LastAppliedSpec string })"
+        "{TrackedConfigs:(*map[string]string)";
+    dump += status.tracked_configs ? spew_string_map(*status.tracked_configs) : "<nil>";
+    dump += " LastAppliedSpec:(string)" + status.last_applied_spec + "}";
+    return flagger_hash(dump);
 }
 
 // ---- config tracking
@@ -235,20 +344,7 @@ bool tracking_disabled(const Json& config) {
 std::string config_checksum(const Json& config) {
     const Json* data = member(config, "data");
     // Go's json.Marshal of the data map: sorted keys, no spaces, HTML-safe escapes.
-    const std::string text = go_json_escape(dump(data != nullptr ? *data : Json()));
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    if (EVP_Digest(text.data(), text.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1 ||
-        length < 8) {
-        return {};
-    }
-    constexpr std::string_view kHex = "0123456789abcdef";
-    std::string out;
-    for (std::size_t i = 0; i < 8; ++i) {
-        out += kHex[digest.at(i) >> 4U];
-        out += kHex[digest.at(i) & 0xFU];
-    }
-    return out;
+    return sha256_prefix_hex(go_json_escape(dump(data != nullptr ? *data : Json())));
 }
 
 Json make_primary_config(const Json& config, const Json& owner_reference,

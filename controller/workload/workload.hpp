@@ -51,11 +51,25 @@ std::string canonical_dump(const Json& value);
 /// "bcdfghjklmnpqrstvwxz2456789"[c % 27].
 std::string flagger_hash(std::string_view text);
 
-/// The revision of a Deployment or DaemonSet: flagger_hash(canonical_dump(spec.template)), for a
-/// DaemonSet with the scale-to-zero node selector removed.
+/// Serin's revision of a Deployment or DaemonSet: analysis::kRevisionPrefix ("s1:") and 16 hex
+/// digits of SHA-256 over canonical_dump(spec.template), without what never reaches the primary:
+/// the toolkit.fluxcd.io template labels and annotations, the flagger-id annotation and, for a
+/// DaemonSet, the scale-to-zero node selector. The prefix tells Serin's values from Flagger's (§16.7).
 std::string revision_hash(const Json& workload);
 
-/// The `checksum` of webhook payloads: the hash of {trackedConfigs, lastAppliedSpec}.
+/// The revision (as revision_hash) of what the primary `primary` runs, taken back to the form of
+/// its target: with the selector label `L: V-primary` back to
+/// `L: V`, references to `<cfg>-primary` back to `<cfg>` for the configs in `config_keys`
+/// ("configmap/x", "secret/y"), and the -primary rewrite of the topology-spread and
+/// anti-affinity selectors undone (Flagger's by target name and Serin's by label value). Equal to
+/// revision_hash(target) when the primary runs the target's template, whoever built it.
+std::string primary_revision(const Json& primary, const SelectorLabel& label,
+                             std::string_view target_name,
+                             const std::set<std::string>& config_keys);
+
+/// The `checksum` of webhook payloads, exactly as Flagger computes it (flagger-spec-providers
+/// §16.4): flagger_hash of go-spew's dump of {TrackedConfigs *map[string]string;
+/// LastAppliedSpec string}.
 std::string canary_checksum(const api::CanaryStatus& status);
 
 // ---- config tracking (§2.2, §3.3) -------------------------------------------------------------

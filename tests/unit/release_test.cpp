@@ -196,8 +196,10 @@ struct World {
 
     api::Canary canary;
     Settings settings;
-    std::string revision = "rev-1";
+    std::string revision = "s1:rev-1";
     std::optional<api::StringMap> configs;
+    /// Observations::primary_revision: set by the take-over tests.
+    std::optional<std::string> primary_revision;
     Readiness primary{true, true, ""};
     Readiness canary_workload{true, true, ""};
     Routes routes;
@@ -225,6 +227,7 @@ struct World {
         Observations obs;
         obs.revision = revision;
         obs.configs = configs;
+        obs.primary_revision = primary_revision;
         obs.primary = primary;
         obs.canary = canary_workload;
         obs.routes = routes;
@@ -369,8 +372,8 @@ TEST_CASE("init: a brand-new canary goes from no status to Initialized in one re
     CHECK(r.status().canary_weight == 0);
     CHECK(r.status().failed_checks == 0);
     CHECK(r.status().iterations == 0);
-    CHECK(r.status().last_applied_spec == "rev-1");
-    CHECK(r.status().last_promoted_spec == "rev-1");
+    CHECK(r.status().last_applied_spec == "s1:rev-1");
+    CHECK(r.status().last_promoted_spec == "s1:rev-1");
     CHECK(r.scale_to_zero == 1);
     CHECK(r.scale_up == 0);
     CHECK(r.routes.empty());
@@ -433,7 +436,7 @@ TEST_CASE("new revision: the target is scaled to zero at init and scaled up on a
     Reconcile init = w.init();
     CHECK(init.scale_to_zero == 1);
 
-    Reconcile r = w.release("rev-2");
+    Reconcile r = w.release("s1:rev-2");
     CHECK(w.phase() == "Progressing");
     CHECK(r.scale_up == 1);
     CHECK(r.scale_to_zero == 0);
@@ -444,8 +447,8 @@ TEST_CASE("new revision: the target is scaled to zero at init and scaled up on a
     REQUIRE(r.alerts.size() == 1);
     CHECK(r.alerts[0].message == "New revision detected, progressing canary analysis.");
     CHECK(r.alerts[0].with_metadata);
-    CHECK(r.status().last_applied_spec == "rev-2");
-    CHECK(r.status().last_promoted_spec == "rev-1");
+    CHECK(r.status().last_applied_spec == "s1:rev-2");
+    CHECK(r.status().last_promoted_spec == "s1:rev-1");
     CHECK(r.status().canary_weight == 0);
     CHECK(r.status().failed_checks == 0);
     CHECK(r.status().iterations == 0);
@@ -462,7 +465,7 @@ TEST_CASE("rollback when failed checks reach the threshold") {
     w.metric_answers =
         std::vector<MetricResult>{MetricResult{"request-success-rate", Verdict::kFail, 42.0, halt, std::nullopt}};
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
 
     Reconcile first = w.reconcile();  // pre-rollout step: no metric checks yet
     CHECK(first.metric_runs == 0);
@@ -504,7 +507,7 @@ TEST_CASE("failed promotion: primary dead while Promoting routes everything to t
     analysis.webhooks = {webhook("notify", "post-rollout")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     REQUIRE(w.routes == split(50, 50));
     Reconcile promote = w.reconcile();
@@ -535,7 +538,7 @@ TEST_CASE("failed promotion: primary dead while Promoting routes everything to t
 TEST_CASE("failed promotion: primary dead while Finalising routes everything to the canary") {
     World w(make_canary(weighted(50, 50)));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     w.reconcile();
     REQUIRE(w.phase() == "Promoting");
@@ -556,7 +559,7 @@ TEST_CASE("failed promotion: primary dead while Finalising routes everything to 
 TEST_CASE("Finalising finishes when the target is already scaled to zero (stopped after that write)") {
     World w(make_canary(weighted(50, 50)));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     w.reconcile();
     w.reconcile();
@@ -573,7 +576,7 @@ TEST_CASE("Finalising finishes when the target is already scaled to zero (stoppe
 TEST_CASE("a primary still rolling out holds the promotion without failing it") {
     World w(make_canary(weighted(50, 50)));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     w.reconcile();
     REQUIRE(w.phase() == "Promoting");
@@ -596,7 +599,7 @@ TEST_CASE("skip analysis: a ready canary is promoted at once, without waiting fo
     w.canary.spec.skip_analysis = true;
     w.primary = Readiness{false, true, str(kPrimaryRollingOut)};  // never awaited when skipping
 
-    Reconcile detect = w.release("rev-2");
+    Reconcile detect = w.release("s1:rev-2");
     CHECK(w.phase() == "Progressing");
     CHECK(detect.scale_up == 1);
 
@@ -613,7 +616,7 @@ TEST_CASE("skip analysis: a ready canary is promoted at once, without waiting fo
                             "routes 100/0", str(kCopying), "promote", "scale to zero",
                             "Promotion completed! Canary analysis was skipped for podinfo.default",
                             "alert Canary analysis was skipped, promotion finished."});
-    CHECK(r.status().last_promoted_spec == "rev-2");
+    CHECK(r.status().last_promoted_spec == "s1:rev-2");
     CHECK(r.status().canary_weight == 0);
     CHECK(promoted(r.status()).status == "True");
     CHECK(promoted(r.status()).reason == "Succeeded");
@@ -631,7 +634,7 @@ TEST_CASE("skip analysis: a canary past its progress deadline is rolled back") {
     World w(make_canary(weighted(10, 50)));
     w.init();
     w.canary.spec.skip_analysis = true;
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.canary_workload = Readiness{false, false, str(kDeadlineExceeded)};
     Reconcile r = w.reconcile();
     CHECK(w.phase() == "Failed");
@@ -652,7 +655,7 @@ TEST_CASE("analysis phases with stepWeight 100 and stepWeightPromotion 50 (istio
     std::vector<Step> seen;
     auto record = [&](const Reconcile&) { seen.push_back(Step{w.phase(), w.weight(), w.routes}); };
     record(w.init());
-    record(w.release("rev-2"));
+    record(w.release("s1:rev-2"));
     Reconcile to_canary = w.reconcile();
     record(to_canary);
     Reconcile promote = w.reconcile();
@@ -683,7 +686,7 @@ TEST_CASE("analysis phases with stepWeight 100 and stepWeightPromotion 50 (istio
     CHECK(succeeded.messages() == std::vector<std::string>{str(kCompleted)});
     CHECK(succeeded.alert_texts() ==
           std::vector<std::string>{"Canary analysis completed successfully, promotion finished."});
-    CHECK(succeeded.status().last_promoted_spec == "rev-2");
+    CHECK(succeeded.status().last_promoted_spec == "s1:rev-2");
     CHECK_FALSE(succeeded.decision.active);
 }
 
@@ -701,7 +704,7 @@ TEST_CASE("blue/green phases with one iteration (istio)") {
         runs.push_back(std::move(r));
     };
     record(w.init());
-    record(w.release("rev-2"));
+    record(w.release("s1:rev-2"));
     for (int i = 0; i < 5; ++i) {
         record(w.reconcile());
     }
@@ -732,7 +735,7 @@ TEST_CASE("blue/green with mirroring mirrors during the iterations, then routes 
     analysis.mirror = true;
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     Reconcile first = w.reconcile();
     CHECK(first.routes == std::vector<Routes>{split(100, 0, true)});
     Reconcile second = w.reconcile();
@@ -749,7 +752,7 @@ TEST_CASE("a new revision mid-analysis restarts it with all traffic on the prima
     analysis.metrics = {metric("request-success-rate")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     REQUIRE(w.routes == split(90, 10));
     w.metric_answers = std::vector<MetricResult>{
@@ -758,14 +761,14 @@ TEST_CASE("a new revision mid-analysis restarts it with all traffic on the prima
     REQUIRE(w.canary.status.failed_checks == 1);
 
     w.tick_due = false;  // a restart is not paced
-    Reconcile r = w.release("rev-3");
+    Reconcile r = w.release("s1:rev-3");
     CHECK(r.messages() == std::vector<std::string>{str(kRestarting)});
     CHECK(r.routes == std::vector<Routes>{split(100, 0, false)});
     CHECK(w.phase() == "Progressing");
     CHECK(r.status().canary_weight == 0);
     CHECK(r.status().failed_checks == 0);
     CHECK(r.status().iterations == 0);
-    CHECK(r.status().last_applied_spec == "rev-3");
+    CHECK(r.status().last_applied_spec == "s1:rev-3");
     CHECK(r.scale_up == 0);
     CHECK(r.decision.consumed_tick);
 }
@@ -787,7 +790,7 @@ TEST_CASE("promotion: a config checksum change is a new revision, then the run p
 
     SECTION("revision and configs change, configs change again mid-run, then promotion") {
         w.configs->at("configmap/podinfo-config-env") = "bbbb";
-        w.release("rev-2");
+        w.release("s1:rev-2");
         REQUIRE(w.phase() == "Progressing");
         w.reconcile();
         REQUIRE(w.routes == split(90, 10));
@@ -814,7 +817,7 @@ TEST_CASE("promotion: a config checksum change is a new revision, then the run p
 
         Reconcile done = w.reconcile();
         CHECK(w.phase() == "Succeeded");
-        CHECK(done.status().last_promoted_spec == "rev-2");
+        CHECK(done.status().last_promoted_spec == "s1:rev-2");
         CHECK(done.status().tracked_configs == w.configs);
 
         SECTION("a config change after Succeeded starts the next run") {
@@ -833,7 +836,7 @@ TEST_CASE("mirroring (istio, canary strategy): one mirrored step, then weighted 
     analysis.webhooks = {webhook("traffic-gate", "confirm-traffic-increase")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
 
     Reconcile mirror = w.reconcile();
     CHECK(mirror.routes == std::vector<Routes>{split(100, 0, true)});
@@ -863,7 +866,7 @@ TEST_CASE("mirror is ignored where the router cannot mirror, so the release stil
         World w(make_canary(analysis), "smi:v1alpha3");
         w.settings.mirror_weighted = false;
         w.init();
-        w.release("rev-2");
+        w.release("s1:rev-2");
         Reconcile first = w.reconcile();
         CHECK(first.routes == std::vector<Routes>{split(90, 10, false)});
         w.reconcile();
@@ -875,7 +878,7 @@ TEST_CASE("mirror is ignored where the router cannot mirror, so the release stil
         World w(make_canary(analysis), "linkerd");
         w.settings.mirror_blue_green = false;
         w.init();
-        w.release("rev-2");
+        w.release("s1:rev-2");
         Reconcile first = w.reconcile();
         CHECK(first.routes.empty());
         w.reconcile();
@@ -890,7 +893,7 @@ TEST_CASE("A/B testing routes the matched traffic to the canary, then promotes")
     analysis.match = api::Json::parse(R"([{"headers": {"x-canary": {"exact": "insider"}}}])");
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
 
     Reconcile first = w.reconcile();
     CHECK(first.routes == std::vector<Routes>{split(0, 100)});
@@ -930,7 +933,7 @@ TEST_CASE("canary weight ladders (flagger-spec §2.6 worked examples)") {
         DYNAMIC_SECTION(ladder.name) {
             World w(make_canary(ladder.analysis));
             w.init();
-            w.release("rev-2");
+            w.release("s1:rev-2");
             std::vector<int> weights;
             for (int i = 0; i < 10 && w.phase() == "Progressing"; ++i) {
                 Reconcile r = w.reconcile();
@@ -960,7 +963,7 @@ TEST_CASE("skip analysis: the order of events and how often each hook is called"
     w.primary = Readiness{true, true, ""};
     w.init();
     w.canary.spec.skip_analysis = true;
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     REQUIRE(w.phase() == "Succeeded");
 
@@ -998,7 +1001,7 @@ TEST_CASE("canary strategy: the order of events and how often each gating hook i
     w.reconcile();
     w.primary = Readiness{true, true, ""};
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     for (int i = 0; i < 10 && w.phase() != "Succeeded"; ++i) {
         w.reconcile();
     }
@@ -1050,7 +1053,7 @@ TEST_CASE("confirm-rollout denied: Waiting, asked again only on a tick, then Pro
     w.answers["gate"] = false;
 
     w.tick_due = false;  // detecting a new revision is not paced
-    Reconcile denied = w.release("rev-2");
+    Reconcile denied = w.release("s1:rev-2");
     CHECK(w.phase() == "Waiting");
     CHECK(denied.calls_of(HookType::kConfirmRollout) == 1);
     CHECK(denied.calls[0].phase == "Initialized");
@@ -1083,7 +1086,7 @@ TEST_CASE("confirm-rollout denied: Waiting, asked again only on a tick, then Pro
     CHECK(approved.messages() ==
           std::vector<std::string>{"Confirm-rollout check gate passed", str(kScalingUp)});
     CHECK(approved.scale_up == 1);
-    CHECK(approved.status().last_applied_spec == "rev-2");
+    CHECK(approved.status().last_applied_spec == "s1:rev-2");
 }
 
 TEST_CASE("confirm-promotion denied: WaitingPromotion while the analysis goes on, then Promoting") {
@@ -1092,7 +1095,7 @@ TEST_CASE("confirm-promotion denied: WaitingPromotion while the analysis goes on
     analysis.webhooks = {webhook("promotion-gate", "confirm-promotion")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     REQUIRE(w.routes == split(50, 50));
     w.answers["promotion-gate"] = false;
@@ -1128,7 +1131,7 @@ TEST_CASE("confirm-promotion denied: WaitingPromotion while the analysis goes on
         CHECK(w.phase() == "Failed");
     }
     SECTION("a new revision while WaitingPromotion restarts the analysis") {
-        Reconcile restart = w.release("rev-3");
+        Reconcile restart = w.release("s1:rev-3");
         CHECK(w.phase() == "Progressing");
         CHECK(restart.messages() == std::vector<std::string>{str(kRestarting)});
         CHECK(w.routes == split(100, 0));
@@ -1149,7 +1152,7 @@ TEST_CASE("blue/green confirm-promotion denied re-runs the last iteration, then 
     analysis.webhooks = {webhook("promotion-gate", "confirm-promotion")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     for (int i = 0; i < 3; ++i) {
         w.reconcile();
     }
@@ -1182,7 +1185,7 @@ TEST_CASE("confirm-traffic-increase denied: the weight stays, no failed check") 
     analysis.webhooks = {webhook("traffic-gate", "confirm-traffic-increase")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     REQUIRE(w.routes == split(90, 10));
     w.answers["traffic-gate"] = false;
@@ -1208,7 +1211,7 @@ TEST_CASE("a failing pre-rollout hook counts a failed check and blocks the first
     analysis.webhooks = {webhook("pre", "pre-rollout")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.answers["pre"] = false;
 
     Reconcile failed = w.reconcile();
@@ -1243,7 +1246,7 @@ TEST_CASE("a failing rollout hook counts a failed check and skips the metrics") 
     analysis.webhooks = {webhook("load-test", "")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     Reconcile first = w.reconcile();
     CHECK(first.calls_of(HookType::kRollout) == 0);  // not on the pre-rollout step
     w.answers["load-test"] = false;
@@ -1265,7 +1268,7 @@ TEST_CASE("a rollback hook answering ok fails the canary at once") {
     analysis.webhooks = {webhook("rollback-gate", "rollback")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
 
     Reconcile quiet = w.reconcile();
     CHECK(quiet.messages() ==
@@ -1291,7 +1294,7 @@ TEST_CASE("a rollback hook answering ok fails the canary at once") {
 TEST_CASE("a canary past its progress deadline is rolled back, even between ticks") {
     World w(make_canary(weighted(10, 50)));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
 
     SECTION("still rolling out: a warning on the tick, no rollback") {
@@ -1329,12 +1332,12 @@ TEST_CASE("a suspended canary only reports that it is suspended") {
     analysis.webhooks = {webhook("gate", "confirm-rollout")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     const api::CanaryStatus before = w.canary.status;
     w.canary.spec.suspend = true;
 
-    Reconcile r = w.release("rev-3");
+    Reconcile r = w.release("s1:rev-3");
     CHECK(r.timeline == std::vector<std::string>{"skipping canary run as object is suspended"});
     CHECK_FALSE(r.events[0].warning);
     CHECK(r.calls.empty());
@@ -1364,7 +1367,7 @@ TEST_CASE("a metric that fails, has no data or errors counts one failed check") 
     analysis.metrics = {metric("request-success-rate"), metric("request-duration")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     REQUIRE(w.routes == split(90, 10));
 
@@ -1407,7 +1410,7 @@ MetricResult query_error(const std::string& name) {
 /// Initializes the world, releases rev-2 and takes the first step (10% to the canary).
 void start_release(World& w) {
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     REQUIRE(w.routes == split(90, 10));
 }
@@ -1711,7 +1714,7 @@ TEST_CASE("pacing: analysis steps wait for a tick, restarts and promotion do not
     analysis.webhooks = {webhook("rollback-gate", "rollback")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     REQUIRE(w.routes == split(90, 10));
 
@@ -1747,7 +1750,7 @@ TEST_CASE("pacing: promotion weight steps wait for a tick") {
     analysis.step_weight_promotion = 50;
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();
     w.reconcile();
     REQUIRE(w.phase() == "Promoting");
@@ -1766,7 +1769,7 @@ TEST_CASE("kubernetes provider: a weighted spec runs as 10 blue/green iterations
     analysis.step_weight_promotion = 50;  // no traffic steps on the kubernetes provider
     World w(make_canary(analysis), "kubernetes");
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
 
     Reconcile first = w.reconcile();
     CHECK(first.messages() ==
@@ -1807,7 +1810,7 @@ TEST_CASE("kubernetes provider: A/B testing falls back to blue/green") {
     analysis.match = api::Json::parse(R"([{"headers": {"x-canary": {"exact": "insider"}}}])");
     World w(make_canary(analysis), "kubernetes");
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     Reconcile first = w.reconcile();
     CHECK(first.warnings() ==
           std::vector<std::string>{
@@ -1895,7 +1898,7 @@ TEST_CASE("the Promoted condition along a release: lastTransitionTime moves with
         seen.push_back(Row{c.status, c.reason, c.last_transition_time, c.last_update_time});
     };
     record(w.init());
-    record(w.release("rev-2"));
+    record(w.release("s1:rev-2"));
     for (int i = 0; i < 5; ++i) {
         record(w.reconcile());
     }
@@ -1924,19 +1927,19 @@ TEST_CASE("a Failed canary reverted to the promoted revision stays Failed and st
     analysis.webhooks = {webhook("rollback-gate", "rollback"), webhook("gate", "confirm-rollout")};
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.answers["rollback-gate"] = true;
     w.reconcile();
     REQUIRE(w.phase() == "Failed");
     w.answers["rollback-gate"] = false;
     const int confirm_calls = w.calls_of(HookType::kConfirmRollout);
 
-    Reconcile reverted = w.release("rev-1");
+    Reconcile reverted = w.release("s1:rev-1");
     CHECK(w.phase() == "Failed");
     CHECK(reverted.decision.actions.empty());
     CHECK(reverted.calls.empty());
-    CHECK(reverted.status().last_applied_spec == "rev-1");
-    CHECK(reverted.status().last_promoted_spec == "rev-1");
+    CHECK(reverted.status().last_applied_spec == "s1:rev-1");
+    CHECK(reverted.status().last_promoted_spec == "s1:rev-1");
     CHECK(w.calls_of(HookType::kConfirmRollout) == confirm_calls);
 
     Reconcile still = w.reconcile();
@@ -1944,7 +1947,7 @@ TEST_CASE("a Failed canary reverted to the promoted revision stays Failed and st
     CHECK(w.phase() == "Failed");
 
     SECTION("the failed revision applied again is a new run") {
-        Reconcile again = w.release("rev-2");
+        Reconcile again = w.release("s1:rev-2");
         CHECK(w.phase() == "Progressing");
         CHECK(again.calls_of(HookType::kConfirmRollout) == 1);
         CHECK(again.calls[0].phase == "Failed");
@@ -2089,7 +2092,7 @@ TEST_CASE("a rollback is recorded before the traffic moves, and a Failed canary 
     w.metric_answers = std::vector<MetricResult>{
         MetricResult{"request-success-rate", Verdict::kFail, 42.0, "too low", std::nullopt}};
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     w.reconcile();  // pre-rollout: 10% to the canary
     REQUIRE(w.routes == split(90, 10));
     w.reconcile();  // one failed check
@@ -2112,7 +2115,7 @@ TEST_CASE("a failed promotion's traffic on the canary is not taken away") {
     auto analysis = weighted(50, 50);
     World w(make_canary(analysis));
     w.init();
-    w.release("rev-2");
+    w.release("s1:rev-2");
     while (w.phase() != "Promoting" && w.phase() != "Failed") {
         w.reconcile();
     }
@@ -2122,4 +2125,162 @@ TEST_CASE("a failed promotion's traffic on the canary is not taken away") {
     REQUIRE(w.phase() == "Failed");
     REQUIRE(w.routes == split(0, 100));
     CHECK(w.reconcile().routes.empty());
+}
+
+// ---- taking over a canary from Flagger (flagger-spec-providers §16.7) ------------------------
+
+/// A canary whose status Flagger wrote: Flagger's hashes, its Promoted condition and tracked
+/// configs, in `phase`; the target's Serin revision is s1:rev-1.
+World taken_over(const std::string& phase, std::optional<api::CanaryAnalysis> analysis) {
+    const std::string kStartText = minutes_after_start(-60);
+    World w(make_canary(std::move(analysis)));
+    api::CanaryStatus& status = w.canary.status;
+    status.phase = phase;
+    status.last_applied_spec = "5498f4fcd6";
+    status.last_promoted_spec = phase == "Succeeded" || phase == "Initialized" ? "5498f4fcd6"
+                                                                               : "547d5765b7";
+    status.tracked_configs = api::StringMap{{"configmap/podinfo-config-env", "2c26b46b68ffc68f"}};
+    const bool done = phase == "Succeeded" || phase == "Initialized";
+    status.conditions = {api::Condition{"Promoted", done ? "True" : "Unknown", kStartText,
+                                        kStartText, phase,
+                                        done ? "Canary analysis completed successfully, promotion "
+                                               "finished."
+                                             : "New revision detected, progressing canary analysis."}};
+    w.configs = status.tracked_configs;
+    w.revision = "s1:rev-1";
+    return w;
+}
+
+TEST_CASE("take-over: a promoted canary whose primary runs its target is adopted without a release") {
+    const std::string phase = GENERATE(str("Succeeded"), str("Initialized"));
+    auto analysis = weighted(10, 50);
+    analysis.webhooks = {webhook("gate", "confirm-rollout"), webhook("load", "rollout")};
+    World w = taken_over(phase, analysis);
+    w.primary_revision = "s1:rev-1";  // the primary runs what the target describes
+
+    Reconcile r = w.reconcile();
+    CHECK(r.decision.actions.empty());  // no event, alert, hook, route or workload change
+    CHECK(r.calls.empty());
+    CHECK(w.phase() == phase);
+    CHECK(r.status().last_applied_spec == "s1:rev-1");
+    CHECK(r.status().last_promoted_spec == "s1:rev-1");
+    CHECK(r.status().tracked_configs == w.configs);
+    CHECK(promoted(r.status()).status == "True");
+    CHECK(promoted(r.status()).last_transition_time == minutes_after_start(-60));
+
+    // Adopted once; then quiet, and the next image bump is a release as usual.
+    w.primary_revision.reset();
+    CHECK(w.reconcile().decision.actions.empty());
+    Reconcile bump = w.release("s1:rev-2");
+    CHECK(w.phase() == "Progressing");
+    CHECK(bump.scale_up == 1);
+    CHECK(bump.calls_of(HookType::kConfirmRollout) == 1);
+}
+
+TEST_CASE("take-over: a target changed while no controller ran is released, once") {
+    World w = taken_over("Succeeded", weighted(10, 50));
+    SECTION("its pod template") {
+        w.primary_revision = "s1:rev-0";
+    }
+    SECTION("a tracked config") {
+        w.primary_revision = "s1:rev-1";
+        w.configs = api::StringMap{{"configmap/podinfo-config-env", "0000000000000000"}};
+    }
+    Reconcile r = w.reconcile();
+    CHECK(w.phase() == "Progressing");
+    CHECK(r.scale_up == 1);
+    CHECK(r.messages() == std::vector<std::string>{str(kScalingUp)});
+    CHECK(r.status().last_applied_spec == "s1:rev-1");
+    // The status is Serin's now: the next reconcile goes on with the same release.
+    Reconcile next = w.reconcile();
+    CHECK(next.scale_up == 0);
+    CHECK(w.phase() == "Progressing");
+    CHECK(w.weight() == 10);
+}
+
+TEST_CASE("take-over: a Failed canary is adopted and stays Failed until its target changes") {
+    World w = taken_over("Failed", weighted(10, 50));
+    w.primary_revision = "s1:rev-0";  // the primary runs the last promoted revision
+    Reconcile r = w.reconcile();
+    CHECK(r.decision.actions.empty());
+    CHECK(w.phase() == "Failed");
+    CHECK(r.status().last_applied_spec == "s1:rev-1");
+    CHECK(r.status().last_promoted_spec == "s1:rev-0");
+    w.primary_revision.reset();
+
+    CHECK(w.reconcile().decision.actions.empty());
+    // A revert to what the primary runs is a manual rollback: no release.
+    Reconcile reverted = w.release("s1:rev-0");
+    CHECK(reverted.scale_up == 0);
+    CHECK(w.phase() == "Failed");
+    // A new revision is.
+    Reconcile bump = w.release("s1:rev-2");
+    CHECK(bump.scale_up == 1);
+    CHECK(w.phase() == "Progressing");
+}
+
+TEST_CASE("take-over: a Waiting canary is adopted and asks its confirm-rollout gate again") {
+    auto analysis = weighted(10, 50);
+    analysis.webhooks = {webhook("gate", "confirm-rollout")};
+    World w = taken_over("Waiting", analysis);
+    w.primary_revision = "s1:rev-0";
+    Reconcile r = w.reconcile();
+    CHECK(r.calls.empty());
+    CHECK(r.decision.actions.empty());
+    CHECK(w.phase() == "Waiting");
+    CHECK(r.status().last_applied_spec == "s1:rev-1");
+    w.primary_revision.reset();
+
+    Reconcile asked = w.reconcile();
+    CHECK(asked.calls_of(HookType::kConfirmRollout) == 1);
+    CHECK(w.phase() == "Progressing");
+    CHECK(asked.scale_up == 1);
+}
+
+TEST_CASE("take-over: an analysis under way restarts once, with all traffic on the primary") {
+    const std::string phase = GENERATE(str("Progressing"), str("WaitingPromotion"));
+    World w = taken_over(phase, weighted(10, 50));
+    w.canary.status.canary_weight = phase == "Progressing" ? 30 : 50;
+    w.canary.status.failed_checks = 2;
+    w.routes = phase == "Progressing" ? split(70, 30) : split(50, 50);
+    w.primary_revision = "s1:rev-0";
+    w.tick_due = false;  // a restart is not paced
+
+    Reconcile r = w.reconcile();
+    CHECK(r.messages() == std::vector<std::string>{
+                              "Analysis of podinfo.default was started by another controller: "
+                              "restarting it"});
+    CHECK(r.routes == std::vector<Routes>{split(100, 0)});
+    CHECK(w.phase() == "Progressing");
+    CHECK(r.status().canary_weight == 0);
+    CHECK(r.status().failed_checks == 0);
+    CHECK(r.status().last_applied_spec == "s1:rev-1");
+    w.primary_revision.reset();
+
+    w.tick_due = true;
+    Reconcile next = w.reconcile();
+    CHECK(next.events.empty() == false);
+    CHECK(w.weight() == 10);
+}
+
+TEST_CASE("take-over: a promotion under way finishes, then the promoted revision is adopted") {
+    World w = taken_over("Promoting", weighted(10, 50));
+    w.canary.status.canary_weight = 50;
+    w.routes = split(50, 50);
+    // Promoting: Flagger has copied the target to the primary already.
+    w.primary_revision = "s1:rev-1";
+    std::vector<std::string> log;
+    for (int i = 0; i < 5 && w.phase() != "Succeeded" && w.phase() != "Failed"; ++i) {
+        Reconcile r = w.reconcile();
+        CHECK(r.scale_up == 0);  // never restarted
+        log.insert(log.end(), r.timeline.begin(), r.timeline.end());
+    }
+    REQUIRE(w.phase() == "Succeeded");
+    CHECK(log == std::vector<std::string>{
+                     str(kToPrimary), "routes 100/0", "scale to zero", str(kCompleted),
+                     "alert Canary analysis completed successfully, promotion finished."});
+    Reconcile adopted = w.reconcile();
+    CHECK(adopted.decision.actions.empty());
+    CHECK(adopted.status().last_applied_spec == "s1:rev-1");
+    CHECK(adopted.status().last_promoted_spec == "s1:rev-1");
 }

@@ -284,12 +284,24 @@ spec:
     metadata: {annotations: {}, labels: {version: v1, app: podinfo}}
 )");
     CHECK(sc::revision_hash(one) == sc::revision_hash(two));
-    CHECK(sc::revision_hash(one) ==
-          sc::flagger_hash(sc::canonical_dump(one.at("spec").at("template"))));
+    // Serin's format: "s1:" and 16 hex digits, never mistaken for Flagger's [456789bcdf]{1,10}.
+    const std::string revision = sc::revision_hash(one);
+    CHECK(revision.rfind("s1:", 0) == 0);
+    CHECK(revision.size() == 3 + 16);
+    CHECK(revision.find_first_not_of("0123456789abcdef", 3) == std::string::npos);
+    CHECK_FALSE(serin::analysis::foreign_revision(revision));
+    CHECK(serin::analysis::foreign_revision("5498f4fcd6"));  // Flagger's
+    CHECK(serin::analysis::foreign_revision("12345678901234567890"));  // Flagger before 1.0
+    CHECK_FALSE(serin::analysis::foreign_revision(""));  // nothing recorded yet
 
     Json changed = one;
     changed["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2";
     CHECK(sc::revision_hash(changed) != sc::revision_hash(one));
+
+    // toolkit.fluxcd.io template keys never reach the primary, so they are not a revision.
+    Json fluxed = one;
+    fluxed["spec"]["template"]["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] = "apps";
+    CHECK(sc::revision_hash(fluxed) == sc::revision_hash(one));
 }
 
 TEST_CASE("revision_hash of a DaemonSet ignores the scale-to-zero node selector") {
@@ -310,30 +322,106 @@ TEST_CASE("revision_hash of a DaemonSet ignores the scale-to-zero node selector"
     CHECK(sc::revision_hash(deployment) != sc::revision_hash(deployment_up));
 }
 
-TEST_CASE("canary_checksum changes with trackedConfigs and lastAppliedSpec") {
+TEST_CASE("canary_checksum is Flagger's webhook checksum, byte for byte") {
+    // The vectors of flagger-spec-providers §16.4, computed with Flagger's go-spew and FNV.
     serin::api::CanaryStatus status;
-    status.last_applied_spec = "abc";
-    status.tracked_configs = serin::api::StringMap{{"configmap/a", "0123456789abcdef"}};
-    const std::string base = sc::canary_checksum(status);
-    CHECK(sc::canary_checksum(status) == base);
-
-    auto other_spec = status;
-    other_spec.last_applied_spec = "abd";
-    CHECK(sc::canary_checksum(other_spec) != base);
-
-    auto other_config = status;
-    (*other_config.tracked_configs)["configmap/a"] = "fedcba9876543210";
-    CHECK(sc::canary_checksum(other_config) != base);
-
-    auto untracked = status;
-    untracked.tracked_configs.reset();
-    CHECK(sc::canary_checksum(untracked) != base);
-    CHECK(sc::canary_checksum(untracked) == sc::flagger_hash(R"({"lastAppliedSpec":"abc"})"));
+    status.last_applied_spec = "6cb4c9d6c";
+    CHECK(sc::canary_checksum(status) == "d97bf889c");  // trackedConfigs absent
+    status.tracked_configs = serin::api::StringMap{};
+    CHECK(sc::canary_checksum(status) == "7dcd7d6d46");  // empty
+    status.tracked_configs = serin::api::StringMap{
+        {"secret/podinfo-secret-env", "9f86d081884c7d65"},
+        {"configmap/podinfo-config-env", "2c26b46b68ffc68f"}};
+    CHECK(sc::canary_checksum(status) == "6859d9c67f");
     // Other status fields do not count.
     auto progressed = status;
     progressed.canary_weight = 30;
     progressed.phase = "Progressing";
-    CHECK(sc::canary_checksum(progressed) == base);
+    CHECK(sc::canary_checksum(progressed) == "6859d9c67f");
+}
+
+TEST_CASE("primary_revision of a primary built from the target is the target's revision") {
+    // Serin's own primary: tracked configs renamed, selectors rewritten, flagger-id set.
+    const PrimaryOptions options = podinfo_options();
+    const Json primary = sc::make_primary(podinfo(), options);
+    CHECK(sc::primary_revision(primary, options.label, "podinfo", options.tracked_configs) ==
+          sc::revision_hash(podinfo()));
+
+    // Whatever flagger-id it carries (Flagger's is a random UUID).
+    Json flaggers = primary;
+    flaggers["spec"]["template"]["metadata"]["annotations"]["flagger-id"] =
+        "0b3c5d0e-8f5a-4c1e-9a57-4fb4b1cf9d2e";
+    CHECK(sc::primary_revision(flaggers, options.label, "podinfo", options.tracked_configs) ==
+          sc::revision_hash(podinfo()));
+
+    // The renamed references are undone only for configs that are tracked.
+    CHECK(sc::primary_revision(primary, options.label, "podinfo", {}) !=
+          sc::revision_hash(podinfo()));
+}
+
+TEST_CASE("primary_revision sees what differs between the primary and its target") {
+    const PrimaryOptions options = podinfo_options();
+    const Json primary = sc::make_primary(podinfo(), options);
+    Json bumped = podinfo();
+    bumped["spec"]["template"]["spec"]["containers"][0]["image"] =
+        "ghcr.io/stefanprodan/podinfo:6.0.1";
+    CHECK(sc::primary_revision(primary, options.label, "podinfo", options.tracked_configs) !=
+          sc::revision_hash(bumped));
+    // The target's replicas and metadata are not part of a revision.
+    Json scaled = podinfo();
+    scaled["spec"]["replicas"] = 5;
+    scaled["metadata"]["labels"]["team"] = "other";
+    CHECK(sc::primary_revision(primary, options.label, "podinfo", options.tracked_configs) ==
+          sc::revision_hash(scaled));
+}
+
+TEST_CASE("primary_revision undoes Flagger's selector rewrite by target name") {
+    // Flagger renames anti-affinity values equal to the target's *name*; here the name (web)
+    // differs from the selector label's value (frontend).
+    const Json target = yaml(R"(
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  selector: {matchLabels: {app: frontend}}
+  template:
+    metadata: {labels: {app: frontend}}
+    spec:
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: web}}
+            topologyKey: kubernetes.io/hostname
+      containers: [{name: web, image: "web:1"}]
+)");
+    const Json flagger_primary = yaml(R"(
+kind: Deployment
+metadata: {name: web-primary, namespace: default}
+spec:
+  selector: {matchLabels: {app: frontend-primary}}
+  template:
+    metadata:
+      labels: {app: frontend-primary}
+      annotations: {flagger-id: 5d7e9a7e-cc41-4a14-a4f8-6a3f4b0e7b2b}
+    spec:
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: web-primary}}
+            topologyKey: kubernetes.io/hostname
+      containers: [{name: web, image: "web:1"}]
+)");
+    CHECK(sc::primary_revision(flagger_primary, SelectorLabel{"app", "frontend"}, "web", {}) ==
+          sc::revision_hash(target));
+}
+
+TEST_CASE("primary_revision of a DaemonSet primary ignores the scale-to-zero node selector") {
+    PrimaryOptions options;
+    options.label = SelectorLabel{"name", "podinfo"};
+    options.flagger_id = "id-2";
+    Json primary = sc::make_primary(podinfo_daemonset(), options);
+    primary["spec"]["template"]["spec"]["nodeSelector"]["flagger.app/scale-to-zero"] = "true";
+    CHECK(sc::primary_revision(primary, options.label, "podinfo", {}) ==
+          sc::revision_hash(podinfo_daemonset()));
 }
 
 // ---- config tracking --------------------------------------------------------------------------
@@ -411,6 +499,15 @@ TEST_CASE("config_checksum is the first 8 bytes of SHA-256 of the sorted JSON of
     CHECK(sc::config_checksum(Json::parse(R"({"data": {"k": "<b> &"}})")) == "97bbfa8d3dfada34");
     // No data: Go marshals a nil map as null.
     CHECK(sc::config_checksum(yaml("{kind: ConfigMap}")) == "74234e98afe7498f");
+    // The vectors of flagger-spec-providers §16.3, so a canary taken over from Flagger keeps
+    // its trackedConfigs and sees a config change made during the switch.
+    CHECK(sc::config_checksum(yaml("{kind: ConfigMap, data: {}}")) == "44136fa355b3678a");
+    CHECK(sc::config_checksum(yaml("{kind: ConfigMap, data: {b: '2', a: '1'}}")) ==
+          "21f76dfbfe6dfe21");
+    CHECK(sc::config_checksum(yaml("{kind: ConfigMap, data: {html: '<a&b>'}}")) ==
+          "90da32b9f8dad2bf");
+    CHECK(sc::config_checksum(yaml(
+              "{kind: Secret, data: {password: czNjcjN0, user: YWRtaW4=}}")) == "0b66b4a1026df054");
 }
 
 TEST_CASE("make_primary_config copies data, filters labels and sets owners") {
