@@ -864,7 +864,9 @@ Json encode_status(const CanaryStatus& status) {
     put("lastAppliedSpec", status.last_applied_spec);
     put("lastPromotedSpec", status.last_promoted_spec);
     put("lastTransitionTime", status.last_transition_time);
-    if (!status.conditions.empty()) {
+    // Argo CD's health check for Canaries concatenates every conditions[].message: both the
+    // list and each message are always written, so it never meets a nil.
+    {
         Json conditions = Json::array();
         for (const Condition& c : status.conditions) {
             Json item = {{"type", c.type}, {"status", c.status}, {"reason", c.reason}};
@@ -874,9 +876,7 @@ Json encode_status(const CanaryStatus& status) {
             if (!c.last_transition_time.empty()) {
                 item["lastTransitionTime"] = c.last_transition_time;
             }
-            if (!c.message.empty()) {
-                item["message"] = c.message;
-            }
+            item["message"] = c.message;
             conditions.push_back(std::move(item));
         }
         out["conditions"] = std::move(conditions);

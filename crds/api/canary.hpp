@@ -333,7 +333,9 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text);
 /// path and the offending value. Never throws.
 Result<Canary> decode_canary(const Json& object);
 
-/// Encodes a status with Flagger's JSON field names (empty optional fields omitted).
+/// Encodes a status with Flagger's JSON field names (empty optional fields omitted). The
+/// counters (canaryWeight included), `conditions` and each condition's `message` are always
+/// written: Argo CD's health check reads the weight as a number and concatenates the messages.
 Json encode_status(const CanaryStatus& status);
 
 /// Decodes `.status` (null/absent fields take their zero values). Errors: kInvalid.

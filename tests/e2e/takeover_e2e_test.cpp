@@ -29,6 +29,16 @@ std::size_t count_containing(const std::vector<std::string>& events, const std::
                       [&](const std::string& e) { return e.find(text) != std::string::npos; }));
 }
 
+/// What Argo CD's health check for flagger.app/Canary needs of a status: canaryWeight a number,
+/// and a conditions list whose every message is a string (it concatenates them).
+bool argo_readable(const Json& canary) {
+    const Json conditions = at(canary, "/status/conditions");
+    return at(canary, "/status/canaryWeight").is_number() && conditions.is_array() &&
+           std::all_of(conditions.begin(), conditions.end(), [](const Json& c) {
+               return c.contains("message") && c.at("message").is_string();
+           });
+}
+
 /// The podinfo Deployment with its color from ConfigMap podinfo-config-env (tracked).
 Json target(Scenario& s, const std::string& image, int replicas) {
     Json d = s.deployment(image, replicas);
@@ -155,6 +165,7 @@ TEST_CASE("take-over: a Succeeded canary of Flagger's is adopted quietly, then r
         },
         "serin's revision recorded");
     CHECK(phase(adopted) == "Succeeded");
+    CHECK(argo_readable(adopted));
     CHECK(at(adopted, "/status/lastPromotedSpec") == at(adopted, "/status/lastAppliedSpec"));
     CHECK(at(adopted, "/status/trackedConfigs") ==
           Json{{"configmap/podinfo-config-env", kBlueChecksum}});
@@ -175,6 +186,7 @@ TEST_CASE("take-over: a Succeeded canary of Flagger's is adopted quietly, then r
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
     CHECK(at(done, "/status/lastPromotedSpec") == at(done, "/status/lastAppliedSpec"));
     CHECK(at(done, "/status/lastAppliedSpec") != at(adopted, "/status/lastAppliedSpec"));
+    CHECK(argo_readable(done));
     CHECK(gates.calls("/approve") >= 2);
     CHECK(count_containing(s.events(), "New revision detected! Scaling up podinfo." + s.ns()) == 1);
 }

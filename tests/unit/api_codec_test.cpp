@@ -631,14 +631,21 @@ TEST_CASE("status round-trips through encode and decode") {
     REQUIRE(decoded->conditions.size() == 1);
     CHECK(decoded->conditions[0].message == "Canary analysis ok");
 
-    SECTION("empty fields are omitted, counters always written") {
+    SECTION("empty fields are omitted, counters and conditions always written") {
         Json empty = serin::api::encode_status({});
-        CHECK(empty ==
-              Json::parse(R"({"phase":"","failedChecks":0,"canaryWeight":0,"iterations":0})"));
+        CHECK(empty == Json::parse(R"({"phase":"","failedChecks":0,"canaryWeight":0,
+                                       "iterations":0,"conditions":[]})"));
         auto back = serin::api::decode_status(empty);
         REQUIRE(back.has_value());
         CHECK(back->phase.empty());
         CHECK_FALSE(back->tracked_configs);
+    }
+    SECTION("a condition without a message still has one, for Argo CD's health check") {
+        serin::api::CanaryStatus bare;
+        bare.conditions.push_back({"Accepted", "True", "", "", "Valid", ""});
+        const Json conditions = serin::api::encode_status(bare).at("conditions");
+        REQUIRE(conditions.size() == 1);
+        CHECK(conditions[0].at("message") == "");
     }
     SECTION("bad status") {
         auto bad = serin::api::decode_status(Json{{"trackedConfigs", {{"secret/x", 5}}}});
