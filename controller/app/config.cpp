@@ -288,8 +288,7 @@ std::vector<FlagDef> logging_flags(Config& c) {
              return std::string();
          }},
         {"zap-replace-globals", FlagType::kBool, "", "Accepted for Flagger compatibility", true,
-         checked([](const std::string& v) { return parse_go_bool(v).has_value(); },
-                 "parse error")},
+         checked([](const std::string& v) { return parse_go_bool(v).has_value(); }, "parse error")},
     };
 }
 
@@ -298,8 +297,12 @@ std::vector<FlagDef> klog_flags() {
     const auto is_bool = [](const std::string& v) { return parse_go_bool(v).has_value(); };
     const auto flag = [&](std::string name, FlagType type, std::string def) {
         FlagSetter set = type == FlagType::kBool ? checked(is_bool, "parse error") : any_value();
-        return FlagDef{std::move(name), type, std::move(def),
-                       "klog's; accepted for Flagger compatibility", true, std::move(set)};
+        return FlagDef{std::move(name),
+                       type,
+                       std::move(def),
+                       "klog's; accepted for Flagger compatibility",
+                       true,
+                       std::move(set)};
     };
     std::vector<FlagDef> flags = {
         flag("vmodule", FlagType::kValue, ""),
@@ -318,19 +321,20 @@ std::vector<FlagDef> klog_flags() {
     flags[0].set = checked(valid_vmodule, "expect comma-separated list of pattern=N");
     flags[9].set = checked(valid_severity, "not a severity (INFO, WARNING, ERROR, FATAL or 0-3)");
     flags[10].set = checked(valid_trace_location, "expect file:line");
-    flags.push_back(FlagDef{"v", FlagType::kValue, "0", "klog's log level; accepted for Flagger "
-                            "compatibility", true, [](const std::string& value) {
+    flags.push_back(FlagDef{"v", FlagType::kValue, "0",
+                            "klog's log level; accepted for Flagger "
+                            "compatibility",
+                            true, [](const std::string& value) {
                                 std::int32_t level = 0;
                                 return int_to(level, std::numeric_limits<std::int32_t>::min(),
                                               std::numeric_limits<std::int32_t>::max())(value);
                             }});
-    flags.push_back(FlagDef{"log_file_max_size", FlagType::kUint, "1800",
-                            "klog's; accepted for Flagger compatibility", true,
-                            [](const std::string& value) {
-                                std::int64_t size = 0;
-                                return int_to(size, 0, std::numeric_limits<std::int64_t>::max())(
-                                    value);
-                            }});
+    flags.push_back(
+        FlagDef{"log_file_max_size", FlagType::kUint, "1800",
+                "klog's; accepted for Flagger compatibility", true, [](const std::string& value) {
+                    std::int64_t size = 0;
+                    return int_to(size, 0, std::numeric_limits<std::int64_t>::max())(value);
+                }});
     return flags;
 }
 
@@ -375,12 +379,11 @@ std::vector<FlagDef> release_flags(Config& c) {
          text_to(c.slack_proxy_url)},
         {"slack-user", FlagType::kString, "flagger", "Slack user name", false,
          text_to(c.slack_user)},
-        {"slack-channel", FlagType::kString, "", "Slack channel", false,
-         text_to(c.slack_channel)},
+        {"slack-channel", FlagType::kString, "", "Slack channel", false, text_to(c.slack_channel)},
         {"msteams-url", FlagType::kString, "", "Global MS Teams webhook (env MSTEAMS_URL)", false,
          text_to(c.msteams_url)},
-        {"msteams-proxy-url", FlagType::kString, "",
-         "Proxy for MS Teams (env MSTEAMS_PROXY_URL)", false, text_to(c.msteams_proxy_url)},
+        {"msteams-proxy-url", FlagType::kString, "", "Proxy for MS Teams (env MSTEAMS_PROXY_URL)",
+         false, text_to(c.msteams_proxy_url)},
         {"shutdown-grace", FlagType::kDuration, "10s",
          "On SIGTERM, how long in-flight reconciles may take to finish before they are cancelled",
          false, duration_to(c.shutdown_grace)},

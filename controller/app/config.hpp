@@ -35,9 +35,9 @@ struct Config {
     /// are not built yet; stored for them.
     std::string ingress_annotations_prefix = "nginx.ingress.kubernetes.io";
     std::string ingress_class;
-    std::string log_level = "info";             ///< "debug", "info", "warn" or "error"
-    LogFormat log_format = LogFormat::kText;    ///< -log-format / -zap-encoding
-    int port = 8080;                            ///< /metrics, /healthz, /readyz; 0: any
+    std::string log_level = "info";           ///< "debug", "info", "warn" or "error"
+    LogFormat log_format = LogFormat::kText;  ///< -log-format / -zap-encoding
+    int port = 8080;                          ///< /metrics, /healthz, /readyz; 0: any
     std::string mesh_provider = "istio";
     std::string ns;  ///< -namespace: "" watches every namespace
     std::vector<std::string> selector_labels = {"app", "name", "app.kubernetes.io/name"};

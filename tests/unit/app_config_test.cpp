@@ -133,8 +133,8 @@ TEST_CASE("every flag of Flagger's and klog's is accepted with Flagger's type") 
         "-slack-proxy-url=http://proxy:3128", "-slack-user=u", "-slack-channel=c",
         "-msteams-url=http://t", "-msteams-proxy-url=http://proxy:3128", "-event-webhook=http://e",
         "-include-label-prefix=a,b", "-threadiness=3", "-namespace=n", "-mesh-provider=linkerd",
-        "-selector-labels=x", "-ingress-annotations-prefix=custom.nginx.org",
-        "-ingress-class=ic", "-enable-leader-election=true", "-leader-election-namespace=le",
+        "-selector-labels=x", "-ingress-annotations-prefix=custom.nginx.org", "-ingress-class=ic",
+        "-enable-leader-election=true", "-leader-election-namespace=le",
         "-enable-config-tracking=true", "-cluster-name=cn", "-no-cross-namespace-refs=true",
         // klog's
         "-v=4", "-vmodule=controller=2,router*=3", "-log_dir=/tmp", "-log_file=/tmp/f",
@@ -156,14 +156,26 @@ TEST_CASE("every flag of Flagger's and klog's is accepted with Flagger's type") 
     CHECK(c.leader_election_namespace == "le");
     CHECK(c.cluster_name == "cn");
     CHECK(c.no_cross_namespace_refs);
-    CHECK(c.inert_flags_given ==
-          std::vector<std::string>{"-master", "-kubeconfig-service-mesh", "-control-loop-interval",
-                                   "-zap-replace-globals", "-ingress-annotations-prefix",
-                                   "-ingress-class", "-v", "-vmodule", "-log_dir", "-log_file",
-                                   "-log_file_max_size", "-logtostderr", "-alsologtostderr",
-                                   "-add_dir_header", "-skip_headers", "-skip_log_headers",
-                                   "-one_output", "-stderrthreshold", "-log_backtrace_at",
-                                   "-legacy_stderr_threshold_behavior"});
+    CHECK(c.inert_flags_given == std::vector<std::string>{"-master",
+                                                          "-kubeconfig-service-mesh",
+                                                          "-control-loop-interval",
+                                                          "-zap-replace-globals",
+                                                          "-ingress-annotations-prefix",
+                                                          "-ingress-class",
+                                                          "-v",
+                                                          "-vmodule",
+                                                          "-log_dir",
+                                                          "-log_file",
+                                                          "-log_file_max_size",
+                                                          "-logtostderr",
+                                                          "-alsologtostderr",
+                                                          "-add_dir_header",
+                                                          "-skip_headers",
+                                                          "-skip_log_headers",
+                                                          "-one_output",
+                                                          "-stderrthreshold",
+                                                          "-log_backtrace_at",
+                                                          "-legacy_stderr_threshold_behavior"});
 }
 
 TEST_CASE("the inert flags given are named once in one warning") {
