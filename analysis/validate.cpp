@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace serin::analysis {
 
 Result<void> validate(const api::CanarySpec& spec, std::string_view provider) {
@@ -143,6 +145,48 @@ Result<void> validate_namespaces(const api::Canary& canary) {
         if (!ns.empty() && ns != own) {
             return refuse(fmt::format("spec.analysis.alerts[{}].providerRef.namespace", i), ns);
         }
+    }
+    return Result<void>{};
+}
+
+Result<void> validate_autoscaler(const api::CanarySpec& spec) {
+    if (spec.autoscaler_ref && spec.autoscaler_ref->kind != kSupportedAutoscalerKinds) {
+        return fail(ErrorKind::kInvalid,
+                    "spec.autoscalerRef.kind: \"" + spec.autoscaler_ref->kind +
+                        "\" is not supported by this build (supported: " +
+                        std::string(kSupportedAutoscalerKinds) + ")");
+    }
+    return Result<void>{};
+}
+
+Result<void> validate_metric_providers(const api::CanarySpec& spec,
+                                       const TemplateProviderType& provider_type,
+                                       const std::vector<std::string>& supported) {
+    if (!spec.analysis) {
+        return Result<void>{};
+    }
+    const auto& metrics = spec.analysis->metrics;
+    for (std::size_t i = 0; i < metrics.size(); ++i) {
+        if (!metrics[i].template_ref) {
+            continue;
+        }
+        const api::TemplateRef& ref = *metrics[i].template_ref;
+        const std::optional<std::string> type = provider_type(ref);
+        if (!type || std::find(supported.begin(), supported.end(), *type) != supported.end()) {
+            continue;
+        }
+        std::string list;
+        for (const std::string& s : supported) {
+            list += (list.empty() ? "" : ", ") + s;
+        }
+        const std::string where =
+            ref.ns.empty() ? std::string() : " in namespace \"" + ref.ns + "\"";
+        return fail(ErrorKind::kInvalid,
+                    "spec.analysis.metrics[" + std::to_string(i) +
+                        "].templateRef: MetricTemplate \"" + ref.name + "\"" + where +
+                        " provider.type \"" + *type +
+                        "\" is not supported by this build (supported: " +
+                        (list.empty() ? "none" : list) + ")");
     }
     return Result<void>{};
 }

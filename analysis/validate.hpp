@@ -1,7 +1,11 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "crds/api/canary.hpp"
 #include "platform/core/result.hpp"
@@ -26,5 +30,27 @@ inline constexpr int kMaxWebhookRetries = 10;
 /// With -no-cross-namespace-refs: upstreamRef, metric templateRefs and alert providerRefs must
 /// name the canary's own namespace (or none). Errors: kInvalid naming the field.
 Result<void> validate_namespaces(const api::Canary& canary);
+
+/// The autoscalerRef kinds serin scales (autoscaling/v2 or v2beta2, whichever the server has).
+inline constexpr std::string_view kSupportedAutoscalerKinds = "HorizontalPodAutoscaler";
+
+/// spec.autoscalerRef.kind must be one serin handles (KEDA's ScaledObject is not built).
+/// Errors: kInvalid "spec.autoscalerRef.kind: "<kind>" is not supported by this build (supported:
+/// HorizontalPodAutoscaler)".
+Result<void> validate_autoscaler(const api::CanarySpec& spec);
+
+/// The spec.provider.type of the MetricTemplate a templateRef names (the reference resolved in
+/// the canary's namespace by the caller); nullopt when there is no such template (a metric check
+/// error later, as in Flagger, not a refusal).
+using TemplateProviderType = std::function<std::optional<std::string>(const api::TemplateRef&)>;
+
+/// Every metric's MetricTemplate must name a provider type in `supported` (the types this build
+/// has, sorted): a release that could never query it is refused before it starts, instead of
+/// failing its checks and rolling back. Errors: kInvalid, e.g.
+/// "spec.analysis.metrics[0].templateRef: MetricTemplate "x" provider.type "datadog" is not
+/// supported by this build (supported: prometheus)".
+Result<void> validate_metric_providers(const api::CanarySpec& spec,
+                                       const TemplateProviderType& provider_type,
+                                       const std::vector<std::string>& supported);
 
 }  // namespace serin::analysis

@@ -47,6 +47,9 @@ public:
     }
 
     boost::asio::awaitable<std::vector<analysis::MetricResult>> check(api::Canary canary) override;
+    std::optional<std::vector<std::string>> provider_types() const override {
+        return providers_.types();
+    }
 
 private:
     /// A metric's provider and its query before rendering, or the message of why there is none.

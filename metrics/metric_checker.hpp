@@ -1,6 +1,8 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "analysis/release.hpp"
@@ -18,6 +20,10 @@ public:
     /// One result per entry of spec.analysis.metrics, in spec order.
     virtual boost::asio::awaitable<std::vector<analysis::MetricResult>> check(
         api::Canary canary) = 0;
+    /// The MetricTemplate provider types (spec.provider.type) this checker can query, sorted: a
+    /// canary whose template names another is refused before its release starts. nullopt: the
+    /// checker does not say, and nothing is refused for it.
+    virtual std::optional<std::vector<std::string>> provider_types() const { return std::nullopt; }
 };
 
 /// The checker of a build without a metrics provider: every metric is an error saying so, which

@@ -41,6 +41,15 @@ Result<MetricProviderPtr> ProviderRegistry::build(const ProviderSettings& settin
     return factories_.find(settings.type)->second(settings, deps_);
 }
 
+std::vector<std::string> ProviderRegistry::types() const {
+    std::vector<std::string> out;
+    out.reserve(factories_.size());
+    for (const auto& [type, factory] : factories_) {
+        out.push_back(type);
+    }
+    return out;
+}
+
 std::string ProviderRegistry::supported() const {
     if (factories_.empty()) {
         return "no provider is";

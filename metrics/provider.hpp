@@ -121,6 +121,8 @@ public:
     Result<MetricProviderPtr> build(const ProviderSettings& settings) const;
     /// The types added, for messages: "prometheus is", "datadog and prometheus are".
     std::string supported() const;
+    /// The types added, sorted.
+    std::vector<std::string> types() const;
 
 private:
     ProviderDeps deps_;

@@ -1,7 +1,12 @@
 #include "controller/app/config.hpp"
 
-#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdint>
 #include <cstdlib>
+#include <iterator>
+#include <limits>
 #include <utility>
 
 #include "crds/api/canary.hpp"
@@ -11,18 +16,25 @@ namespace serin::app {
 
 namespace {
 
-/// The flags as CLI11 reads them: durations, lists and enums stay text until parse_flags
-/// checks them, so their errors and defaults are the ones serin has always printed.
+/// A flag's Go type, for the usage text ("-port int") and the parsing of its value.
+enum class FlagType { kBool, kString, kInt, kUint, kDuration, kValue };
+
+/// Stores a flag's text value; returns why it is not a valid value ("" when it is).
+using FlagSetter = std::function<std::string(const std::string& value)>;
+
+struct FlagDef {
+    std::string name;
+    FlagType type;
+    std::string default_text;  ///< as Go's usage shows it; "" for a zero default
+    std::string usage;
+    bool inert;  ///< accepted for Flagger compatibility, no effect in serin
+    FlagSetter set;
+};
+
+/// Values that stay text until the whole command line is read.
 struct RawFlags {
-    std::string control_loop_interval = "10s";
-    std::string log_level = "info";
-    std::string log_format = "console";
     std::string selector_labels = "app,name,app.kubernetes.io/name";
     std::string include_label_prefix;
-    std::string lease_duration = "15s";
-    std::string renew_deadline = "10s";
-    std::string retry_period = "2s";
-    std::string shutdown_grace = "10s";
     bool version = false;
 };
 
@@ -44,92 +56,466 @@ std::vector<std::string> split_list(const std::string& text) {
     return out;
 }
 
-/// Go's flag package takes "-name" and "--name" alike; CLI11 wants "--name" for long options.
-std::vector<std::string> go_style_args(const std::vector<std::string>& given) {
-    std::vector<std::string> args;
-    args.reserve(given.size());
-    for (auto it = given.rbegin(); it != given.rend(); ++it) {  // CLI11 takes them reversed
-        std::string arg = *it;
-        if (arg.size() > 2 && arg[0] == '-' && arg[1] != '-') {
-            arg.insert(0, "-");
+/// Go's strconv.ParseBool.
+std::optional<bool> parse_go_bool(std::string_view text) {
+    if (text == "1" || text == "t" || text == "T" || text == "TRUE" || text == "true" ||
+        text == "True") {
+        return true;
+    }
+    if (text == "0" || text == "f" || text == "F" || text == "FALSE" || text == "false" ||
+        text == "False") {
+        return false;
+    }
+    return std::nullopt;
+}
+
+/// Go's strconv.ParseInt(text, 0, 64): an optional sign, then decimal, 0x hex, 0o or 0 octal,
+/// or 0b binary; nullopt when it is not one or does not fit.
+std::optional<std::int64_t> parse_go_int(std::string_view text) {
+    bool negative = false;
+    if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
+        negative = text[0] == '-';
+        text.remove_prefix(1);
+    }
+    int base = 10;
+    if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+        base = 16;
+        text.remove_prefix(2);
+    } else if (text.size() > 2 && text[0] == '0' && (text[1] == 'o' || text[1] == 'O')) {
+        base = 8;
+        text.remove_prefix(2);
+    } else if (text.size() > 2 && text[0] == '0' && (text[1] == 'b' || text[1] == 'B')) {
+        base = 2;
+        text.remove_prefix(2);
+    } else if (text.size() > 1 && text[0] == '0') {
+        base = 8;
+        text.remove_prefix(1);
+    }
+    if (text.empty() || text[0] == '+' || text[0] == '-') {
+        return std::nullopt;
+    }
+    std::uint64_t magnitude = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), magnitude, base);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+        return std::nullopt;
+    }
+    constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (magnitude > kMax + (negative ? 1 : 0)) {
+        return std::nullopt;
+    }
+    if (negative) {
+        return magnitude == kMax + 1 ? std::numeric_limits<std::int64_t>::min()
+                                     : -static_cast<std::int64_t>(magnitude);
+    }
+    return static_cast<std::int64_t>(magnitude);
+}
+
+FlagSetter text_to(std::string& target) {
+    return [&target](const std::string& value) {
+        target = value;
+        return std::string();
+    };
+}
+
+FlagSetter one_of(std::string& target, std::vector<std::string> allowed) {
+    return [&target, allowed = std::move(allowed)](const std::string& value) {
+        for (const std::string& a : allowed) {
+            if (value == a) {
+                target = value;
+                return std::string();
+            }
         }
-        args.push_back(std::move(arg));
+        std::string list;
+        for (const std::string& a : allowed) {
+            list += (list.empty() ? "" : ", ") + a;
+        }
+        return "not one of " + list;
+    };
+}
+
+FlagSetter bool_to(bool& target) {
+    return [&target](const std::string& value) {
+        auto parsed = parse_go_bool(value);
+        if (!parsed) {
+            return std::string("parse error");
+        }
+        target = *parsed;
+        return std::string();
+    };
+}
+
+/// An integer flag within [min, max]; Go's int, int32 and uint64 flags.
+template <typename T>
+FlagSetter int_to(T& target, std::int64_t min, std::int64_t max) {
+    return [&target, min, max](const std::string& value) {
+        auto parsed = parse_go_int(value);
+        if (!parsed) {
+            return std::string("parse error");
+        }
+        if (*parsed < min || *parsed > max) {
+            return "not in range " + std::to_string(min) + " to " + std::to_string(max);
+        }
+        target = static_cast<T>(*parsed);
+        return std::string();
+    };
+}
+
+FlagSetter duration_to(std::chrono::milliseconds& target) {
+    return [&target](const std::string& value) {
+        auto parsed = api::parse_duration(value);
+        if (!parsed) {
+            return std::string("not a duration like 15s or 1m30s");
+        }
+        target = *parsed;
+        return std::string();
+    };
+}
+
+/// Checks a value with `valid` and otherwise ignores it (the inert flags of klog).
+FlagSetter checked(std::function<bool(const std::string&)> valid, std::string reason) {
+    return [valid = std::move(valid), reason = std::move(reason)](const std::string& value) {
+        return valid(value) ? std::string() : reason;
+    };
+}
+
+FlagSetter any_value() {
+    return [](const std::string&) { return std::string(); };
+}
+
+bool all_digits(std::string_view text) {
+    return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c)) != 0;
+    });
+}
+
+/// klog's -stderrthreshold: a severity by number (0-3) or name.
+bool valid_severity(const std::string& value) {
+    std::string upper;
+    for (char c : value) {
+        upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     }
-    return args;
+    return value == "0" || value == "1" || value == "2" || value == "3" || upper == "INFO" ||
+           upper == "WARNING" || upper == "ERROR" || upper == "FATAL";
 }
 
-std::chrono::milliseconds duration_flag(const std::string& name, const std::string& text) {
-    auto parsed = api::parse_duration(text);
-    if (!parsed) {
-        throw CLI::ValidationError("--" + name, "\"" + text + "\" is not a duration like 15s");
+/// klog's -vmodule: "pattern=N,..." (empty: none).
+bool valid_vmodule(const std::string& value) {
+    for (const std::string& item : split_list(value)) {
+        const std::size_t eq = item.find('=');
+        if (eq == std::string::npos || eq == 0 || !all_digits(item.substr(eq + 1))) {
+            return false;
+        }
     }
-    return *parsed;
+    return true;
 }
 
-void add_cluster_flags(CLI::App& app, Config& c, RawFlags& raw) {
-    app.add_option("--kubeconfig", c.kubeconfig,
-                   "Path to a kubeconfig; default: $KUBECONFIG, in-cluster, ~/.kube/config");
-    app.add_option("--master", c.master,
-                   "Accepted for compatibility; the kubeconfig's server is used");
-    app.add_option("--kubeconfig-qps", c.qps, "API writes per second (token bucket)");
-    app.add_option("--kubeconfig-burst", c.burst, "API write burst");
-    app.add_option("--metrics-server", c.metrics_server,
-                   "Default Prometheus URL for builtin metrics and inline queries");
-    app.add_option("--control-loop-interval", raw.control_loop_interval,
-                   "Accepted for compatibility: Serin is event-driven and ticks each canary at its "
-                   "analysis interval");
-    app.add_option("--log-level", raw.log_level, "debug, info, warning or error")
-        ->check(CLI::IsMember({"debug", "info", "warning", "warn", "error"}));
-    app.add_option("--zap-encoding,--log-format", raw.log_format,
-                   "json, logfmt or console (text); lines about a canary carry its key")
-        ->check(CLI::IsMember({"json", "logfmt", "console"}));
-    app.add_option("--port", c.port,
-                   "HTTP port for /metrics, /healthz and /readyz (0: any free port, logged)");
-    app.add_option("--mesh-provider", c.mesh_provider,
-                   "Default routing provider when a Canary has no spec.provider");
-    app.add_option("--namespace", c.ns, "Watch only this namespace (default: all)");
-    app.add_option("--selector-labels", raw.selector_labels,
-                   "Candidate pod selector label keys, comma-separated, first match wins");
-    app.add_option("--include-label-prefix", raw.include_label_prefix,
-                   "Label/annotation key prefixes copied to primary objects (comma list; * = all)");
-    app.add_option("--threadiness", c.threadiness, "Canaries reconciled concurrently")
-        ->check(CLI::Range(1, 64));
+/// klog's -log_backtrace_at: "file:line" (empty or ":0": none).
+bool valid_trace_location(const std::string& value) {
+    if (value.empty()) {
+        return true;
+    }
+    const std::size_t colon = value.rfind(':');
+    return colon != std::string::npos && all_digits(value.substr(colon + 1));
 }
 
-void add_leader_election_flags(CLI::App& app, Config& c, RawFlags& raw) {
-    app.add_flag("--enable-leader-election", c.leader_election,
-                 "Run only while holding a coordination.k8s.io/v1 Lease");
-    app.add_option("--leader-election-namespace", c.leader_election_namespace,
-                   "Namespace of the Lease (default kube-system, or --namespace when set)");
-    app.add_option("--leader-election-id", c.leader_election_id, "Name of the Lease");
-    app.add_option("--leader-election-lease-duration", raw.lease_duration,
-                   "How long a lease is valid without renewal");
-    app.add_option("--leader-election-renew-deadline", raw.renew_deadline,
-                   "The leader steps down when it could not renew for this long");
-    app.add_option("--leader-election-retry-period", raw.retry_period,
-                   "Pause between attempts to acquire or renew");
+std::vector<FlagDef> cluster_flags(Config& c, RawFlags& raw) {
+    return {
+        {"kubeconfig", FlagType::kString, "",
+         "Path to a kubeconfig; default: $KUBECONFIG, in-cluster, ~/.kube/config", false,
+         text_to(c.kubeconfig)},
+        {"master", FlagType::kString, "",
+         "Accepted for Flagger compatibility; the kubeconfig's server is used", true,
+         text_to(c.master)},
+        {"kubeconfig-qps", FlagType::kInt, "100", "API writes per second (token bucket)", false,
+         [&c](const std::string& value) {
+             int qps = 0;
+             std::string why = int_to(qps, 1, 1'000'000)(value);
+             if (why.empty()) {
+                 c.qps = qps;
+             }
+             return why;
+         }},
+        {"kubeconfig-burst", FlagType::kInt, "250", "API write burst", false,
+         int_to(c.burst, 1, 1'000'000)},
+        {"kubeconfig-service-mesh", FlagType::kString, "",
+         "Kubeconfig of the cluster holding the routing objects; accepted, not used yet", true,
+         text_to(c.kubeconfig_service_mesh)},
+        {"metrics-server", FlagType::kString, "http://prometheus:9090",
+         "Default Prometheus URL for builtin metrics and inline queries", false,
+         text_to(c.metrics_server)},
+        {"control-loop-interval", FlagType::kDuration, "10s",
+         "Accepted for Flagger compatibility: serin is event-driven and ticks each canary at its "
+         "analysis interval",
+         true, duration_to(c.control_loop_interval)},
+        {"port", FlagType::kInt, "8080",
+         "HTTP port for /metrics, /healthz and /readyz (0: any free port, logged)", false,
+         int_to(c.port, 0, 65535)},
+        {"mesh-provider", FlagType::kString, "istio",
+         "Default routing provider when a Canary has no spec.provider", false,
+         text_to(c.mesh_provider)},
+        {"namespace", FlagType::kString, "", "Watch only this namespace (default: all)", false,
+         text_to(c.ns)},
+        {"selector-labels", FlagType::kString, "app,name,app.kubernetes.io/name",
+         "Candidate pod selector label keys, comma-separated, first match wins", false,
+         text_to(raw.selector_labels)},
+        {"include-label-prefix", FlagType::kString, "",
+         "Label/annotation key prefixes copied to primary objects (comma list; * = all)", false,
+         text_to(raw.include_label_prefix)},
+        {"ingress-annotations-prefix", FlagType::kString, "nginx.ingress.kubernetes.io",
+         "Annotations prefix of the NGINX router; accepted, that router is not built", true,
+         text_to(c.ingress_annotations_prefix)},
+        {"ingress-class", FlagType::kString, "",
+         "Ingress class of the Contour router; accepted, that router is not built", true,
+         text_to(c.ingress_class)},
+        {"threadiness", FlagType::kInt, "2", "Canaries reconciled concurrently", false,
+         int_to(c.threadiness, 1, 64)},
+    };
 }
 
-void add_release_flags(CLI::App& app, Config& c, RawFlags& raw) {
-    app.add_option("--enable-config-tracking", c.config_tracking,
-                   "Track the ConfigMaps and Secrets of targets and copy them to -primary")
-        ->default_str("true");
-    app.add_option("--event-webhook", c.event_webhook,
-                   "URL that receives every canary event (env EVENT_WEBHOOK_URL overrides)");
-    app.add_option("--cluster-name", c.cluster_name, "Cluster name shown in alerts");
-    app.add_flag("--no-cross-namespace-refs", c.no_cross_namespace_refs,
-                 "Reject references to objects in other namespaces");
-    app.add_option("--slack-url", c.slack_url, "Global Slack webhook (env SLACK_URL)");
-    app.add_option("--slack-token", c.slack_token, "Slack token");
-    app.add_option("--slack-proxy-url", c.slack_proxy_url, "Proxy for Slack");
-    app.add_option("--slack-user", c.slack_user, "Slack user name");
-    app.add_option("--slack-channel", c.slack_channel, "Slack channel");
-    app.add_option("--msteams-url", c.msteams_url, "Global MS Teams webhook");
-    app.add_option("--msteams-proxy-url", c.msteams_proxy_url, "Proxy for MS Teams");
-    app.add_option("--shutdown-grace", raw.shutdown_grace,
-                   "On SIGTERM, how long in-flight reconciles may take to finish before they are "
-                   "cancelled");
-    app.add_flag("--version", raw.version, "Print the version and exit");
+std::vector<FlagDef> logging_flags(Config& c) {
+    return {
+        {"log-level", FlagType::kString, "info", "debug, info, warning or error", false,
+         one_of(c.log_level, {"debug", "info", "warning", "warn", "error"})},
+        {"zap-encoding", FlagType::kString, "console",
+         "json, logfmt or console (text); lines about a canary carry its key", false,
+         [&c](const std::string& value) {
+             if (value != "json" && value != "logfmt" && value != "console") {
+                 return std::string("not one of json, logfmt, console");
+             }
+             c.log_format = value == "json"     ? LogFormat::kJson
+                            : value == "logfmt" ? LogFormat::kLogfmt
+                                                : LogFormat::kText;
+             return std::string();
+         }},
+        {"zap-replace-globals", FlagType::kBool, "", "Accepted for Flagger compatibility", true,
+         checked([](const std::string& v) { return parse_go_bool(v).has_value(); }, "parse error")},
+    };
+}
+
+/// klog's flags, which Flagger registers on its flag set: accepted and checked, no effect.
+std::vector<FlagDef> klog_flags() {
+    const auto is_bool = [](const std::string& v) { return parse_go_bool(v).has_value(); };
+    const auto flag = [&](std::string name, FlagType type, std::string def) {
+        FlagSetter set = type == FlagType::kBool ? checked(is_bool, "parse error") : any_value();
+        return FlagDef{std::move(name),
+                       type,
+                       std::move(def),
+                       "klog's; accepted for Flagger compatibility",
+                       true,
+                       std::move(set)};
+    };
+    std::vector<FlagDef> flags = {
+        flag("vmodule", FlagType::kValue, ""),
+        flag("log_dir", FlagType::kString, ""),
+        flag("log_file", FlagType::kString, ""),
+        flag("logtostderr", FlagType::kBool, "true"),
+        flag("alsologtostderr", FlagType::kBool, ""),
+        flag("add_dir_header", FlagType::kBool, ""),
+        flag("skip_headers", FlagType::kBool, ""),
+        flag("skip_log_headers", FlagType::kBool, ""),
+        flag("one_output", FlagType::kBool, ""),
+        flag("stderrthreshold", FlagType::kValue, "2"),
+        flag("log_backtrace_at", FlagType::kValue, ":0"),
+        flag("legacy_stderr_threshold_behavior", FlagType::kBool, "true"),
+    };
+    flags[0].set = checked(valid_vmodule, "expect comma-separated list of pattern=N");
+    flags[9].set = checked(valid_severity, "not a severity (INFO, WARNING, ERROR, FATAL or 0-3)");
+    flags[10].set = checked(valid_trace_location, "expect file:line");
+    flags.push_back(FlagDef{"v", FlagType::kValue, "0",
+                            "klog's log level; accepted for Flagger "
+                            "compatibility",
+                            true, [](const std::string& value) {
+                                std::int32_t level = 0;
+                                return int_to(level, std::numeric_limits<std::int32_t>::min(),
+                                              std::numeric_limits<std::int32_t>::max())(value);
+                            }});
+    flags.push_back(
+        FlagDef{"log_file_max_size", FlagType::kUint, "1800",
+                "klog's; accepted for Flagger compatibility", true, [](const std::string& value) {
+                    std::int64_t size = 0;
+                    return int_to(size, 0, std::numeric_limits<std::int64_t>::max())(value);
+                }});
+    return flags;
+}
+
+std::vector<FlagDef> leader_election_flags(Config& c) {
+    return {
+        {"enable-leader-election", FlagType::kBool, "",
+         "Run only while holding a coordination.k8s.io/v1 Lease", false,
+         bool_to(c.leader_election)},
+        {"leader-election-namespace", FlagType::kString, "kube-system",
+         "Namespace of the Lease (-namespace wins when set)", false,
+         text_to(c.leader_election_namespace)},
+        {"leader-election-id", FlagType::kString, "serin-leader-election", "Name of the Lease",
+         false, text_to(c.leader_election_id)},
+        {"leader-election-lease-duration", FlagType::kDuration, "15s",
+         "How long a lease is valid without renewal", false, duration_to(c.lease_duration)},
+        {"leader-election-renew-deadline", FlagType::kDuration, "10s",
+         "The leader steps down when it could not renew for this long", false,
+         duration_to(c.renew_deadline)},
+        {"leader-election-retry-period", FlagType::kDuration, "2s",
+         "Pause between attempts to acquire or renew", false, duration_to(c.retry_period)},
+    };
+}
+
+std::vector<FlagDef> release_flags(Config& c) {
+    return {
+        {"enable-config-tracking", FlagType::kBool, "true",
+         "Track the ConfigMaps and Secrets of targets and copy them to -primary", false,
+         bool_to(c.config_tracking)},
+        {"event-webhook", FlagType::kString, "",
+         "URL that receives every canary event (env EVENT_WEBHOOK_URL overrides)", false,
+         text_to(c.event_webhook)},
+        {"cluster-name", FlagType::kString, "", "Cluster name shown in alerts", false,
+         text_to(c.cluster_name)},
+        {"no-cross-namespace-refs", FlagType::kBool, "",
+         "Reject references to objects in other namespaces", false,
+         bool_to(c.no_cross_namespace_refs)},
+        {"slack-url", FlagType::kString, "", "Global Slack webhook (env SLACK_URL)", false,
+         text_to(c.slack_url)},
+        {"slack-token", FlagType::kString, "", "Slack token (env SLACK_TOKEN)", false,
+         text_to(c.slack_token)},
+        {"slack-proxy-url", FlagType::kString, "", "Proxy for Slack (env SLACK_PROXY_URL)", false,
+         text_to(c.slack_proxy_url)},
+        {"slack-user", FlagType::kString, "flagger", "Slack user name", false,
+         text_to(c.slack_user)},
+        {"slack-channel", FlagType::kString, "", "Slack channel", false, text_to(c.slack_channel)},
+        {"msteams-url", FlagType::kString, "", "Global MS Teams webhook (env MSTEAMS_URL)", false,
+         text_to(c.msteams_url)},
+        {"msteams-proxy-url", FlagType::kString, "", "Proxy for MS Teams (env MSTEAMS_PROXY_URL)",
+         false, text_to(c.msteams_proxy_url)},
+        {"shutdown-grace", FlagType::kDuration, "10s",
+         "On SIGTERM, how long in-flight reconciles may take to finish before they are cancelled",
+         false, duration_to(c.shutdown_grace)},
+    };
+}
+
+/// Every flag serin takes, bound to `c` and `raw`, sorted by name as Go's usage lists them.
+std::vector<FlagDef> all_flags(Config& c, RawFlags& raw) {
+    std::vector<FlagDef> flags = cluster_flags(c, raw);
+    for (std::vector<FlagDef> group :
+         {logging_flags(c), leader_election_flags(c), release_flags(c), klog_flags()}) {
+        flags.insert(flags.end(), std::make_move_iterator(group.begin()),
+                     std::make_move_iterator(group.end()));
+    }
+    // -log-format is serin's name for -zap-encoding; -version prints serin's version.
+    FlagDef log_format = *std::find_if(flags.begin(), flags.end(),
+                                       [](const FlagDef& f) { return f.name == "zap-encoding"; });
+    log_format.name = "log-format";
+    log_format.usage = "Same as -zap-encoding";
+    flags.push_back(std::move(log_format));
+    flags.push_back(FlagDef{"version", FlagType::kBool, "", "Print the version and exit", false,
+                            bool_to(raw.version)});
+    std::sort(flags.begin(), flags.end(),
+              [](const FlagDef& a, const FlagDef& b) { return a.name < b.name; });
+    return flags;
+}
+
+std::string_view type_name(FlagType type) {
+    switch (type) {
+        case FlagType::kBool:
+            return "";
+        case FlagType::kString:
+            return "string";
+        case FlagType::kInt:
+            return "int";
+        case FlagType::kUint:
+            return "uint";
+        case FlagType::kDuration:
+            return "duration";
+        case FlagType::kValue:
+            return "value";
+    }
+    return "";
+}
+
+/// The usage text, in the layout of Go's flag.PrintDefaults.
+void write_usage(const std::vector<FlagDef>& flags, std::ostream& out) {
+    out << "serin: progressive delivery for Kubernetes, compatible with Flagger's Canary API.\n"
+           "Flags take one dash or two: -name=value, -name value, or -name for a bool flag.\n"
+           "Usage of serin:\n";
+    for (const FlagDef& f : flags) {
+        std::string line = "  -" + f.name;
+        if (const std::string_view type = type_name(f.type); !type.empty()) {
+            line += " ";
+            line += type;
+        }
+        out << line << (line.size() <= 4 ? "\t" : "\n    \t") << f.usage;
+        if (!f.default_text.empty()) {
+            const bool quote = f.type == FlagType::kString;
+            out << " (default " << (quote ? "\"" : "") << f.default_text << (quote ? "\"" : "")
+                << ")";
+        }
+        out << "\n";
+    }
+}
+
+/// What one pass over the arguments found: a usage request, an error, or flags set.
+struct Scan {
+    bool help = false;
+    std::string error;
+    std::vector<std::string> inert_given;
+};
+
+/// Reads the arguments with Go's flag package's rules, setting each flag as it comes.
+Scan scan(const std::vector<std::string>& args, const std::vector<FlagDef>& flags) {
+    Scan result;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        if (arg.size() < 2 || arg[0] != '-') {
+            break;  // the first argument that is not a flag ends them
+        }
+        const std::size_t dashes = arg[1] == '-' ? 2 : 1;
+        if (dashes == 2 && arg.size() == 2) {
+            break;  // "--"
+        }
+        std::string name = arg.substr(dashes);
+        if (name.empty() || name[0] == '-' || name[0] == '=') {
+            result.error = "bad flag syntax: " + arg;
+            return result;
+        }
+        std::optional<std::string> value;
+        if (const std::size_t eq = name.find('='); eq != std::string::npos) {
+            value = name.substr(eq + 1);
+            name.resize(eq);
+        }
+        const auto flag = std::find_if(flags.begin(), flags.end(),
+                                       [&name](const FlagDef& f) { return f.name == name; });
+        if (flag == flags.end()) {
+            if (name == "h" || name == "help") {
+                result.help = true;
+            } else {
+                result.error = "flag provided but not defined: -" + name;
+            }
+            return result;
+        }
+        if (flag->type == FlagType::kBool) {
+            if (!value) {
+                value = "true";
+            }
+            if (std::string why = flag->set(*value); !why.empty()) {
+                result.error = "invalid boolean value \"" + *value + "\" for -" + name + ": " + why;
+                return result;
+            }
+        } else {
+            if (!value) {
+                if (i + 1 >= args.size()) {
+                    result.error = "flag needs an argument: -" + name;
+                    return result;
+                }
+                value = args[++i];
+            }
+            if (std::string why = flag->set(*value); !why.empty()) {
+                result.error = "invalid value \"" + *value + "\" for flag -" + name + ": " + why;
+                return result;
+            }
+        }
+        if (flag->inert && std::find(result.inert_given.begin(), result.inert_given.end(),
+                                     "-" + name) == result.inert_given.end()) {
+            result.inert_given.push_back("-" + name);
+        }
+    }
+    return result;
 }
 
 }  // namespace
@@ -140,35 +526,39 @@ ParsedFlags parse_flags(const std::vector<std::string>& args, std::ostream& out,
                         std::ostream& err) {
     Config config;
     RawFlags raw;
-    // The options are registered in the order --help lists them.
-    CLI::App app{
-        "serin: progressive delivery for Kubernetes, compatible with Flagger's Canary API.\n"
-        "Flags may be given with one dash (Flagger's style) or two."};
-    add_cluster_flags(app, config, raw);
-    add_leader_election_flags(app, config, raw);
-    add_release_flags(app, config, raw);
-    try {
-        std::vector<std::string> reversed = go_style_args(args);
-        app.parse(reversed);
-        config.lease_duration = duration_flag("leader-election-lease-duration", raw.lease_duration);
-        config.renew_deadline = duration_flag("leader-election-renew-deadline", raw.renew_deadline);
-        config.retry_period = duration_flag("leader-election-retry-period", raw.retry_period);
-        config.shutdown_grace = duration_flag("shutdown-grace", raw.shutdown_grace);
-    } catch (const CLI::ParseError& e) {
-        return ParsedFlags{std::nullopt, app.exit(e, out, err)};
+    const std::vector<FlagDef> flags = all_flags(config, raw);
+    Scan scanned = scan(args, flags);
+    if (scanned.help) {
+        write_usage(flags, out);
+        return ParsedFlags{std::nullopt, 0};
+    }
+    if (!scanned.error.empty()) {
+        err << scanned.error << "\n";
+        write_usage(flags, err);
+        return ParsedFlags{std::nullopt, 2};  // Go's flag.ExitOnError
     }
     if (raw.version) {
         out << "serin " << version() << "\n";
         return ParsedFlags{std::nullopt, 0};
     }
-    config.control_loop_interval = raw.control_loop_interval;
-    config.log_level = raw.log_level == "warning" ? "warn" : raw.log_level;
-    config.log_format = raw.log_format == "json"     ? LogFormat::kJson
-                        : raw.log_format == "logfmt" ? LogFormat::kLogfmt
-                                                     : LogFormat::kText;
+    if (config.log_level == "warning") {
+        config.log_level = "warn";  // spdlog's name for it
+    }
     config.selector_labels = split_list(raw.selector_labels);
     config.include_label_prefixes = split_list(raw.include_label_prefix);
+    config.inert_flags_given = std::move(scanned.inert_given);
     return ParsedFlags{std::move(config), 0};
+}
+
+std::optional<std::string> inert_flags_warning(const Config& config) {
+    if (config.inert_flags_given.empty()) {
+        return std::nullopt;
+    }
+    std::string text = "flags accepted for Flagger compatibility with no effect in serin: ";
+    for (std::size_t i = 0; i < config.inert_flags_given.size(); ++i) {
+        text += (i == 0 ? "" : ", ") + config.inert_flags_given[i];
+    }
+    return text;
 }
 
 Environment process_environment() {

@@ -17,18 +17,27 @@ namespace serin::app {
 /// The CMake project's version, as `serin --version` prints it.
 std::string_view version();
 
-/// serin's command line, typed. Flags follow Flagger's (flagger-spec §9); the defaults are
-/// Flagger's where it has the flag.
+/// serin's command line, typed. Every flag of Flagger's (flagger-spec-providers §15, klog's
+/// included) is accepted with Flagger's type; the defaults are Flagger's except -log-level (info,
+/// Flagger: debug) and -zap-encoding (console, Flagger: json), which keep serin's.
 struct Config {
     std::string kubeconfig;  ///< -kubeconfig; "": $KUBECONFIG, in-cluster, ~/.kube/config
     std::string master;      ///< -master: accepted for compatibility, not used
     double qps = 100;        ///< -kubeconfig-qps: API writes per second
     int burst = 250;         ///< -kubeconfig-burst
+    /// -kubeconfig-service-mesh: the cluster holding the routing objects ("": the same cluster).
+    /// Stored; serin writes routing objects to its own cluster for now.
+    std::string kubeconfig_service_mesh;
     std::string metrics_server = "http://prometheus:9090";
-    std::string control_loop_interval = "10s";  ///< accepted for compatibility, not used
-    std::string log_level = "info";             ///< "debug", "info", "warn" or "error"
-    LogFormat log_format = LogFormat::kText;    ///< -log-format / -zap-encoding
-    int port = 8080;                            ///< /metrics, /healthz, /readyz; 0: any
+    /// -control-loop-interval: accepted, not used (serin ticks each canary at its interval).
+    std::chrono::milliseconds control_loop_interval{10'000};
+    /// -ingress-annotations-prefix and -ingress-class: for the NGINX and Contour routers, which
+    /// are not built yet; stored for them.
+    std::string ingress_annotations_prefix = "nginx.ingress.kubernetes.io";
+    std::string ingress_class;
+    std::string log_level = "info";           ///< "debug", "info", "warn" or "error"
+    LogFormat log_format = LogFormat::kText;  ///< -log-format / -zap-encoding
+    int port = 8080;                          ///< /metrics, /healthz, /readyz; 0: any
     std::string mesh_provider = "istio";
     std::string ns;  ///< -namespace: "" watches every namespace
     std::vector<std::string> selector_labels = {"app", "name", "app.kubernetes.io/name"};
@@ -47,7 +56,13 @@ struct Config {
     bool no_cross_namespace_refs = false;
     std::string slack_url, slack_token, slack_proxy_url, slack_user = "flagger", slack_channel;
     std::string msteams_url, msteams_proxy_url;
+    /// The flags given that mean nothing to serin (Flagger's -master, -zap-replace-globals,
+    /// klog's, ...), as "-name", in the order given, each once: serin names them in a warning.
+    std::vector<std::string> inert_flags_given;
 };
+
+/// The warning serin logs at start naming the inert flags given; nullopt when none was.
+std::optional<std::string> inert_flags_warning(const Config& config);
 
 /// What parse_flags decided: run with `config`, or exit at once with `exit_code` (after --help,
 /// --version or a bad flag, whose text parse_flags has written).
@@ -56,11 +71,13 @@ struct ParsedFlags {
     int exit_code = 0;
 };
 
-/// Parses the arguments after the program name. Each flag is taken with one dash or two
-/// ("-mesh-provider=kubernetes", "--mesh-provider kubernetes"), as Go's flag package does.
-/// --help writes the usage to `out` and exits 0, --version writes "serin <version>" and exits
-/// 0; a bad flag or value writes CLI11's message to `err` and exits with CLI11's code for it
-/// (CLI::ExitCodes: 109 for an unknown flag, 105 for a value that fails its check).
+/// Parses the arguments after the program name as Go's flag package does (Flagger's): a flag is
+/// "-name=value", "-name value" (not for a bool flag) or "-name" (a bool flag), with one dash or
+/// two; a bool flag's value is one of Go's (1, t, T, TRUE, true, True and the same for false);
+/// parsing stops at the first argument that is not a flag, or after "--"; the same flag twice:
+/// the last wins. -h, -help and --help write the usage to `out` and exit 0; -version writes
+/// "serin <version>" and exits 0; an unknown flag or a bad value writes the reason and the usage
+/// to `err` and exits 2.
 ParsedFlags parse_flags(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 /// Reads one environment variable; nullopt when unset.

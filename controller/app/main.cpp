@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
     app::Config& config = *parsed.config;
     app::apply_environment(config, app::process_environment());
     serin::configure_logging(config.log_level, config.log_format);
+    if (auto inert = app::inert_flags_warning(config)) {
+        spdlog::warn("{}", *inert);
+    }
     auto global_notifier = app::global_notifier(config);
     if (!global_notifier) {
         spdlog::error("{}", global_notifier.error().message);

@@ -17,6 +17,7 @@ namespace types = kube::types;
 
 namespace {
 
+using api::find_path;
 using api::member;
 using api::string_at;
 
@@ -79,6 +80,25 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         }
         return {kube::object_namespace(canary) + "/" + string_at(*ref, {"name"})};
     });
+    // The MetricTemplates a canary's metrics name: a template whose provider changes can lift
+    // (or cause) the canary's refusal (Reconciler::admit).
+    canaries.add_index("template", [](const Json& canary) -> std::vector<std::string> {
+        std::vector<std::string> out;
+        const Json* metrics = find_path(canary, {"spec", "analysis", "metrics"});
+        if (metrics == nullptr || !metrics->is_array()) {
+            return out;
+        }
+        for (const Json& metric : *metrics) {
+            const Json* ref = member(metric, "templateRef");
+            if (ref == nullptr || !ref->is_object()) {
+                continue;
+            }
+            const std::string ns = string_at(*ref, {"namespace"});
+            out.push_back((ns.empty() ? kube::object_namespace(canary) : ns) + "/" +
+                          string_at(*ref, {"name"}));
+        }
+        return out;
+    });
     canaries.add_handlers(kube::EventHandlers{
         [this](const ObjectPtr& object) { enqueue_canary(*object); },
         [this](const ObjectPtr& before, const ObjectPtr& after) {
@@ -107,9 +127,12 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     watch(*caches.informer(caches.options().hpa_type), [this](const Json& hpa) {
         enqueue_indexed("autoscaler", kube::object_namespace(hpa) + "/" + kube::object_name(hpa));
     });
-    // MetricTemplates are read at each metric check and AlertProviders at each alert; a change
-    // needs no reconcile of its own. Routing objects: a change to one the canary owns (drift)
-    // is reconciled at once.
+    watch(*caches.informer(types::metric_templates()), [this](const Json& metric_template) {
+        enqueue_indexed("template", kube::object_namespace(metric_template) + "/" +
+                                        kube::object_name(metric_template));
+    });
+    // AlertProviders are read at each alert; a change needs no reconcile of its own. Routing
+    // objects: a change to one the canary owns (drift) is reconciled at once.
     for (const kube::ResourceType& type : caches.options().route_types) {
         watch(*caches.informer(type), nullptr);
     }

@@ -195,6 +195,14 @@ std::optional<std::string> Reconciler::admit(CanaryContext& ctx) const {
     if (auto valid = analysis::validate(spec, ctx.provider); !valid) {
         return valid.error().message;
     }
+    // What this build lacks is refused before anything is written, so a release never starts
+    // (or, already running, pauses where it stands) instead of failing its checks for it.
+    if (auto scaler = analysis::validate_autoscaler(spec); !scaler) {
+        return scaler.error().message;
+    }
+    if (auto providers = metric_providers_supported(ctx); !providers) {
+        return providers.error().message;
+    }
     if (options_.no_cross_namespace_refs) {
         if (auto own = analysis::validate_namespaces(ctx.canary); !own) {
             return own.error().message;
@@ -224,11 +232,24 @@ std::optional<std::string> Reconciler::admit(CanaryContext& ctx) const {
         return label.error().message;
     }
     ctx.label = std::move(*label);
-    if (spec.autoscaler_ref && spec.autoscaler_ref->kind != "HorizontalPodAutoscaler") {
-        return "spec.autoscalerRef.kind: \"" + spec.autoscaler_ref->kind +
-               "\" is not supported yet (HorizontalPodAutoscaler is)";
-    }
     return std::nullopt;
+}
+
+Result<void> Reconciler::metric_providers_supported(const CanaryContext& ctx) const {
+    const std::optional<std::vector<std::string>> supported = deps_.metrics.provider_types();
+    if (!supported) {
+        return Result<void>{};
+    }
+    const auto provider_type = [&](const api::TemplateRef& ref) -> std::optional<std::string> {
+        ObjectPtr object = deps_.kube.get(types::metric_templates(),
+                                          ref.ns.empty() ? ctx.ns() : ref.ns, ref.name);
+        if (object == nullptr) {
+            return std::nullopt;
+        }
+        const Json* type = find_path(*object, {"spec", "provider", "type"});
+        return type != nullptr && type->is_string() ? type->get<std::string>() : std::string();
+    };
+    return analysis::validate_metric_providers(ctx.canary.spec, provider_type, *supported);
 }
 
 asio::awaitable<Result<void>> Reconciler::ensure_owned(CanaryContext& ctx) {

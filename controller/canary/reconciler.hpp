@@ -99,6 +99,9 @@ private:
     /// Why the canary cannot be acted on (bad spec, missing target, ...), or nullopt; fills in
     /// the context's router, kind, target and label.
     std::optional<std::string> admit(CanaryContext& ctx) const;
+    /// Whether every MetricTemplate the canary's metrics name (read from the cache) has a
+    /// provider type the metric checker has; kInvalid naming the metric and the types otherwise.
+    Result<void> metric_providers_supported(const CanaryContext& ctx) const;
     /// The owned objects and the routing objects, in shape.
     boost::asio::awaitable<Result<void>> ensure_owned(CanaryContext& ctx);
     /// What the caches and the router show now.

@@ -54,6 +54,32 @@ void settle(asio::io_context& io) {
     FAIL("the io_context never went idle");
 }
 
+/// The test's metric provider: it has the prometheus provider type only, and every metric it
+/// checks gets `verdict` (an error would count as a failed check).
+class StubMetricChecker final : public serin::metrics::MetricChecker {
+public:
+    boost::asio::awaitable<std::vector<serin::analysis::MetricResult>> check(
+        serin::api::Canary canary) override {
+        std::vector<serin::analysis::MetricResult> results;
+        if (canary.spec.analysis) {
+            for (const auto& metric : canary.spec.analysis->metrics) {
+                ++checks;
+                results.push_back(serin::analysis::MetricResult{
+                    metric.name, verdict, 1.0,
+                    verdict == serin::analysis::Verdict::kPass ? "" : "stub: query failed",
+                    std::nullopt});
+            }
+        }
+        co_return results;
+    }
+    std::optional<std::vector<std::string>> provider_types() const override {
+        return std::vector<std::string>{"prometheus"};
+    }
+
+    serin::analysis::Verdict verdict = serin::analysis::Verdict::kPass;
+    int checks = 0;
+};
+
 /// One Serin process: a client of its own, the caches, and what the Controller would wire
 /// around a Reconciler. Destroying it is a process that dies: nothing it holds survives, only
 /// what the server stores.
@@ -104,6 +130,8 @@ public:
     /// Whether a background answer woke the canary since the last call.
     bool woken() { return woken_.erase(kKey) > 0; }
 
+    StubMetricChecker& metrics() { return metrics_; }
+
 private:
     static canary::CacheOptions cache_options(std::vector<kube::ResourceType> route_types) {
         canary::CacheOptions options;
@@ -121,7 +149,7 @@ private:
     canary::Caches caches_;
     kube::EventRecorder recorder_;
     canary::WebhookClient webhooks_;
-    serin::metrics::UnavailableMetricChecker metrics_;
+    StubMetricChecker metrics_;
     canary::BackgroundCalls calls_;
     serin::meshes::RouterRegistry routers_;
     canary::Reconciler reconciler_;
@@ -531,4 +559,132 @@ TEST_CASE("a target whose ConfigMap is missing is refused and looked at again af
     CHECK(phase_of(*w.server) == "Initialized");
     CHECK(w.accepted().first == "True");
     CHECK(w.server->object(types::config_maps(), kNs, "settings-primary").has_value());
+}
+
+// ---- what this build lacks is refused up front (issue 16 item 5) --------------------------------
+
+namespace {
+
+Json metric_template(const std::string& provider_type) {
+    return Json{{"apiVersion", "flagger.app/v1beta1"},
+                {"kind", "MetricTemplate"},
+                {"metadata", {{"name", "latency"}, {"namespace", kNs}}},
+                {"spec",
+                 {{"provider", {{"type", provider_type}, {"address", "http://metrics:9090"}}},
+                  {"query", "histogram_quantile(0.99, rate(latency[1m]))"}}}};
+}
+
+/// A canary metric on MetricTemplate "latency".
+Json template_metric() {
+    return Json{{"analysis",
+                 {{"metrics", Json::array({{{"name", "latency"},
+                                            {"templateRef", {{"name", "latency"}}},
+                                            {"thresholdRange", {{"max", 500}}},
+                                            {"interval", "1m"}}})}}}};
+}
+
+/// What a refusal must leave: Accepted=False with `message`, one Warning Event saying it, no
+/// primary (no release started), no failed check counted, no metric queried.
+void check_refused_before_release(World& w, const std::string& message) {
+    for (int i = 0; i < 3; ++i) {
+        auto result = w.step();
+        REQUIRE(result.has_value());
+        CHECK_FALSE(result->requeue_after.has_value());  // a watched object change lifts it
+    }
+    const auto [status, said] = w.accepted();
+    CHECK(status == "False");
+    CHECK(said == message);
+    CHECK(contains(w.events(), "Warning: " + message));
+    CHECK_FALSE(w.server->object(types::deployments(), kNs, "podinfo-primary").has_value());
+    auto c = w.canary();
+    REQUIRE(c.has_value());
+    CHECK((*c)["status"].value("phase", "") == "");
+    CHECK((*c)["status"].value("failedChecks", 0) == 0);
+    CHECK(w.process->metrics().checks == 0);
+    // The target keeps serving: nothing scaled it down.
+    CHECK(w.server->object(types::deployments(), kNs, "podinfo")->at("spec").at("replicas") == 2);
+}
+
+}  // namespace
+
+TEST_CASE("a MetricTemplate whose provider type is not built is refused before the release") {
+    World w(template_metric());
+    REQUIRE(w.server->seed(types::metric_templates(), metric_template("datadog")).has_value());
+    w.process->metrics().verdict = serin::analysis::Verdict::kError;  // would count if queried
+    check_refused_before_release(
+        w, "spec.analysis.metrics[0].templateRef: MetricTemplate \"latency\" provider.type "
+           "\"datadog\" is not supported by this build (supported: prometheus)");
+    // The template fixed, the canary is accepted and initialized.
+    REQUIRE(w.server->put(types::metric_templates(), metric_template("prometheus")).has_value());
+    w.process->metrics().verdict = serin::analysis::Verdict::kPass;
+    for (int i = 0; i < 5 && phase_of(*w.server) != "Initialized"; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    CHECK(phase_of(*w.server) == "Initialized");
+    CHECK(w.accepted().first == "True");
+}
+
+TEST_CASE("a spec.provider that is not built is refused before the release") {
+    World w(Json{{"provider", "nginx"}});
+    check_refused_before_release(
+        w, "spec.provider: \"nginx\" is not supported by this build of Serin (supported: "
+           "gatewayapi:v1, gatewayapi:v1beta1, istio, kubernetes, linkerd, osm, smi:v1alpha1, "
+           "smi:v1alpha2, smi:v1alpha3)");
+}
+
+TEST_CASE("an autoscalerRef kind that is not built is refused before the release") {
+    World w(Json{{"autoscalerRef",
+                  {{"apiVersion", "keda.sh/v1alpha1"},
+                   {"kind", "ScaledObject"},
+                   {"name", "podinfo"}}}});
+    check_refused_before_release(w, "spec.autoscalerRef.kind: \"ScaledObject\" is not supported by "
+                                    "this build (supported: HorizontalPodAutoscaler)");
+}
+
+TEST_CASE("a release whose MetricTemplate turns unsupported pauses where it stands, then resumes") {
+    // Decided: the refusal keeps the status (phase, iterations, failedChecks) and every object
+    // as they are, counts nothing and rolls nothing back; once the template is fixed the release
+    // carries on from there.
+    Json spec = template_metric();
+    spec["analysis"]["iterations"] = 3;
+    World w(spec);
+    REQUIRE(w.server->seed(types::metric_templates(), metric_template("prometheus")).has_value());
+    for (int i = 0; i < 10 && phase_of(*w.server) != "Initialized"; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    REQUIRE(phase_of(*w.server) == "Initialized");
+    auto target = w.server->object(types::deployments(), kNs, "podinfo");
+    (*target)["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2.0.0";
+    REQUIRE(w.server->put(types::deployments(), *target).has_value());
+    for (int i = 0; i < 10 && w.process->metrics().checks == 0; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    REQUIRE(phase_of(*w.server) == "Progressing");
+    REQUIRE(w.process->metrics().checks > 0);
+    const Json before = w.canary()->at("status");
+
+    REQUIRE(w.server->put(types::metric_templates(), metric_template("datadog")).has_value());
+    w.process->metrics().verdict = serin::analysis::Verdict::kError;
+    const int checks = w.process->metrics().checks;
+    for (int i = 0; i < 5; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    const Json paused = w.canary()->at("status");
+    CHECK(w.accepted().first == "False");
+    CHECK(paused.value("phase", "") == "Progressing");
+    CHECK(paused.value("failedChecks", 0) == 0);
+    CHECK(paused.value("iterations", 0) == before.value("iterations", 0));
+    CHECK(w.process->metrics().checks == checks);
+    CHECK(w.server->object(types::deployments(), kNs, "podinfo-primary")
+              ->at("spec")["template"]["spec"]["containers"][0]["image"] == "podinfo:1.0.0");
+
+    REQUIRE(w.server->put(types::metric_templates(), metric_template("prometheus")).has_value());
+    w.process->metrics().verdict = serin::analysis::Verdict::kPass;
+    for (int i = 0; i < 30 && phase_of(*w.server) != "Succeeded"; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    CHECK(phase_of(*w.server) == "Succeeded");
+    CHECK(w.accepted().first == "True");
+    CHECK(w.server->object(types::deployments(), kNs, "podinfo-primary")
+              ->at("spec")["template"]["spec"]["containers"][0]["image"] == "podinfo:2.0.0");
 }

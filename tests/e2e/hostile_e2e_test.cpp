@@ -202,3 +202,59 @@ TEST_CASE("a canary waiting on a slow webhook does not hold up another one") {
     CHECK(hooks.calls("/slow/120000") == 1);
     CHECK(serin.running());
 }
+
+TEST_CASE("a MetricTemplate of a provider this build lacks is refused until the template is fixed") {
+    Scenario s;
+    // The template's server once fixed: a Prometheus whose every answer is 0, under max 1.
+    auto prometheus = answering(
+        s, 200,
+        R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0"]}]}})");
+    s.start_serin();
+    s.create(types::metric_templates(),
+             {{"apiVersion", "flagger.app/v1beta1"},
+              {"kind", "MetricTemplate"},
+              {"metadata", {{"name", "error-rate"}}},
+              {"spec",
+               {{"provider", {{"type", "datadog"}, {"address", prometheus.base_url()}}},
+                {"query", "sum(errors)"}}}});
+    const Json analysis = {{"interval", "2s"},
+                           {"threshold", 1},
+                           {"iterations", 2},
+                           {"metrics",
+                            {{{"name", "error-rate"},
+                              {"templateRef", {{"name", "error-rate"}}},
+                              {"thresholdRange", {{"max", 1}}}}}}};
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary(analysis));
+    const std::string refusal =
+        "spec.analysis.metrics[0].templateRef: MetricTemplate \"error-rate\" provider.type "
+        "\"datadog\" is not supported by this build (supported: prometheus)";
+    const auto accepted_is = [](const std::string& status) {
+        return [status](const Json& c) {
+            for (const Json& condition : at(c, "/status/conditions")) {
+                if (condition.value("type", "") == "Accepted") {
+                    return condition.value("status", "") == status;
+                }
+            }
+            return false;
+        };
+    };
+    const Json refused = s.wait_canary(accepted_is("False"), "Accepted=False", 60s);
+    s.wait_event(refusal);
+    CHECK(phase(refused).empty());  // no release started
+    CHECK(at(refused, "/status/failedChecks").is_null());
+    // It stays refused: no primary, nothing queried, nothing counted.
+    CHECK(s.canary_stays([](const Json& c) { return !phase(c).empty(); }, 5s));
+    CHECK(prometheus.requests().empty());
+    CHECK(at(s.get(types::deployments(), "podinfo"), "/spec/replicas") == 2);
+
+    // Fixing the template re-queues the canary (serin watches the templates its canaries name):
+    // accepted, initialized, and a release runs on the template's server.
+    s.patch(types::metric_templates(), "error-rate",
+            {{"spec", {{"provider", {{"type", "prometheus"}}}}}});
+    s.wait_phase("Initialized", 30s);
+    s.wait_canary(accepted_is("True"), "Accepted=True", 10s);
+    s.bump_image(kV2);
+    s.wait_phase("Succeeded", 90s);
+    CHECK_FALSE(prometheus.requests().empty());
+}

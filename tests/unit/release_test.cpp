@@ -2083,6 +2083,53 @@ TEST_CASE("validate_namespaces() refuses references to other namespaces, naming 
     CHECK_FALSE(serin::analysis::validate_namespaces(upstream_elsewhere).has_value());
 }
 
+TEST_CASE("validate_metric_providers() refuses a template whose provider type is not built") {
+    api::Canary canary = make_canary(with_iterations(1));
+    api::CanaryMetric inline_query = metric("request-success-rate");
+    api::CanaryMetric local = metric("latency");
+    local.template_ref = api::TemplateRef{"latency", ""};
+    api::CanaryMetric shared = metric("errors");
+    shared.template_ref = api::TemplateRef{"errors", "shared"};
+    canary.spec.analysis->metrics = {inline_query, local, shared};
+    std::map<std::string, std::string> types = {{"latency", "prometheus"}, {"errors", "datadog"}};
+    const TemplateProviderType type_of = [&types](const api::TemplateRef& ref) {
+        auto it = types.find(ref.name);
+        return it == types.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+    const std::vector<std::string> supported = {"prometheus"};
+    auto refused = validate_metric_providers(canary.spec, type_of, supported);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind == serin::ErrorKind::kInvalid);
+    CHECK(refused.error().message ==
+          "spec.analysis.metrics[2].templateRef: MetricTemplate \"errors\" in namespace "
+          "\"shared\" provider.type \"datadog\" is not supported by this build (supported: "
+          "prometheus)");
+    CHECK(validate_metric_providers(canary.spec, type_of, {"datadog", "prometheus"}).has_value());
+    types.erase("errors");  // not found: a check error later, as in Flagger, not a refusal
+    CHECK(validate_metric_providers(canary.spec, type_of, supported).has_value());
+    auto none = validate_metric_providers(canary.spec, [](const api::TemplateRef&) {
+        return std::optional<std::string>("prometheus");
+    }, {});
+    REQUIRE_FALSE(none.has_value());
+    CHECK_THAT(none.error().message, Catch::EndsWith("(supported: none)"));
+}
+
+TEST_CASE("validate_autoscaler() takes a HorizontalPodAutoscaler and refuses other kinds") {
+    api::Canary canary = make_canary(with_iterations(1));
+    CHECK(validate_autoscaler(canary.spec).has_value());
+    api::AutoscalerRef hpa;
+    hpa.api_version = "autoscaling/v2";
+    hpa.kind = "HorizontalPodAutoscaler";
+    hpa.name = "podinfo";
+    canary.spec.autoscaler_ref = hpa;
+    CHECK(validate_autoscaler(canary.spec).has_value());
+    canary.spec.autoscaler_ref->kind = "ScaledObject";
+    auto refused = validate_autoscaler(canary.spec);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().message == "spec.autoscalerRef.kind: \"ScaledObject\" is not supported "
+                                     "by this build (supported: HorizontalPodAutoscaler)");
+}
+
 TEST_CASE("a rollback is recorded before the traffic moves, and a Failed canary left with traffic "
           "gets it taken away") {
     auto analysis = weighted(10, 50);
