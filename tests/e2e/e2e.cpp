@@ -407,7 +407,7 @@ std::optional<double> prometheus_value(const std::string& url, const std::string
 // ---- least privilege -------------------------------------------------------------------------
 
 fs::path least_privilege_kubeconfig(Scenario& s, const std::string& name) {
-    std::ifstream in(fs::path(SERIN_SOURCE_DIR) / "crds" / "rbac.yaml");
+    std::ifstream in(fs::path(SERIN_SOURCE_DIR) / "crds" / "base" / "rbac.yaml");
     std::stringstream text;
     text << in.rdbuf();
     auto manifests = kube::parse_manifests(text.str());

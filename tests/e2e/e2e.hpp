@@ -177,7 +177,7 @@ private:
 };
 
 /// A kubeconfig for ServiceAccount `name` in the scenario's namespace, bound to the ClusterRole
-/// of crds/rbac.yaml and nothing else: what serin may do in a real cluster.
+/// of crds/base/rbac.yaml and nothing else: what serin may do in a real cluster.
 std::filesystem::path least_privilege_kubeconfig(Scenario& scenario, const std::string& name);
 
 /// Field access for assertions: the value at a JSON pointer, or null.

@@ -361,7 +361,7 @@ TEST_CASE("bad input is reported on the canary without a crash or a hot loop") {
     CHECK(serin.running());
 }
 
-TEST_CASE("a release needs no permission beyond crds/rbac.yaml") {
+TEST_CASE("a release needs no permission beyond crds/base/rbac.yaml") {
     Scenario s;
     const auto kubeconfig = least_privilege_kubeconfig(s, "serin");
     SerinProcess& serin = s.start_serin(kubeconfig);

@@ -814,7 +814,7 @@ TEST_CASE("decoding never throws, whatever type each field has") {
 }
 
 TEST_CASE("the controller Deployment pins the image to this version, never :latest") {
-    std::ifstream in(std::string(SERIN_SOURCE_DIR) + "/crds/deployment.yaml");
+    std::ifstream in(std::string(SERIN_SOURCE_DIR) + "/crds/base/deployment.yaml");
     REQUIRE(in.good());
     std::string line;
     std::string image;
