@@ -13,6 +13,7 @@
 #   - serin's image has no shell; serin-loadtester's runs sh -c, bash -c (as uid 65532) and hey.
 # Exits 77 (skipped) when not root: chroot needs it.
 set -euo pipefail
+umask 022   # the unpacked root folder as a runtime makes it: 0755
 src=$1 build=$2 image=$3 work=$4
 
 [ "$(id -u)" -eq 0 ] || { echo "skipped: chroot needs root"; exit 77; }
