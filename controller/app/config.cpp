@@ -346,7 +346,7 @@ std::vector<FlagDef> leader_election_flags(Config& c) {
         {"leader-election-namespace", FlagType::kString, "kube-system",
          "Namespace of the Lease (-namespace wins when set)", false,
          text_to(c.leader_election_namespace)},
-        {"leader-election-id", FlagType::kString, "serin-leader-election", "Name of the Lease",
+        {"leader-election-id", FlagType::kString, "flagger-leader-election", "Name of the Lease",
          false, text_to(c.leader_election_id)},
         {"leader-election-lease-duration", FlagType::kDuration, "15s",
          "How long a lease is valid without renewal", false, duration_to(c.lease_duration)},

@@ -45,7 +45,7 @@ struct Config {
     int threadiness = 2;
     bool leader_election = false;
     std::string leader_election_namespace = "kube-system";
-    std::string leader_election_id = "serin-leader-election";
+    std::string leader_election_id = "flagger-leader-election";
     std::chrono::milliseconds lease_duration{15'000};
     std::chrono::milliseconds renew_deadline{10'000};
     std::chrono::milliseconds retry_period{2'000};

@@ -75,7 +75,7 @@ TEST_CASE("two serins: only the leader writes, killing it mid-release lets the o
     SerinProcess& leader = leader_identity(a).empty() ? b : a;
     SerinProcess& standby = &leader == &a ? b : a;
     const std::string first = leader_identity(leader);
-    const Json lease = s.get(types::leases(), "serin-leader-election");
+    const Json lease = s.get(types::leases(), "flagger-leader-election");
     CHECK(at(lease, "/spec/holderIdentity") == first);
 
     s.bump_image(kV2);
@@ -93,7 +93,7 @@ TEST_CASE("two serins: only the leader writes, killing it mid-release lets the o
     const Json done = s.wait_phase("Succeeded", std::chrono::seconds{60});
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
     CHECK(at(done, "/status/canaryWeight") == 0);
-    CHECK(at(s.get(types::leases(), "serin-leader-election"), "/spec/holderIdentity") == second);
+    CHECK(at(s.get(types::leases(), "flagger-leader-election"), "/spec/holderIdentity") == second);
     CHECK(event_writers(s) == std::set<std::string>{first, second});
     CHECK_FALSE(leader.running());
 }

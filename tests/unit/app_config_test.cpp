@@ -57,7 +57,7 @@ TEST_CASE("no flags: Flagger's defaults") {
     CHECK(c.threadiness == 2);
     CHECK_FALSE(c.leader_election);
     CHECK(c.leader_election_namespace == "kube-system");
-    CHECK(c.leader_election_id == "serin-leader-election");
+    CHECK(c.leader_election_id == "flagger-leader-election");
     CHECK(c.lease_duration == std::chrono::seconds{15});
     CHECK(c.renew_deadline == std::chrono::seconds{10});
     CHECK(c.retry_period == std::chrono::seconds{2});
