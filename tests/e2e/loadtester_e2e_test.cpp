@@ -187,7 +187,8 @@ TEST_CASE("a rollout webhook runs hey through serin-loadtester against meshsim's
     const std::string log = loadtester.log();
     CHECK(log.find("command starting: " + hey) != std::string::npos);
     CHECK(log.find("command finished: " + hey) != std::string::npos);
-    CHECK(std::regex_search(log, std::regex(R"(\[200\]\s+\d+ responses)")));
+    // hey's "[200]<TAB>N responses", with the tab escaped as the log escapes control characters.
+    CHECK(std::regex_search(log, std::regex(R"(\[200\](\s|\\t)+[1-9]\d* responses)")));
     const std::string metrics = get(loadtester.url() + "/metrics");
     CHECK(metrics.find("serin_loadtester_tasks_started_total{type=\"cmd\"}") != std::string::npos);
     CHECK(sum_samples(get(meshsim.url(0) + "/metrics"), "meshsim_http_requests_total",
