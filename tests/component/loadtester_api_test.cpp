@@ -353,3 +353,80 @@ TEST_CASE("run_child keeps only the tail of a large output") {
     CHECK((*out)->output.substr(997) == "end");
     CHECK(groups.size() == 0);
 }
+
+TEST_CASE("the binary on SIGTERM lets running tasks go on within the grace, then kills them") {
+    asio::io_context io;
+    TempDir dir;
+    const std::string pid_file = dir.file("pid");
+    const std::string port_file = dir.file("port");
+    const std::string task_pid_file = dir.file("task-pid");
+    ChildGroups groups;
+    ChildOptions options;
+    // The shell's pid is the loadtester's once it execs.
+    options.argv = {"sh", "-c",
+                    "echo $$ > " + pid_file + "; exec " SERIN_LOADTESTER_BINARY
+                    " -port=0 -address=127.0.0.1 -port-file=" + port_file +
+                        " -shutdown-grace=300ms -zap-encoding=console -log-level=info"};
+    options.timeout = 30s;
+    std::optional<Result<ChildResult>> exited;
+    asio::co_spawn(io, run_child(options, groups),
+                   [&exited](std::exception_ptr e, Result<ChildResult> r) {
+                       if (e) {
+                           std::rethrow_exception(e);
+                       }
+                       exited.emplace(std::move(r));
+                   });
+    auto wait_for = [&io](const std::function<bool()>& done, const std::string& what) {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (!done()) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                FAIL("timed out waiting for " << what);
+            }
+            io.restart();
+            io.run_one_for(20ms);
+        }
+    };
+    wait_for([&] { return lines_in(port_file) == 1 || exited.has_value(); }, "the port file");
+    REQUIRE_FALSE(exited.has_value());
+    std::ifstream port_in(port_file);
+    int port = 0;
+    REQUIRE(port_in >> port);
+
+    auto client = http::make_beast_client(io.get_executor(), {});
+    REQUIRE(client.has_value());
+    http::Request request;
+    request.method = http::Method::kPost;
+    request.url = "http://127.0.0.1:" + std::to_string(port) + "/";
+    request.body = payload("test", metadata("cmd", "sleep 30 & echo $! > " + task_pid_file +
+                                                       "; wait"));
+    std::optional<Result<http::Response>> answer;
+    asio::co_spawn(io, (*client)->send(std::move(request)),
+                   [&answer](std::exception_ptr e, Result<http::Response> r) {
+                       if (e) {
+                           std::rethrow_exception(e);
+                       }
+                       answer.emplace(std::move(r));
+                   });
+    wait_for([&] { return answer.has_value(); }, "the task's answer");
+    REQUIRE(answer->has_value());
+    CHECK((*answer)->status == 202);
+    wait_for([&] { return lines_in(task_pid_file) == 1; }, "the task to start");
+    std::ifstream task_in(task_pid_file);
+    pid_t task_child = 0;
+    REQUIRE(task_in >> task_child);
+    std::ifstream pid_in(pid_file);
+    pid_t loadtester = 0;
+    REQUIRE(pid_in >> loadtester);
+
+    const auto signalled = std::chrono::steady_clock::now();
+    REQUIRE(::kill(loadtester, SIGTERM) == 0);
+    wait_for([&] { return exited.has_value(); }, "the loadtester to exit");
+    const auto took = std::chrono::steady_clock::now() - signalled;
+    REQUIRE(exited->has_value());
+    CHECK((*exited)->exit_code == 0);
+    CHECK_FALSE((*exited)->timed_out);
+    CHECK((*exited)->output.find("shutting down (1 tasks running)") != std::string::npos);
+    CHECK(took >= 300ms);  // the grace was given
+    CHECK(took < 5s);
+    wait_for([&] { return process_gone(task_child); }, "the task's sleep to be killed");
+}
