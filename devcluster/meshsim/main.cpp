@@ -24,11 +24,17 @@ int main(int argc, char** argv) {
     std::string listen = "127.0.0.1:0";
     std::string port_file;
     std::string log_level = "info";
+    std::string http_listen;
+    std::string http_port_file;
     serin::meshsim::MeshsimOptions options;
     app.add_option("--kubeconfig", kubeconfig, "kubeconfig file (default: $KUBECONFIG, ...)");
     app.add_option("--namespace", options.ns, "only this namespace (default: all)");
     app.add_option("--listen", listen, "address:port of /metrics (port 0: any free port)");
     app.add_option("--port-file", port_file, "write the /metrics port here once listening");
+    app.add_option("--http-listen", http_listen,
+                   "address:port of the HTTP front for apex Services, /<namespace>/<service> "
+                   "(port 0: any free port); empty: none");
+    app.add_option("--http-port-file", http_port_file, "write the HTTP front's port here");
     app.add_option("--rate", options.rate, "requests per second per apex Service")
         ->check(CLI::PositiveNumber);
     app.add_option("--log-level", log_level, "debug, info, warn or error");
@@ -55,6 +61,7 @@ int main(int argc, char** argv) {
         serin::meshes::route_types::gateway_http_routes("v1")};
     std::unique_ptr<serin::meshsim::Meshsim> sim;
     std::unique_ptr<prometheus::Exposer> exposer;
+    std::unique_ptr<serin::http::HttpServer> front;
     int exit_code = 0;
     auto start = [&]() -> asio::awaitable<void> {
         options.route_types = co_await serin::kube::served_types(**client, wanted);
@@ -66,6 +73,23 @@ int main(int argc, char** argv) {
                      options.route_types.size(), options.rate);
         if (!port_file.empty()) {
             std::ofstream(port_file) << port << "\n";
+        }
+        if (!http_listen.empty()) {
+            const auto colon = http_listen.rfind(':');
+            auto server = serin::http::HttpServer::listen(
+                io.get_executor(), http_listen.substr(0, colon),
+                static_cast<std::uint16_t>(std::stoi(http_listen.substr(colon + 1))),
+                [&sim](std::string_view method, std::string_view target) {
+                    return sim->serve_http(method, target);
+                });
+            if (!server) {
+                throw std::runtime_error("--http-listen: " + server.error().describe());
+            }
+            front = std::move(*server);
+            spdlog::info("meshsim: HTTP front for apex Services on port {}", front->port());
+            if (!http_port_file.empty()) {
+                std::ofstream(http_port_file) << front->port() << "\n";
+            }
         }
         co_await sim->run();
     };

@@ -51,6 +51,11 @@ struct Meshsim::Families {
             .Name("http_request_duration_seconds")
             .Help("Request duration in s (meshsim)")
             .Register(*registry);
+    prometheus::Family<prometheus::Counter>& http_requests =
+        prometheus::BuildCounter()
+            .Name("meshsim_http_requests_total")
+            .Help("Real HTTP requests answered by meshsim's front, by apex and destination")
+            .Register(*registry);
 };
 
 Meshsim::Meshsim(kube::KubeClient& client, Clock& clock, MeshsimOptions options)
@@ -111,6 +116,32 @@ void Meshsim::record(const std::vector<Outcome>& outcomes) {
             (i < o.errors ? http_error : http_ok).Observe(ms / 1000);
         }
     }
+}
+
+http::ServerResponse Meshsim::serve_http(std::string_view /*method*/, std::string_view target) {
+    target = target.substr(0, target.find('?'));
+    // "/<namespace>/<apex>[/...]"
+    const std::size_t ns_end = target.find('/', 1);
+    if (target.size() < 4 || target[0] != '/' || ns_end == std::string_view::npos) {
+        return {404, "text/plain", "meshsim: request /<namespace>/<apex service>\n"};
+    }
+    const std::string ns(target.substr(1, ns_end - 1));
+    const std::size_t apex_end = target.find('/', ns_end + 1);
+    const std::string apex(target.substr(ns_end + 1, apex_end == std::string_view::npos
+                                                         ? std::string_view::npos
+                                                         : apex_end - ns_end - 1));
+    auto routed = router_.route(flows_, ns, apex);
+    if (!routed) {
+        return {404, "text/plain", "meshsim: no ready version behind " + ns + "/" + apex + "\n"};
+    }
+    const int code = routed->error ? 500 : 200;
+    families_->http_requests
+        .Add({{"namespace", ns},
+              {"service", apex},
+              {"destination_workload", routed->version.workload},
+              {"code", std::to_string(code)}})
+        .Increment();
+    return {code, "text/plain", routed->version.workload + "\n"};
 }
 
 asio::awaitable<void> Meshsim::run() {

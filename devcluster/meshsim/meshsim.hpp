@@ -8,6 +8,7 @@
 
 #include "devcluster/meshsim/traffic.hpp"
 #include "platform/core/clock.hpp"
+#include "platform/http/server.hpp"
 #include "platform/kube/informer.hpp"
 #include "platform/kube/kube_client.hpp"
 
@@ -25,6 +26,9 @@ class Registry;
 ///  - the app's own HTTP metrics (the kubernetes and Gateway API providers' builtin queries):
 ///    http_request_duration_seconds{kubernetes_namespace, kubernetes_pod_name, status}.
 /// Every version appears in every family, whatever mesh routes it.
+/// Its HTTP front (serve_http) answers real requests to `/<namespace>/<apex>` by the same
+/// routing, and counts them in meshsim_http_requests_total{namespace, service,
+/// destination_workload, code}, so that a load generator (hey) has an apex to hit.
 namespace serin::meshsim {
 
 struct MeshsimOptions {
@@ -48,6 +52,11 @@ public:
     /// Watches and streams until cancelled.
     boost::asio::awaitable<void> run();
 
+    /// Answers a request to `/<namespace>/<apex>[/...]` as the data plane would: sent to a version
+    /// by the routing of the last step, 200 (or 500 at the version's error rate) with the
+    /// version's workload name as the body; 404 for an apex with no ready version.
+    http::ServerResponse serve_http(std::string_view method, std::string_view target);
+
     /// The flows of the last step (for tests and logs).
     const std::vector<Flow>& flows() const { return flows_; }
 
@@ -63,6 +72,7 @@ private:
     std::vector<kube::Informer*> routes_;
     std::unique_ptr<Families> families_;
     Stream stream_;
+    RequestRouter router_;
     std::vector<Flow> flows_;
     std::map<std::string, long> samples_;  ///< latency samples taken, per version
 };

@@ -258,4 +258,45 @@ double latency_sample(const Version& version, long index) {
     return version.latency_ms * (0.9 + 0.2 * position);
 }
 
+std::optional<RequestRouter::Routed> RequestRouter::route(const std::vector<Flow>& flows,
+                                                          const std::string& ns,
+                                                          const std::string& apex) {
+    // Mirrored copies are extra flows of a workload that already has one: the first flow of each
+    // workload is the one that answers.
+    std::vector<const Flow*> mine;
+    std::set<std::string> seen;
+    double total_share = 0;
+    for (const Flow& f : flows) {
+        if (f.ns == ns && f.apex == apex && f.share > 0 && seen.insert(f.version.workload).second) {
+            mine.push_back(&f);
+            total_share += f.share;
+        }
+    }
+    if (mine.empty()) {
+        return std::nullopt;
+    }
+    long& total = total_[{ns, apex}];
+    const Flow* best = nullptr;
+    double best_deficit = 0;
+    for (const Flow* f : mine) {
+        const double due = f->share / total_share * static_cast<double>(total + 1);
+        const double deficit = due - static_cast<double>(sent_[{ns, apex, f->version.workload}]);
+        if (best == nullptr || deficit > best_deficit) {
+            best = f;
+            best_deficit = deficit;
+        }
+    }
+    ++total;
+    ++sent_[{ns, apex, best->version.workload}];
+    long& answered = answered_[{ns, best->version.workload}];
+    long& errors = errors_[{ns, best->version.workload}];
+    ++answered;
+    Routed out{best->version, false};
+    if (static_cast<double>(errors + 1) <= best->version.error_rate * static_cast<double>(answered)) {
+        ++errors;
+        out.error = true;
+    }
+    return out;
+}
+
 }  // namespace serin::meshsim

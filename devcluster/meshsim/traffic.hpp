@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <tuple>
@@ -65,6 +66,28 @@ public:
 private:
     // Fractional requests and errors not yet counted, per (ns, apex, workload).
     std::map<std::tuple<std::string, std::string, std::string>, std::pair<double, double>> carry_;
+};
+
+/// Where real HTTP requests to an apex go (meshsim's HTTP front): to the flows of that apex by
+/// their shares, deterministically (each request to the version furthest behind its share), and
+/// answered 500 at the version's error rate (every request that takes the version's error count
+/// past rate x requests). Mirrored copies are not sent.
+class RequestRouter {
+public:
+    struct Routed {
+        Version version;
+        bool error = false;
+    };
+    /// The destination of the next request to apex `ns`/`apex` under `flows`, or nullopt when the
+    /// apex has no flow (no such Service, or nothing ready behind it).
+    std::optional<Routed> route(const std::vector<Flow>& flows, const std::string& ns,
+                                const std::string& apex);
+
+private:
+    std::map<std::tuple<std::string, std::string, std::string>, long> sent_;  ///< ns, apex, workload
+    std::map<std::tuple<std::string, std::string>, long> total_;             ///< ns, apex
+    std::map<std::tuple<std::string, std::string>, long> errors_;            ///< ns, workload
+    std::map<std::tuple<std::string, std::string>, long> answered_;          ///< ns, workload
 };
 
 /// The latency of the `index`-th request of a version: spread evenly over ±10% of its latency.

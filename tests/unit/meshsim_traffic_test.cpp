@@ -130,3 +130,28 @@ TEST_CASE("latency samples spread over plus or minus 10%") {
     CHECK(low == Approx(540));
     CHECK(high == Approx(660));
 }
+
+TEST_CASE("the HTTP front sends requests to an apex's versions by their shares and error rates") {
+    using serin::meshsim::Flow;
+    using serin::meshsim::RequestRouter;
+    using serin::meshsim::Version;
+    Version primary{"test", "podinfo-primary", "p", 0, 10};
+    Version canary{"test", "podinfo", "c", 0.5, 10};
+    const std::vector<Flow> flows{{"test", "podinfo", primary, 0.8},
+                                  {"test", "podinfo", canary, 0.2},
+                                  {"test", "podinfo", canary, 0.2},  // a mirrored copy: not sent
+                                  {"other", "podinfo", primary, 1}};
+    RequestRouter router;
+    std::map<std::string, int> sent;
+    int errors = 0;
+    for (int i = 0; i < 100; ++i) {
+        auto routed = router.route(flows, "test", "podinfo");
+        REQUIRE(routed.has_value());
+        ++sent[routed->version.workload];
+        errors += routed->error ? 1 : 0;
+    }
+    CHECK(sent["podinfo-primary"] == 80);
+    CHECK(sent["podinfo"] == 20);
+    CHECK(errors == 10);  // half of the canary's
+    CHECK_FALSE(router.route(flows, "test", "nothing").has_value());
+}
