@@ -6,7 +6,8 @@
 #   - the config: User 65532:65532, Entrypoint /usr/local/bin/IMAGE, no Cmd, the OCI labels
 #     title, version (the CMake project's), revision (this checkout's commit), source;
 #   - the root filesystem holds exactly the binary, the libraries ldd finds for it (loader
-#     included), the CA bundle, and for serin-loadtester hey, sh, bash, their libraries and /tmp;
+#     included), the CA bundle, and for serin-loadtester hey, sh, bash, curl, grep, their libraries
+#     and /tmp;
 #     every file is root's and only root can write it; the binary is stripped;
 #   - the entrypoint runs from the unpacked rootfs (chroot as the config's user, only the
 #     config's environment): serin prints "serin <version>", serin-loadtester its --help;
@@ -72,8 +73,10 @@ expected=$work/expected
   }
   libraries_of "$binary"
   if [ "$image" = serin-loadtester ]; then
-    printf '%s\n' /usr/bin/hey /bin/sh /bin/bash
+    printf '%s\n' /usr/bin/hey /bin/sh /bin/bash /usr/bin/curl /usr/bin/grep
     libraries_of "$(command -v hey)"
+    libraries_of "$(command -v curl)"
+    libraries_of "$(command -v grep)"
     libraries_of "$(command -v dash)"
     libraries_of "$(command -v bash)"
   fi
@@ -127,6 +130,10 @@ else
   check_eq "bash -c in the image, its uid" "bash 65532" "$(in_image bash -c 'echo bash $EUID' 2>&1)"
   check_eq "a file in /tmp, written and read back by 65532" "tmp ok" \
     "$(in_image bash -c 'echo tmp ok >/tmp/probe && read -r line </tmp/probe && echo "$line"' 2>&1)"
+  # Flagger's acceptance-test webhooks: curl ... | grep ...
+  # (no /dev in an unpacked image: a runtime mounts it)
+  check_eq "curl | grep in the image" "curl" \
+    "$(in_image sh -c 'curl --version | grep -o -m1 "^curl"' 2>&1)"
   usage=$(in_image hey 2>&1 || true)
   case "$usage" in *"Usage: hey"*) pass "hey runs in the image" ;; *) fail "hey: $usage" ;; esac
 fi
