@@ -211,8 +211,8 @@ TEST_CASE("the kubernetes overlay runs in-cluster and completes a release with o
     }
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
 
-    // It led through the rendered Lease Role, in the rendered namespace.
-    auto lease = run(s.io(), s.client().get(types::leases(), pod_ns, "serin-leader-election"));
+    // It led through the rendered Lease Role, in the rendered namespace, on Flagger's Lease.
+    auto lease = run(s.io(), s.client().get(types::leases(), pod_ns, "flagger-leader-election"));
     REQUIRE(lease.has_value());
     CHECK_FALSE(at(*lease, "/spec/holderIdentity").get<std::string>().empty());
 
