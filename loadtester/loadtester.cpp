@@ -223,6 +223,16 @@ std::string path_of(const std::string& target) {
 
 }  // namespace
 
+http::ServerOptions server_options() {
+    http::ServerOptions options;
+    options.max_body_bytes = kMaxBodyBytes;
+    options.max_header_bytes = 16 * 1024;
+    options.max_connections = 256;
+    options.idle_timeout = std::chrono::seconds{30};
+    options.server_name = "serin-loadtester";
+    return options;
+}
+
 LoadTester::LoadTester(asio::any_io_executor executor, LoadTesterOptions options)
     : state_(std::make_shared<State>(std::move(executor), std::move(options))) {}
 

@@ -9,6 +9,8 @@
 #include <regex>
 #include <string>
 
+#include "platform/http/server.hpp"
+
 /// serin-loadtester: the HTTP API of flagger-loadtester (flagger-spec-providers.md §14), so that
 /// the webhooks of Flagger's examples work unchanged. See docs/loadtester.md.
 namespace serin::loadtester {
@@ -25,17 +27,13 @@ struct LoadTesterOptions {
     std::size_t output_limit = 64 * 1024;
 };
 
-struct Request {
-    std::string method;
-    std::string target;  ///< path and query
-    std::string body;
-};
+/// The load tester's requests and answers are those of platform/http's HttpServer.
+using Request = http::ServerRequest;
+using Response = http::ServerResponse;
 
-struct Response {
-    int status = 200;
-    std::string body;
-    std::string content_type = "text/plain; charset=utf-8";
-};
+/// The limits of the load tester's HttpServer: bodies of at most kMaxBodyBytes (413 beyond),
+/// headers of at most 16 KiB, 256 connections, 30 s of silence closes a connection.
+http::ServerOptions server_options();
 
 /// Answers the load tester's requests: gates, task execution, /healthz and /metrics.
 ///

@@ -11,7 +11,7 @@
 
 #include "loadtester/flags.hpp"
 #include "loadtester/loadtester.hpp"
-#include "loadtester/server.hpp"
+#include "platform/http/server.hpp"
 
 namespace {
 
@@ -23,7 +23,7 @@ namespace lt = serin::loadtester;
 /// io_context ends when the last task has ended.
 class Shutdown {
 public:
-    Shutdown(asio::io_context& io, lt::LoadTester& tester, lt::Server& server,
+    Shutdown(asio::io_context& io, lt::LoadTester& tester, serin::http::HttpServer& server,
              std::chrono::milliseconds grace)
         : io_(io), tester_(tester), server_(server), grace_(grace), signals_(io, SIGINT, SIGTERM),
           timer_(io) {}
@@ -73,7 +73,7 @@ private:
 
     asio::io_context& io_;
     lt::LoadTester& tester_;
-    lt::Server& server_;
+    serin::http::HttpServer& server_;
     std::chrono::milliseconds grace_;
     asio::signal_set signals_;
     asio::steady_timer timer_;
@@ -96,10 +96,9 @@ int main(int argc, char** argv) {
 
     asio::io_context io;
     lt::LoadTester tester(io.get_executor(), flags.options);
-    auto server = lt::Server::listen(io.get_executor(), flags.address, flags.port,
-                                     [&tester](lt::Request request) {
-                                         return tester.handle(std::move(request));
-                                     });
+    auto server = serin::http::HttpServer::listen(
+        io.get_executor(), flags.address, flags.port, lt::server_options(),
+        [&tester](lt::Request request) { return tester.handle(std::move(request)); });
     if (!server) {
         spdlog::error("-port={}: {}", flags.port, server.error().describe());
         return 1;

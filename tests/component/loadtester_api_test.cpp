@@ -16,8 +16,8 @@
 #include "loadtester/child.hpp"
 #include "loadtester/loadtester.hpp"
 #include "loadtester/payload.hpp"
-#include "loadtester/server.hpp"
 #include "platform/http/http_client.hpp"
+#include "platform/http/server.hpp"
 
 namespace {
 
@@ -65,9 +65,8 @@ std::string metadata(const std::string& type, const std::string& cmd,
 struct Fixture {
     explicit Fixture(LoadTesterOptions options = {})
         : tester(io.get_executor(), std::move(options)) {
-        auto s = Server::listen(io.get_executor(), "127.0.0.1", 0, [this](Request r) {
-            return tester.handle(std::move(r));
-        });
+        auto s = http::HttpServer::listen(io.get_executor(), "127.0.0.1", 0, server_options(),
+                                          [this](Request r) { return tester.handle(std::move(r)); });
         REQUIRE(s.has_value());
         server = std::move(*s);
         auto c = http::make_beast_client(io.get_executor(), {});
@@ -129,7 +128,7 @@ struct Fixture {
 
     asio::io_context io;
     LoadTester tester;
-    std::unique_ptr<Server> server;
+    std::unique_ptr<http::HttpServer> server;
     http::HttpClientPtr client;
 };
 
