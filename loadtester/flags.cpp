@@ -1,34 +1,47 @@
 #include "loadtester/flags.hpp"
 
-#include <CLI/CLI.hpp>
+#include <ostream>
+#include <regex>
 
 #include "crds/api/canary.hpp"
+#include "platform/core/go_flags.hpp"
 
 namespace serin::loadtester {
 
 namespace {
 
-/// Go's flag package takes "-name" and "--name" alike; CLI11 wants "--name" for long options
-/// (and the arguments reversed).
-std::vector<std::string> go_style_args(const std::vector<std::string>& given) {
-    std::vector<std::string> args;
-    args.reserve(given.size());
-    for (auto it = given.rbegin(); it != given.rend(); ++it) {
-        std::string arg = *it;
-        if (arg.size() > 2 && arg[0] == '-' && arg[1] != '-') {
-            arg.insert(0, "-");
-        }
-        args.push_back(std::move(arg));
-    }
-    return args;
+using namespace goflags;  // FlagDef, FlagType and the setters
+
+FlagSetter duration_to(std::chrono::milliseconds& target) {
+    return parsed_to(target, api::parse_duration, "not a duration like 1h or 30s");
 }
 
-std::chrono::milliseconds duration_flag(const std::string& name, const std::string& text) {
-    auto parsed = api::parse_duration(text);
-    if (!parsed) {
-        throw CLI::ValidationError("--" + name, "\"" + text + "\" is not a duration like 1h or 30s");
-    }
-    return *parsed;
+/// -port is a string in flagger-loadtester; here it must be a port number.
+FlagSetter port_to(std::uint16_t& target) {
+    return [&target](const std::string& value) {
+        const bool digits = !value.empty() && value.size() <= 5 &&
+                            value.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits || std::stoul(value) > 65535) {
+            return std::string("not a port number");
+        }
+        target = static_cast<std::uint16_t>(std::stoul(value));
+        return std::string();
+    };
+}
+
+FlagSetter regexp_to(std::optional<std::regex>& target) {
+    return [&target](const std::string& value) {
+        if (value.empty()) {
+            target.reset();
+            return std::string();
+        }
+        try {
+            target.emplace(value);
+        } catch (const std::regex_error& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
 }
 
 }  // namespace
@@ -36,53 +49,46 @@ std::chrono::milliseconds duration_flag(const std::string& name, const std::stri
 ParsedFlags parse_flags(const std::vector<std::string>& args, std::ostream& out,
                         std::ostream& err) {
     Flags flags;
-    std::string port = "9090";
-    std::string timeout = "1h";
-    std::string shutdown_grace = "1m";
-    std::string namespace_regexp;
     std::string encoding = "json";
     bool replace_globals = false;
-    CLI::App app{
-        "serin-loadtester: runs the commands of Flagger webhooks (load tests, helm tests) and keeps "
-        "manual gates; the HTTP API of flagger-loadtester.\n"
-        "Flags may be given with one dash (Flagger's style) or two."};
-    app.add_option("--port", port, "Port to listen on (0: any free port)");
-    app.add_option("--address", flags.address, "Address to listen on");
-    app.add_option("--port-file", flags.port_file, "Write the port here once listening");
-    app.add_option("--timeout", timeout, "Limit of every command (its process group is killed)");
-    app.add_option("--namespace-regexp", namespace_regexp,
-                   "Serve only payloads whose namespace matches (unanchored); others get 403");
-    app.add_option("--max-running", flags.options.max_running,
-                   "Tasks running at once; more are answered 429")
-        ->check(CLI::PositiveNumber);
-    app.add_option("--shutdown-grace", shutdown_grace,
-                   "On SIGTERM, how long running tasks may take before they are killed");
-    app.add_option("--log-level", flags.log_level, "debug, info, warning or error");
-    app.add_option("--zap-encoding", encoding, "Log encoding: json or console");
-    app.add_flag("--zap-replace-globals", replace_globals, "Accepted for compatibility");
-    try {
-        std::vector<std::string> reversed = go_style_args(args);
-        app.parse(reversed);
-        if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos ||
-            port.size() > 5 || std::stoul(port) > 65535) {
-            throw CLI::ValidationError("--port", "\"" + port + "\" is not a port number");
-        }
-        flags.port = static_cast<std::uint16_t>(std::stoul(port));
-        flags.options.timeout = duration_flag("timeout", timeout);
-        flags.shutdown_grace = duration_flag("shutdown-grace", shutdown_grace);
-        if (encoding != "json" && encoding != "console") {
-            throw CLI::ValidationError("--zap-encoding", "must be json or console");
-        }
-        if (!namespace_regexp.empty()) {
-            try {
-                flags.options.namespace_regexp.emplace(namespace_regexp);
-            } catch (const std::regex_error& e) {
-                throw CLI::ValidationError("--namespace-regexp",
-                                           "\"" + namespace_regexp + "\": " + e.what());
-            }
-        }
-    } catch (const CLI::ParseError& e) {
-        return ParsedFlags{std::nullopt, app.exit(e, out, err)};
+    std::vector<FlagDef> defs = {
+        {"address", FlagType::kString, "0.0.0.0", "Address to listen on", false,
+         text_to(flags.address)},
+        {"log-level", FlagType::kString, "debug", "debug, info, warning or error", false,
+         text_to(flags.log_level)},
+        {"max-running", FlagType::kInt, "32", "Tasks running at once; more are answered 429",
+         false, int_to(flags.options.max_running, 1, 1'000'000)},
+        {"namespace-regexp", FlagType::kString, "",
+         "Serve only payloads whose namespace matches (unanchored); others get 403", false,
+         regexp_to(flags.options.namespace_regexp)},
+        {"port", FlagType::kString, "9090", "Port to listen on (0: any free port)", false,
+         port_to(flags.port)},
+        {"port-file", FlagType::kString, "", "Write the port here once listening", false,
+         text_to(flags.port_file)},
+        {"shutdown-grace", FlagType::kDuration, "1m0s",
+         "On SIGTERM, how long running tasks may take before they are killed", false,
+         duration_to(flags.shutdown_grace)},
+        {"timeout", FlagType::kDuration, "1h0m0s",
+         "Limit of every command (its process group is killed)", false,
+         duration_to(flags.options.timeout)},
+        {"zap-encoding", FlagType::kString, "json", "Log encoding: json or console", false,
+         one_of(encoding, {"json", "console"})},
+        {"zap-replace-globals", FlagType::kBool, "", "Accepted for compatibility", true,
+         bool_to(replace_globals)},
+    };
+    const Scan scanned = scan(args, defs);
+    constexpr std::string_view kPreamble =
+        "serin-loadtester: runs the commands of Flagger webhooks (load tests, helm tests) and "
+        "keeps manual gates; the HTTP API of flagger-loadtester.\n"
+        "Flags take one dash or two: -name=value, -name value, or -name for a bool flag.\n";
+    if (scanned.help) {
+        write_usage(kPreamble, "serin-loadtester", defs, out);
+        return ParsedFlags{std::nullopt, 0};
+    }
+    if (!scanned.error.empty()) {
+        err << scanned.error << "\n";
+        write_usage(kPreamble, "serin-loadtester", defs, err);
+        return ParsedFlags{std::nullopt, 2};  // Go's flag.ExitOnError
     }
     flags.log_format = encoding == "json" ? LogFormat::kJson : LogFormat::kText;
     if (flags.log_level == "warning") {

@@ -10,26 +10,14 @@
 #include <utility>
 
 #include "crds/api/canary.hpp"
+#include "platform/core/go_flags.hpp"
 #include "platform/http/http_client.hpp"
 
 namespace serin::app {
 
 namespace {
 
-/// A flag's Go type, for the usage text ("-port int") and the parsing of its value.
-enum class FlagType { kBool, kString, kInt, kUint, kDuration, kValue };
-
-/// Stores a flag's text value; returns why it is not a valid value ("" when it is).
-using FlagSetter = std::function<std::string(const std::string& value)>;
-
-struct FlagDef {
-    std::string name;
-    FlagType type;
-    std::string default_text;  ///< as Go's usage shows it; "" for a zero default
-    std::string usage;
-    bool inert;  ///< accepted for Flagger compatibility, no effect in serin
-    FlagSetter set;
-};
+using namespace goflags;  // FlagDef, FlagType and the setters
 
 /// Values that stay text until the whole command line is read.
 struct RawFlags {
@@ -56,130 +44,9 @@ std::vector<std::string> split_list(const std::string& text) {
     return out;
 }
 
-/// Go's strconv.ParseBool.
-std::optional<bool> parse_go_bool(std::string_view text) {
-    if (text == "1" || text == "t" || text == "T" || text == "TRUE" || text == "true" ||
-        text == "True") {
-        return true;
-    }
-    if (text == "0" || text == "f" || text == "F" || text == "FALSE" || text == "false" ||
-        text == "False") {
-        return false;
-    }
-    return std::nullopt;
-}
-
-/// Go's strconv.ParseInt(text, 0, 64): an optional sign, then decimal, 0x hex, 0o or 0 octal,
-/// or 0b binary; nullopt when it is not one or does not fit.
-std::optional<std::int64_t> parse_go_int(std::string_view text) {
-    bool negative = false;
-    if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
-        negative = text[0] == '-';
-        text.remove_prefix(1);
-    }
-    int base = 10;
-    if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-        base = 16;
-        text.remove_prefix(2);
-    } else if (text.size() > 2 && text[0] == '0' && (text[1] == 'o' || text[1] == 'O')) {
-        base = 8;
-        text.remove_prefix(2);
-    } else if (text.size() > 2 && text[0] == '0' && (text[1] == 'b' || text[1] == 'B')) {
-        base = 2;
-        text.remove_prefix(2);
-    } else if (text.size() > 1 && text[0] == '0') {
-        base = 8;
-        text.remove_prefix(1);
-    }
-    if (text.empty() || text[0] == '+' || text[0] == '-') {
-        return std::nullopt;
-    }
-    std::uint64_t magnitude = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), magnitude, base);
-    if (ec != std::errc() || end != text.data() + text.size()) {
-        return std::nullopt;
-    }
-    constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    if (magnitude > kMax + (negative ? 1 : 0)) {
-        return std::nullopt;
-    }
-    if (negative) {
-        return magnitude == kMax + 1 ? std::numeric_limits<std::int64_t>::min()
-                                     : -static_cast<std::int64_t>(magnitude);
-    }
-    return static_cast<std::int64_t>(magnitude);
-}
-
-FlagSetter text_to(std::string& target) {
-    return [&target](const std::string& value) {
-        target = value;
-        return std::string();
-    };
-}
-
-FlagSetter one_of(std::string& target, std::vector<std::string> allowed) {
-    return [&target, allowed = std::move(allowed)](const std::string& value) {
-        for (const std::string& a : allowed) {
-            if (value == a) {
-                target = value;
-                return std::string();
-            }
-        }
-        std::string list;
-        for (const std::string& a : allowed) {
-            list += (list.empty() ? "" : ", ") + a;
-        }
-        return "not one of " + list;
-    };
-}
-
-FlagSetter bool_to(bool& target) {
-    return [&target](const std::string& value) {
-        auto parsed = parse_go_bool(value);
-        if (!parsed) {
-            return std::string("parse error");
-        }
-        target = *parsed;
-        return std::string();
-    };
-}
-
-/// An integer flag within [min, max]; Go's int, int32 and uint64 flags.
-template <typename T>
-FlagSetter int_to(T& target, std::int64_t min, std::int64_t max) {
-    return [&target, min, max](const std::string& value) {
-        auto parsed = parse_go_int(value);
-        if (!parsed) {
-            return std::string("parse error");
-        }
-        if (*parsed < min || *parsed > max) {
-            return "not in range " + std::to_string(min) + " to " + std::to_string(max);
-        }
-        target = static_cast<T>(*parsed);
-        return std::string();
-    };
-}
-
+/// A Go duration ("15s", "1m30s").
 FlagSetter duration_to(std::chrono::milliseconds& target) {
-    return [&target](const std::string& value) {
-        auto parsed = api::parse_duration(value);
-        if (!parsed) {
-            return std::string("not a duration like 15s or 1m30s");
-        }
-        target = *parsed;
-        return std::string();
-    };
-}
-
-/// Checks a value with `valid` and otherwise ignores it (the inert flags of klog).
-FlagSetter checked(std::function<bool(const std::string&)> valid, std::string reason) {
-    return [valid = std::move(valid), reason = std::move(reason)](const std::string& value) {
-        return valid(value) ? std::string() : reason;
-    };
-}
-
-FlagSetter any_value() {
-    return [](const std::string&) { return std::string(); };
+    return parsed_to(target, api::parse_duration, "not a duration like 15s or 1m30s");
 }
 
 bool all_digits(std::string_view text) {
@@ -411,113 +278,6 @@ std::vector<FlagDef> all_flags(Config& c, RawFlags& raw) {
     return flags;
 }
 
-std::string_view type_name(FlagType type) {
-    switch (type) {
-        case FlagType::kBool:
-            return "";
-        case FlagType::kString:
-            return "string";
-        case FlagType::kInt:
-            return "int";
-        case FlagType::kUint:
-            return "uint";
-        case FlagType::kDuration:
-            return "duration";
-        case FlagType::kValue:
-            return "value";
-    }
-    return "";
-}
-
-/// The usage text, in the layout of Go's flag.PrintDefaults.
-void write_usage(const std::vector<FlagDef>& flags, std::ostream& out) {
-    out << "serin: progressive delivery for Kubernetes, compatible with Flagger's Canary API.\n"
-           "Flags take one dash or two: -name=value, -name value, or -name for a bool flag.\n"
-           "Usage of serin:\n";
-    for (const FlagDef& f : flags) {
-        std::string line = "  -" + f.name;
-        if (const std::string_view type = type_name(f.type); !type.empty()) {
-            line += " ";
-            line += type;
-        }
-        out << line << (line.size() <= 4 ? "\t" : "\n    \t") << f.usage;
-        if (!f.default_text.empty()) {
-            const bool quote = f.type == FlagType::kString;
-            out << " (default " << (quote ? "\"" : "") << f.default_text << (quote ? "\"" : "")
-                << ")";
-        }
-        out << "\n";
-    }
-}
-
-/// What one pass over the arguments found: a usage request, an error, or flags set.
-struct Scan {
-    bool help = false;
-    std::string error;
-    std::vector<std::string> inert_given;
-};
-
-/// Reads the arguments with Go's flag package's rules, setting each flag as it comes.
-Scan scan(const std::vector<std::string>& args, const std::vector<FlagDef>& flags) {
-    Scan result;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string& arg = args[i];
-        if (arg.size() < 2 || arg[0] != '-') {
-            break;  // the first argument that is not a flag ends them
-        }
-        const std::size_t dashes = arg[1] == '-' ? 2 : 1;
-        if (dashes == 2 && arg.size() == 2) {
-            break;  // "--"
-        }
-        std::string name = arg.substr(dashes);
-        if (name.empty() || name[0] == '-' || name[0] == '=') {
-            result.error = "bad flag syntax: " + arg;
-            return result;
-        }
-        std::optional<std::string> value;
-        if (const std::size_t eq = name.find('='); eq != std::string::npos) {
-            value = name.substr(eq + 1);
-            name.resize(eq);
-        }
-        const auto flag = std::find_if(flags.begin(), flags.end(),
-                                       [&name](const FlagDef& f) { return f.name == name; });
-        if (flag == flags.end()) {
-            if (name == "h" || name == "help") {
-                result.help = true;
-            } else {
-                result.error = "flag provided but not defined: -" + name;
-            }
-            return result;
-        }
-        if (flag->type == FlagType::kBool) {
-            if (!value) {
-                value = "true";
-            }
-            if (std::string why = flag->set(*value); !why.empty()) {
-                result.error = "invalid boolean value \"" + *value + "\" for -" + name + ": " + why;
-                return result;
-            }
-        } else {
-            if (!value) {
-                if (i + 1 >= args.size()) {
-                    result.error = "flag needs an argument: -" + name;
-                    return result;
-                }
-                value = args[++i];
-            }
-            if (std::string why = flag->set(*value); !why.empty()) {
-                result.error = "invalid value \"" + *value + "\" for flag -" + name + ": " + why;
-                return result;
-            }
-        }
-        if (flag->inert && std::find(result.inert_given.begin(), result.inert_given.end(),
-                                     "-" + name) == result.inert_given.end()) {
-            result.inert_given.push_back("-" + name);
-        }
-    }
-    return result;
-}
-
 }  // namespace
 
 std::string_view version() { return SERIN_VERSION; }  // the CMake project's version
@@ -528,13 +288,16 @@ ParsedFlags parse_flags(const std::vector<std::string>& args, std::ostream& out,
     RawFlags raw;
     const std::vector<FlagDef> flags = all_flags(config, raw);
     Scan scanned = scan(args, flags);
+    constexpr std::string_view kPreamble =
+        "serin: progressive delivery for Kubernetes, compatible with Flagger's Canary API.\n"
+        "Flags take one dash or two: -name=value, -name value, or -name for a bool flag.\n";
     if (scanned.help) {
-        write_usage(flags, out);
+        write_usage(kPreamble, "serin", flags, out);
         return ParsedFlags{std::nullopt, 0};
     }
     if (!scanned.error.empty()) {
         err << scanned.error << "\n";
-        write_usage(flags, err);
+        write_usage(kPreamble, "serin", flags, err);
         return ParsedFlags{std::nullopt, 2};  // Go's flag.ExitOnError
     }
     if (raw.version) {
