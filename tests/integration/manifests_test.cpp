@@ -66,10 +66,12 @@ TEST_CASE("every overlay is the hardened base with its provider's flags") {
     for (const Overlay& overlay : overlays()) {
         INFO("crds/" << overlay.dir);
         const Rendered r = render(overlay);
-        // The CRDs, the Namespace, the ServiceAccount, its RBAC and the Deployment: 10 objects.
-        CHECK(r.objects.size() == 10);
+        // The CRDs (Flagger's three, Serin's two), the Namespace, the ServiceAccount, its RBAC and
+        // the Deployment: 12 objects.
+        CHECK(r.objects.size() == 12);
         for (const char* crd : {"canaries.flagger.app", "metrictemplates.flagger.app",
-                                "alertproviders.flagger.app"}) {
+                                "alertproviders.flagger.app", "canaryrequests.serin.dev",
+                                "canaryhistories.serin.dev"}) {
             CHECK(r.find("CustomResourceDefinition", crd) != nullptr);
         }
         const Json* deployment = r.find("Deployment", "serin");
