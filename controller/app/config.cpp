@@ -11,6 +11,7 @@
 
 #include "crds/api/canary.hpp"
 #include "platform/core/go_flags.hpp"
+#include "platform/http/address_policy.hpp"
 #include "platform/http/http_client.hpp"
 
 namespace serin::app {
@@ -42,6 +43,21 @@ std::vector<std::string> split_list(const std::string& text) {
         start = comma + 1;
     }
     return out;
+}
+
+/// A comma-separated list of address policy entries (CIDRs, addresses, host names).
+FlagSetter address_list_to(std::vector<std::string>& target) {
+    return [&target](const std::string& value) {
+        std::vector<std::string> entries = split_list(value);
+        http::AddressPolicy probe;
+        for (const std::string& entry : entries) {
+            if (auto added = probe.deny(entry); !added) {
+                return added.error().message;
+            }
+        }
+        target = std::move(entries);
+        return std::string();
+    };
 }
 
 /// A Go duration ("15s", "1m30s").
@@ -251,6 +267,14 @@ std::vector<FlagDef> release_flags(Config& c) {
          text_to(c.msteams_url)},
         {"msteams-proxy-url", FlagType::kString, "", "Proxy for MS Teams (env MSTEAMS_PROXY_URL)",
          false, text_to(c.msteams_proxy_url)},
+        {"address-policy-deny", FlagType::kString, "",
+         "CIDRs and host names (comma-separated) that webhooks, alerts and metrics servers may "
+         "not reach, beside link-local and cloud metadata addresses, which are always denied",
+         false, address_list_to(c.address_policy_deny)},
+        {"address-policy-allow", FlagType::kString, "",
+         "CIDRs and host names (comma-separated) exempt from the denied ones, e.g. "
+         "169.254.0.0/16 to allow link-local addresses again",
+         false, address_list_to(c.address_policy_allow)},
         {"shutdown-grace", FlagType::kDuration, "10s",
          "On SIGTERM, how long in-flight reconciles may take to finish before they are cancelled",
          false, duration_to(c.shutdown_grace)},

@@ -50,6 +50,11 @@ struct Config {
     std::chrono::milliseconds renew_deadline{10'000};
     std::chrono::milliseconds retry_period{2'000};
     std::chrono::milliseconds shutdown_grace{10'000};
+    /// -address-policy-deny / -address-policy-allow: CIDRs and host names added to the address
+    /// policy of webhooks, alerts and metrics servers (http::AddressPolicy::metadata_denied()
+    /// first); each entry parses.
+    std::vector<std::string> address_policy_deny;
+    std::vector<std::string> address_policy_allow;
     bool config_tracking = true;
     std::string event_webhook;
     std::string cluster_name;

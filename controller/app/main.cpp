@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
         spdlog::error("{}", clients.error().message);
         return 1;
     }
+    spdlog::info("address policy of webhooks, alerts and metrics servers: {}",
+                 clients->address_policy->describe());
     app::Services services(io.get_executor(), clock, config, std::move(*clients));
     app::ControllerRunner runner(io.get_executor(), services,
                                  app::controller_options(config, std::move(*global_notifier)),

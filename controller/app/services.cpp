@@ -44,10 +44,26 @@ Result<Clients> connect_clients(boost::asio::any_io_executor executor, Clock& cl
         return failed("kubernetes client", api.error());
     }
     out.kube = std::move(*api);
+    // Webhooks, metrics servers and alert addresses are named by canary authors: they get the
+    // address policy (the Kubernetes client above does not).
+    auto policy = std::make_shared<http::AddressPolicy>(http::AddressPolicy::metadata_denied());
+    for (const std::string& entry : config.address_policy_deny) {
+        if (auto added = policy->deny(entry); !added) {
+            return failed("-address-policy-deny", added.error());
+        }
+    }
+    for (const std::string& entry : config.address_policy_allow) {
+        if (auto added = policy->allow(entry); !added) {
+            return failed("-address-policy-allow", added.error());
+        }
+    }
+    out.address_policy = policy;
     http::ClientOptions verified;
     http::ClientOptions insecure;
     verified.proxies = proxies;
     insecure.proxies = proxies;
+    verified.address_policy = policy;
+    insecure.address_policy = policy;
     insecure.tls.insecure_skip_verify = true;
     auto webhooks = http::make_beast_client(executor, verified);
     auto webhooks_insecure = http::make_beast_client(executor, insecure);

@@ -12,6 +12,7 @@
 #include "metrics/provider.hpp"
 #include "platform/core/clock.hpp"
 #include "platform/core/result.hpp"
+#include "platform/http/address_policy.hpp"
 #include "platform/http/http_client.hpp"
 #include "platform/http/proxy_environment.hpp"
 #include "platform/kube/config.hpp"
@@ -29,6 +30,8 @@ struct Clients {
     http::HttpClientPtr prometheus;           ///< keep-alive to the metrics server
     http::HttpClientPtr prometheus_insecure;  ///< MetricTemplates with insecureSkipVerify
     http::HttpClientPtr alerts;
+    /// The address policy of webhooks, metrics servers and alerts, for the start-up log.
+    std::shared_ptr<const http::AddressPolicy> address_policy;
 };
 
 /// Builds every client from the cluster's configuration and -kubeconfig-qps/-burst; each

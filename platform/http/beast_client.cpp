@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "platform/core/text.hpp"
+#include "platform/http/address_policy.hpp"
 #include "platform/http/http_client.hpp"
 #include "platform/http/proxy_environment.hpp"
 
@@ -739,6 +740,40 @@ private:
         co_return endpoints;
     }
 
+    /// The address policy on the names (or literals) of the URL and the proxy, before any
+    /// resolution.
+    Result<void> check_hosts(const Route& route) const {
+        if (!options_.address_policy) {
+            return {};
+        }
+        if (auto allowed = options_.address_policy->check_host(route.url.host); !allowed) {
+            return allowed;
+        }
+        if (route.proxy) {
+            return options_.address_policy->check_host(route.proxy->url.host);
+        }
+        return {};
+    }
+
+    /// Drops the endpoints the address policy refuses; refused when none is left.
+    Result<void> keep_allowed(std::vector<tcp::endpoint>& endpoints, const std::string& host) const {
+        if (!options_.address_policy) {
+            return {};
+        }
+        std::optional<Error> first_refusal;
+        std::erase_if(endpoints, [&](const tcp::endpoint& endpoint) {
+            auto allowed = options_.address_policy->check_address(endpoint.address().to_string(), host);
+            if (!allowed && !first_refusal) {
+                first_refusal = allowed.error();
+            }
+            return !allowed;
+        });
+        if (endpoints.empty() && first_refusal) {
+            return *first_refusal;
+        }
+        return {};
+    }
+
     /// Connects a fresh connection before `deadline`: to the URL's host, or to the proxy (with a
     /// CONNECT tunnel for https); then, for https, the TLS handshake with the URL's host.
     asio::awaitable<Result<ConnectionPtr>> open(const Route& route, Clock::time_point deadline) {
@@ -747,6 +782,9 @@ private:
         const Url& hop = route.first_hop();
         const auto origin = url.origin();
         const auto connect_deadline = std::min(deadline, Clock::now() + options_.connect_timeout);
+        if (auto allowed = check_hosts(route); !allowed) {
+            co_return allowed.error();
+        }
         std::vector<tcp::endpoint> endpoints;
         error_code ec;
         const auto address = asio::ip::make_address(hop.host, ec);
@@ -761,6 +799,10 @@ private:
             if (is_cancelled(state)) {
                 co_return cancelled_error(origin);
             }
+        }
+
+        if (auto allowed = keep_allowed(endpoints, hop.host); !allowed) {
+            co_return allowed.error();
         }
 
         auto conn = std::make_unique<Connection>();

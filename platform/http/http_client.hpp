@@ -86,11 +86,15 @@ struct TlsOptions {
 };
 
 class ProxyEnvironment;  // proxy_environment.hpp
+class AddressPolicy;     // address_policy.hpp
 
 struct ClientOptions {
     TlsOptions tls;
     /// Proxies from the environment for requests that name none; null, or none set: direct.
     std::shared_ptr<const ProxyEnvironment> proxies;
+    /// Which hosts and addresses may be connected to (names before resolution, every resolved
+    /// address at connect time, the proxy's too); null: any. A refusal is kForbidden.
+    std::shared_ptr<const AddressPolicy> address_policy;
     std::size_t max_idle_per_origin = 16;  ///< kept-alive connections per scheme+host+port
     /// Kept-alive connections in all; past it the least recently used is closed. Canaries name
     /// their own metrics servers and webhooks, so the number of origins is not bounded by us.

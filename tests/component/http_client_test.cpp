@@ -1,5 +1,6 @@
 // The Beast HTTP client against a real loopback server: keep-alive, streaming, deadlines, TLS,
 // proxies and cancellation. Deadlines are short real times; nothing sleeps to wait for a condition.
+#include "platform/http/address_policy.hpp"
 #include "platform/http/http_client.hpp"
 #include "platform/http/proxy_environment.hpp"
 
@@ -1129,4 +1130,93 @@ TEST_CASE("limits: idle connections are bounded over all origins", "[http][limit
     }());
     CHECK(client->stats().connections_reused == 3);
     CHECK(client->stats().connections_opened == 9);
+}
+
+// ---- the address policy -----------------------------------------------------------------------
+
+namespace {
+
+ClientOptions with_policy(std::initializer_list<std::string_view> deny,
+                          std::initializer_list<std::string_view> allow = {}) {
+    auto policy = std::make_shared<serin::http::AddressPolicy>(
+        serin::http::AddressPolicy::metadata_denied());
+    for (std::string_view entry : deny) {
+        REQUIRE(policy->deny(entry).has_value());
+    }
+    for (std::string_view entry : allow) {
+        REQUIRE(policy->allow(entry).has_value());
+    }
+    ClientOptions options;
+    options.address_policy = std::move(policy);
+    return options;
+}
+
+}  // namespace
+
+TEST_CASE("address policy: a cloud metadata address is refused without connecting", "[http]") {
+    asio::io_context io;
+    auto client = make_client(io, with_policy({}));
+    for (const char* url : {"http://169.254.169.254/latest/meta-data/",
+                            "http://[fd00:ec2::254]/latest/meta-data/",
+                            "http://metadata.google.internal./computeMetadata/v1/",
+                            "http://[::ffff:169.254.169.254]/"}) {
+        INFO(url);
+        std::optional<Result<Response>> response;
+        const auto started = Clock::now();
+        run(io, [&]() -> asio::awaitable<void> { response = co_await client->send(get(url)); }());
+        REQUIRE_FALSE(response->has_value());
+        CHECK(response->error().kind == ErrorKind::kForbidden);
+        CHECK_THAT(response->error().message, Catch::Contains("the address policy refuses"));
+        CHECK(Clock::now() - started < 1s);  // refused, not timed out
+    }
+    CHECK(client->stats().connections_opened == 0);
+}
+
+TEST_CASE("address policy: a name is checked again on the addresses it resolves to", "[http]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok};
+    // "localhost" is not a denied name; the loopback addresses it resolves to are.
+    auto client = make_client(io, with_policy({"127.0.0.0/8", "::1"}));
+    std::optional<Result<Response>> response;
+    const std::string url = "http://localhost:" + std::to_string(server.port()) + "/";
+    run(io, [&]() -> asio::awaitable<void> { response = co_await client->send(get(url)); }());
+    REQUIRE_FALSE(response->has_value());
+    CHECK(response->error().kind == ErrorKind::kForbidden);
+    CHECK_THAT(response->error().message, Catch::Contains("localhost (") &&
+                                              Catch::Contains("denied by "));
+    CHECK(server.requests().empty());
+}
+
+TEST_CASE("address policy: an allow rule makes an exception and the rest stays denied", "[http]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok};
+    auto client = make_client(io, with_policy({"127.0.0.0/8"}, {"127.0.0.1/32"}));
+    std::optional<Result<Response>> allowed;
+    run(io, [&]() -> asio::awaitable<void> {
+        allowed = co_await client->send(get(server.base_url() + "/"));
+    }());
+    REQUIRE(allowed->has_value());
+    CHECK((*allowed)->status == 200);
+
+    // Another loopback address (every 127/8 address reaches lo on Linux) stays denied.
+    std::optional<Result<Response>> denied;
+    const std::string other = "http://127.0.0.2:" + std::to_string(server.port()) + "/";
+    run(io, [&]() -> asio::awaitable<void> { denied = co_await client->send(get(other)); }());
+    REQUIRE_FALSE(denied->has_value());
+    CHECK(denied->error().kind == ErrorKind::kForbidden);
+    CHECK_THAT(denied->error().message, Catch::Contains("127.0.0.2") &&
+                                            Catch::Contains("denied by 127.0.0.0/8"));
+}
+
+TEST_CASE("address policy: a proxy a request names is checked too", "[http]") {
+    asio::io_context io;
+    TestHttpServer proxy{io.get_executor(), answer_ok};
+    auto client = make_client(io, with_policy({"127.0.0.1"}));
+    Request request = get("http://example.invalid/");
+    request.proxy = proxy.base_url();
+    std::optional<Result<Response>> response;
+    run(io, [&]() -> asio::awaitable<void> { response = co_await client->send(request); }());
+    REQUIRE_FALSE(response->has_value());
+    CHECK(response->error().kind == ErrorKind::kForbidden);
+    CHECK(proxy.requests().empty());
 }

@@ -162,6 +162,11 @@ SerinProcess& Scenario::start_serin(std::optional<fs::path> kubeconfig) {
     return *serin_;
 }
 
+SerinProcess& Scenario::start_serin_with_args(std::vector<std::string> extra_args) {
+    serin_ = std::make_unique<SerinProcess>(cluster_, ns(), std::move(extra_args));
+    return *serin_;
+}
+
 Json Scenario::deployment(const std::string& image, int replicas) const {
     Json d = Json::parse(R"({
       "apiVersion": "apps/v1", "kind": "Deployment",

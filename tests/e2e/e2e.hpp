@@ -165,6 +165,8 @@ public:
     /// Starts serin on this scenario's namespace, as the admin or with `kubeconfig`; failure
     /// messages then carry its log. It stops before the namespace goes.
     SerinProcess& start_serin(std::optional<std::filesystem::path> kubeconfig = std::nullopt);
+    /// Starts serin as the admin with extra flags.
+    SerinProcess& start_serin_with_args(std::vector<std::string> extra_args);
 
 private:
     [[noreturn]] void fail_with(const std::string& what, const std::string& detail);

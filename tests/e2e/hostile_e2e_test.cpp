@@ -258,3 +258,47 @@ TEST_CASE("a MetricTemplate of a provider this build lacks is refused until the 
     s.wait_phase("Succeeded", 90s);
     CHECK_FALSE(prometheus.requests().empty());
 }
+
+TEST_CASE("a webhook at a cloud metadata address is refused by the address policy, not called") {
+    Scenario s;
+    SerinProcess& serin = s.start_serin();
+    const Json analysis = {{"interval", "2s"},
+                           {"threshold", 2},
+                           {"iterations", 10},
+                           {"webhooks",
+                            {{{"name", "steal-credentials"},
+                              {"type", "rollout"},
+                              {"url", "http://169.254.169.254/latest/meta-data/iam/"}}}}};
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary(analysis));
+    s.wait_phase("Initialized");
+    s.bump_image(kV2);
+    s.wait_phase("Failed", std::chrono::seconds{60});
+    CHECK(has_event(s, "the address policy refuses 169.254.169.254 (denied by 169.254.0.0/16"));
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
+    CHECK(serin.running());
+}
+
+TEST_CASE("a host name is refused when it resolves to an address the policy denies") {
+    Scenario s;
+    // "localhost" is not a denied name, but the addresses it resolves to are. The canary has no
+    // metric checks, so serin needs no loopback server besides the webhook it must not call.
+    auto hook = answering(s, 200, "ok");
+    SerinProcess& serin = s.start_serin_with_args({"-address-policy-deny=127.0.0.0/8,::1"});
+    const Json analysis = {
+        {"interval", "2s"},
+        {"threshold", 2},
+        {"iterations", 10},
+        {"webhooks",
+         {{{"name", "inside"},
+           {"type", "rollout"},
+           {"url", "http://localhost:" + std::to_string(hook.port()) + "/check"}}}}};
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary(analysis));
+    s.wait_phase("Initialized");
+    s.bump_image(kV2);
+    s.wait_phase("Failed", std::chrono::seconds{60});
+    CHECK(has_event(s, "the address policy refuses localhost ("));
+    CHECK(hook.requests().empty());
+    CHECK(serin.running());
+}

@@ -226,6 +226,9 @@ TEST_CASE("a bad flag or value exits 2 and says why, with the usage, on stderr")
         {{"-log_file_max_size=-1"}, "for flag -log_file_max_size"},
         {{"-stderrthreshold=LOUD"}, "for flag -stderrthreshold"},
         {{"-vmodule=x"}, "for flag -vmodule"},
+        {{"-address-policy-deny=10.0.0.0/8,10.1.0.0/40"},
+         "for flag -address-policy-deny: address policy entry '10.1.0.0/40' has a bad prefix"},
+        {{"-address-policy-allow=x/8"}, "for flag -address-policy-allow"},
         // The values are checked before -version is obeyed.
         {{"--version", "--leader-election-lease-duration=x"},
          "for flag -leader-election-lease-duration"},
@@ -283,4 +286,13 @@ TEST_CASE("the global notifier: none, Slack, Teams before Slack, a proxy serin c
     REQUIRE_FALSE(bad.has_value());
     CHECK(bad.error().kind == serin::ErrorKind::kInvalid);
     CHECK_THAT(bad.error().message, Catch::StartsWith("--slack-proxy-url: "));
+}
+
+TEST_CASE("the address policy flags take comma-separated CIDRs and host names") {
+    const Config config = config_of({"-address-policy-deny=10.96.0.0/12,kube-dns.kube-system",
+                                     "-address-policy-allow=169.254.0.0/16"});
+    CHECK(config.address_policy_deny ==
+          std::vector<std::string>{"10.96.0.0/12", "kube-dns.kube-system"});
+    CHECK(config.address_policy_allow == std::vector<std::string>{"169.254.0.0/16"});
+    CHECK(config_of({}).address_policy_deny.empty());
 }
