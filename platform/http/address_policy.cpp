@@ -57,9 +57,9 @@ std::string normal_host(std::string_view host) {
 }
 
 Error refused(std::string_view what, const std::string& rule) {
-    return fail(ErrorKind::kForbidden,
-                 "the address policy refuses " + text::clip(what, 256) + " (denied by " + rule +
-                     "; -address-policy-allow lifts it)");
+    return fail(ErrorKind::kForbidden, "the address policy refuses " + text::clip(what, 256) +
+                                           " (denied by " + rule +
+                                           "; -address-policy-allow lifts it)");
 }
 
 }  // namespace
@@ -86,7 +86,7 @@ Result<AddressPolicy::Rule> AddressPolicy::parse_rule(std::string_view entry) {
     if (!address) {
         if (slash != std::string_view::npos) {
             return fail(ErrorKind::kInvalid, "address policy entry '" + text::clip(entry, 128) +
-                                                  "' is neither a CIDR nor a host name");
+                                                 "' is neither a CIDR nor a host name");
         }
         rule.host = normal_host(entry);
         return rule;
@@ -98,11 +98,12 @@ Result<AddressPolicy::Rule> AddressPolicy::parse_rule(std::string_view entry) {
     if (slash != std::string_view::npos) {
         const std::string_view length = entry.substr(slash + 1);
         int prefix = -1;
-        const auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), prefix);
+        const auto [end, ec] =
+            std::from_chars(length.data(), length.data() + length.size(), prefix);
         if (ec != std::errc{} || end != length.data() + length.size() || prefix < 0 ||
             prefix > bits) {
             return fail(ErrorKind::kInvalid, "address policy entry '" + text::clip(entry, 128) +
-                                                  "' has a bad prefix length");
+                                                 "' has a bad prefix length");
         }
         rule.prefix = prefix;
     }
@@ -127,8 +128,7 @@ Result<void> AddressPolicy::allow(std::string_view entry) {
     return {};
 }
 
-bool AddressPolicy::matches(const Rule& rule, const std::array<std::uint8_t, 16>& bytes,
-                            bool v4) {
+bool AddressPolicy::matches(const Rule& rule, const std::array<std::uint8_t, 16>& bytes, bool v4) {
     if (rule.prefix < 0 || rule.v4 != v4) {
         return false;
     }
@@ -187,7 +187,7 @@ Result<void> AddressPolicy::check_address(std::string_view address, std::string_
     const auto parsed = parse_address(address);
     if (!parsed) {
         return fail(ErrorKind::kForbidden,
-                     "the address policy cannot read address " + text::clip(address, 64));
+                    "the address policy cannot read address " + text::clip(address, 64));
     }
     const Rule* denied = first_match(deny_, parsed->bytes, parsed->v4);
     if (denied == nullptr || first_match(allow_, parsed->bytes, parsed->v4) != nullptr) {

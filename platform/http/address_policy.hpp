@@ -47,8 +47,8 @@ public:
 
 private:
     struct Rule {
-        std::string text;  ///< as given, for messages
-        std::string host;  ///< a host-name rule: lower case, no trailing dot
+        std::string text;                      ///< as given, for messages
+        std::string host;                      ///< a host-name rule: lower case, no trailing dot
         std::array<std::uint8_t, 16> bytes{};  ///< a network rule, IPv4 in the first 4 bytes
         int prefix = -1;                       ///< -1 for a host-name rule
         bool v4 = false;

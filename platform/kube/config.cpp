@@ -1,7 +1,5 @@
 #include "platform/kube/config.hpp"
 
-#include "platform/core/base64.hpp"
-
 #include <yaml-cpp/yaml.h>
 
 #include <array>
@@ -12,6 +10,8 @@
 #include <sstream>
 #include <system_error>
 #include <utility>
+
+#include "platform/core/base64.hpp"
 
 namespace serin::kube {
 
@@ -43,6 +43,57 @@ std::string trim(std::string s) {
     return s.substr(begin, end - begin + 1);
 }
 
+constexpr std::size_t kMaxKubeconfigBytes = 4 * 1024 * 1024;
+constexpr std::size_t kMaxNesting = 64;
+
+/// A bound on YAML nesting that needs no parser: flow collections ('[', '{') counted outside
+/// quotes and comments, and block nesting through indentation, which grows by at least one
+/// column per level (a tab is not YAML indentation).
+Result<void> check_nesting(std::string_view text) {
+    std::size_t flow = 0;
+    std::size_t column = 0;
+    bool indenting = true;
+    char quote = 0;
+    bool comment = false;
+    for (const char c : text) {
+        if (c == '\n') {
+            column = 0;
+            indenting = true;
+            comment = false;
+            continue;
+        }
+        if (indenting && (c == ' ' || c == '-')) {
+            // "- - - x" nests sequences on one line: each dash is a level.
+            if (++column > 4 * kMaxNesting) {
+                return fail(ErrorKind::kInvalid, "nested deeper than YAML kubeconfigs go");
+            }
+            continue;
+        }
+        indenting = false;
+        if (comment) {
+            continue;
+        }
+        if (quote != 0) {
+            if (c == quote) {
+                quote = 0;
+            }
+            continue;
+        }
+        if (c == '"' || c == '\'') {
+            quote = c;
+        } else if (c == '#') {
+            comment = true;
+        } else if (c == '[' || c == '{') {
+            if (++flow > kMaxNesting) {
+                return fail(ErrorKind::kInvalid, "nested deeper than YAML kubeconfigs go");
+            }
+        } else if ((c == ']' || c == '}') && flow > 0) {
+            --flow;
+        }
+    }
+    return {};
+}
+
 /// Reads one kubeconfig; every error message starts with "kubeconfig PATH: ".
 class KubeconfigReader {
 public:
@@ -53,9 +104,20 @@ public:
         if (!text) {
             return error("cannot read the file");
         }
+        return parse(*text, context_name);
+    }
+
+    Result<ClusterConfig> parse(const std::string& text, const std::string& context_name) {
+        // yaml-cpp recurses once per nesting level, so deep nesting would overflow the stack.
+        if (text.size() > kMaxKubeconfigBytes) {
+            return error("larger than " + std::to_string(kMaxKubeconfigBytes) + " bytes");
+        }
+        if (auto nesting = check_nesting(text); !nesting) {
+            return error(nesting.error().message);
+        }
         YAML::Node root;
         try {
-            root = YAML::Load(*text);
+            root = YAML::Load(text);
         } catch (const YAML::Exception& e) {
             if (e.mark.is_null()) {
                 return error("invalid YAML: " + e.msg);
@@ -360,6 +422,11 @@ std::optional<std::string> env(const std::string& name) {
 
 Result<ClusterConfig> load_kubeconfig(const fs::path& path, const std::string& context) {
     return KubeconfigReader(path).load(context);
+}
+
+Result<ClusterConfig> parse_kubeconfig(const std::string& text, const fs::path& path,
+                                       const std::string& context) {
+    return KubeconfigReader(path).parse(text, context);
 }
 
 Result<ClusterConfig> load_in_cluster(const InClusterPaths& paths) {

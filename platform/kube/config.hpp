@@ -27,6 +27,12 @@ struct ClusterConfig {
 Result<ClusterConfig> load_kubeconfig(const std::filesystem::path& path,
                                       const std::string& context = {});
 
+/// The same for a kubeconfig's text; `path` names it in messages and is where relative file
+/// paths start. The text is bounded (4 MiB, nesting 64) before yaml-cpp, which recurses per
+/// level, sees it.
+Result<ClusterConfig> parse_kubeconfig(const std::string& text, const std::filesystem::path& path,
+                                       const std::string& context = {});
+
 /// Where the in-cluster configuration comes from; the defaults are Kubernetes' own.
 struct InClusterPaths {
     std::filesystem::path token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";

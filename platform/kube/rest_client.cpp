@@ -1,10 +1,9 @@
 #include "platform/kube/rest_client.hpp"
 
 #include <spdlog/spdlog.h>
-
-#include <boost/asio/this_coro.hpp>
 #include <sys/stat.h>
 
+#include <boost/asio/this_coro.hpp>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -101,16 +100,28 @@ Error error_from_response(const http::Response& response, std::string_view what)
             std::string(what) + ": " + text::clip(response.body, text::kMaxRemoteBodyBytes);
     }
     switch (response.status) {
-        case 400: error.kind = ErrorKind::kBadRequest; break;
-        case 401: error.kind = ErrorKind::kUnauthorized; break;
-        case 403: error.kind = ErrorKind::kForbidden; break;
-        case 404: error.kind = ErrorKind::kNotFound; break;
-        case 409:
-            error.kind = reason == "AlreadyExists" ? ErrorKind::kAlreadyExists
-                                                   : ErrorKind::kConflict;
+        case 400:
+            error.kind = ErrorKind::kBadRequest;
             break;
-        case 410: error.kind = ErrorKind::kGone; break;
-        case 422: error.kind = ErrorKind::kInvalid; break;
+        case 401:
+            error.kind = ErrorKind::kUnauthorized;
+            break;
+        case 403:
+            error.kind = ErrorKind::kForbidden;
+            break;
+        case 404:
+            error.kind = ErrorKind::kNotFound;
+            break;
+        case 409:
+            error.kind =
+                reason == "AlreadyExists" ? ErrorKind::kAlreadyExists : ErrorKind::kConflict;
+            break;
+        case 410:
+            error.kind = ErrorKind::kGone;
+            break;
+        case 422:
+            error.kind = ErrorKind::kInvalid;
+            break;
         case 429:
             error.kind = ErrorKind::kTooManyRequests;
             error.retry_after = parse_retry_after(response);
@@ -127,10 +138,14 @@ Error error_from_response(const http::Response& response, std::string_view what)
 
 std::string_view content_type(PatchType type) {
     switch (type) {
-        case PatchType::kMerge: return "application/merge-patch+json";
-        case PatchType::kJson: return "application/json-patch+json";
-        case PatchType::kStrategicMerge: return "application/strategic-merge-patch+json";
-        case PatchType::kApply: return "application/apply-patch+yaml";
+        case PatchType::kMerge:
+            return "application/merge-patch+json";
+        case PatchType::kJson:
+            return "application/json-patch+json";
+        case PatchType::kStrategicMerge:
+            return "application/strategic-merge-patch+json";
+        case PatchType::kApply:
+            return "application/apply-patch+yaml";
     }
     return "application/merge-patch+json";
 }
@@ -154,8 +169,8 @@ public:
     Result<std::string> token(bool force = false) {
         struct stat info {};
         if (::stat(path_.c_str(), &info) != 0) {
-            return fail(ErrorKind::kUnauthorized, "cannot read token file " + path_.string() +
-                                                      ": " + std::strerror(errno));
+            return fail(ErrorKind::kUnauthorized,
+                        "cannot read token file " + path_.string() + ": " + std::strerror(errno));
         }
         // The inode tells a renamed-in replacement apart even when it was written within the
         // same timestamp tick as the file it replaces.
@@ -230,9 +245,9 @@ public:
             query.add("limit", std::to_string(options.limit));
         }
         std::string path = type.collection_path(ns) + query.str();
-        auto body = co_await call_json(Method::kGet, std::move(path), std::string(),
-                                       std::string_view(),
-                                       options.metadata_only ? kMetadataListAccept : "");
+        auto body =
+            co_await call_json(Method::kGet, std::move(path), std::string(), std::string_view(),
+                               options.metadata_only ? kMetadataListAccept : "");
         if (!body) {
             co_return body.error();
         }
@@ -260,10 +275,9 @@ public:
         if (ns.empty()) {
             ns = object_namespace(object);
         }
-        co_return co_await call_json(Method::kPost,
-                                     type.collection_path(ns) + write_query(options).str(),
-                                     dump_json(object), "application/json", {},
-                                     options.unthrottled);
+        co_return co_await call_json(
+            Method::kPost, type.collection_path(ns) + write_query(options).str(), dump_json(object),
+            "application/json", {}, options.unthrottled);
     }
 
     asio::awaitable<Result<Json>> update(ResourceType type, std::string ns, Json object,
@@ -333,54 +347,21 @@ public:
             if (line.empty()) {
                 return true;
             }
-            auto frame = Json::parse(line, nullptr, false);
-            if (frame.is_discarded() || !frame.is_object()) {
-                stream_error = fail(ErrorKind::kTransient, "watch sent a frame that is not JSON");
+            auto event = decode_watch_frame(line);
+            if (!event) {
+                stream_error = event.error();
                 return false;
             }
-            std::string event_type = json_string(frame, "type");
-            auto object = frame.find("object");
-            if (object == frame.end()) {
-                stream_error = fail(ErrorKind::kTransient, "watch frame without an object");
-                return false;
-            }
-            WatchEvent event;
-            if (event_type == "ADDED") {
-                event.type = WatchEvent::Type::kAdded;
-            } else if (event_type == "MODIFIED") {
-                event.type = WatchEvent::Type::kModified;
-            } else if (event_type == "DELETED") {
-                event.type = WatchEvent::Type::kDeleted;
-            } else if (event_type == "BOOKMARK") {
-                event.type = WatchEvent::Type::kBookmark;
-            } else if (event_type == "ERROR") {
-                http::Response as_response;
-                const Json* code = object->is_object() && object->contains("code")
-                                       ? &object->at("code")
-                                       : nullptr;
-                as_response.status = code != nullptr && code->is_number_integer() &&
-                                             code->get<std::int64_t>() >= 100 &&
-                                             code->get<std::int64_t>() <= 599
-                                         ? static_cast<int>(code->get<std::int64_t>())
-                                         : 500;
-                as_response.body = dump_json(*object);
-                stream_error = error_from_response(as_response, "watch");
-                return false;
-            } else {
-                stream_error = fail(ErrorKind::kTransient, "watch sent an unknown event type '" +
-                                                               text::clip(event_type, 64) + "'");
-                return false;
-            }
-            event.object = std::move(*object);
-            return handler(std::move(event));
+            return handler(std::move(*event));
         };
 
-        auto response = co_await with_auth_retry([&](http::Request request)
-                                                     -> asio::awaitable<Result<http::Response>> {
-            request.timeout = options_.watch_idle_timeout;
-            co_return co_await http_->stream(std::move(request), on_line);
-        }, Method::kGet, type.collection_path(ns) + query.str(), {}, {}, "WATCH", &counted,
-           options.metadata_only ? kMetadataAccept : "");
+        auto response = co_await with_auth_retry(
+            [&](http::Request request) -> asio::awaitable<Result<http::Response>> {
+                request.timeout = options_.watch_idle_timeout;
+                co_return co_await http_->stream(std::move(request), on_line);
+            },
+            Method::kGet, type.collection_path(ns) + query.str(), {}, {}, "WATCH", &counted,
+            options.metadata_only ? kMetadataAccept : "");
         if (!response) {
             co_return response.error();
         }
@@ -394,8 +375,8 @@ public:
     }
 
     asio::awaitable<Result<std::string>> get_raw(std::string path) override {
-        auto response = co_await call(Method::kGet, std::move(path), std::string(),
-                                      std::string_view());
+        auto response =
+            co_await call(Method::kGet, std::move(path), std::string(), std::string_view());
         if (!response) {
             co_return response.error();
         }
@@ -434,12 +415,9 @@ private:
     /// request sent is counted under `verb` and the answer's status (or "error"), unless `counted`
     /// says it was counted already.
     template <class Send>
-    asio::awaitable<Result<http::Response>> with_auth_retry(Send send, Method method,
-                                                           std::string path, std::string body,
-                                                           std::string_view type,
-                                                           std::string_view verb,
-                                                           const bool* counted = nullptr,
-                                                           std::string_view accept = {}) {
+    asio::awaitable<Result<http::Response>> with_auth_retry(
+        Send send, Method method, std::string path, std::string body, std::string_view type,
+        std::string_view verb, const bool* counted = nullptr, std::string_view accept = {}) {
         for (int attempt = 0;; ++attempt) {
             auto auth = authorization(attempt > 0);
             if (!auth) {
@@ -474,8 +452,8 @@ private:
     /// One API call with the retry policy: 429s are retried for every verb (the server did not
     /// act on them), transient failures only for reads. Writes wait on the token bucket unless
     /// `unthrottled` (the leader's Lease).
-    asio::awaitable<Result<http::Response>> call(Method method, std::string path,
-                                                 std::string body, std::string_view type,
+    asio::awaitable<Result<http::Response>> call(Method method, std::string path, std::string body,
+                                                 std::string_view type,
                                                  std::string_view accept = {},
                                                  bool unthrottled = false) {
         const bool read = is_read(method);
@@ -539,6 +517,44 @@ private:
 };
 
 }  // namespace
+
+Result<WatchEvent> decode_watch_frame(std::string_view line) {
+    auto frame = Json::parse(line, nullptr, false);
+    if (frame.is_discarded() || !frame.is_object()) {
+        return fail(ErrorKind::kTransient, "watch sent a frame that is not JSON");
+    }
+    std::string event_type = json_string(frame, "type");
+    auto object = frame.find("object");
+    if (object == frame.end()) {
+        return fail(ErrorKind::kTransient, "watch frame without an object");
+    }
+    WatchEvent event;
+    if (event_type == "ADDED") {
+        event.type = WatchEvent::Type::kAdded;
+    } else if (event_type == "MODIFIED") {
+        event.type = WatchEvent::Type::kModified;
+    } else if (event_type == "DELETED") {
+        event.type = WatchEvent::Type::kDeleted;
+    } else if (event_type == "BOOKMARK") {
+        event.type = WatchEvent::Type::kBookmark;
+    } else if (event_type == "ERROR") {
+        http::Response as_response;
+        const Json* code =
+            object->is_object() && object->contains("code") ? &object->at("code") : nullptr;
+        as_response.status = code != nullptr && code->is_number_integer() &&
+                                     code->get<std::int64_t>() >= 100 &&
+                                     code->get<std::int64_t>() <= 599
+                                 ? static_cast<int>(code->get<std::int64_t>())
+                                 : 500;
+        as_response.body = dump_json(*object);
+        return error_from_response(as_response, "watch");
+    } else {
+        return fail(ErrorKind::kTransient,
+                    "watch sent an unknown event type '" + text::clip(event_type, 64) + "'");
+    }
+    event.object = std::move(*object);
+    return event;
+}
 
 Result<std::unique_ptr<RestKubeClient>> make_rest_client(asio::any_io_executor executor,
                                                          ClusterConfig config, Clock& clock,

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "platform/core/clock.hpp"
@@ -45,6 +46,11 @@ class RestKubeClient : public KubeClient {
 public:
     virtual const RestClientStats& stats() const = 0;
 };
+
+/// One line of a watch stream: the event, or the error it stands for (an ERROR frame becomes the
+/// error its Status carries; a frame that is not JSON, has no object or an unknown type is
+/// kTransient).
+Result<WatchEvent> decode_watch_frame(std::string_view line);
 
 /// Builds a RestKubeClient that owns its own Beast HttpClient made from `config`.
 Result<std::unique_ptr<RestKubeClient>> make_rest_client(boost::asio::any_io_executor executor,

@@ -8,17 +8,17 @@ using serin::http::AddressPolicy;
 
 TEST_CASE("the default policy denies link-local and metadata addresses, nothing else") {
     const AddressPolicy policy = AddressPolicy::metadata_denied();
-    for (const char* denied : {"169.254.169.254", "169.254.0.1", "fd00:ec2::254", "fe80::1",
-                               "::ffff:169.254.169.254", "metadata.google.internal",
-                               "Metadata.Google.Internal.", "metadata", "instance-data"}) {
+    for (const char* denied :
+         {"169.254.169.254", "169.254.0.1", "fd00:ec2::254", "fe80::1", "::ffff:169.254.169.254",
+          "metadata.google.internal", "Metadata.Google.Internal.", "metadata", "instance-data"}) {
         INFO(denied);
         const auto checked = policy.check_host(denied);
         REQUIRE_FALSE(checked.has_value());
         CHECK(checked.error().kind == ErrorKind::kForbidden);
     }
-    for (const char* allowed : {"10.0.0.1", "127.0.0.1", "::1", "192.168.1.1", "169.253.255.255",
-                                "169.255.0.0", "fd00:ec2::253", "flagger-loadtester.test",
-                                "metadata.example.com", "prometheus"}) {
+    for (const char* allowed :
+         {"10.0.0.1", "127.0.0.1", "::1", "192.168.1.1", "169.253.255.255", "169.255.0.0",
+          "fd00:ec2::253", "flagger-loadtester.test", "metadata.example.com", "prometheus"}) {
         INFO(allowed);
         CHECK(policy.check_host(allowed).has_value());
     }
@@ -66,8 +66,8 @@ TEST_CASE("allow rules are exceptions to deny rules") {
 
 TEST_CASE("bad rules are refused by name") {
     AddressPolicy policy;
-    for (const char* bad : {"", "10.0.0.0/33", "::/129", "10.0.0.0/-1", "10.0.0.0/8x",
-                            "not-an-ip/8", "10.0.0.0/"}) {
+    for (const char* bad :
+         {"", "10.0.0.0/33", "::/129", "10.0.0.0/-1", "10.0.0.0/8x", "not-an-ip/8", "10.0.0.0/"}) {
         INFO(bad);
         const auto added = policy.deny(bad);
         REQUIRE_FALSE(added.has_value());

@@ -1,14 +1,14 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-
-#include "platform/core/base64.hpp"
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
+#include "platform/core/base64.hpp"
 #include "platform/kube/config.hpp"
 
 namespace fs = std::filesystem;
@@ -406,4 +406,39 @@ TEST_CASE("in-cluster configuration from the environment and the service account
         CHECK_THAT(error_message(load_in_cluster(no_ca)),
                    Catch::Contains("cannot read the CA certificate"));
     }
+}
+
+TEST_CASE("kubeconfig: nesting and size are bounded before the YAML parser sees the text") {
+    const std::string deep_flow =
+        "clusters: " + std::string(100'000, '[') + std::string(100'000, ']');
+    std::string deep_block = "clusters:\n";
+    for (int i = 0; i < 2'000; ++i) {
+        deep_block +=
+            std::string(static_cast<std::size_t>(i + 1), ' ') + "k" + std::to_string(i) + ":\n";
+    }
+    const std::string dashes = std::string("clusters:\n") + [] {
+        std::string s;
+        for (int i = 0; i < 5'000; ++i) {
+            s += "- ";
+        }
+        return s + "x\n";
+    }();
+    for (const std::string* text :
+         std::vector<const std::string*>{&deep_flow, &deep_block, &dashes}) {
+        const auto loaded = serin::kube::parse_kubeconfig(*text, "/tmp/deep.yaml");
+        REQUIRE_FALSE(loaded.has_value());
+        CHECK(loaded.error().kind == ErrorKind::kInvalid);
+        CHECK_THAT(loaded.error().message,
+                   Catch::StartsWith("kubeconfig /tmp/deep.yaml: nested deeper"));
+    }
+    // Brackets in quoted strings and comments do not count.
+    const std::string quoted =
+        "# " + std::string(200, '[') + "\nname: '" + std::string(200, '{') + "'\nclusters: []\n";
+    const auto loaded = serin::kube::parse_kubeconfig(quoted, "/tmp/quoted.yaml");
+    REQUIRE_FALSE(loaded.has_value());
+    CHECK_THAT(loaded.error().message, !Catch::Contains("nested deeper"));
+    const auto huge =
+        serin::kube::parse_kubeconfig(std::string(5 * 1024 * 1024, ' '), "/tmp/huge.yaml");
+    REQUIRE_FALSE(huge.has_value());
+    CHECK_THAT(huge.error().message, Catch::Contains("larger than"));
 }
