@@ -1,5 +1,7 @@
 #include "platform/kube/config.hpp"
 
+#include "platform/core/base64.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <array>
@@ -10,8 +12,6 @@
 #include <sstream>
 #include <system_error>
 #include <utility>
-
-#include "platform/core/base64.hpp"
 
 namespace serin::kube {
 

@@ -1,9 +1,10 @@
 #include "platform/kube/rest_client.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <boost/asio/this_coro.hpp>
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -100,28 +101,16 @@ Error error_from_response(const http::Response& response, std::string_view what)
             std::string(what) + ": " + text::clip(response.body, text::kMaxRemoteBodyBytes);
     }
     switch (response.status) {
-        case 400:
-            error.kind = ErrorKind::kBadRequest;
-            break;
-        case 401:
-            error.kind = ErrorKind::kUnauthorized;
-            break;
-        case 403:
-            error.kind = ErrorKind::kForbidden;
-            break;
-        case 404:
-            error.kind = ErrorKind::kNotFound;
-            break;
+        case 400: error.kind = ErrorKind::kBadRequest; break;
+        case 401: error.kind = ErrorKind::kUnauthorized; break;
+        case 403: error.kind = ErrorKind::kForbidden; break;
+        case 404: error.kind = ErrorKind::kNotFound; break;
         case 409:
-            error.kind =
-                reason == "AlreadyExists" ? ErrorKind::kAlreadyExists : ErrorKind::kConflict;
+            error.kind = reason == "AlreadyExists" ? ErrorKind::kAlreadyExists
+                                                   : ErrorKind::kConflict;
             break;
-        case 410:
-            error.kind = ErrorKind::kGone;
-            break;
-        case 422:
-            error.kind = ErrorKind::kInvalid;
-            break;
+        case 410: error.kind = ErrorKind::kGone; break;
+        case 422: error.kind = ErrorKind::kInvalid; break;
         case 429:
             error.kind = ErrorKind::kTooManyRequests;
             error.retry_after = parse_retry_after(response);
@@ -138,14 +127,10 @@ Error error_from_response(const http::Response& response, std::string_view what)
 
 std::string_view content_type(PatchType type) {
     switch (type) {
-        case PatchType::kMerge:
-            return "application/merge-patch+json";
-        case PatchType::kJson:
-            return "application/json-patch+json";
-        case PatchType::kStrategicMerge:
-            return "application/strategic-merge-patch+json";
-        case PatchType::kApply:
-            return "application/apply-patch+yaml";
+        case PatchType::kMerge: return "application/merge-patch+json";
+        case PatchType::kJson: return "application/json-patch+json";
+        case PatchType::kStrategicMerge: return "application/strategic-merge-patch+json";
+        case PatchType::kApply: return "application/apply-patch+yaml";
     }
     return "application/merge-patch+json";
 }
@@ -169,8 +154,8 @@ public:
     Result<std::string> token(bool force = false) {
         struct stat info {};
         if (::stat(path_.c_str(), &info) != 0) {
-            return fail(ErrorKind::kUnauthorized,
-                        "cannot read token file " + path_.string() + ": " + std::strerror(errno));
+            return fail(ErrorKind::kUnauthorized, "cannot read token file " + path_.string() +
+                                                      ": " + std::strerror(errno));
         }
         // The inode tells a renamed-in replacement apart even when it was written within the
         // same timestamp tick as the file it replaces.
@@ -245,9 +230,9 @@ public:
             query.add("limit", std::to_string(options.limit));
         }
         std::string path = type.collection_path(ns) + query.str();
-        auto body =
-            co_await call_json(Method::kGet, std::move(path), std::string(), std::string_view(),
-                               options.metadata_only ? kMetadataListAccept : "");
+        auto body = co_await call_json(Method::kGet, std::move(path), std::string(),
+                                       std::string_view(),
+                                       options.metadata_only ? kMetadataListAccept : "");
         if (!body) {
             co_return body.error();
         }
@@ -275,9 +260,10 @@ public:
         if (ns.empty()) {
             ns = object_namespace(object);
         }
-        co_return co_await call_json(
-            Method::kPost, type.collection_path(ns) + write_query(options).str(), dump_json(object),
-            "application/json", {}, options.unthrottled);
+        co_return co_await call_json(Method::kPost,
+                                     type.collection_path(ns) + write_query(options).str(),
+                                     dump_json(object), "application/json", {},
+                                     options.unthrottled);
     }
 
     asio::awaitable<Result<Json>> update(ResourceType type, std::string ns, Json object,
@@ -355,13 +341,12 @@ public:
             return handler(std::move(*event));
         };
 
-        auto response = co_await with_auth_retry(
-            [&](http::Request request) -> asio::awaitable<Result<http::Response>> {
-                request.timeout = options_.watch_idle_timeout;
-                co_return co_await http_->stream(std::move(request), on_line);
-            },
-            Method::kGet, type.collection_path(ns) + query.str(), {}, {}, "WATCH", &counted,
-            options.metadata_only ? kMetadataAccept : "");
+        auto response = co_await with_auth_retry([&](http::Request request)
+                                                     -> asio::awaitable<Result<http::Response>> {
+            request.timeout = options_.watch_idle_timeout;
+            co_return co_await http_->stream(std::move(request), on_line);
+        }, Method::kGet, type.collection_path(ns) + query.str(), {}, {}, "WATCH", &counted,
+           options.metadata_only ? kMetadataAccept : "");
         if (!response) {
             co_return response.error();
         }
@@ -375,8 +360,8 @@ public:
     }
 
     asio::awaitable<Result<std::string>> get_raw(std::string path) override {
-        auto response =
-            co_await call(Method::kGet, std::move(path), std::string(), std::string_view());
+        auto response = co_await call(Method::kGet, std::move(path), std::string(),
+                                      std::string_view());
         if (!response) {
             co_return response.error();
         }
@@ -415,9 +400,12 @@ private:
     /// request sent is counted under `verb` and the answer's status (or "error"), unless `counted`
     /// says it was counted already.
     template <class Send>
-    asio::awaitable<Result<http::Response>> with_auth_retry(
-        Send send, Method method, std::string path, std::string body, std::string_view type,
-        std::string_view verb, const bool* counted = nullptr, std::string_view accept = {}) {
+    asio::awaitable<Result<http::Response>> with_auth_retry(Send send, Method method,
+                                                           std::string path, std::string body,
+                                                           std::string_view type,
+                                                           std::string_view verb,
+                                                           const bool* counted = nullptr,
+                                                           std::string_view accept = {}) {
         for (int attempt = 0;; ++attempt) {
             auto auth = authorization(attempt > 0);
             if (!auth) {
@@ -452,8 +440,8 @@ private:
     /// One API call with the retry policy: 429s are retried for every verb (the server did not
     /// act on them), transient failures only for reads. Writes wait on the token bucket unless
     /// `unthrottled` (the leader's Lease).
-    asio::awaitable<Result<http::Response>> call(Method method, std::string path, std::string body,
-                                                 std::string_view type,
+    asio::awaitable<Result<http::Response>> call(Method method, std::string path,
+                                                 std::string body, std::string_view type,
                                                  std::string_view accept = {},
                                                  bool unthrottled = false) {
         const bool read = is_read(method);
