@@ -183,8 +183,10 @@ asio::awaitable<int> run_get(Context& ctx, VerbOptions options) {
         auto page = co_await ctx.client.list(canary_histories(), scope, list_options);
         if (page) {
             for (auto& item : page->items) {
-                histories[kube::object_namespace(item) + "/" + kube::object_name(item)] =
-                    std::move(item);
+                // The key first: json's by-value operator= would move the item out before the
+                // left side is evaluated.
+                std::string key = kube::object_namespace(item) + "/" + kube::object_name(item);
+                histories[key] = std::move(item);
             }
         }
     }
