@@ -34,15 +34,14 @@ bool releasing(std::string_view phase) {
            phase == "Promoting" || phase == "Finalising";
 }
 
-const Json& analysis_of(const Json& canary) {
-    static const Json kNull;  // NOLINT: a constant, not state
-    if (const Json* a = find(canary, "spec/analysis"); a != nullptr && a->is_object()) {
-        return *a;
+/// spec.analysis, else the deprecated spec.canaryAnalysis, else an empty object.
+Json analysis_of(const Json& canary) {
+    for (const char* path : {"spec/analysis", "spec/canaryAnalysis"}) {
+        if (const Json* a = find(canary, path); a != nullptr && a->is_object()) {
+            return *a;
+        }
     }
-    if (const Json* a = find(canary, "spec/canaryAnalysis"); a != nullptr && a->is_object()) {
-        return *a;
-    }
-    return kNull;
+    return Json::object();
 }
 
 /// The newest release of a CanaryHistory, or nullptr.
@@ -192,7 +191,7 @@ std::string_view to_string(Strategy strategy) {
 }
 
 Strategy strategy_of(const Json& canary) {
-    const Json& analysis = analysis_of(canary);
+    const Json analysis = analysis_of(canary);
     const bool kubernetes = get_string(canary, "spec/provider") == "kubernetes";
     const Json* match = find(analysis, "match");
     const bool has_match = match != nullptr && match->is_array() && !match->empty();
@@ -210,7 +209,7 @@ std::optional<Step> release_step(const Json& canary) {
     if (!releasing(get_string(canary, "status/phase"))) {
         return std::nullopt;
     }
-    const Json& analysis = analysis_of(canary);
+    const Json analysis = analysis_of(canary);
     const Strategy strategy = strategy_of(canary);
     if (strategy != Strategy::kCanary) {
         int total = get_int(analysis, "iterations");

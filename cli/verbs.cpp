@@ -115,9 +115,17 @@ asio::awaitable<Result<Json>> follow(Context& ctx, kube::ResourceType type, std:
                                    fail(ErrorKind::kNotFound,
                                         type.resource + " \"" + name + "\" was deleted"));
         }
-        if (!watched && watched.error().kind != ErrorKind::kGone &&
-            !watched.error().retryable()) {
-            co_return Result<Json>(boost::system::in_place_error, watched.error());
+        if (!watched && watched.error().kind != ErrorKind::kGone) {
+            if (!watched.error().retryable()) {
+                co_return Result<Json>(boost::system::in_place_error, watched.error());
+            }
+            // A failing watch is resumed after a pause, not in a tight loop.
+            const Duration pause = std::chrono::seconds(1);
+            const bool slept = co_await ctx.clock.sleep_for(pause);
+            if (!slept) {
+                co_return Result<Json>(boost::system::in_place_error,
+                                       fail(ErrorKind::kCancelled, "cancelled"));
+            }
         }
     }
 }
