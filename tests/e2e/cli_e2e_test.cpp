@@ -51,11 +51,12 @@ PipelineRun run_pipeline(Scenario& s, const std::string& timeout) {
 }
 
 /// podinfo at v1 with a blue/green canary whose rollout webhook is `gate`, initialized; then v2.
-void start_release(Scenario& s, GateServer& gates, const std::string& gate) {
+/// A closed gate is a failed check: `threshold` of them roll the release back.
+void start_release(Scenario& s, GateServer& gates, const std::string& gate, int threshold = 2) {
     s.start_serin();
     const Json analysis = {
         {"interval", "1s"},
-        {"threshold", 2},
+        {"threshold", threshold},
         {"iterations", 3},
         {"webhooks", {{{"name", "load-test"}, {"type", "rollout"}, {"url", gates.url(gate)}}}}};
     s.create(types::deployments(), s.deployment(kV1));
@@ -96,7 +97,8 @@ TEST_CASE("a pipeline waiting on kubectl-serin status --watch fails on a failed 
 TEST_CASE("a pipeline waiting on kubectl-serin status --watch gives up at its timeout") {
     Scenario s;
     GateServer gates(s.io());
-    start_release(s, gates, "/gate/held");  // closed: the release halts at its first step
+    // Closed, and 60 failed checks allowed: the release stays Progressing for a minute.
+    start_release(s, gates, "/gate/held", 60);
     auto run = run_pipeline(s, "3s");
     INFO(run.output);
     CHECK(run.exit_code == 2);
