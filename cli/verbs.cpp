@@ -407,6 +407,10 @@ asio::awaitable<int> run_request(Context& ctx, VerbOptions options) {
         }
         co_return kExitOk;
     }
+    if (ctx.global.output.empty()) {
+        ctx.out << "canaryrequest.serin.dev/" << request_name << " created (" << options.action
+                << " " << id << "), waiting for serin" << std::endl;
+    }
     auto deadline = deadline_of(ctx, options.timeout.empty() ? std::string("5m") : options.timeout);
     if (!deadline) {
         ctx.err << "kubectl-serin: " << deadline.error().message << "\n";
