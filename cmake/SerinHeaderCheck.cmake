@@ -2,7 +2,7 @@
 # also checks the include guard), so a header that compiles only after another include is found.
 # On with -DSERIN_HEADER_CHECK=ON (hack/test turns it on with SERIN_CHECKS=1, as CI does).
 function(serin_add_header_check)
-  set(folders platform crds analysis metrics meshes controller devcluster loadtester)
+  set(folders platform crds analysis metrics meshes controller devcluster loadtester cli)
   set(globs)
   foreach(folder IN LISTS folders)
     list(APPEND globs ${PROJECT_SOURCE_DIR}/${folder}/*.hpp)
@@ -29,7 +29,7 @@ function(serin_add_header_check)
   add_library(serin_header_check OBJECT ${sources})
   # Every library, for include paths and compile definitions; nothing is linked.
   target_link_libraries(serin_header_check PRIVATE serin_canary serin_meshes serin_metrics
-                        serin_devcluster serin_podsim serin_meshsim serin_loadtester CLI11::CLI11
+                        serin_devcluster serin_podsim serin_meshsim serin_loadtester serin_cli CLI11::CLI11
                         serin_warnings)
   if(TARGET serin_app)
     target_link_libraries(serin_header_check PRIVATE serin_app)

@@ -292,6 +292,7 @@ private:
             return r.error();
         }
         if (user_name->has_value() && !(*user_name)->empty()) {
+            config.user = **user_name;
             if (auto r = read_user(root, **user_name, config); !r) {
                 return r.error();
             }
@@ -468,9 +469,10 @@ Result<ClusterConfig> load_in_cluster(const InClusterPaths& paths) {
     return config;
 }
 
-Result<ClusterConfig> load_default_config(const std::string& kubeconfig_flag) {
+Result<ClusterConfig> load_default_config(const std::string& kubeconfig_flag,
+                                          const std::string& context) {
     if (!kubeconfig_flag.empty()) {
-        return load_kubeconfig(kubeconfig_flag);
+        return load_kubeconfig(kubeconfig_flag, context);
     }
     if (auto list = env("KUBECONFIG")) {
         // $KUBECONFIG may list several files; kubectl merges them, Serin takes the first that
@@ -489,15 +491,15 @@ Result<ClusterConfig> load_default_config(const std::string& kubeconfig_flag) {
             }
             std::error_code ec;
             if (fs::exists(fs::path(item), ec)) {
-                return load_kubeconfig(fs::path(item));
+                return load_kubeconfig(fs::path(item), context);
             }
         }
         if (first) {
-            return load_kubeconfig(*first);  // reports the missing file
+            return load_kubeconfig(*first, context);  // reports the missing file
         }
     }
     InClusterPaths in_cluster;
-    if (env(in_cluster.host_env)) {
+    if (context.empty() && env(in_cluster.host_env)) {
         return load_in_cluster(in_cluster);
     }
     auto home = env("HOME");
@@ -506,7 +508,7 @@ Result<ClusterConfig> load_default_config(const std::string& kubeconfig_flag) {
                     "no kubeconfig: --kubeconfig and $KUBECONFIG are unset, not running in a pod "
                     "and $HOME is unset");
     }
-    return load_kubeconfig(fs::path(*home) / ".kube" / "config");
+    return load_kubeconfig(fs::path(*home) / ".kube" / "config", context);
 }
 
 }  // namespace serin::kube

@@ -17,6 +17,9 @@ struct ClusterConfig {
     std::string username;               ///< basic auth, when neither token is set
     std::string password;
     std::string default_namespace = "default";
+    /// The kubeconfig's name for the user entry of the context ("" in-cluster): who the client
+    /// says it is when nothing better (a certificate's CN, a token's subject) is known.
+    std::string user;
 };
 
 /// Reads a kubeconfig file: the named context, or current-context when `context` is empty.
@@ -48,7 +51,9 @@ struct InClusterPaths {
 Result<ClusterConfig> load_in_cluster(const InClusterPaths& paths = {});
 
 /// --kubeconfig if given, else $KUBECONFIG, else in-cluster when running in a pod, else
-/// ~/.kube/config.
-Result<ClusterConfig> load_default_config(const std::string& kubeconfig_flag);
+/// ~/.kube/config. `context` selects a kubeconfig context (empty: current-context); naming one
+/// rules out the in-cluster configuration, which has none.
+Result<ClusterConfig> load_default_config(const std::string& kubeconfig_flag,
+                                          const std::string& context = {});
 
 }  // namespace serin::kube

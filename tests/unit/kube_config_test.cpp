@@ -345,6 +345,31 @@ contexts: [{name: c, context: {cluster: k}}]
     CHECK(config->server == "https://flag:1");
 }
 
+TEST_CASE("load_default_config selects the named context and records its user entry") {
+    TempDir dir;
+    auto path = dir.write("config", R"(
+current-context: a
+clusters: [{name: k1, cluster: {server: "https://one:1"}}, {name: k2, cluster: {server: "https://two:2"}}]
+users: [{name: alice, user: {token: t1}}, {name: bob, user: {token: t2}}]
+contexts:
+- {name: a, context: {cluster: k1, user: alice}}
+- {name: b, context: {cluster: k2, user: bob, namespace: team-b}}
+)");
+    auto current = serin::kube::load_default_config(path.string());
+    REQUIRE(current.has_value());
+    CHECK(current->server == "https://one:1");
+    CHECK(current->user == "alice");
+    CHECK(current->default_namespace == "default");
+    auto named = serin::kube::load_default_config(path.string(), "b");
+    REQUIRE(named.has_value());
+    CHECK(named->server == "https://two:2");
+    CHECK(named->user == "bob");
+    CHECK(named->token == "t2");
+    CHECK(named->default_namespace == "team-b");
+    CHECK_THAT(error_message(serin::kube::load_default_config(path.string(), "c")),
+               Catch::Contains("context \"c\" not found"));
+}
+
 TEST_CASE("in-cluster configuration from the environment and the service account files") {
     TempDir dir;
     InClusterPaths paths;
