@@ -480,10 +480,13 @@ asio::awaitable<Result<void>> Reconciler::sync_finalizer(CanaryContext& ctx) {
 
 asio::awaitable<Result<ReconcileResult>> Reconciler::reject(ObjectPtr raw, std::string message,
                                                           std::optional<Duration> requeue_after) {
-    auto reported = co_await report_invalid(std::move(raw), std::move(message));
+    const std::string ns = kube::object_namespace(*raw);
+    const std::string name = kube::object_name(*raw);
+    auto reported = co_await report_invalid(std::move(raw), message);
     if (!reported) {
         co_return reported.error();
     }
+    co_await refuse_requests_of_rejected(ns, name, message);
     co_return ReconcileResult{requeue_after};
 }
 

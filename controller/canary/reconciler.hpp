@@ -149,6 +149,10 @@ private:
     boost::asio::awaitable<bool> write_request_status(const std::string& ns, kube::ObjectPtr raw,
                                                       std::string phase, std::string message,
                                                       std::string revision);
+    /// Refuses the pending requests of a canary that cannot be acted on (`why`: its refusal).
+    boost::asio::awaitable<void> refuse_requests_of_rejected(const std::string& ns,
+                                                             const std::string& name,
+                                                             const std::string& why);
     /// Refuses the pending requests naming a canary that does not exist.
     boost::asio::awaitable<Result<ReconcileResult>> refuse_orphan_requests(const std::string& ns,
                                                                            const std::string& name);

@@ -12,6 +12,7 @@
 #include "platform/core/time_format.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 namespace serin::canary {
 
@@ -55,12 +56,14 @@ std::vector<ObjectPtr> Reconciler::pending_request_objects(const std::string& ns
 asio::awaitable<std::vector<api::CanaryRequest>> Reconciler::pending_requests(
     CanaryContext& ctx) {
     std::vector<api::CanaryRequest> pending;
-    for (const ObjectPtr& raw : pending_request_objects(ctx.ns(), ctx.canary.metadata.name)) {
+    const std::vector<ObjectPtr> objects = pending_request_objects(ctx.ns(), ctx.canary.metadata.name);
+    for (const ObjectPtr& raw : objects) {
         auto decoded = api::decode_canary_request(*raw);
         if (!decoded) {
             // The CRD's schema keeps most of these out; what gets through is refused by name.
-            co_await write_request_status(ctx.ns(), raw, "Refused",
-                                          "invalid request: " + decoded.error().message,
+            std::string message = "invalid request: " + decoded.error().message;
+            std::string phase = "Refused";
+            co_await write_request_status(ctx.ns(), raw, std::move(phase), std::move(message),
                                           ctx.canary.status.last_applied_spec);
             continue;
         }
@@ -113,9 +116,9 @@ asio::awaitable<void> Reconciler::finish_request(CanaryContext& ctx,
     if (raw == nullptr || kube::object_uid(*raw) != outcome.uid || !request_pending(*raw)) {
         co_return;  // deleted since, or already complete
     }
-    const bool written = co_await write_request_status(
-        ctx.ns(), raw, outcome.done ? "Done" : "Refused", outcome.message,
-        status.last_applied_spec);
+    std::string phase = outcome.done ? "Done" : "Refused";
+    const bool written = co_await write_request_status(ctx.ns(), raw, std::move(phase),
+                                                       outcome.message, status.last_applied_spec);
     if (!written) {
         co_return;
     }
@@ -125,11 +128,35 @@ asio::awaitable<void> Reconciler::finish_request(CanaryContext& ctx,
     co_await reporter_.event(ctx, event);
 }
 
+asio::awaitable<void> Reconciler::refuse_requests_of_rejected(const std::string& ns,
+                                                              const std::string& name,
+                                                              const std::string& why) {
+    // Named locals, not temporaries, around each co_await (g++ 12's coroutine temporaries).
+    const std::vector<ObjectPtr> pending = pending_request_objects(ns, name);
+    for (const ObjectPtr& raw : pending) {
+        // Nothing is acted on, so nothing goes into the canary's status: the request's own
+        // status is the whole record, and a repeat finds it no longer pending.
+        std::string action = api::string_at(*raw, {"spec", "action"});
+        const std::string asker = api::string_at(*raw, {"spec", "requestedBy"});
+        if (!action.empty()) {
+            action[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(action[0])));
+        }
+        std::string message = action.empty() ? std::string("Request") : action;
+        message += " requested by ";
+        message += asker.empty() ? std::string("an unnamed client") : asker;
+        message += " refused: " + name + " cannot be acted on: " + why;
+        std::string phase = "Refused";
+        co_await write_request_status(ns, raw, std::move(phase), std::move(message),
+                                      std::string());
+    }
+}
+
 asio::awaitable<Result<ReconcileResult>> Reconciler::refuse_orphan_requests(const std::string& ns,
                                                                             const std::string& name) {
     ReconcileResult result;
     const SystemTime now = deps_.clock.system_now();
-    for (const ObjectPtr& raw : pending_request_objects(ns, name)) {
+    const std::vector<ObjectPtr> pending = pending_request_objects(ns, name);
+    for (const ObjectPtr& raw : pending) {
         // The canaries' cache may lag behind the requests' for a canary just created: a
         // request younger than this is looked at again before it is refused.
         constexpr auto kGrace = std::chrono::seconds{5};
@@ -139,8 +166,10 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::refuse_orphan_requests(cons
             result.requeue_after = Duration(kGrace);
             continue;
         }
-        co_await write_request_status(ns, raw, "Refused",
-                                      "canary " + name + " not found in namespace " + ns, "");
+        std::string message = "canary " + name + " not found in namespace " + ns;
+        std::string phase = "Refused";
+        co_await write_request_status(ns, raw, std::move(phase), std::move(message),
+                                      std::string());
     }
     co_return result;
 }

@@ -889,3 +889,16 @@ TEST_CASE("exactly once: stopped between the canary's status and the request's, 
     }
     CHECK(between_seen);
 }
+
+TEST_CASE("a request for a canary that cannot be acted on is refused with the canary's refusal") {
+    World w(Json{{"targetRef", {{"name", "missing"}}}});
+    REQUIRE(w.step().has_value());
+    REQUIRE(w.accepted().first == "False");
+    create_request(w, "podinfo-promote-a", "promote");
+    REQUIRE(w.step().has_value());
+    const Json status = request_status(w, "podinfo-promote-a");
+    CHECK(status.value("phase", "") == "Refused");
+    CHECK(status.value("message", "").rfind(
+              "Promote requested by alice refused: podinfo cannot be acted on: spec.targetRef", 0) ==
+          0);
+}
