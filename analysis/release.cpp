@@ -3,6 +3,7 @@
 #include "analysis/phases.hpp"
 
 #include "platform/core/assert.hpp"
+#include "platform/core/text.hpp"
 #include "platform/core/time_format.hpp"
 
 #include <algorithm>
@@ -33,6 +34,9 @@ bool same_state(const CanaryStatus& a, const CanaryStatus& b) {
                         s.previous_session_affinity_cookie);
     };
     if (key(a) != key(b) || a.conditions.size() != b.conditions.size() ||
+        a.paused.has_value() != b.paused.has_value() ||
+        a.promotion.has_value() != b.promotion.has_value() ||
+        a.requests.size() != b.requests.size() ||
         a.judge.has_value() != b.judge.has_value()) {
         return false;
     }
@@ -63,7 +67,8 @@ public:
           now_(format_time(now)),
           status_(canary.status),
           skip_(canary.spec.skip_analysis || !canary.spec.analysis),
-          kind_(canary.spec.target_ref.kind.empty() ? "Deployment" : canary.spec.target_ref.kind) {
+          kind_(canary.spec.target_ref.kind.empty() ? "Deployment" : canary.spec.target_ref.kind),
+          tick_due_(obs.tick_due) {
         if (canary.spec.analysis) {
             analysis_ = *canary.spec.analysis;
         }
@@ -137,7 +142,15 @@ private:
         if (phase == kInitialized || phase == kSucceeded) {
             status_.last_promoted_spec = status_.last_applied_spec;
         }
+        end_requested_state();
         set_condition();
+    }
+    /// A pause and a requested promotion last only while the canary releases.
+    void end_requested_state() {
+        if (!is_one_of(status_.phase, {kWaiting, kProgressing, kWaitingPromotion})) {
+            status_.paused.reset();
+            status_.promotion.reset();
+        }
     }
     /// SyncStatus: the four counters verbatim, plus the revision and configs seen now.
     void sync_status(std::string_view phase, int weight, int failed_checks, int iterations) {
@@ -154,6 +167,7 @@ private:
         if (phase == kInitialized) {
             status_.last_promoted_spec = obs_.revision;
         }
+        end_requested_state();
         set_condition();
     }
 
@@ -249,10 +263,171 @@ private:
         return nullptr;
     }
 
+    // ---- runtime requests (docs/runtime-control.md) ----
+    /// The first pending request not yet recorded in status.requests, or nullptr.
+    const api::CanaryRequest* next_request() const {
+        for (const api::CanaryRequest& r : obs_.requests) {
+            if (!r.status.phase.empty() || r.spec.canary != c_.metadata.name) {
+                continue;
+            }
+            const bool recorded =
+                std::any_of(c_.status.requests.begin(), c_.status.requests.end(),
+                            [&r](const api::HandledRequest& h) { return h.uid == r.metadata.uid; });
+            if (!recorded) {
+                return &r;
+            }
+        }
+        return nullptr;
+    }
+    static std::string asker(const api::CanaryRequest& r) {
+        return r.spec.requested_by.empty() ? "an unnamed client" : r.spec.requested_by;
+    }
+    static std::string noun(api::RequestAction action) {
+        switch (action) {
+        case api::RequestAction::kPromote:
+            return "Promotion";
+        case api::RequestAction::kAbort:
+            return "Abort";
+        case api::RequestAction::kPause:
+            return "Pause";
+        case api::RequestAction::kResume:
+            return "Resume";
+        case api::RequestAction::kRetry:
+            return "Retry";
+        }
+        return "Request";
+    }
+    void record(const api::CanaryRequest& r, bool done, const std::string& message) {
+        api::HandledRequest h;
+        h.name = r.metadata.name;
+        h.uid = r.metadata.uid;
+        h.action = std::string(api::to_string(r.spec.action));
+        h.full = r.spec.full;
+        h.requested_by = r.spec.requested_by;
+        h.result = done ? "Done" : "Refused";
+        h.message = text::clip(message, api::kMaxRequestMessageBytes);
+        h.time = now_;
+        decision_.request = outcome_of(h, r.spec.reason);
+        status_.requests.push_back(std::move(h));
+        if (status_.requests.size() > api::kMaxHandledRequests) {
+            status_.requests.erase(status_.requests.begin(),
+                                   status_.requests.end() -
+                                       static_cast<std::ptrdiff_t>(api::kMaxHandledRequests));
+        }
+    }
+    void accept(const api::CanaryRequest& r, const std::string& what) {
+        record(r, true, noun(r.spec.action) + " requested by " + asker(r) + ": " + what);
+    }
+    void refuse(const api::CanaryRequest& r, const std::string& why) {
+        record(r, false, noun(r.spec.action) + " requested by " + asker(r) + " refused: " + why);
+    }
+    std::string not_releasing() const {
+        return c_.metadata.name + " is not releasing (phase " +
+               (status_.phase.empty() ? std::string("none") : status_.phase) + ")";
+    }
+
+    /// Handles the first pending request: accepted or refused as docs/runtime-control.md's
+    /// table says, its effect on the status, and its record. True when the decision is complete
+    /// (an abort rolled back).
+    bool handle_request() {
+        const api::CanaryRequest* request = next_request();
+        if (request == nullptr) {
+            return false;
+        }
+        const api::CanaryRequest& r = *request;
+        const bool releasing = is_one_of(status_.phase, {kWaiting, kProgressing, kWaitingPromotion});
+        const bool promoting = is_one_of(status_.phase, {kPromoting, kFinalising});
+        switch (r.spec.action) {
+        case api::RequestAction::kPromote:
+            if (promoting) {
+                refuse(r, "already promoting");
+            } else if (!is_one_of(status_.phase, {kProgressing, kWaitingPromotion})) {
+                refuse(r, not_releasing());
+            } else if (status_.promotion && (status_.promotion->full || !r.spec.full)) {
+                refuse(r, "already promoting (request " + status_.promotion->request +
+                              " waits for the confirm-promotion gates)");
+            } else {
+                status_.promotion = api::RequestedPromotion{r.metadata.name, r.spec.full};
+                status_.paused.reset();
+                promote_now_ = true;
+                accept(r, r.spec.full ? "skipping the remaining analysis steps and the "
+                                        "confirm-promotion gates of " + canary_id()
+                                      : "skipping the remaining analysis steps of " + canary_id());
+            }
+            return false;
+        case api::RequestAction::kAbort:
+            if (promoting) {
+                refuse(r, "the primary is already being promoted");
+                return false;
+            }
+            if (!releasing) {
+                refuse(r, not_releasing());
+                return false;
+            }
+            accept(r, "rolling back " + canary_id());
+            warn("Rolling back " + canary_id() + " aborted by " + asker(r) + " (request " +
+                 r.metadata.name + ")");
+            final_alert(Severity::kWarn, "Rolling back: aborted by " + asker(r) + " (request " +
+                                             r.metadata.name + ")");
+            rollback();
+            return true;
+        case api::RequestAction::kPause:
+            if (!releasing) {
+                refuse(r, not_releasing());
+            } else if (status_.paused) {
+                refuse(r, "already paused by " + status_.paused->request);
+            } else {
+                status_.paused = api::PausedStatus{now_, r.metadata.name};
+                accept(r, "the analysis of " + canary_id() + " holds at canary weight " +
+                              std::to_string(status_.canary_weight));
+            }
+            return false;
+        case api::RequestAction::kResume:
+            if (!status_.paused) {
+                refuse(r, c_.metadata.name + " is not paused");
+            } else {
+                status_.paused.reset();
+                // The analysis clock starts again: the next step comes one interval from now.
+                tick_due_ = false;
+                decision_.consumed_tick = true;
+                accept(r, "the next analysis step of " + canary_id() + " comes in " +
+                              (analysis_.interval.empty() ? std::string("1m") : analysis_.interval));
+            }
+            return false;
+        case api::RequestAction::kRetry:
+            handle_retry(r);
+            return false;
+        }
+        return false;
+    }
+
+    void handle_retry(const api::CanaryRequest& r) {
+        if (is_one_of(status_.phase, {kSucceeded, kInitialized})) {
+            refuse(r, "nothing to retry: the last release of " + c_.metadata.name + " succeeded");
+        } else if (status_.phase != kFailed) {
+            refuse(r, "nothing to retry: " + c_.metadata.name + " has not failed (phase " +
+                          status_.phase + ")");
+        } else if (revision_changed()) {
+            refuse(r, "the target changed since the failure: a new release starts on its own");
+        } else if (obs_.revision != c_.status.last_applied_spec) {
+            refuse(r, "the target changed since the failure: it runs the primary's revision");
+        } else if (!skip_ && !obs_.primary.ready) {
+            refuse(r, "the primary is not ready: " + obs_.primary.message);
+        } else if (!obs_.routes) {
+            refuse(r, obs_.routes_error.empty() ? "routes unknown" : obs_.routes_error);
+        } else {
+            retry_ = true;
+            accept(r, "the release of " + target_id() + " starts again");
+        }
+    }
+
     // ---- the tick ----
     void step() {
         if (c_.spec.suspend) {
-            if (obs_.tick_due) {
+            if (const api::CanaryRequest* request = next_request()) {
+                refuse(*request, c_.metadata.name + " is suspended (spec.suspend)");
+            }
+            if (tick_due_) {
                 event("skipping canary run as object is suspended");
                 decision_.consumed_tick = true;
             }
@@ -273,8 +448,11 @@ private:
         if (foreign_revision(c_.status.last_applied_spec) && take_over()) {
             return;
         }
+        if (handle_request()) {
+            return;
+        }
         // §2.3 step 12: should the release advance?
-        const bool changed = revision_changed();
+        const bool changed = revision_changed() || retry_;
         if (status_.phase == kFailed) {
             // A failed canary follows its target, so reverting it to the primary's revision
             // leaves it alone and a new revision is compared with the last one seen.
@@ -324,6 +502,9 @@ private:
 
         // Step 16: start a run, gated by confirm-rollout.
         if (!is_one_of(status_.phase, {kProgressing, kWaitingPromotion, kPromoting, kFinalising})) {
+            if (status_.paused && status_.phase == kWaiting && !changed) {
+                return;  // paused: confirm-rollout is not asked until resumed
+            }
             start_run();
             return;
         }
@@ -335,6 +516,7 @@ private:
                       : "New revision detected! Restarting analysis for " + target_id());
             set_routes(100, 0, false);
             sync_status(kProgressing, 0, 0, 0);
+            status_.promotion.reset();  // it was asked for the revision now replaced
             decision_.consumed_tick = true;
             return;
         }
@@ -358,6 +540,11 @@ private:
             }
             return;
         }
+        // A pause holds everything paced and the promotion without analysis; what is above
+        // (a new revision, a dead workload, finalising) still acts.
+        if (status_.paused && is_one_of(status_.phase, {kProgressing, kWaitingPromotion})) {
+            return;
+        }
         // Step 19: no analysis: promote at once.
         if (skip_) {
             promote_without_analysis();
@@ -374,8 +561,19 @@ private:
 
     /// Steps 20-27: what waits for the analysis interval.
     void paced_step(const Routes& routes) {
+        // A promote request skips the remaining steps: its gates are asked when it is accepted,
+        // then at each tick until they open.
+        if (status_.promotion && is_one_of(status_.phase, {kProgressing, kWaitingPromotion})) {
+            if (promote_now_ || tick_due_) {
+                decision_.consumed_tick = true;
+                if (status_.promotion->full || promotion_confirmed()) {
+                    promote();
+                }
+            }
+            return;
+        }
         // Everything below is paced by the analysis interval.
-        if (!obs_.tick_due) {
+        if (!tick_due_) {
             return;
         }
         decision_.consumed_tick = true;
@@ -442,7 +640,7 @@ private:
 
     /// A wait that is reported once per tick, not on every reconcile.
     void report_wait(const std::string& message) {
-        if (obs_.tick_due) {
+        if (tick_due_) {
             warn(message);
             decision_.consumed_tick = true;
         }
@@ -466,7 +664,7 @@ private:
     }
 
     void start_run() {
-        if (status_.phase == kWaiting && !obs_.tick_due) {
+        if (status_.phase == kWaiting && !tick_due_) {
             return;  // the approval is asked again at the next tick
         }
         decision_.consumed_tick = true;
@@ -907,10 +1105,30 @@ private:
     bool skip_;
     bool kubernetes_ = false;
     std::string kind_;
+    /// obs_.tick_due, until a resume request restarts the analysis clock.
+    bool tick_due_;
+    /// A retry request was accepted: the failed revision is released again.
+    bool retry_ = false;
+    /// A promote request was accepted in this decision: its gates are asked now, not at a tick.
+    bool promote_now_ = false;
     Decision decision_;
 };
 
 }  // namespace
+
+RequestOutcome outcome_of(const api::HandledRequest& record, std::string_view reason) {
+    RequestOutcome out;
+    out.uid = record.uid;
+    out.name = record.name;
+    out.action = api::request_action(record.action).value_or(api::RequestAction::kPromote);
+    out.done = record.result == "Done";
+    out.message = record.message;
+    out.warning = !out.done;
+    out.event = record.message + " (CanaryRequest " + record.name +
+                (reason.empty() ? std::string() : "; reason: " + std::string(reason)) + ")";
+    out.event = text::clip(out.event, text::kMaxMessageBytes);
+    return out;
+}
 
 Decision advance(const api::Canary& canary, const Observations& observations,
                  const Settings& settings, SystemTime now) {

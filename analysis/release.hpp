@@ -11,6 +11,7 @@
 #include "analysis/routes.hpp"
 #include "analysis/severity.hpp"
 #include "crds/api/canary.hpp"
+#include "crds/api/canary_request.hpp"
 #include "platform/core/time.hpp"
 
 /// The release state machine as a pure function (flagger-spec §2.3-§2.12).
@@ -120,6 +121,10 @@ struct Observations {
     /// revision, initialization, promotion once the primary is ready and rollbacks on a dead
     /// workload happen whenever the reconciler runs; analysis steps only when a tick is due.
     bool tick_due = true;
+    /// The canary's pending CanaryRequests (status.phase empty), oldest first
+    /// (api::handled_before). advance() handles at most one per call: the first whose uid is
+    /// not in status.requests.
+    std::vector<api::CanaryRequest> requests;
 };
 
 /// Controller-wide settings that shape a decision.
@@ -167,8 +172,27 @@ struct RunHooks {
 
 using Action = std::variant<SetRoutes, ScaleUp, ScaleToZero, Promote, RecordEvent, Alert, RunHooks>;
 
+/// A CanaryRequest handled by a decision (also recorded in status.requests): the reconciler
+/// writes the request's status after the canary's, then records `event` on the canary.
+struct RequestOutcome {
+    std::string uid;
+    std::string name;
+    api::RequestAction action = api::RequestAction::kPromote;
+    bool done = false;  ///< Done; false: Refused
+    std::string message;
+    bool warning = false;  ///< the Event's type: Warning for a refusal
+    std::string event;     ///< names the request and who asked
+};
+
+/// The request's status and the Event text for a request recorded in status.requests (a
+/// controller stopped between the canary's status write and the request's completes it
+/// from this record).
+RequestOutcome outcome_of(const api::HandledRequest& record, std::string_view reason);
+
 struct Decision {
     api::CanaryStatus status;
+    /// The request this decision handled, if any.
+    std::optional<RequestOutcome> request;
     /// In order: routing and workload changes first as the algorithm makes them, events where they
     /// happen. The reconciler performs the non-event actions, then writes the status, then sends
     /// events, alerts and fire-and-report hooks.

@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "controller/canary/requests.hpp"
 #include "meshes/common/route_types.hpp"
 #include "meshes/router.hpp"
 #include "platform/kube/discovery.hpp"
@@ -77,6 +78,15 @@ asio::awaitable<bool> ControllerRunner::prepare() {
         served += (served.empty() ? "" : ", ") + type.kind + " " + type.api_version();
     }
     spdlog::info("routing APIs served: {}", served.empty() ? "none" : served);
+    // Runtime requests (serin.dev CanaryRequests) where their CRD is installed.
+    // Named, not a braced temporary in the co_await: g++ 12 destroys those twice.
+    std::vector<kube::ResourceType> request_types{canary::canary_request_type()};
+    const auto served_requests = co_await kube::served_types(client, std::move(request_types));
+    cache_options_.requests = !served_requests.empty();
+    if (!cache_options_.requests) {
+        spdlog::warn("runtime requests are unavailable: the server does not serve "
+                     "canaryrequests.serin.dev (install crds/base/canaryrequest.yaml)");
+    }
     // The caches before the controller, which adds its handlers to them.
     caches_ = std::make_unique<canary::Caches>(client, services_.clock, cache_options_);
     controller_ = std::make_unique<canary::Controller>(

@@ -1,5 +1,7 @@
 #include "controller/canary/caches.hpp"
 
+#include "controller/canary/requests.hpp"
+
 namespace serin::canary {
 
 namespace types = kube::types;
@@ -19,6 +21,9 @@ Caches::Caches(kube::KubeClient& client, Clock& clock, CacheOptions options)
     add(types::alert_providers());
     for (const kube::ResourceType& type : options_.route_types) {
         add(type);
+    }
+    if (options_.requests) {
+        requests_ = &add(canary_request_type());
     }
 }
 

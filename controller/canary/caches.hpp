@@ -20,6 +20,9 @@ struct CacheOptions {
     /// The routing objects' types the API server serves (main finds them with
     /// kube::served_types over meshes::route_types::all()).
     std::vector<kube::ResourceType> route_types;
+    /// Whether the server serves serin.dev's CanaryRequests (runtime requests); main finds out
+    /// with kube::served_types.
+    bool requests = false;
 };
 
 /// The informer caches of everything a canary touches (Canaries, Deployments, DaemonSets,
@@ -51,6 +54,8 @@ public:
     /// The informer of `type`; nullptr when none runs for it.
     kube::Informer* informer(const kube::ResourceType& type);
     kube::Informer& canaries() { return *canaries_; }
+    /// The CanaryRequests' informer; nullptr when the server does not serve them.
+    kube::Informer* requests() { return requests_; }
     const CacheOptions& options() const { return options_; }
     /// The informers' counters, summed.
     kube::InformerStats stats() const;
@@ -63,6 +68,7 @@ private:
     CacheOptions options_;
     std::vector<std::unique_ptr<kube::Informer>> informers_;
     kube::Informer* canaries_ = nullptr;
+    kube::Informer* requests_ = nullptr;
     std::unique_ptr<kube::FetchedObjects> secrets_;  ///< before store_, which reads through it
     kube::ObjectStore store_;
     kube::CachedClient kube_;

@@ -1,5 +1,7 @@
 #include "controller/canary/controller.hpp"
 
+#include "controller/canary/requests.hpp"
+
 #include "crds/api/json_access.hpp"
 #include "platform/core/log.hpp"
 
@@ -137,6 +139,8 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         watch(*caches.informer(type), nullptr);
     }
 
+    watch_requests();
+
     kube::WorkQueueOptions queue_options;
     queue_options.max_delay = std::chrono::seconds{30};
     queue_ = std::make_unique<kube::WorkQueue>(deps_.executor, deps_.clock, queue_options);
@@ -177,6 +181,28 @@ void Controller::watch(kube::Informer& informer,
         [on_change](const ObjectPtr& object) { on_change(*object); },
         [on_change](const ObjectPtr& /*before*/, const ObjectPtr& after) { on_change(*after); },
         [on_change](const ObjectPtr& object) { on_change(*object); }});
+}
+
+void Controller::watch_requests() {
+    kube::Informer* requests = deps_.caches.requests();
+    options_.reconciler.requests = requests != nullptr;
+    if (requests == nullptr) {
+        return;
+    }
+    requests->add_index(std::string(kRequestsByCanary), request_canary_index);
+    // A new request (or one still pending) wakes the canary it names; the status Serin writes
+    // to a request does not.
+    auto enqueue = [this](const Json& request) {
+        if (request_pending(request)) {
+            for (const std::string& key : request_canary_index(request)) {
+                queue_->add(key);
+            }
+        }
+    };
+    requests->add_handlers(kube::EventHandlers{
+        [enqueue](const ObjectPtr& object) { enqueue(*object); },
+        [enqueue](const ObjectPtr& /*before*/, const ObjectPtr& after) { enqueue(*after); },
+        [](const ObjectPtr& /*object*/) {}});
 }
 
 void Controller::enqueue_canary(const Json& canary) { queue_->add(kube::object_key(canary)); }

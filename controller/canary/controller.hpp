@@ -93,6 +93,8 @@ public:
 
 private:
     void watch(kube::Informer& informer, std::function<void(const kube::Json&)> enqueue_for);
+    /// The CanaryRequests' index and handlers, when the caches watch them.
+    void watch_requests();
     void enqueue_canary(const kube::Json& canary);
     void enqueue_owners(const kube::Json& object);
     void enqueue_indexed(const std::string& index, const std::string& value);

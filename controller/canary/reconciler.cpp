@@ -3,6 +3,7 @@
 #include "analysis/decide.hpp"
 #include "analysis/validate.hpp"
 #include "controller/canary/answers.hpp"
+#include "controller/canary/requests.hpp"
 #include "crds/api/json_access.hpp"
 #include "meshes/common/session_affinity.hpp"
 #include "platform/core/log.hpp"
@@ -116,7 +117,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_key(std::string k
     ObjectPtr raw = deps_.kube.get(types::canaries(), key.substr(0, slash), key.substr(slash + 1));
     if (raw == nullptr) {
         forget(key);
-        co_return ReconcileResult{};
+        co_return co_await refuse_orphan_requests(key.substr(0, slash), key.substr(slash + 1));
     }
     co_return co_await reconcile_canary(std::move(key), std::move(raw));
 }
@@ -170,6 +171,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     const SteadyTime steady_now = deps_.clock.steady_now();
     const Memory& memory = memory_[ctx.key];
     obs.tick_due = !memory.last_step || steady_now - *memory.last_step >= interval_of(ctx.canary);
+    obs.requests = co_await pending_requests(ctx);
     analysis::Settings settings{ctx.provider};
     settings.mirror_blue_green = ctx.router->can_mirror(true);
     settings.mirror_weighted = ctx.router->can_mirror(false);
@@ -340,6 +342,10 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
             co_return written.error();
         }
     }
+    // A request handled by this decision is on record in the canary's status: now its own.
+    if (decision.request) {
+        co_await finish_request(ctx, *decision.request, decision.status);
+    }
     // The step is on record: from here on nothing may make it run again early, whatever fails
     // below (an Event, an alert), and the answers it used are spent.
     Memory& memory = memory_[ctx.key];
@@ -359,7 +365,11 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
     }
     memory.reported_invalid.clear();
     ReconcileResult result;
-    if (decision.active) {
+    if (decision.status.paused) {
+        // Paused: no tick is due until a resume (whose request wakes the canary); the re-queue
+        // only looks again.
+        result.requeue_after = interval_of(ctx.canary);
+    } else if (decision.active) {
         const SteadyTime next =
             memory.last_step ? *memory.last_step + interval_of(ctx.canary) : started;
         result.requeue_after = std::max<Duration>(next - started, std::chrono::milliseconds{50});
@@ -470,10 +480,13 @@ asio::awaitable<Result<void>> Reconciler::sync_finalizer(CanaryContext& ctx) {
 
 asio::awaitable<Result<ReconcileResult>> Reconciler::reject(ObjectPtr raw, std::string message,
                                                           std::optional<Duration> requeue_after) {
-    auto reported = co_await report_invalid(std::move(raw), std::move(message));
+    const std::string ns = kube::object_namespace(*raw);
+    const std::string name = kube::object_name(*raw);
+    auto reported = co_await report_invalid(std::move(raw), message);
     if (!reported) {
         co_return reported.error();
     }
+    co_await refuse_requests_of_rejected(ns, name, message);
     co_return ReconcileResult{requeue_after};
 }
 

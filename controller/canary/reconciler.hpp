@@ -39,6 +39,8 @@ struct ReconcilerOptions {
     std::string event_webhook;  ///< -event-webhook: the global event sink
     bool no_cross_namespace_refs = false;  ///< -no-cross-namespace-refs (flagger-spec §2.14)
     kube::ResourceType hpa_type = kube::types::horizontal_pod_autoscalers();
+    /// Whether CanaryRequests are read (the server serves them and an informer runs).
+    bool requests = false;
 };
 
 struct ReconcilerDeps {
@@ -131,6 +133,29 @@ private:
     boost::asio::awaitable<Result<void>> write_decided_status(CanaryContext& ctx,
                                                               api::CanaryStatus& status,
                                                               const std::string& now);
+    // ---- runtime requests (requests.cpp) ----
+    /// The pending CanaryRequests (status.phase empty) in the cache that name `canary`.
+    std::vector<kube::ObjectPtr> pending_request_objects(const std::string& ns,
+                                                         const std::string& canary) const;
+    /// The canary's pending requests for advance(), oldest first; those already recorded in
+    /// its status.requests are completed from the record instead, undecodable ones refused.
+    boost::asio::awaitable<std::vector<api::CanaryRequest>> pending_requests(CanaryContext& ctx);
+    /// Writes a handled request's status (after the canary's, which holds the record), then
+    /// records its Event. `status`: the canary's status as written.
+    boost::asio::awaitable<void> finish_request(CanaryContext& ctx,
+                                                const analysis::RequestOutcome& outcome,
+                                                const api::CanaryStatus& status);
+    /// The status subresource of a request; false (logged) when it could not be written.
+    boost::asio::awaitable<bool> write_request_status(const std::string& ns, kube::ObjectPtr raw,
+                                                      std::string phase, std::string message,
+                                                      std::string revision);
+    /// Refuses the pending requests of a canary that cannot be acted on (`why`: its refusal).
+    boost::asio::awaitable<void> refuse_requests_of_rejected(const std::string& ns,
+                                                             const std::string& name,
+                                                             const std::string& why);
+    /// Refuses the pending requests naming a canary that does not exist.
+    boost::asio::awaitable<Result<ReconcileResult>> refuse_orphan_requests(const std::string& ns,
+                                                                           const std::string& name);
     /// What the queue does while an answer is being worked out in the background.
     ReconcileResult waiting() const;
     /// Another canary in the namespace that releases the same target and came first.

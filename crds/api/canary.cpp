@@ -737,6 +737,51 @@ CanaryAnalysis read_analysis(Reader& r, const Json& o, const std::string& path) 
     return a;
 }
 
+/// A string Serin wrote into the status, read back bounded: a user with write access to the
+/// status could put anything there.
+std::string bounded(Reader& r, const Json& o, std::string_view key, const std::string& path) {
+    return text::clip(r.string(o, key, path).value_or(""), text::kMaxMessageBytes);
+}
+
+/// Serin's additive runtime-control fields: paused, promotion, requests (the newest
+/// kMaxHandledRequests kept).
+void read_request_fields(Reader& r, const Json& o, const std::string& path, CanaryStatus& s) {
+    if (const Json* paused = r.object(o, "paused", path)) {
+        const std::string p = Reader::join(path, "paused");
+        s.paused = PausedStatus{bounded(r, *paused, "since", p), bounded(r, *paused, "request", p)};
+    }
+    if (const Json* promotion = r.object(o, "promotion", path)) {
+        const std::string p = Reader::join(path, "promotion");
+        s.promotion = RequestedPromotion{bounded(r, *promotion, "request", p),
+                                         r.boolean(*promotion, "full", p).value_or(false)};
+    }
+    const Json* items = r.array(o, "requests", path);
+    if (items == nullptr) {
+        return;
+    }
+    const std::size_t first =
+        items->size() > kMaxHandledRequests ? items->size() - kMaxHandledRequests : 0;
+    const std::string list_path = Reader::join(path, "requests");
+    for (std::size_t i = first; i < items->size() && r.ok(); ++i) {
+        const Json& item = (*items)[i];
+        const std::string p = Reader::index(list_path, i);
+        if (!item.is_object()) {
+            r.invalid(p, "expected an object, got " + Reader::show(item));
+            return;
+        }
+        HandledRequest h;
+        h.name = bounded(r, item, "name", p);
+        h.uid = bounded(r, item, "uid", p);
+        h.action = bounded(r, item, "action", p);
+        h.full = r.boolean(item, "full", p).value_or(false);
+        h.requested_by = bounded(r, item, "requestedBy", p);
+        h.result = bounded(r, item, "result", p);
+        h.message = bounded(r, item, "message", p);
+        h.time = bounded(r, item, "time", p);
+        s.requests.push_back(std::move(h));
+    }
+}
+
 CanaryStatus read_status(Reader& r, const Json& o, const std::string& path) {
     CanaryStatus s;
     s.phase =
@@ -776,6 +821,7 @@ CanaryStatus read_status(Reader& r, const Json& o, const std::string& path) {
         r.string(o, "primarySessionAffinityCookie", path).value_or("");
     s.previous_session_affinity_cookie =
         r.string(o, "previousSessionAffinityCookie", path).value_or("");
+    read_request_fields(r, o, path, s);
     return s;
 }
 
@@ -864,6 +910,27 @@ Json encode_status(const CanaryStatus& status) {
     put("lastAppliedSpec", status.last_applied_spec);
     put("lastPromotedSpec", status.last_promoted_spec);
     put("lastTransitionTime", status.last_transition_time);
+    if (status.paused) {
+        out["paused"] = {{"since", status.paused->since}, {"request", status.paused->request}};
+    }
+    if (status.promotion) {
+        out["promotion"] = {{"request", status.promotion->request},
+                            {"full", status.promotion->full}};
+    }
+    if (!status.requests.empty()) {
+        Json requests = Json::array();
+        for (const HandledRequest& h : status.requests) {
+            requests.push_back({{"name", h.name},
+                                {"uid", h.uid},
+                                {"action", h.action},
+                                {"full", h.full},
+                                {"requestedBy", h.requested_by},
+                                {"result", h.result},
+                                {"message", h.message},
+                                {"time", h.time}});
+        }
+        out["requests"] = std::move(requests);
+    }
     // Argo CD's health check for Canaries concatenates every conditions[].message: both the
     // list and each message are always written, so it never meets a nil.
     {

@@ -301,6 +301,37 @@ struct JudgeStatus {
     std::string last_update_time;
 };
 
+/// Serin's additive `status.paused`: present while a pause request holds the analysis clock
+/// (docs/runtime-control.md).
+struct PausedStatus {
+    std::string since;    ///< RFC 3339
+    std::string request;  ///< the CanaryRequest's name
+};
+
+/// Serin's additive `status.promotion`: a promote request accepted and not yet carried out
+/// (its confirm-promotion gates are being asked); cleared when the release leaves
+/// Progressing / WaitingPromotion.
+struct RequestedPromotion {
+    std::string request;  ///< the CanaryRequest's name
+    bool full = false;    ///< the gates are skipped
+};
+
+/// One entry of Serin's additive `status.requests`: a CanaryRequest handled, keyed by its uid
+/// (the exactly-once key).
+struct HandledRequest {
+    std::string name;
+    std::string uid;
+    std::string action;
+    bool full = false;
+    std::string requested_by;
+    std::string result;  ///< Done or Refused
+    std::string message;
+    std::string time;
+};
+
+/// How many handled requests status.requests keeps (the newest).
+inline constexpr std::size_t kMaxHandledRequests = 10;
+
 struct CanaryStatus {
     std::string phase;  ///< "" or one of the phases of flagger-spec §1.5
     std::int32_t failed_checks = 0;
@@ -318,6 +349,10 @@ struct CanaryStatus {
     std::string session_affinity_cookie;
     std::string primary_session_affinity_cookie;
     std::string previous_session_affinity_cookie;
+    std::optional<PausedStatus> paused;
+    std::optional<RequestedPromotion> promotion;
+    /// The last kMaxHandledRequests requests handled, newest last.
+    std::vector<HandledRequest> requests;
 };
 
 struct Canary {

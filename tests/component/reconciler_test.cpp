@@ -7,6 +7,7 @@
 #include "controller/canary/background_calls.hpp"
 #include "controller/canary/caches.hpp"
 #include "controller/canary/reconciler.hpp"
+#include "controller/canary/requests.hpp"
 #include "controller/canary/webhook.hpp"
 #include "meshes/common/route_types.hpp"
 #include "meshes/router.hpp"
@@ -112,9 +113,9 @@ public:
     FakeKubeClient& client() { return *client_; }
 
     /// One reconcile of the canary, run to its end. nullopt: it failed (a crashed client).
-    std::optional<canary::ReconcileResult> reconcile() {
+    std::optional<canary::ReconcileResult> reconcile(const std::string& key = kKey) {
         std::optional<serin::Result<canary::ReconcileResult>> out;
-        asio::co_spawn(io_, reconciler_.reconcile(kKey),
+        asio::co_spawn(io_, reconciler_.reconcile(key),
                        [&](std::exception_ptr e, serin::Result<canary::ReconcileResult> r) {
                            REQUIRE_FALSE(e);
                            out = std::move(r);
@@ -136,11 +137,13 @@ private:
     static canary::CacheOptions cache_options(std::vector<kube::ResourceType> route_types) {
         canary::CacheOptions options;
         options.route_types = std::move(route_types);
+        options.requests = true;
         return options;
     }
     static canary::ReconcilerOptions reconciler_options() {
         canary::ReconcilerOptions options;
         options.mesh_provider = "kubernetes";
+        options.requests = true;
         return options;
     }
 
@@ -231,6 +234,7 @@ std::unique_ptr<FakeApiServer> new_server(serin::ManualClock& clock, bool istio)
           &types::metric_templates(), &types::alert_providers(), &types::events()}) {
         server->serve(*type);
     }
+    server->serve(canary::canary_request_type(), serin::testing::TypeTraits{});
     if (istio) {
         for (const kube::ResourceType& type : serin::meshes::route_types::all()) {
             server->serve(type);
@@ -687,4 +691,214 @@ TEST_CASE("a release whose MetricTemplate turns unsupported pauses where it stan
     CHECK(w.accepted().first == "True");
     CHECK(w.server->object(types::deployments(), kNs, "podinfo-primary")
               ->at("spec")["template"]["spec"]["containers"][0]["image"] == "podinfo:2.0.0");
+}
+
+// ---- runtime requests (docs/runtime-control.md) -------------------------------------------------
+
+namespace {
+
+/// Creates a CanaryRequest for podinfo from alice, as kubectl serin would.
+void create_request(World& w, const std::string& name, const std::string& action,
+                    bool full = false) {
+    Json request = {{"apiVersion", "serin.dev/v1alpha1"},
+                    {"kind", "CanaryRequest"},
+                    {"metadata", {{"name", name}, {"namespace", kNs}}},
+                    {"spec",
+                     {{"canaryRef", {{"name", "podinfo"}}},
+                      {"action", action},
+                      {"full", full},
+                      {"requestedBy", "alice"}}}};
+    REQUIRE(w.server->seed(canary::canary_request_type(), request).has_value());
+}
+
+Json request_status(World& w, const std::string& name) {
+    auto request = w.server->object(canary::canary_request_type(), kNs, name);
+    REQUIRE(request.has_value());
+    return request->value("status", Json::object());
+}
+
+/// How often status.requests records the request named `name`.
+int records_of(World& w, const std::string& name) {
+    int n = 0;
+    for (const Json& r : w.canary()->at("status").value("requests", Json::array())) {
+        n += r.value("name", "") == name ? 1 : 0;
+    }
+    return n;
+}
+
+int events_naming(World& w, const std::string& name) {
+    int n = 0;
+    for (const std::string& e : w.events()) {
+        n += e.find("(CanaryRequest " + name) != std::string::npos ? 1 : 0;
+    }
+    return n;
+}
+
+/// A blue/green release of podinfo:2.0.0 with `iterations`, run until it has taken a step.
+void start_release(World& w) {
+    for (int i = 0; i < 10 && phase_of(*w.server) != "Initialized"; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    REQUIRE(phase_of(*w.server) == "Initialized");
+    auto target = w.server->object(types::deployments(), kNs, "podinfo");
+    (*target)["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2.0.0";
+    REQUIRE(w.server->put(types::deployments(), *target).has_value());
+    for (int i = 0; i < 10 && w.canary()->at("status").value("iterations", 0) < 1; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    REQUIRE(phase_of(*w.server) == "Progressing");
+}
+
+std::string primary_image(World& w) {
+    return w.server->object(types::deployments(), kNs, "podinfo-primary")
+        ->at("spec")["template"]["spec"]["containers"][0]["image"];
+}
+
+}  // namespace
+
+TEST_CASE("a promote request skips the remaining iterations and its request is Done once") {
+    World w(Json{{"analysis", {{"iterations", 20}}}});
+    start_release(w);
+    create_request(w, "podinfo-promote-a", "promote");
+    int steps = 0;
+    for (; steps < 10 && phase_of(*w.server) != "Succeeded"; ++steps) {
+        REQUIRE(w.step().has_value());
+    }
+    CHECK(phase_of(*w.server) == "Succeeded");
+    CHECK(steps <= 4);  // promoting, finalising, succeeded: not 19 more iterations
+    CHECK(primary_image(w) == "podinfo:2.0.0");
+    const Json status = request_status(w, "podinfo-promote-a");
+    CHECK(status.value("phase", "") == "Done");
+    CHECK(status.value("message", "") ==
+          "Promotion requested by alice: skipping the remaining analysis steps of podinfo.test");
+    CHECK(status.value("revision", "").rfind("s1:", 0) == 0);
+    CHECK_FALSE(status.value("handledTime", "").empty());
+    CHECK(records_of(w, "podinfo-promote-a") == 1);
+    CHECK(events_naming(w, "podinfo-promote-a") == 1);
+    CHECK(contains(w.events(), "Normal: Promotion requested by alice"));
+}
+
+TEST_CASE("an abort request rolls back at once and leaves the primary untouched") {
+    World w(Json{{"analysis", {{"iterations", 20}}}});
+    start_release(w);
+    create_request(w, "podinfo-abort-a", "abort");
+    REQUIRE(w.step().has_value());
+    CHECK(phase_of(*w.server) == "Failed");
+    CHECK(primary_image(w) == "podinfo:1.0.0");
+    CHECK(w.server->object(types::deployments(), kNs, "podinfo")->at("spec")["replicas"] == 0);
+    CHECK(request_status(w, "podinfo-abort-a").value("phase", "") == "Done");
+    CHECK(contains(w.events(), "Warning: Rolling back podinfo.test aborted by alice (request "
+                               "podinfo-abort-a)"));
+    CHECK(events_naming(w, "podinfo-abort-a") == 1);
+
+    // A second abort of a failed canary is refused, with a Warning.
+    create_request(w, "podinfo-abort-b", "abort");
+    REQUIRE(w.step().has_value());
+    CHECK(request_status(w, "podinfo-abort-b").value("phase", "") == "Refused");
+    CHECK(contains(w.events(), "Warning: Abort requested by alice refused: podinfo is not "
+                               "releasing (phase Failed)"));
+}
+
+TEST_CASE("a pause request holds the iterations across intervals, resume goes on an interval later") {
+    World w(Json{{"analysis", {{"iterations", 4}}}});
+    start_release(w);
+    create_request(w, "podinfo-pause-a", "pause");
+    auto paused = w.step();
+    REQUIRE(paused.has_value());
+    REQUIRE(paused->requeue_after.has_value());
+    CHECK(*paused->requeue_after == serin::Duration(kInterval));  // no busy re-queue
+    const int held_at = w.canary()->at("status").value("iterations", 0);
+    CHECK(w.canary()->at("status")["paused"].value("request", "") == "podinfo-pause-a");
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(w.step().has_value());
+        CHECK(w.canary()->at("status").value("iterations", 0) == held_at);
+    }
+    create_request(w, "podinfo-resume-a", "resume");
+    REQUIRE(w.step().has_value());  // the resume itself takes no step
+    CHECK(request_status(w, "podinfo-resume-a").value("phase", "") == "Done");
+    CHECK_FALSE(w.canary()->at("status").contains("paused"));
+    CHECK(w.canary()->at("status").value("iterations", 0) == held_at);
+    REQUIRE(w.step().has_value());
+    CHECK(w.canary()->at("status").value("iterations", 0) == held_at + 1);
+    for (int i = 0; i < 20 && phase_of(*w.server) != "Succeeded"; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    CHECK(phase_of(*w.server) == "Succeeded");
+}
+
+TEST_CASE("a request naming a canary that does not exist is refused") {
+    World w;
+    REQUIRE(w.step().has_value());
+    Json request = {{"apiVersion", "serin.dev/v1alpha1"},
+                    {"kind", "CanaryRequest"},
+                    {"metadata", {{"name", "ghost-promote-a"}, {"namespace", kNs}}},
+                    {"spec", {{"canaryRef", {{"name", "ghost"}}}, {"action", "promote"}}}};
+    REQUIRE(w.server->seed(canary::canary_request_type(), request).has_value());
+    settle(w.io);
+    // Just created: the canary's cache may lag behind, so it is looked at again first.
+    auto young = w.process->reconcile("test/ghost");
+    REQUIRE(young.has_value());
+    CHECK(young->requeue_after.has_value());
+    CHECK(request_status(w, "ghost-promote-a").value("phase", "") == "");
+    w.clock.advance(10s);
+    settle(w.io);
+    REQUIRE(w.process->reconcile("test/ghost").has_value());
+    const Json status = request_status(w, "ghost-promote-a");
+    CHECK(status.value("phase", "") == "Refused");
+    CHECK(status.value("message", "") == "canary ghost not found in namespace test");
+}
+
+TEST_CASE("exactly once: stopped between the canary's status and the request's, a fresh process completes the request without acting again") {
+    // Each run stops the process after its k-th write while it handles an abort; a fresh one
+    // finishes. Whatever k, the abort is acted on once and recorded once; when the stop fell
+    // between the two status writes, the fresh process writes the request's status and the Event.
+    bool between_seen = false;
+    for (std::size_t k = 1; k <= 8; ++k) {
+        INFO("stopped after write " << k);
+        World w(Json{{"analysis", {{"iterations", 20}}}});
+        start_release(w);
+        create_request(w, "podinfo-abort-a", "abort");
+        w.process->client().crash_after_writes(k);
+        roll_out(*w.server);
+        settle(w.io);
+        w.process->reconcile();
+        const bool crashed = w.process->client().crashed();
+        const bool recorded = records_of(w, "podinfo-abort-a") == 1;
+        const bool between =
+            crashed && recorded &&
+            request_status(w, "podinfo-abort-a").value("phase", "").empty();
+        between_seen = between_seen || between;
+        w.process.reset();
+        w.process = std::make_unique<Process>(w.io, w.clock, *w.server, *w.http,
+                                              std::vector<kube::ResourceType>{});
+        for (int i = 0; i < 3; ++i) {
+            REQUIRE(w.step().has_value());
+        }
+        CHECK(phase_of(*w.server) == "Failed");
+        CHECK(primary_image(w) == "podinfo:1.0.0");
+        CHECK(records_of(w, "podinfo-abort-a") == 1);
+        const Json status = w.canary()->at("status");
+        CHECK(status["requests"].back().value("result", "") == "Done");
+        CHECK(request_status(w, "podinfo-abort-a").value("phase", "") == "Done");
+        CHECK(request_status(w, "podinfo-abort-a").value("message", "") ==
+              "Abort requested by alice: rolling back podinfo.test");
+        CHECK(events_naming(w, "podinfo-abort-a") <= 1);
+        if (between) {
+            CHECK(events_naming(w, "podinfo-abort-a") == 1);
+        }
+    }
+    CHECK(between_seen);
+}
+
+TEST_CASE("a request for a canary that cannot be acted on is refused with the canary's refusal") {
+    World w(Json{{"targetRef", {{"name", "missing"}}}});
+    REQUIRE(w.step().has_value());
+    REQUIRE(w.accepted().first == "False");
+    create_request(w, "podinfo-promote-a", "promote");
+    REQUIRE(w.step().has_value());
+    const Json status = request_status(w, "podinfo-promote-a");
+    CHECK(status.value("phase", "") == "Refused");
+    CHECK(status.value("message", "").rfind(
+              "Promote requested by alice refused: podinfo cannot be acted on: spec.targetRef", 0) ==
+          0);
 }

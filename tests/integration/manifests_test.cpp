@@ -66,9 +66,12 @@ TEST_CASE("every overlay is the hardened base with its provider's flags") {
     for (const Overlay& overlay : overlays()) {
         INFO("crds/" << overlay.dir);
         const Rendered r = render(overlay);
-        // The CRDs (Flagger's three, Serin's two), the Namespace, the ServiceAccount, its RBAC and
-        // the Deployment: 12 objects.
-        CHECK(r.objects.size() == 12);
+        // The CRDs (Flagger's three, Serin's two), the Namespace, the ServiceAccount, its RBAC,
+        // the users' two ClusterRoles (serin-viewer, serin-operator) and the Deployment: 14
+        // objects.
+        CHECK(r.objects.size() == 14);
+        CHECK(r.find("ClusterRole", "serin-viewer") != nullptr);
+        CHECK(r.find("ClusterRole", "serin-operator") != nullptr);
         for (const char* crd : {"canaries.flagger.app", "metrictemplates.flagger.app",
                                 "alertproviders.flagger.app", "canaryrequests.serin.dev",
                                 "canaryhistories.serin.dev"}) {

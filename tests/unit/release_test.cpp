@@ -209,6 +209,9 @@ struct World {
     /// Metric results; by default every metric of the spec passes.
     std::optional<std::vector<MetricResult>> metric_answers;
     SystemTime now = kStart;
+    /// CanaryRequests: the pending ones (status.phase empty) are observed, oldest first, and
+    /// the one a decision handles gets its phase, as the reconciler writes it.
+    std::vector<api::CanaryRequest> requests;
 
     std::vector<Call> calls;       ///< every hook call so far
     std::vector<std::string> log;  ///< "<phase>: <message>" of every event and post-rollout run
@@ -232,6 +235,11 @@ struct World {
         obs.canary = canary_workload;
         obs.routes = routes;
         obs.tick_due = tick_due;
+        for (const auto& request : requests) {
+            if (request.status.phase.empty()) {
+                obs.requests.push_back(request);
+            }
+        }
         Reconcile r;
         // The reconciler's own loop (analysis::decide), answered at once from the script.
         struct Scripted final : Answers {
@@ -350,6 +358,14 @@ private:
         }
         calls.insert(calls.end(), r.calls.begin(), r.calls.end());
         canary.status = r.decision.status;
+        if (const auto& handled = r.decision.request) {
+            for (auto& request : requests) {
+                if (request.metadata.uid == handled->uid) {
+                    request.status.phase = handled->done ? "Done" : "Refused";
+                    request.status.message = handled->message;
+                }
+            }
+        }
     }
 };
 
@@ -2330,4 +2346,343 @@ TEST_CASE("take-over: a promotion under way finishes, then the promoted revision
     CHECK(adopted.decision.actions.empty());
     CHECK(adopted.status().last_applied_spec == "s1:rev-1");
     CHECK(adopted.status().last_promoted_spec == "s1:rev-1");
+}
+
+// ---- runtime requests (docs/runtime-control.md) ------------------------------------------------
+
+namespace {
+
+int request_serial = 0;
+
+/// A pending CanaryRequest for podinfo from alice, created after the ones before it.
+api::CanaryRequest request(const std::string& name, api::RequestAction action, bool full = false) {
+    api::CanaryRequest r;
+    r.metadata.name = name;
+    r.metadata.ns = "default";
+    r.metadata.uid = "uid-" + name;
+    r.creation_timestamp = format_time(kStart + std::chrono::seconds{++request_serial});
+    r.spec.canary = "podinfo";
+    r.spec.action = action;
+    r.spec.full = full;
+    r.spec.requested_by = "alice";
+    return r;
+}
+
+/// A weighted release mid-analysis at canary weight 10 (of 50), metrics passing.
+World releasing(std::vector<api::CanaryWebhook> hooks = {}) {
+    auto analysis = weighted(10, 50);
+    analysis.metrics = {metric("request-success-rate")};
+    analysis.webhooks = std::move(hooks);
+    World w(make_canary(analysis));
+    w.init();
+    w.release("s1:rev-2");
+    w.reconcile();
+    REQUIRE(w.phase() == "Progressing");
+    REQUIRE(w.routes == split(90, 10));
+    return w;
+}
+
+const RequestOutcome& handled(const Reconcile& r) {
+    REQUIRE(r.decision.request.has_value());
+    return *r.decision.request;
+}
+
+}  // namespace
+
+TEST_CASE("request promote: skips the remaining steps, still asking confirm-promotion") {
+    World w = releasing({webhook("promotion-gate", "confirm-promotion")});
+    w.answers["promotion-gate"] = false;
+    w.requests.push_back(request("podinfo-promote-a", api::RequestAction::kPromote));
+    w.tick_due = false;  // handled at once, not at the next tick
+
+    Reconcile r = w.reconcile();
+    const RequestOutcome& out = handled(r);
+    CHECK(out.done);
+    CHECK(out.name == "podinfo-promote-a");
+    CHECK(out.message ==
+          "Promotion requested by alice: skipping the remaining analysis steps of podinfo.default");
+    CHECK_FALSE(out.warning);
+    CHECK(out.event == out.message + " (CanaryRequest podinfo-promote-a)");
+    CHECK(r.calls_of(HookType::kConfirmPromotion) == 1);
+    CHECK(r.metric_runs == 0);
+    CHECK(r.promote == 0);
+    CHECK(w.phase() == "WaitingPromotion");
+    CHECK(w.routes == split(90, 10));  // no more weight steps
+    REQUIRE(w.canary.status.promotion.has_value());
+    CHECK(w.canary.status.promotion->request == "podinfo-promote-a");
+    REQUIRE(w.canary.status.requests.size() == 1);
+    CHECK(w.canary.status.requests[0].uid == "uid-podinfo-promote-a");
+    CHECK(w.canary.status.requests[0].result == "Done");
+
+    SECTION("the gate is asked again at each tick and the promotion follows when it opens") {
+        w.tick_due = true;
+        Reconcile again = w.reconcile();
+        CHECK(again.calls_of(HookType::kConfirmPromotion) == 1);
+        CHECK(again.metric_runs == 0);
+        CHECK(again.routes.empty());
+        CHECK_FALSE(again.decision.request.has_value());
+        w.answers["promotion-gate"] = true;
+        Reconcile open = w.reconcile();
+        CHECK(open.promote == 1);
+        CHECK(w.phase() == "Promoting");
+        CHECK_FALSE(w.canary.status.promotion.has_value());
+        w.reconcile();
+        CHECK(w.phase() == "Finalising");
+        w.reconcile();
+        CHECK(w.phase() == "Succeeded");
+    }
+    SECTION("a second promote waiting on the gates is refused, a full one is taken") {
+        w.requests.push_back(request("podinfo-promote-b", api::RequestAction::kPromote));
+        Reconcile second = w.reconcile();
+        CHECK_FALSE(handled(second).done);
+        CHECK(handled(second).message ==
+              "Promotion requested by alice refused: already promoting (request "
+              "podinfo-promote-a waits for the confirm-promotion gates)");
+        w.requests.push_back(request("podinfo-promote-c", api::RequestAction::kPromote, true));
+        Reconcile full = w.reconcile();
+        CHECK(handled(full).done);
+        CHECK(full.promote == 1);
+    }
+}
+
+TEST_CASE("request promote full: no confirm-promotion gate, promoted in the same decision") {
+    World w = releasing({webhook("promotion-gate", "confirm-promotion")});
+    w.answers["promotion-gate"] = false;
+    w.requests.push_back(request("podinfo-promote-a", api::RequestAction::kPromote, true));
+    w.tick_due = false;
+    Reconcile r = w.reconcile();
+    CHECK(handled(r).done);
+    CHECK(handled(r).message == "Promotion requested by alice: skipping the remaining analysis "
+                                "steps and the confirm-promotion gates of podinfo.default");
+    CHECK(r.calls_of(HookType::kConfirmPromotion) == 0);
+    CHECK(r.promote == 1);
+    CHECK(w.phase() == "Promoting");
+    CHECK(w.canary.status.requests.at(0).full);
+}
+
+TEST_CASE("request promote refusals: not releasing, already promoting") {
+    World w = releasing();
+    SECTION("Succeeded") {
+        w.canary.status.phase = "Succeeded";
+        w.requests.push_back(request("p", api::RequestAction::kPromote));
+        Reconcile r = w.reconcile();
+        CHECK_FALSE(handled(r).done);
+        CHECK(handled(r).warning);
+        CHECK(handled(r).message ==
+              "Promotion requested by alice refused: podinfo is not releasing (phase Succeeded)");
+        CHECK(r.promote == 0);
+        CHECK(w.canary.status.requests.at(0).result == "Refused");
+    }
+    SECTION("Promoting") {
+        w.canary.status.phase = "Promoting";
+        w.requests.push_back(request("p", api::RequestAction::kPromote));
+        Reconcile r = w.reconcile();
+        CHECK(handled(r).message == "Promotion requested by alice refused: already promoting");
+    }
+    SECTION("Waiting (confirm-rollout not given yet)") {
+        w.canary.status.phase = "Waiting";
+        w.requests.push_back(request("p", api::RequestAction::kPromote));
+        CHECK(handled(w.reconcile()).message ==
+              "Promotion requested by alice refused: podinfo is not releasing (phase Waiting)");
+    }
+}
+
+TEST_CASE("request abort: rolls back now, with a Warning naming the request") {
+    World w = releasing();
+    w.tick_due = false;
+    w.requests.push_back(request("podinfo-abort-a", api::RequestAction::kAbort));
+    Reconcile r = w.reconcile();
+    CHECK(handled(r).done);
+    CHECK(handled(r).message == "Abort requested by alice: rolling back podinfo.default");
+    CHECK(w.phase() == "Failed");
+    CHECK(r.routes == std::vector<Routes>{split(100, 0)});
+    CHECK(r.scale_to_zero == 1);
+    CHECK(r.decision.status_first);
+    CHECK(r.warnings() ==
+          std::vector<std::string>{"Rolling back podinfo.default aborted by alice (request "
+                                   "podinfo-abort-a)",
+                                   str(kCanaryFailed)});
+    CHECK(r.alert_texts() ==
+          std::vector<std::string>{"Rolling back: aborted by alice (request podinfo-abort-a)"});
+}
+
+TEST_CASE("request abort refusals: promoting, not releasing") {
+    World w = releasing();
+    SECTION("Finalising") {
+        w.canary.status.phase = "Finalising";
+        w.requests.push_back(request("a", api::RequestAction::kAbort));
+        Reconcile r = w.reconcile();
+        CHECK(handled(r).message ==
+              "Abort requested by alice refused: the primary is already being promoted");
+        CHECK(r.scale_to_zero == 1);  // finalising goes on
+        CHECK(w.phase() == "Succeeded");
+    }
+    SECTION("Failed") {
+        w.canary.status.phase = "Failed";
+        w.requests.push_back(request("a", api::RequestAction::kAbort));
+        CHECK(handled(w.reconcile()).message ==
+              "Abort requested by alice refused: podinfo is not releasing (phase Failed)");
+    }
+}
+
+TEST_CASE("request pause holds paced steps across ticks, resume continues an interval later") {
+    World w = releasing();
+    w.requests.push_back(request("podinfo-pause-a", api::RequestAction::kPause));
+    Reconcile paused = w.reconcile();  // a tick is due, yet no step is taken
+    CHECK(handled(paused).done);
+    CHECK(handled(paused).message ==
+          "Pause requested by alice: the analysis of podinfo.default holds at canary weight 10");
+    CHECK(paused.routes.empty());
+    CHECK(paused.metric_runs == 0);
+    REQUIRE(w.canary.status.paused.has_value());
+    CHECK(w.canary.status.paused->request == "podinfo-pause-a");
+    CHECK(w.canary.status.paused->since == format_time(kStart + std::chrono::minutes{3}));
+    CHECK(paused.decision.active);
+
+    for (int tick = 0; tick < 3; ++tick) {
+        Reconcile held = w.reconcile();
+        CHECK(held.routes.empty());
+        CHECK(held.metric_runs == 0);
+        CHECK(held.calls.empty());
+        CHECK(held.events.empty());
+        CHECK_FALSE(held.decision.consumed_tick);
+    }
+    CHECK(w.routes == split(90, 10));
+
+    w.requests.push_back(request("podinfo-pause-b", api::RequestAction::kPause));
+    CHECK(handled(w.reconcile()).message ==
+          "Pause requested by alice refused: already paused by podinfo-pause-a");
+
+    SECTION("resume: no step in its own reconcile, the next tick steps") {
+        w.requests.push_back(request("podinfo-resume-a", api::RequestAction::kResume));
+        Reconcile resumed = w.reconcile();
+        CHECK(handled(resumed).done);
+        CHECK(handled(resumed).message == "Resume requested by alice: the next analysis step of "
+                                          "podinfo.default comes in 1m");
+        CHECK_FALSE(w.canary.status.paused.has_value());
+        CHECK(resumed.routes.empty());
+        CHECK(resumed.decision.consumed_tick);  // the reconciler's clock starts again
+        Reconcile next = w.reconcile();
+        CHECK(next.routes == std::vector<Routes>{split(80, 20)});
+    }
+    SECTION("a dead canary workload still rolls back a paused release") {
+        w.canary_workload = Readiness{false, false, "deadline exceeded"};
+        w.tick_due = false;
+        w.reconcile();
+        CHECK(w.phase() == "Failed");
+        CHECK_FALSE(w.canary.status.paused.has_value());
+    }
+    SECTION("abort still acts on a paused release") {
+        w.requests.push_back(request("podinfo-abort-a", api::RequestAction::kAbort));
+        w.reconcile();
+        CHECK(w.phase() == "Failed");
+        CHECK_FALSE(w.canary.status.paused.has_value());
+    }
+}
+
+TEST_CASE("request pause and resume refusals") {
+    World w = releasing();
+    SECTION("resume when not paused") {
+        w.requests.push_back(request("r", api::RequestAction::kResume));
+        CHECK(handled(w.reconcile()).message ==
+              "Resume requested by alice refused: podinfo is not paused");
+    }
+    SECTION("pause when not releasing") {
+        w.canary.status.phase = "Succeeded";
+        w.requests.push_back(request("p", api::RequestAction::kPause));
+        CHECK(handled(w.reconcile()).message ==
+              "Pause requested by alice refused: podinfo is not releasing (phase Succeeded)");
+    }
+}
+
+TEST_CASE("request retry: a failed release runs again on the same revision") {
+    auto analysis = weighted(10, 50);
+    analysis.threshold = 1;
+    analysis.metrics = {metric("request-success-rate")};
+    World w(make_canary(analysis));
+    w.metric_answers = std::vector<MetricResult>{
+        MetricResult{"request-success-rate", Verdict::kFail, 42.0, "too low", std::nullopt}};
+    w.init();
+    w.release("s1:rev-2");
+    w.reconcile();
+    w.reconcile();
+    w.reconcile();
+    REQUIRE(w.phase() == "Failed");
+    Reconcile quiet = w.reconcile();
+    CHECK(quiet.scale_up == 0);  // a failed canary stays failed on its own
+
+    SECTION("accepted") {
+        w.metric_answers.reset();
+        w.requests.push_back(request("podinfo-retry-a", api::RequestAction::kRetry));
+        Reconcile r = w.reconcile();
+        CHECK(handled(r).done);
+        CHECK(handled(r).message ==
+              "Retry requested by alice: the release of podinfo.default starts again");
+        CHECK(r.scale_up == 1);
+        CHECK(w.phase() == "Progressing");
+        for (int i = 0; i < 10 && w.phase() != "Succeeded"; ++i) {
+            w.reconcile();
+        }
+        CHECK(w.phase() == "Succeeded");
+        CHECK(w.canary.status.last_promoted_spec == "s1:rev-2");
+    }
+    SECTION("refused when the target changed since the failure") {
+        w.revision = "s1:rev-3";
+        w.requests.push_back(request("podinfo-retry-a", api::RequestAction::kRetry));
+        Reconcile r = w.reconcile();
+        CHECK(handled(r).message == "Retry requested by alice refused: the target changed since "
+                                    "the failure: a new release starts on its own");
+        CHECK(r.scale_up == 1);  // which it does
+    }
+    SECTION("refused when the last release succeeded") {
+        w.canary.status.phase = "Succeeded";
+        w.requests.push_back(request("podinfo-retry-a", api::RequestAction::kRetry));
+        CHECK(handled(w.reconcile()).message ==
+              "Retry requested by alice refused: nothing to retry: the last release of podinfo "
+              "succeeded");
+    }
+}
+
+TEST_CASE("requests: a recorded uid is not acted on again, one request per decision, oldest first") {
+    World w = releasing();
+    SECTION("recorded") {
+        api::CanaryRequest abort = request("podinfo-abort-a", api::RequestAction::kAbort);
+        api::HandledRequest record;
+        record.uid = abort.metadata.uid;
+        record.name = abort.metadata.name;
+        record.action = "abort";
+        record.result = "Done";
+        w.canary.status.requests.push_back(record);
+        w.requests.push_back(abort);  // still pending: a crash before its status was written
+        Reconcile r = w.reconcile();
+        CHECK_FALSE(r.decision.request.has_value());
+        CHECK(w.phase() == "Progressing");
+        CHECK(w.canary.status.requests.size() == 1);
+    }
+    SECTION("two pending: the oldest first, the other on the next decision") {
+        w.requests.push_back(request("podinfo-pause-a", api::RequestAction::kPause));
+        w.requests.push_back(request("podinfo-resume-a", api::RequestAction::kResume));
+        CHECK(handled(w.reconcile()).name == "podinfo-pause-a");
+        CHECK(handled(w.reconcile()).name == "podinfo-resume-a");
+        CHECK_FALSE(w.reconcile().decision.request.has_value());
+    }
+    SECTION("status.requests keeps the last 10") {
+        for (int i = 0; i < 12; ++i) {
+            w.requests.push_back(request("r" + std::to_string(i), api::RequestAction::kResume));
+        }
+        for (int i = 0; i < 12; ++i) {
+            w.reconcile();
+        }
+        REQUIRE(w.canary.status.requests.size() == 10);
+        CHECK(w.canary.status.requests.front().name == "r2");
+        CHECK(w.canary.status.requests.back().name == "r11");
+    }
+    SECTION("a suspended canary refuses every request") {
+        w.canary.spec.suspend = true;
+        w.requests.push_back(request("a", api::RequestAction::kAbort));
+        Reconcile r = w.reconcile();
+        CHECK(handled(r).message ==
+              "Abort requested by alice refused: podinfo is suspended (spec.suspend)");
+        CHECK(w.phase() == "Progressing");
+    }
 }
