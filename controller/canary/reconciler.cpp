@@ -92,6 +92,9 @@ void Reconciler::forget(const std::string& key) {
     memory_.erase(key);
     reporter_.forget(key);
     deps_.calls.forget(key);
+    if (deps_.history != nullptr) {
+        deps_.history->forget(key);
+    }
 }
 
 ReconcileResult Reconciler::waiting() const {
@@ -339,6 +342,9 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
             !written) {
             co_return written.error();
         }
+    }
+    if (deps_.history != nullptr) {  // best effort, after the status it records
+        co_await deps_.history->record(ctx.canary, ctx.target, obs, decision);
     }
     // The step is on record: from here on nothing may make it run again early, whatever fails
     // below (an Event, an alert), and the answers it used are spent.
