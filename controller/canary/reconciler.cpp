@@ -343,9 +343,6 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
             co_return written.error();
         }
     }
-    if (deps_.history != nullptr) {  // best effort, after the status it records
-        co_await deps_.history->record(ctx.canary, ctx.target, obs, decision);
-    }
     // The step is on record: from here on nothing may make it run again early, whatever fails
     // below (an Event, an alert), and the answers it used are spent.
     Memory& memory = memory_[ctx.key];
@@ -353,6 +350,9 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
         memory.last_step = started;
     }
     deps_.calls.forget(ctx.key);
+    if (deps_.history != nullptr) {  // best effort, after the status it records
+        co_await deps_.history->record(ctx.canary, ctx.target, obs, decision);
+    }
     reporter_.telemetry(ctx, obs, decision, before, started);
     for (const analysis::Action& action : decision.actions) {
         if (const auto* event = std::get_if<analysis::RecordEvent>(&action)) {
