@@ -461,6 +461,111 @@ bool contains(const std::vector<std::string>& lines, const std::string& part) {
 
 }  // namespace
 
+// ---- release history (docs/runtime-control.md) --------------------------------------------------
+
+namespace {
+
+/// Runs the World's canary at least one paced step, then until `phase`.
+void run_until(World& w, const std::string& phase) {
+    REQUIRE(w.step().has_value());
+    for (int i = 0; i < 60 && phase_of(*w.server) != phase; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    REQUIRE(phase_of(*w.server) == phase);
+}
+
+void bump(World& w, const std::string& image) {
+    auto target = w.server->object(types::deployments(), kNs, "podinfo");
+    REQUIRE(target.has_value());
+    (*target)["spec"]["template"]["spec"]["containers"][0]["image"] = image;
+    REQUIRE(w.server->put(types::deployments(), *target).has_value());
+}
+
+}  // namespace
+
+TEST_CASE("a whole release is recorded in the canary's CanaryHistory, and a restarted controller "
+          "appends to the same object") {
+    World w;
+    run_until(w, "Initialized");
+    CHECK_FALSE(w.server->object(canary::canary_histories(), kNs, "podinfo").has_value());
+    bump(w, "podinfo:2.0.0");
+    run_until(w, "Succeeded");
+
+    auto stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    const Json canary_object = *w.canary();
+    CHECK((*stored)["metadata"]["ownerReferences"][0]["uid"] == canary_object["metadata"]["uid"]);
+    CHECK((*stored)["metadata"]["ownerReferences"][0]["kind"] == "Canary");
+    CHECK((*stored)["spec"]["canaryRef"]["name"] == "podinfo");
+    const Json& releases = (*stored)["spec"]["releases"];
+    REQUIRE(releases.size() == 1);
+    const Json first = releases[0];  // a copy: `stored` is read again below
+    CHECK(first["outcome"] == "Succeeded");
+    CHECK(first["image"] == "podinfo:2.0.0");
+    CHECK(first["strategy"] == "blue-green");
+    CHECK(first["revision"] == canary_object["status"]["lastPromotedSpec"]);
+    CHECK(first["reason"] == "Promotion completed! Scaling down podinfo.test");
+    CHECK(first.contains("end"));
+    std::vector<std::string> steps;
+    for (const Json& s : first["steps"]) {
+        steps.push_back(s["phase"].get<std::string>() + " " + std::to_string(s["iteration"].get<int>()));
+    }
+    // The run starts, two iterations, all traffic to the canary, promotion, finalising, done.
+    CHECK(steps == std::vector<std::string>{"Progressing 0", "Progressing 1", "Progressing 2",
+                                            "Progressing 3", "Promoting 3", "Finalising 0",
+                                            "Succeeded 0"});
+    const std::string uid = (*stored)["metadata"]["uid"];
+    CHECK(w.process->history().stats().failures == 0);
+    CHECK(w.process->history().kept() == 0);  // the release ended: nothing kept in memory
+
+    // A restart: a fresh process, with nothing in memory, releases the next version.
+    w.process.reset();
+    w.process = std::make_unique<Process>(w.io, w.clock, *w.server, *w.http,
+                                          std::vector<kube::ResourceType>{});
+    bump(w, "podinfo:3.0.0");
+    run_until(w, "Succeeded");
+    stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    CHECK((*stored)["metadata"]["uid"] == uid);  // the same object, updated
+    REQUIRE((*stored)["spec"]["releases"].size() == 2);
+    CHECK((*stored)["spec"]["releases"][0] == first);
+    CHECK((*stored)["spec"]["releases"][1]["image"] == "podinfo:3.0.0");
+    CHECK((*stored)["spec"]["releases"][1]["outcome"] == "Succeeded");
+    CHECK((*stored)["spec"]["releases"][1]["previousRevision"] == first["revision"]);
+}
+
+TEST_CASE("history writes that conflict are applied again to the stored object") {
+    World w;
+    run_until(w, "Initialized");
+    bump(w, "podinfo:2.0.0");
+    REQUIRE(w.step().has_value());  // Progressing: the history is created
+    auto stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    // Someone else writes it (a label): the store's resourceVersion is stale now.
+    (*stored)["metadata"]["labels"]["edited"] = "by-hand";
+    REQUIRE(w.server->put(canary::canary_histories(), *stored).has_value());
+    run_until(w, "Succeeded");
+    stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    CHECK((*stored)["metadata"]["labels"]["edited"] == "by-hand");
+    CHECK((*stored)["spec"]["releases"][0]["outcome"] == "Succeeded");
+    CHECK((*stored)["spec"]["releases"][0]["steps"].size() == 7);
+    CHECK(w.process->history().stats().conflicts >= 1);
+    CHECK(w.process->history().stats().failures == 0);
+}
+
+TEST_CASE("without the CanaryHistory CRD a release goes on and nothing is recorded") {
+    World w(Json::object(), deployment("podinfo:1.0.0"), false);
+    run_until(w, "Initialized");
+    bump(w, "podinfo:2.0.0");
+    run_until(w, "Succeeded");
+    CHECK(w.process->history().stats().writes == 0);
+    CHECK(w.process->history().stats().failures == 0);
+    for (const std::string& line : w.server->write_log(true)) {
+        CHECK(line.find("canaryhistories") == std::string::npos);
+    }
+}
+
 TEST_CASE("each reconcile writes routing and workloads first, then the status, then Events") {
     World w;
     std::size_t seen = 0;
@@ -696,107 +801,4 @@ TEST_CASE("a release whose MetricTemplate turns unsupported pauses where it stan
     CHECK(w.accepted().first == "True");
     CHECK(w.server->object(types::deployments(), kNs, "podinfo-primary")
               ->at("spec")["template"]["spec"]["containers"][0]["image"] == "podinfo:2.0.0");
-}
-
-namespace {
-
-/// Runs the World's canary at least one paced step, then until `phase`.
-void run_until(World& w, const std::string& phase) {
-    REQUIRE(w.step().has_value());
-    for (int i = 0; i < 60 && phase_of(*w.server) != phase; ++i) {
-        REQUIRE(w.step().has_value());
-    }
-    REQUIRE(phase_of(*w.server) == phase);
-}
-
-void bump(World& w, const std::string& image) {
-    auto target = w.server->object(types::deployments(), kNs, "podinfo");
-    REQUIRE(target.has_value());
-    (*target)["spec"]["template"]["spec"]["containers"][0]["image"] = image;
-    REQUIRE(w.server->put(types::deployments(), *target).has_value());
-}
-
-}  // namespace
-
-TEST_CASE("a whole release is recorded in the canary's CanaryHistory, and a restarted controller "
-          "appends to the same object") {
-    World w;
-    run_until(w, "Initialized");
-    CHECK_FALSE(w.server->object(canary::canary_histories(), kNs, "podinfo").has_value());
-    bump(w, "podinfo:2.0.0");
-    run_until(w, "Succeeded");
-
-    auto stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
-    REQUIRE(stored.has_value());
-    const Json canary_object = *w.canary();
-    CHECK((*stored)["metadata"]["ownerReferences"][0]["uid"] == canary_object["metadata"]["uid"]);
-    CHECK((*stored)["metadata"]["ownerReferences"][0]["kind"] == "Canary");
-    CHECK((*stored)["spec"]["canaryRef"]["name"] == "podinfo");
-    const Json& releases = (*stored)["spec"]["releases"];
-    REQUIRE(releases.size() == 1);
-    const Json first = releases[0];  // a copy: `stored` is read again below
-    CHECK(first["outcome"] == "Succeeded");
-    CHECK(first["image"] == "podinfo:2.0.0");
-    CHECK(first["strategy"] == "blue-green");
-    CHECK(first["revision"] == canary_object["status"]["lastPromotedSpec"]);
-    CHECK(first["reason"] == "Promotion completed! Scaling down podinfo.test");
-    CHECK(first.contains("end"));
-    std::vector<std::string> steps;
-    for (const Json& s : first["steps"]) {
-        steps.push_back(s["phase"].get<std::string>() + " " + std::to_string(s["iteration"].get<int>()));
-    }
-    // The run starts, two iterations, all traffic to the canary, promotion, finalising, done.
-    CHECK(steps == std::vector<std::string>{"Progressing 0", "Progressing 1", "Progressing 2",
-                                            "Progressing 3", "Promoting 3", "Finalising 0",
-                                            "Succeeded 0"});
-    const std::string uid = (*stored)["metadata"]["uid"];
-    CHECK(w.process->history().stats().failures == 0);
-    CHECK(w.process->history().kept() == 0);  // the release ended: nothing kept in memory
-
-    // A restart: a fresh process, with nothing in memory, releases the next version.
-    w.process.reset();
-    w.process = std::make_unique<Process>(w.io, w.clock, *w.server, *w.http,
-                                          std::vector<kube::ResourceType>{});
-    bump(w, "podinfo:3.0.0");
-    run_until(w, "Succeeded");
-    stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
-    REQUIRE(stored.has_value());
-    CHECK((*stored)["metadata"]["uid"] == uid);  // the same object, updated
-    REQUIRE((*stored)["spec"]["releases"].size() == 2);
-    CHECK((*stored)["spec"]["releases"][0] == first);
-    CHECK((*stored)["spec"]["releases"][1]["image"] == "podinfo:3.0.0");
-    CHECK((*stored)["spec"]["releases"][1]["outcome"] == "Succeeded");
-    CHECK((*stored)["spec"]["releases"][1]["previousRevision"] == first["revision"]);
-}
-
-TEST_CASE("history writes that conflict are applied again to the stored object") {
-    World w;
-    run_until(w, "Initialized");
-    bump(w, "podinfo:2.0.0");
-    REQUIRE(w.step().has_value());  // Progressing: the history is created
-    auto stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
-    REQUIRE(stored.has_value());
-    // Someone else writes it (a label): the store's resourceVersion is stale now.
-    (*stored)["metadata"]["labels"]["edited"] = "by-hand";
-    REQUIRE(w.server->put(canary::canary_histories(), *stored).has_value());
-    run_until(w, "Succeeded");
-    stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
-    REQUIRE(stored.has_value());
-    CHECK((*stored)["metadata"]["labels"]["edited"] == "by-hand");
-    CHECK((*stored)["spec"]["releases"][0]["outcome"] == "Succeeded");
-    CHECK((*stored)["spec"]["releases"][0]["steps"].size() == 7);
-    CHECK(w.process->history().stats().conflicts >= 1);
-    CHECK(w.process->history().stats().failures == 0);
-}
-
-TEST_CASE("without the CanaryHistory CRD a release goes on and nothing is recorded") {
-    World w(Json::object(), deployment("podinfo:1.0.0"), false);
-    run_until(w, "Initialized");
-    bump(w, "podinfo:2.0.0");
-    run_until(w, "Succeeded");
-    CHECK(w.process->history().stats().writes == 0);
-    CHECK(w.process->history().stats().failures == 0);
-    for (const std::string& line : w.server->write_log(true)) {
-        CHECK(line.find("canaryhistories") == std::string::npos);
-    }
 }
