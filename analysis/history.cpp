@@ -61,14 +61,14 @@ std::string end_reason(const Decision& decision) {
 
 std::string_view verdict_name(Verdict v) {
     switch (v) {
-    case Verdict::kPass:
-        return "Pass";
-    case Verdict::kFail:
-        return "Fail";
-    case Verdict::kNoData:
-        return "NoData";
-    case Verdict::kError:
-        return "Error";
+        case Verdict::kPass:
+            return "Pass";
+        case Verdict::kFail:
+            return "Fail";
+        case Verdict::kNoData:
+            return "NoData";
+        case Verdict::kError:
+            return "Error";
     }
     return "Error";
 }
@@ -76,16 +76,16 @@ std::string_view verdict_name(Verdict v) {
 /// A judged metric's label as a check's verdict.
 std::string_view judged_verdict(judge::Label label) {
     switch (label) {
-    case judge::Label::kPass:
-        return "Pass";
-    case judge::Label::kHigh:
-    case judge::Label::kLow:
-    case judge::Label::kNodataFailMetric:
-        return "Fail";
-    case judge::Label::kNodata:
-        return "NoData";
-    case judge::Label::kError:
-        return "Error";
+        case judge::Label::kPass:
+            return "Pass";
+        case judge::Label::kHigh:
+        case judge::Label::kLow:
+        case judge::Label::kNodataFailMetric:
+            return "Fail";
+        case judge::Label::kNodata:
+            return "NoData";
+        case judge::Label::kError:
+            return "Error";
     }
     return "Error";
 }
@@ -123,7 +123,8 @@ std::vector<api::HistoryCheck> checks_of(const api::Canary& canary,
             c.min = spec->threshold_range->min;
             c.max = spec->threshold_range->max;
         }
-        c.verdict = std::string(r.judged ? judged_verdict(r.judged->label) : verdict_name(r.verdict));
+        c.verdict =
+            std::string(r.judged ? judged_verdict(r.judged->label) : verdict_name(r.verdict));
         c.message = text::clip(r.message, api::kHistoryMaxMessageBytes);
         checks.push_back(std::move(c));
     }
@@ -219,14 +220,30 @@ bool concerns_history(const api::CanaryStatus& before, const Decision& decision)
            promoted_at_once(before, decision);
 }
 
-bool update_history(api::CanaryHistory& history, const api::Canary& canary, const Decision& decision,
-                    const Observations& observations, std::string_view image, SystemTime now) {
+bool update_history(api::CanaryHistory& history, const api::Canary& canary,
+                    const Decision& decision, const Observations& observations,
+                    std::string_view image, SystemTime now) {
     const api::CanaryStatus& before = canary.status;
     const api::CanaryStatus& after = decision.status;
-    if (decision.needs_input() || !concerns_history(before, decision)) {
+    if (decision.needs_input()) {
         return false;
     }
     const std::string now_text = format_time(now);
+    if (!concerns_history(before, decision)) {
+        // At rest with a release still open: the decision that ended it was not recorded (its
+        // status was written, then the reconcile failed before the history).
+        Release* open = open_release(history);
+        if (open == nullptr ||
+            (after.phase != phase::kSucceeded && after.phase != phase::kFailed)) {
+            return false;
+        }
+        open->outcome = after.phase;
+        open->end = now_text;
+        open->reason =
+            "The canary is " + after.phase + "; the step that ended this release was not recorded";
+        api::bound_history(history);
+        return true;
+    }
     bool changed = false;
     if (history.canary_name != canary.metadata.name) {
         history.canary_name = canary.metadata.name;

@@ -27,11 +27,13 @@ bool concerns_history(const api::CanaryStatus& before, const Decision& decision)
 ///   against the spec's thresholdRange, the judge's score and classifications, the webhooks
 ///   asked and their answers;
 /// - Succeeded and Failed close the release with the outcome, its end and the reason (the text
-///   of the final Event: for a rollback, the one that says why).
+///   of the final Event: for a rollback, the one that says why). A canary at rest in one of them
+///   with its release still open (the decision that ended it was not recorded) closes it too.
 /// `image` is the target's first container image. The bounds of crds/api/canary_history.hpp are
 /// applied. Returns whether `history` changed.
-bool update_history(api::CanaryHistory& history, const api::Canary& canary, const Decision& decision,
-                    const Observations& observations, std::string_view image, SystemTime now);
+bool update_history(api::CanaryHistory& history, const api::Canary& canary,
+                    const Decision& decision, const Observations& observations,
+                    std::string_view image, SystemTime now);
 
 /// A runtime request handled for the canary (docs/runtime-control.md).
 using RequestRecord = api::HistoryRequest;

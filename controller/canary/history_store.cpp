@@ -69,8 +69,10 @@ asio::awaitable<void> HistoryStore::record(const api::Canary& canary, kube::Obje
                                            const analysis::Observations& observations,
                                            const analysis::Decision& decision) {
     const std::string key = canary.metadata.ns + "/" + canary.metadata.name;
-    const bool pending = entries_.count(key) > 0 && entries_[key].pending;
-    if (!pending && !analysis::concerns_history(canary.status, decision)) {
+    const auto kept = entries_.find(key);
+    const bool in_memory =
+        kept != entries_.end() && (kept->second.pending || has_open_release(kept->second.history));
+    if (!in_memory && !analysis::concerns_history(canary.status, decision)) {
         co_return;  // a canary at rest: nothing to read or write
     }
     const std::string image = image_of(target);
@@ -98,8 +100,9 @@ asio::awaitable<bool> HistoryStore::served() {
         co_await kube::served_types(api_, std::move(wanted));
     const bool now_served = !found.empty();
     if (!now_served && served_ != false) {
-        spdlog::warn("the API server does not serve canaryhistories.serin.dev/v1alpha1 (its CRD "
-                     "is not installed): release history is not recorded");
+        spdlog::warn(
+            "the API server does not serve canaryhistories.serin.dev/v1alpha1 (its CRD "
+            "is not installed): release history is not recorded");
     } else if (now_served && served_ == false) {
         spdlog::info("canaryhistories.serin.dev/v1alpha1 is served now: recording release history");
     }
@@ -191,7 +194,8 @@ asio::awaitable<void> HistoryStore::apply(const api::Canary& canary, Update upda
                 co_return;
             }
             Entry& entry = entries_[key];
-            entry.metadata = written->contains("metadata") ? (*written)["metadata"] : Json::object();
+            entry.metadata =
+                written->contains("metadata") ? (*written)["metadata"] : Json::object();
             entry.history = std::move(next);
             entry.pending = false;
             co_return;

@@ -12,8 +12,8 @@
 #include "crds/api/canary.hpp"
 #include "crds/api/canary_history.hpp"
 #include "platform/core/clock.hpp"
-#include "platform/kube/kube_client.hpp"
 #include "platform/kube/informer.hpp"
+#include "platform/kube/kube_client.hpp"
 
 namespace serin::canary {
 

@@ -16,8 +16,9 @@ namespace {
 
 std::string text_at(const Json& object, std::string_view key, std::size_t limit) {
     const Json* value = member(object, key);
-    return value != nullptr && value->is_string() ? text::clip(value->get_ref<const std::string&>(), limit)
-                                                  : std::string();
+    return value != nullptr && value->is_string()
+               ? text::clip(value->get_ref<const std::string&>(), limit)
+               : std::string();
 }
 
 std::string name_at(const Json& object, std::string_view key) {
@@ -46,17 +47,17 @@ std::int64_t int64_at(const Json& object, std::string_view key) {
         return value->get<std::int64_t>();
     }
     if (value->is_number_unsigned()) {
-        return static_cast<std::int64_t>(
-            std::min<std::uint64_t>(value->get<std::uint64_t>(),
-                                    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())));
+        return static_cast<std::int64_t>(std::min<std::uint64_t>(
+            value->get<std::uint64_t>(),
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())));
     }
     return 0;
 }
 
 std::int32_t int32_at(const Json& object, std::string_view key) {
-    return static_cast<std::int32_t>(std::clamp<std::int64_t>(
-        int64_at(object, key), std::numeric_limits<std::int32_t>::min(),
-        std::numeric_limits<std::int32_t>::max()));
+    return static_cast<std::int32_t>(
+        std::clamp<std::int64_t>(int64_at(object, key), std::numeric_limits<std::int32_t>::min(),
+                                 std::numeric_limits<std::int32_t>::max()));
 }
 
 /// The objects of the array at `key`, keeping only the last `limit` of them.
@@ -76,8 +77,8 @@ std::vector<const Json*> objects_at(const Json& object, std::string_view key, st
 }
 
 HistoryCheck decode_check(const Json& j) {
-    return HistoryCheck{name_at(j, "name"),      number_at(j, "value"),   number_at(j, "min"),
-                        number_at(j, "max"),     name_at(j, "verdict"),   message_at(j, "message")};
+    return HistoryCheck{name_at(j, "name"),  number_at(j, "value"), number_at(j, "min"),
+                        number_at(j, "max"), name_at(j, "verdict"), message_at(j, "message")};
 }
 
 std::optional<HistoryJudge> decode_judge(const Json& step) {
@@ -89,8 +90,8 @@ std::optional<HistoryJudge> decode_judge(const Json& step) {
     judge.score = number_at(*j, "score").value_or(0);
     judge.result = name_at(*j, "result");
     for (const Json* m : objects_at(*j, "metrics", kHistoryMaxJudged)) {
-        judge.metrics.push_back(
-            HistoryJudgedMetric{name_at(*m, "name"), name_at(*m, "classification"), number_at(*m, "ratio")});
+        judge.metrics.push_back(HistoryJudgedMetric{
+            name_at(*m, "name"), name_at(*m, "classification"), number_at(*m, "ratio")});
     }
     return judge;
 }
@@ -285,8 +286,8 @@ bool drop_oldest_steps(Release& r, std::size_t keep) {
 bool bound_release(Release& r) {
     bool changed = drop_oldest_steps(r, kHistoryMaxSteps);
     changed = keep_last(r.requests, kHistoryMaxRequests) || changed;
-    for (std::string* s : {&r.revision, &r.previous_revision, &r.strategy, &r.start, &r.end,
-                           &r.outcome}) {
+    for (std::string* s :
+         {&r.revision, &r.previous_revision, &r.strategy, &r.start, &r.end, &r.outcome}) {
         changed = clip_in_place(*s, kHistoryMaxNameBytes) || changed;
     }
     changed = clip_in_place(r.image, kHistoryMaxMessageBytes) || changed;

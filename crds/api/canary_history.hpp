@@ -16,11 +16,11 @@ namespace serin::api {
 
 /// The bounds the history keeps (docs/runtime-control.md).
 inline constexpr std::size_t kHistoryMaxReleases = 10;
-inline constexpr std::size_t kHistoryMaxSteps = 100;     ///< per release; older ones dropped
-inline constexpr std::size_t kHistoryMaxChecks = 20;     ///< per step
-inline constexpr std::size_t kHistoryMaxGates = 20;      ///< per step
-inline constexpr std::size_t kHistoryMaxJudged = 20;     ///< judged metrics per step
-inline constexpr std::size_t kHistoryMaxRequests = 20;   ///< per release; older ones dropped
+inline constexpr std::size_t kHistoryMaxSteps = 100;    ///< per release; older ones dropped
+inline constexpr std::size_t kHistoryMaxChecks = 20;    ///< per step
+inline constexpr std::size_t kHistoryMaxGates = 20;     ///< per step
+inline constexpr std::size_t kHistoryMaxJudged = 20;    ///< judged metrics per step
+inline constexpr std::size_t kHistoryMaxRequests = 20;  ///< per release; older ones dropped
 inline constexpr std::size_t kHistoryMaxMessageBytes = 512;
 inline constexpr std::size_t kHistoryMaxNameBytes = 253;  ///< names, phases, revisions, times
 /// The encoded spec is kept under this by dropping the oldest releases, then the oldest steps.

@@ -22,13 +22,14 @@ const std::string kV3 = "ghcr.io/stefanprodan/podinfo:6.0.2";
 
 /// A new version `image` whose pods answer with `error_rate`% errors.
 void release(Scenario& s, const std::string& image, const std::string& error_rate) {
-    s.patch(types::deployments(), "podinfo",
-            {{"spec",
-              {{"template",
-                {{"metadata",
-                  {{"annotations",
-                    {{"sim.serin.dev/error-rate", error_rate}, {"sim.serin.dev/latency-ms", "20"}}}}},
-                 {"spec", {{"containers", {{{"name", "podinfod"}, {"image", image}}}}}}}}}}});
+    s.patch(
+        types::deployments(), "podinfo",
+        {{"spec",
+          {{"template",
+            {{"metadata",
+              {{"annotations",
+                {{"sim.serin.dev/error-rate", error_rate}, {"sim.serin.dev/latency-ms", "20"}}}}},
+             {"spec", {{"containers", {{{"name", "podinfod"}, {"image", image}}}}}}}}}}});
 }
 
 /// An Istio canary checking Flagger's builtin metrics on the cluster's Prometheus.
@@ -36,9 +37,13 @@ Json metric_canary(Scenario& s) {
     const Json metrics = Json::array(
         {{{"name", "request-success-rate"}, {"interval", "10s"}, {"thresholdRange", {{"min", 99}}}},
          {{"name", "request-duration"}, {"interval", "10s"}, {"thresholdRange", {{"max", 500}}}}});
-    const Json analysis = {{"interval", "3s"}, {"threshold", 2}, {"stepWeight", 20},
-                           {"maxWeight", 40},  {"metrics", metrics}};
-    return s.canary(analysis, {{"provider", "istio"}, {"metricsServer", s.cluster().prometheus_url()}});
+    const Json analysis = {{"interval", "3s"},
+                           {"threshold", 2},
+                           {"stepWeight", 20},
+                           {"maxWeight", 40},
+                           {"metrics", metrics}};
+    return s.canary(analysis,
+                    {{"provider", "istio"}, {"metricsServer", s.cluster().prometheus_url()}});
 }
 
 /// Waits until the history holds `count` releases and the last one has ended.
@@ -68,8 +73,9 @@ std::vector<Json> checks_named(const Json& release, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("the CanaryHistory holds a promoted and a rolled-back release with their steps, "
-          "checks, outcomes and reasons, across a serin restart") {
+TEST_CASE(
+    "the CanaryHistory holds a promoted and a rolled-back release with their steps, "
+    "checks, outcomes and reasons, across a serin restart") {
     Scenario s;
     SerinProcess& serin = s.start_serin(least_privilege_kubeconfig(s, "serin"));
     s.create(types::deployments(), s.deployment(kV1));
@@ -87,7 +93,8 @@ TEST_CASE("the CanaryHistory holds a promoted and a rolled-back release with the
     CHECK(promoted["image"] == kV2);
     CHECK(promoted["strategy"] == "canary");
     CHECK(promoted["reason"] == "Promotion completed! Scaling down podinfo." + s.ns());
-    CHECK(promoted["revision"] == at(s.get(types::canaries(), "podinfo"), "/status/lastPromotedSpec"));
+    CHECK(promoted["revision"] ==
+          at(s.get(types::canaries(), "podinfo"), "/status/lastPromotedSpec"));
     std::vector<int> weights;
     for (const Json& step : promoted["steps"]) {
         weights.push_back(step["weight"].get<int>());
@@ -130,7 +137,8 @@ TEST_CASE("the CanaryHistory holds a promoted and a rolled-back release with the
     CHECK(failed["outcome"] == "Failed");
     CHECK(failed["image"] == kV3);
     CHECK(failed["previousRevision"] == promoted["revision"]);
-    CHECK(failed["reason"] == "Rolling back podinfo." + s.ns() + " failed checks threshold reached 2");
+    CHECK(failed["reason"] ==
+          "Rolling back podinfo." + s.ns() + " failed checks threshold reached 2");
     CHECK(failed.contains("end"));
     bool failing_check = false;
     for (const Json& check : checks_named(failed, "request-success-rate")) {

@@ -1,10 +1,6 @@
 // The release history (analysis/history, crds/api/canary_history): whole releases run through
 // analysis::decide in a small simulated world, and every bound of docs/runtime-control.md.
-#include "analysis/decide.hpp"
 #include "analysis/history.hpp"
-#include "crds/api/canary_history.hpp"
-#include "platform/core/json.hpp"
-#include "platform/core/time_format.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -13,6 +9,11 @@
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "analysis/decide.hpp"
+#include "crds/api/canary_history.hpp"
+#include "platform/core/json.hpp"
+#include "platform/core/time_format.hpp"
 
 namespace {
 
@@ -86,6 +87,8 @@ struct World {
     SystemTime now = kStart;
     WorldAnswers answers;
     int history_changes = 0;
+    /// The next decision is not recorded (a reconcile that failed after its status write).
+    bool lose_next_record = false;
 
     explicit World(int threshold = 2) : canary(make_canary(threshold)) {
         answers.canary = &canary;
@@ -110,7 +113,9 @@ struct World {
                 routes = r->routes;
             }
         }
-        if (update_history(history, canary, *decision, obs, image, now)) {
+        if (lose_next_record) {
+            lose_next_record = false;
+        } else if (update_history(history, canary, *decision, obs, image, now)) {
             ++history_changes;
         }
         canary.status = decision->status;
@@ -148,8 +153,9 @@ TEST_CASE("initialization is not a release and leaves the history empty") {
     CHECK(w.history.releases.empty());
 }
 
-TEST_CASE("a promoted release records its steps with weights, each check against its thresholds, "
-          "its gates and its outcome") {
+TEST_CASE(
+    "a promoted release records its steps with weights, each check against its thresholds, "
+    "its gates and its outcome") {
     World w;
     w.run_until("Initialized");
     w.release("s1:two", "podinfo:2.0.0");
@@ -245,6 +251,33 @@ TEST_CASE("a rolled-back release records the failed checks' values, its outcome 
     CHECK(rollback.failed_checks == 2);  // the count that ended it, not the reset one
 }
 
+TEST_CASE("a release whose ending decision was not recorded is closed by the next one at rest") {
+    World w(1);
+    w.run_until("Initialized");
+    w.release("s1:two", "podinfo:2.0.0");
+    w.answers.values = [] {
+        return std::vector<MetricResult>{
+            MetricResult{"request-success-rate", Verdict::kFail, 50.0, "failing", std::nullopt},
+            pass("request-duration", 120)};
+    };
+    for (int i = 0; i < 10 && w.canary.status.failed_checks < 1; ++i) {
+        w.tick();
+    }
+    REQUIRE(w.canary.status.failed_checks == 1);
+    w.lose_next_record = true;
+    w.tick();  // the rollback: its status is written, its record lost
+    REQUIRE(w.canary.status.phase == "Failed");
+    CHECK(last(w.history).outcome == "Running");
+    w.tick();  // at rest
+    CHECK(last(w.history).outcome == "Failed");
+    CHECK_FALSE(last(w.history).end.empty());
+    CHECK(last(w.history).reason ==
+          "The canary is Failed; the step that ended this release was not recorded");
+    const int changes = w.history_changes;
+    w.tick();
+    CHECK(w.history_changes == changes);
+}
+
 TEST_CASE("a new revision mid-analysis supersedes the running release and opens another") {
     World w;
     w.run_until("Initialized");
@@ -287,7 +320,8 @@ TEST_CASE("a canary releasing with no open release in its history opens one") {
 
 TEST_CASE("record_request appends a handled request to the newest release") {
     api::CanaryHistory h;
-    const RequestRecord request{"podinfo-pause-x7k2p", "pause", "alice", "Done", "2026-12-05T20:01:02Z"};
+    const RequestRecord request{"podinfo-pause-x7k2p", "pause", "alice", "Done",
+                                "2026-12-05T20:01:02Z"};
     CHECK_FALSE(record_request(h, request));  // no release yet
     h.releases.push_back(api::Release{});
     h.releases.push_back(api::Release{});
@@ -355,7 +389,8 @@ TEST_CASE("long messages are clipped to 512 bytes of valid UTF-8, checks and gat
     const std::string long_text(2000, 'x');
     w.canary.spec.analysis->metrics.clear();
     for (int i = 0; i < 25; ++i) {
-        w.canary.spec.analysis->metrics.push_back(metric("m" + std::to_string(i), 1.0, std::nullopt));
+        w.canary.spec.analysis->metrics.push_back(
+            metric("m" + std::to_string(i), 1.0, std::nullopt));
     }
     w.answers.values = [&] {
         std::vector<MetricResult> out;
@@ -419,16 +454,17 @@ TEST_CASE("the encoded spec stays under 512 KiB whatever the steps hold") {
 TEST_CASE("decoding is tolerant: unknown fields, wrong types and too many entries") {
     Json releases = Json::array();
     for (int i = 0; i < 12; ++i) {
-        releases.push_back({{"revision", "s1:" + std::to_string(i)},
-                            {"outcome", "Succeeded"},
-                            {"future", {{"field", true}}},
-                            {"steps", Json::array({{{"weight", "ten"}, {"phase", 5}},
-                                                   "not an object"})},
-                            {"droppedSteps", -3}});
+        releases.push_back(
+            {{"revision", "s1:" + std::to_string(i)},
+             {"outcome", "Succeeded"},
+             {"future", {{"field", true}}},
+             {"steps", Json::array({{{"weight", "ten"}, {"phase", 5}}, "not an object"})},
+             {"droppedSteps", -3}});
     }
-    const Json object = {{"apiVersion", "serin.dev/v1alpha1"},
-                         {"kind", "CanaryHistory"},
-                         {"spec", {{"canaryRef", {{"name", "podinfo"}}}, {"releases", releases}, {"x", 1}}}};
+    const Json object = {
+        {"apiVersion", "serin.dev/v1alpha1"},
+        {"kind", "CanaryHistory"},
+        {"spec", {{"canaryRef", {{"name", "podinfo"}}}, {"releases", releases}, {"x", 1}}}};
     auto h = api::decode_canary_history(object);
     REQUIRE(h.has_value());
     CHECK(h->canary_name == "podinfo");
