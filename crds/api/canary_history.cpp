@@ -305,9 +305,81 @@ bool bound_release(Release& r) {
 
 std::size_t encoded_size(const Json& json) { return dump_json(json).size(); }
 
+// ---- an upper bound of the encoded size, without encoding --------------------------------------
+
+/// A JSON string's length at most: quotes, and each byte escaped as JSON would.
+std::size_t string_bound(const std::string& s) {
+    std::size_t n = 2;
+    for (const unsigned char c : s) {
+        n += c == '"' || c == '\\' ? 2 : (c < 0x20 ? 6 : 1);
+    }
+    return n;
+}
+
+/// Any number, as nlohmann writes it ("-1.2345678901234567e+308").
+constexpr std::size_t kNumberBound = 26;
+
+/// A number's length at most: null when absent, an integral value's digits (with a sign and
+/// ".0"), else kNumberBound.
+std::size_t number_bound(const std::optional<double>& value) {
+    if (!value || !std::isfinite(*value)) {
+        return 4;
+    }
+    double v = std::fabs(*value);
+    if (v != std::floor(v) || v >= 1e15) {
+        return kNumberBound;
+    }
+    std::size_t digits = 1;
+    for (; v >= 10; v /= 10) {
+        ++digits;
+    }
+    return digits + 3;
+}
+
+// The constants are the keys, punctuation and integers of each object with its arrays empty
+// (counted from encode_step and encode_release, rounded up); each array element adds a comma.
+std::size_t step_bound(const HistoryStep& step) {
+    std::size_t n = 120 + string_bound(step.time) + string_bound(step.phase);
+    for (const HistoryCheck& c : step.checks) {
+        n += 57 + number_bound(c.value) + number_bound(c.min) + number_bound(c.max) +
+             string_bound(c.name) + string_bound(c.verdict) + string_bound(c.message);
+    }
+    for (const HistoryGate& g : step.gates) {
+        n += 41 + string_bound(g.name) + string_bound(g.type) + string_bound(g.error);
+    }
+    if (step.judge) {
+        n += 48 + kNumberBound + string_bound(step.judge->result);
+        for (const HistoryJudgedMetric& m : step.judge->metrics) {
+            n += 41 + number_bound(m.ratio) + string_bound(m.name) + string_bound(m.classification);
+        }
+    }
+    return n;
+}
+
+std::size_t release_bound(const Release& r) {
+    std::size_t n = 160 + kNumberBound;
+    for (const std::string* s : {&r.revision, &r.previous_revision, &r.image, &r.strategy, &r.start,
+                                 &r.end, &r.outcome, &r.reason}) {
+        n += string_bound(*s);
+    }
+    for (const HistoryStep& step : r.steps) {
+        n += step_bound(step) + 1;
+    }
+    for (const HistoryRequest& q : r.requests) {
+        n += 57;
+        for (const std::string* s : {&q.name, &q.action, &q.requested_by, &q.result, &q.time}) {
+            n += string_bound(*s);
+        }
+    }
+    return n;
+}
+
 /// Keeps the encoded spec under kHistoryMaxSpecBytes: older releases go first, then the oldest
 /// steps of the one left.
 bool bound_size(CanaryHistory& history) {
+    if (history_spec_size_bound(history) <= kHistoryMaxSpecBytes) {
+        return false;  // the usual case: nothing encoded
+    }
     std::vector<std::size_t> sizes;
     std::size_t total = 64 + history.canary_name.size();
     for (const Release& r : history.releases) {
@@ -338,6 +410,14 @@ bool bound_size(CanaryHistory& history) {
 }
 
 }  // namespace
+
+std::size_t history_spec_size_bound(const CanaryHistory& history) {
+    std::size_t n = 64 + string_bound(history.canary_name);
+    for (const Release& r : history.releases) {
+        n += release_bound(r) + 1;
+    }
+    return n;
+}
 
 Result<CanaryHistory> decode_canary_history(const Json& object) {
     if (!object.is_object()) {

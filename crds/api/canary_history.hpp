@@ -138,4 +138,8 @@ Json encode_canary_history_spec(const CanaryHistory& history);
 /// Returns whether anything was dropped or changed.
 bool bound_history(CanaryHistory& history);
 
+/// At least the size of encode_canary_history_spec(history) as JSON text, found without
+/// encoding (so that keeping the size bound costs nothing while a history is far below it).
+std::size_t history_spec_size_bound(const CanaryHistory& history);
+
 }  // namespace serin::api

@@ -445,10 +445,30 @@ TEST_CASE("the encoded spec stays under 512 KiB whatever the steps hold") {
         }
         h.releases.push_back(release);
     }
+    CHECK(api::history_spec_size_bound(h) >=
+          serin::dump_json(api::encode_canary_history_spec(h)).size());
     CHECK(api::bound_history(h));
     CHECK(serin::dump_json(api::encode_canary_history_spec(h)).size() <= api::kHistoryMaxSpecBytes);
     REQUIRE_FALSE(h.releases.empty());
     CHECK(h.releases.back().dropped_steps > 0);
+}
+
+TEST_CASE("the size bound is at least the encoded size, escapes and numbers included") {
+    World w;
+    w.run_until("Initialized");
+    w.release("s1:two", "podinfo:\"2\"\x01\\");
+    w.answers.values = [] {
+        return std::vector<MetricResult>{
+            MetricResult{"request-success-rate", Verdict::kFail, -1.2345678901234567e+300,
+                         "\"quoted\"\n\t\x02 caf\xC3\xA9", std::nullopt},
+            pass("request-duration", 0.1 + 0.2)};
+    };
+    w.run_until("Failed");
+    const std::size_t encoded = serin::dump_json(api::encode_canary_history_spec(w.history)).size();
+    CHECK(api::history_spec_size_bound(w.history) >= encoded);
+    CHECK(api::history_spec_size_bound(w.history) < 4 * encoded);
+    CHECK(api::history_spec_size_bound(api::CanaryHistory{}) >=
+          serin::dump_json(api::encode_canary_history_spec(api::CanaryHistory{})).size());
 }
 
 TEST_CASE("decoding is tolerant: unknown fields, wrong types and too many entries") {
