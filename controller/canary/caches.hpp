@@ -49,6 +49,8 @@ public:
     bool synced() const { return store_.synced(); }
 
     kube::CachedClient& kube() { return kube_; }
+    /// The API client itself, for objects kept in no cache (CanaryHistory).
+    kube::KubeClient& client() { return client_; }
     const kube::ObjectStore& store() const { return store_; }
     kube::FetchedObjects& secrets() { return *secrets_; }
     /// The informer of `type`; nullptr when none runs for it.

@@ -160,10 +160,11 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         alerts_ = std::make_unique<AlertDispatcher>(*deps_.notifier, caches.store(),
                                                     options_.alerts);
     }
+    history_ = std::make_unique<HistoryStore>(caches.client(), deps_.clock);
     reconciler_ = std::make_unique<Reconciler>(
         ReconcilerDeps{deps_.executor, caches.kube(), deps_.clock, deps_.recorder,
                        deps_.webhooks, *routers_, deps_.metrics, alerts_.get(), *calls_,
-                       caches.secrets(), deps_.telemetry},
+                       caches.secrets(), deps_.telemetry, history_.get()},
         options_.reconciler);
 }
 

@@ -12,6 +12,7 @@
 
 #include "controller/canary/alerts.hpp"
 #include "controller/canary/caches.hpp"
+#include "controller/canary/history_store.hpp"
 #include "controller/canary/reconciler.hpp"
 #include "platform/kube/work_queue.hpp"
 
@@ -107,6 +108,7 @@ private:
     std::unique_ptr<kube::WorkQueue> queue_;
     std::unique_ptr<meshes::RouterRegistry> routers_;
     std::unique_ptr<AlertDispatcher> alerts_;
+    std::unique_ptr<HistoryStore> history_;  ///< before the reconciler, which uses it
     std::unique_ptr<Reconciler> reconciler_;
     /// After the reconciler: destroyed first, cancelling what runs in the background.
     std::unique_ptr<BackgroundCalls> calls_;

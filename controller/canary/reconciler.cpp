@@ -93,6 +93,9 @@ void Reconciler::forget(const std::string& key) {
     memory_.erase(key);
     reporter_.forget(key);
     deps_.calls.forget(key);
+    if (deps_.history != nullptr) {
+        deps_.history->forget(key);
+    }
 }
 
 ReconcileResult Reconciler::waiting() const {
@@ -353,6 +356,9 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
         memory.last_step = started;
     }
     deps_.calls.forget(ctx.key);
+    if (deps_.history != nullptr) {  // best effort, after the status it records
+        co_await deps_.history->record(ctx.canary, ctx.target, obs, decision);
+    }
     reporter_.telemetry(ctx, obs, decision, before, started);
     for (const analysis::Action& action : decision.actions) {
         if (const auto* event = std::get_if<analysis::RecordEvent>(&action)) {

@@ -13,6 +13,7 @@
 #include "controller/canary/alerts.hpp"
 #include "controller/canary/background_calls.hpp"
 #include "controller/canary/context.hpp"
+#include "controller/canary/history_store.hpp"
 #include "controller/canary/owned_objects.hpp"
 #include "controller/canary/reporter.hpp"
 #include "controller/canary/target_kind.hpp"
@@ -58,6 +59,8 @@ struct ReconcilerDeps {
     /// The Secrets a canary uses, fetched on demand; the caches serve them once fetched.
     kube::FetchedObjects& secrets;
     telemetry::Telemetry* telemetry = nullptr;  ///< null: no metrics kept
+    /// Records each release in its CanaryHistory after the status write; null: none recorded.
+    HistoryStore* history = nullptr;
 };
 
 /// What the work queue should do with the key next.

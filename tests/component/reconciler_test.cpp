@@ -6,6 +6,7 @@
 
 #include "controller/canary/background_calls.hpp"
 #include "controller/canary/caches.hpp"
+#include "controller/canary/history_store.hpp"
 #include "controller/canary/reconciler.hpp"
 #include "controller/canary/requests.hpp"
 #include "controller/canary/webhook.hpp"
@@ -96,9 +97,10 @@ public:
           calls_(io.get_executor(), clock, {},
                  [this](const std::string& key) { woken_.insert(key); }),
           routers_(serin::meshes::RouterDeps{caches_.kube()}),
+          history_(*client_, clock),
           reconciler_(canary::ReconcilerDeps{io.get_executor(), caches_.kube(), clock, recorder_,
                                              webhooks_, routers_, metrics_, nullptr, calls_,
-                                             caches_.secrets(), nullptr},
+                                             caches_.secrets(), nullptr, &history_},
                       reconciler_options()) {
         serin::meshes::register_builtin_routers(routers_);
         caches_.start(io.get_executor());
@@ -132,6 +134,7 @@ public:
     bool woken() { return woken_.erase(kKey) > 0; }
 
     StubMetricChecker& metrics() { return metrics_; }
+    const canary::HistoryStore& history() const { return history_; }
 
 private:
     static canary::CacheOptions cache_options(std::vector<kube::ResourceType> route_types) {
@@ -155,6 +158,7 @@ private:
     StubMetricChecker metrics_;
     canary::BackgroundCalls calls_;
     serin::meshes::RouterRegistry routers_;
+    canary::HistoryStore history_;
     canary::Reconciler reconciler_;
     std::set<std::string> woken_;
 };
@@ -226,8 +230,12 @@ std::string phase_of(FakeApiServer& server) {
 }
 
 /// A fresh server with the types Serin reads and writes, and the target.
-std::unique_ptr<FakeApiServer> new_server(serin::ManualClock& clock, bool istio) {
+std::unique_ptr<FakeApiServer> new_server(serin::ManualClock& clock, bool istio,
+                                          bool history = true) {
     auto server = std::make_unique<FakeApiServer>(clock);
+    if (history) {
+        server->serve(canary::canary_histories());
+    }
     for (const kube::ResourceType* type :
          {&types::canaries(), &types::deployments(), &types::daemon_sets(), &types::services(),
           &types::config_maps(), &types::secrets(), &types::horizontal_pod_autoscalers(),
@@ -394,11 +402,12 @@ struct World {
     std::unique_ptr<FakeApiServer> server;
     std::unique_ptr<Process> process;
 
-    explicit World(const Json& spec_patch = Json::object(), Json target = deployment("podinfo:1.0.0")) {
+    explicit World(const Json& spec_patch = Json::object(), Json target = deployment("podinfo:1.0.0"),
+                   bool history = true) {
         auto client = serin::http::make_beast_client(io.get_executor(), {});
         REQUIRE(client.has_value());
         http = std::move(*client);
-        server = new_server(clock, false);
+        server = new_server(clock, false, history);
         REQUIRE(server->put(types::deployments(), std::move(target)).has_value());
         Json c = canary_of("kubernetes", true);
         c["spec"].merge_patch(spec_patch);
@@ -455,6 +464,111 @@ bool contains(const std::vector<std::string>& lines, const std::string& part) {
 }
 
 }  // namespace
+
+// ---- release history (docs/runtime-control.md) --------------------------------------------------
+
+namespace {
+
+/// Runs the World's canary at least one paced step, then until `phase`.
+void run_until(World& w, const std::string& phase) {
+    REQUIRE(w.step().has_value());
+    for (int i = 0; i < 60 && phase_of(*w.server) != phase; ++i) {
+        REQUIRE(w.step().has_value());
+    }
+    REQUIRE(phase_of(*w.server) == phase);
+}
+
+void bump(World& w, const std::string& image) {
+    auto target = w.server->object(types::deployments(), kNs, "podinfo");
+    REQUIRE(target.has_value());
+    (*target)["spec"]["template"]["spec"]["containers"][0]["image"] = image;
+    REQUIRE(w.server->put(types::deployments(), *target).has_value());
+}
+
+}  // namespace
+
+TEST_CASE("a whole release is recorded in the canary's CanaryHistory, and a restarted controller "
+          "appends to the same object") {
+    World w;
+    run_until(w, "Initialized");
+    CHECK_FALSE(w.server->object(canary::canary_histories(), kNs, "podinfo").has_value());
+    bump(w, "podinfo:2.0.0");
+    run_until(w, "Succeeded");
+
+    auto stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    const Json canary_object = *w.canary();
+    CHECK((*stored)["metadata"]["ownerReferences"][0]["uid"] == canary_object["metadata"]["uid"]);
+    CHECK((*stored)["metadata"]["ownerReferences"][0]["kind"] == "Canary");
+    CHECK((*stored)["spec"]["canaryRef"]["name"] == "podinfo");
+    const Json& releases = (*stored)["spec"]["releases"];
+    REQUIRE(releases.size() == 1);
+    const Json first = releases[0];  // a copy: `stored` is read again below
+    CHECK(first["outcome"] == "Succeeded");
+    CHECK(first["image"] == "podinfo:2.0.0");
+    CHECK(first["strategy"] == "blue-green");
+    CHECK(first["revision"] == canary_object["status"]["lastPromotedSpec"]);
+    CHECK(first["reason"] == "Promotion completed! Scaling down podinfo.test");
+    CHECK(first.contains("end"));
+    std::vector<std::string> steps;
+    for (const Json& s : first["steps"]) {
+        steps.push_back(s["phase"].get<std::string>() + " " + std::to_string(s["iteration"].get<int>()));
+    }
+    // The run starts, two iterations, all traffic to the canary, promotion, finalising, done.
+    CHECK(steps == std::vector<std::string>{"Progressing 0", "Progressing 1", "Progressing 2",
+                                            "Progressing 3", "Promoting 3", "Finalising 0",
+                                            "Succeeded 0"});
+    const std::string uid = (*stored)["metadata"]["uid"];
+    CHECK(w.process->history().stats().failures == 0);
+    CHECK(w.process->history().kept() == 0);  // the release ended: nothing kept in memory
+
+    // A restart: a fresh process, with nothing in memory, releases the next version.
+    w.process.reset();
+    w.process = std::make_unique<Process>(w.io, w.clock, *w.server, *w.http,
+                                          std::vector<kube::ResourceType>{});
+    bump(w, "podinfo:3.0.0");
+    run_until(w, "Succeeded");
+    stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    CHECK((*stored)["metadata"]["uid"] == uid);  // the same object, updated
+    REQUIRE((*stored)["spec"]["releases"].size() == 2);
+    CHECK((*stored)["spec"]["releases"][0] == first);
+    CHECK((*stored)["spec"]["releases"][1]["image"] == "podinfo:3.0.0");
+    CHECK((*stored)["spec"]["releases"][1]["outcome"] == "Succeeded");
+    CHECK((*stored)["spec"]["releases"][1]["previousRevision"] == first["revision"]);
+}
+
+TEST_CASE("history writes that conflict are applied again to the stored object") {
+    World w;
+    run_until(w, "Initialized");
+    bump(w, "podinfo:2.0.0");
+    REQUIRE(w.step().has_value());  // Progressing: the history is created
+    auto stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    // Someone else writes it (a label): the store's resourceVersion is stale now.
+    (*stored)["metadata"]["labels"]["edited"] = "by-hand";
+    REQUIRE(w.server->put(canary::canary_histories(), *stored).has_value());
+    run_until(w, "Succeeded");
+    stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    CHECK((*stored)["metadata"]["labels"]["edited"] == "by-hand");
+    CHECK((*stored)["spec"]["releases"][0]["outcome"] == "Succeeded");
+    CHECK((*stored)["spec"]["releases"][0]["steps"].size() == 7);
+    CHECK(w.process->history().stats().conflicts >= 1);
+    CHECK(w.process->history().stats().failures == 0);
+}
+
+TEST_CASE("without the CanaryHistory CRD a release goes on and nothing is recorded") {
+    World w(Json::object(), deployment("podinfo:1.0.0"), false);
+    run_until(w, "Initialized");
+    bump(w, "podinfo:2.0.0");
+    run_until(w, "Succeeded");
+    CHECK(w.process->history().stats().writes == 0);
+    CHECK(w.process->history().stats().failures == 0);
+    for (const std::string& line : w.server->write_log(true)) {
+        CHECK(line.find("canaryhistories") == std::string::npos);
+    }
+}
 
 TEST_CASE("each reconcile writes routing and workloads first, then the status, then Events") {
     World w;
