@@ -253,7 +253,7 @@
       requestsList(d && d.canary),
       el("h2", {}, "Recent events"),
       eventsTable(d && d.events),
-      d && d.errors && d.errors.length ? el("p", { class: "bad" }, d.errors.join("; ")) : null);
+      d && d.errors && d.errors.length ? el("p", { class: "bad", id: "errors" }, d.errors.join("; ")) : "");
     drawChart(v);
   }
 
