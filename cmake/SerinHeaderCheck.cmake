@@ -2,7 +2,7 @@
 # also checks the include guard), so a header that compiles only after another include is found.
 # On with -DSERIN_HEADER_CHECK=ON (hack/test turns it on with SERIN_CHECKS=1, as CI does).
 function(serin_add_header_check)
-  set(folders platform crds analysis metrics meshes controller devcluster loadtester)
+  set(folders platform crds analysis metrics meshes controller devcluster loadtester cli)
   set(globs)
   foreach(folder IN LISTS folders)
     list(APPEND globs ${PROJECT_SOURCE_DIR}/${folder}/*.hpp)
@@ -33,6 +33,9 @@ function(serin_add_header_check)
                         serin_warnings)
   if(TARGET serin_app)
     target_link_libraries(serin_header_check PRIVATE serin_app)
+  endif()
+  if(TARGET serin_dashboard)
+    target_link_libraries(serin_header_check PRIVATE serin_dashboard)
   endif()
   list(LENGTH sources count)
   message(STATUS "header check: ${count} headers")

@@ -40,7 +40,9 @@ const kube::ResourceType& canary_histories() {
 namespace {
 
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
-constexpr std::string_view kCookie = "serin_token";
+/// The cookie's name carries the port: cookies are shared by every port of a host, so two
+/// dashboards side by side would otherwise overwrite each other's.
+constexpr std::string_view kCookiePrefix = "serin_token_";
 constexpr std::string_view kTokenHeader = "X-Serin-Token";
 constexpr std::size_t kMaxReasonBytes = 512;
 constexpr std::size_t kMaxBodyDepth = 4;
@@ -240,6 +242,8 @@ struct Dashboard::Impl : std::enable_shared_from_this<Dashboard::Impl> {
                 {"canaries", std::move(rows)}};
     }
 
+    std::string cookie_name() const { return std::string(kCookiePrefix) + std::to_string(server->port()); }
+
     bool in_scope(std::string_view ns) const { return config.ns.empty() || config.ns == ns; }
 
     /// Host header check (DNS rebinding) and the token (header or cookie).
@@ -258,7 +262,7 @@ struct Dashboard::Impl : std::enable_shared_from_this<Dashboard::Impl> {
                 return error_response(403, "cross-origin request refused");
             }
         }
-        const bool post = request.method != "GET" && request.method != "HEAD";
+        const bool post = request.method != "GET";
         const auto header = request.header(kTokenHeader);
         if (header && same_secret(*header, config.token)) {
             return std::nullopt;
@@ -267,7 +271,7 @@ struct Dashboard::Impl : std::enable_shared_from_this<Dashboard::Impl> {
             return error_response(403, "a POST needs the X-Serin-Token header");
         }
         if (const auto cookie = request.header("Cookie")) {
-            const auto value = cookie_value(*cookie, kCookie);
+            const auto value = cookie_value(*cookie, cookie_name());
             if (value && same_secret(*value, config.token)) {
                 return std::nullopt;
             }
@@ -490,7 +494,7 @@ asio::awaitable<http::ServerResponse> route(ImplPtr self, http::ServerRequest re
             return false;
         }
         const auto cookie = request.header("Cookie");
-        const auto value = cookie ? cookie_value(*cookie, kCookie) : std::nullopt;
+        const auto value = cookie ? cookie_value(*cookie, self->cookie_name()) : std::nullopt;
         return !(value && same_secret(*value, self->config.token));
     }();
     if (page && authorised_by_query) {
@@ -504,13 +508,13 @@ asio::awaitable<http::ServerResponse> route(ImplPtr self, http::ServerRequest re
         r.status = 303;
         r.body = "see /\n";
         r.headers.emplace_back("Location", "/");
-        r.headers.emplace_back("Set-Cookie", std::string(kCookie) + "=" + self->config.token +
+        r.headers.emplace_back("Set-Cookie", self->cookie_name() + "=" + self->config.token +
                                                  "; Path=/; HttpOnly; SameSite=Strict");
         co_return r;
     }
 
     const auto parts = split_path(path);
-    if (request.method == "GET" || request.method == "HEAD") {
+    if (request.method == "GET") {
         if (parts.empty() || parts[0] != "api") {
             co_return serve_page(*self, path);
         }

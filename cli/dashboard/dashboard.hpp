@@ -52,7 +52,7 @@ struct DashboardConfig {
 
 /// The dashboard's HTTP server, its canary informer and its live streams.
 ///
-/// Routes (every one needs the token: header X-Serin-Token or cookie serin_token, except the
+/// Routes (every one needs the token: header X-Serin-Token or cookie serin_token_PORT, except the
 /// first page load GET /?token=T, which sets the cookie and redirects to /; the Host header must
 /// be 127.0.0.1:PORT or localhost:PORT; a POST needs the header, not only the cookie):
 ///   GET  /, /app.js, /style.css, /vendor/...      the page (embedded assets)

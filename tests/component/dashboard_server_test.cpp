@@ -94,7 +94,8 @@ struct Fixture {
     }
 
     std::string host() const { return "127.0.0.1:" + std::to_string(board->port()); }
-    std::string cookie() const { return "serin_token=" + board->token(); }
+    std::string cookie_name() const { return "serin_token_" + std::to_string(board->port()); }
+    std::string cookie() const { return cookie_name() + "=" + board->token(); }
 
     void run_until(const std::function<bool()>& done, const std::string& what,
                    std::chrono::milliseconds timeout = 5s) {
@@ -243,7 +244,7 @@ TEST_CASE("the first page load trades the token in the URL for an HttpOnly cooki
     const Answer traded = f.get("/?token=" + f.board->token(), {host});
     CHECK(traded.status == 303);
     CHECK(traded.has_header("Location: /"));
-    CHECK(traded.has_header("Set-Cookie: serin_token=" + f.board->token() +
+    CHECK(traded.has_header("Set-Cookie: " + f.cookie_name() + "=" + f.board->token() +
                             "; Path=/; HttpOnly; SameSite=Strict"));
 
     const Answer page = f.get("/");
@@ -265,13 +266,18 @@ TEST_CASE("every API call needs the token, as the cookie or the X-Serin-Token he
     Fixture f;
     const std::string host = "Host: " + f.host();
     CHECK(f.get("/api/canaries", {host}).status == 401);
-    CHECK(f.get("/api/canaries", {host, "Cookie: serin_token=" + std::string(64, 'a')}).status ==
-          401);
+    CHECK(f.get("/api/canaries", {host, "Cookie: " + f.cookie_name() + "=" + std::string(64, 'a')})
+              .status == 401);
+    // The cookie of a dashboard on another port is not this one's.
+    CHECK(f.get("/api/canaries", {host, "Cookie: serin_token_1=" + f.board->token()}).status == 401);
     CHECK(f.get("/api/canaries", {host, "X-Serin-Token: nope"}).status == 401);
     CHECK(f.get("/app.js", {host}).status == 401);
     CHECK(f.get("/api/stream", {host}).status == 401);
     CHECK(f.get("/api/canaries", {host, "Cookie: other=1; " + f.cookie()}).status == 200);
     CHECK(f.get("/api/canaries", {host, "X-Serin-Token: " + f.board->token()}).status == 200);
+    CHECK(f.send("DELETE /api/canaries HTTP/1.1\r\nConnection: close\r\nHost: " + f.host() +
+                 "\r\nX-Serin-Token: " + f.board->token() + "\r\n\r\n")
+              .status == 405);
 }
 
 TEST_CASE("a Host header other than 127.0.0.1 or localhost on the dashboard's port is refused") {
