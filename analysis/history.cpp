@@ -213,11 +213,26 @@ bool starts_release(const api::CanaryStatus& before, const Decision& decision) {
             after.tracked_configs != before.tracked_configs);
 }
 
+/// The runtime requests this decision handled: in the new status.requests, not in the old.
+std::vector<const api::HandledRequest*> new_requests(const api::CanaryStatus& before,
+                                                     const api::CanaryStatus& after) {
+    std::vector<const api::HandledRequest*> out;
+    for (const api::HandledRequest& request : after.requests) {
+        const bool known = std::any_of(
+            before.requests.begin(), before.requests.end(),
+            [&](const api::HandledRequest& old) { return old.uid == request.uid; });
+        if (!known) {
+            out.push_back(&request);
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 bool concerns_history(const api::CanaryStatus& before, const Decision& decision) {
     return releasing(before.phase) || releasing(decision.status.phase) ||
-           promoted_at_once(before, decision);
+           promoted_at_once(before, decision) || !new_requests(before, decision.status).empty();
 }
 
 bool update_history(api::CanaryHistory& history, const api::Canary& canary,
@@ -271,7 +286,16 @@ bool update_history(api::CanaryHistory& history, const api::Canary& canary,
         open = &history.releases.back();
         changed = true;
     }
+    // Requests go to the newest release: the one they acted on, or the one a retry opened.
+    for (const api::HandledRequest* request : new_requests(before, after)) {
+        changed = record_request(history, {request->name, request->action, request->requested_by,
+                                           request->result, request->time}) ||
+                  changed;
+    }
     if (open == nullptr) {
+        if (changed) {
+            api::bound_history(history);
+        }
         return changed;
     }
     if (decision.consumed_tick && is_step(before, decision, observations)) {

@@ -13,6 +13,7 @@
 #include <ostream>
 #include <variant>
 
+#include "cli/dashboard/dashboard.hpp"
 #include "cli/explain.hpp"
 #include "cli/request.hpp"
 #include "crds/api/canary.hpp"
@@ -25,18 +26,6 @@ namespace serin::cli {
 namespace asio = boost::asio;
 
 namespace {
-
-const kube::ResourceType& canary_requests() {
-    static const kube::ResourceType kType{"serin.dev", "v1alpha1", "canaryrequests",
-                                          "CanaryRequest", true};
-    return kType;
-}
-
-const kube::ResourceType& canary_histories() {
-    static const kube::ResourceType kType{"serin.dev", "v1alpha1", "canaryhistories",
-                                          "CanaryHistory", true};
-    return kType;
-}
 
 /// Machine output when -o asks for it; false when the verb should print for people.
 bool print_machine(Context& ctx, const Json& value) {
@@ -188,7 +177,7 @@ asio::awaitable<int> run_get(Context& ctx, VerbOptions options) {
         if (!options.name.empty()) {
             list_options.field_selector = "metadata.name=" + options.name;
         }
-        auto page = co_await ctx.client.list(canary_histories(), scope, list_options);
+        auto page = co_await ctx.client.list(kube::types::canary_histories(), scope, list_options);
         if (page) {
             for (auto& item : page->items) {
                 // The key first: json's by-value operator= would move the item out before the
@@ -301,7 +290,7 @@ void history_flags(CLI::App& command, VerbOptions& options) {
 
 asio::awaitable<int> run_history(Context& ctx, VerbOptions options) {
     const std::string id = object_id(ctx, options.name);
-    auto history = co_await ctx.client.get(canary_histories(), ctx.ns, options.name);
+    auto history = co_await ctx.client.get(kube::types::canary_histories(), ctx.ns, options.name);
     if (!history && history.error().kind == ErrorKind::kNotFound) {
         // No history yet is normal for a canary that has not released; no canary is an error.
         auto canary = co_await ctx.client.get(kube::types::canaries(), ctx.ns, options.name);
@@ -344,7 +333,7 @@ asio::awaitable<int> run_explain(Context& ctx, VerbOptions options) {
     input.canary = std::move(*canary);
     // The history and the Events deepen the answer; without them (not yet written, not
     // readable) explain still speaks from the status.
-    auto history = co_await ctx.client.get(canary_histories(), ctx.ns, options.name);
+    auto history = co_await ctx.client.get(kube::types::canary_histories(), ctx.ns, options.name);
     if (history) {
         input.history = std::move(*history);
     }
@@ -394,7 +383,7 @@ asio::awaitable<int> run_request(Context& ctx, VerbOptions options) {
     }
     Json request = make_request(*canary, options.action, options.full, requested_by(ctx.config),
                                 options.reason);
-    auto created = co_await ctx.client.create(canary_requests(), ctx.ns, std::move(request));
+    auto created = co_await ctx.client.create(kube::types::canary_requests(), ctx.ns, std::move(request));
     if (!created) {
         report(ctx, created.error(), doing);
         co_return created.error().kind == ErrorKind::kForbidden ? kExitFailed : kExitError;
@@ -420,7 +409,7 @@ asio::awaitable<int> run_request(Context& ctx, VerbOptions options) {
         std::string phase = get_string(r, "status/phase");
         return phase == "Done" || phase == "Refused";
     };
-    auto outcome = co_await follow_until(ctx, canary_requests(), request_name, handled, *deadline);
+    auto outcome = co_await follow_until(ctx, kube::types::canary_requests(), request_name, handled, *deadline);
     if (!outcome) {
         ctx.err << "kubectl-serin: timed out waiting for serin to handle canaryrequest "
                 << object_id(ctx, request_name) << " (is serin running?)\n";
@@ -440,6 +429,25 @@ asio::awaitable<int> run_request(Context& ctx, VerbOptions options) {
     co_return refused ? kExitFailed : kExitOk;
 }
 
+void dashboard_flags(CLI::App& command, VerbOptions& options) {
+    command.add_option("--port", options.port, "the port on 127.0.0.1 (default: a free one)")
+        ->check(CLI::Range(0, 65535));
+}
+
+/// Serves the web view on 127.0.0.1 with the user's own credentials until SIGINT or SIGTERM.
+/// It runs its own event loop: nothing else runs in this process meanwhile.
+asio::awaitable<int> run_dashboard(Context& ctx, VerbOptions options) {
+    dashboard::DashboardOptions served;
+    served.cluster = ctx.config;
+    // -n: that namespace; otherwise every namespace the user may list.
+    served.ns = ctx.global.all_namespaces ? std::string() : ctx.global.ns;
+    served.port = static_cast<std::uint16_t>(options.port);
+    served.requested_by = requested_by(ctx.config);
+    served.out = &ctx.out;
+    served.err = &ctx.err;
+    co_return dashboard::run(served);
+}
+
 constexpr Verb kVerbs[] = {
     {"get", "list canaries: phase, weight, step, failed checks, last check values, age",
      get_flags, run_get},
@@ -455,6 +463,8 @@ constexpr Verb kVerbs[] = {
      "resume"},
     {"retry", "start a failed release again (a CanaryRequest)", request_flags, run_request,
      "retry"},
+    {"dashboard", "serve the web view on 127.0.0.1 with your credentials", dashboard_flags,
+     run_dashboard},
 };
 
 }  // namespace

@@ -46,6 +46,7 @@ struct VerbOptions {
     std::string reason;   ///< requests
     bool wait = false;    ///< requests
     std::string action;   ///< requests: set by the table entry
+    int port = 0;         ///< dashboard: 0 picks a free one
 };
 
 /// What a running verb works with.

@@ -80,7 +80,7 @@ asio::awaitable<bool> ControllerRunner::prepare() {
     spdlog::info("routing APIs served: {}", served.empty() ? "none" : served);
     // Runtime requests (serin.dev CanaryRequests) where their CRD is installed.
     // Named, not a braced temporary in the co_await: g++ 12 destroys those twice.
-    std::vector<kube::ResourceType> request_types{canary::canary_request_type()};
+    std::vector<kube::ResourceType> request_types{kube::types::canary_requests()};
     const auto served_requests = co_await kube::served_types(client, std::move(request_types));
     cache_options_.requests = !served_requests.empty();
     if (!cache_options_.requests) {

@@ -23,7 +23,7 @@ Caches::Caches(kube::KubeClient& client, Clock& clock, CacheOptions options)
         add(type);
     }
     if (options_.requests) {
-        requests_ = &add(canary_request_type());
+        requests_ = &add(kube::types::canary_requests());
     }
 }
 

@@ -55,12 +55,6 @@ bool has_open_release(const api::CanaryHistory& history) {
 
 }  // namespace
 
-const kube::ResourceType& canary_histories() {
-    static const kube::ResourceType kType{"serin.dev", "v1alpha1", "canaryhistories",
-                                          "CanaryHistory", true};
-    return kType;
-}
-
 HistoryStore::HistoryStore(kube::KubeClient& api, Clock& clock) : api_(api), clock_(clock) {}
 
 void HistoryStore::forget(const std::string& key) { entries_.erase(key); }
@@ -95,7 +89,7 @@ asio::awaitable<bool> HistoryStore::served() {
     if (served_.has_value() && (*served_ || clock_.steady_now() < look_again_)) {
         co_return *served_;
     }
-    std::vector<kube::ResourceType> wanted{canary_histories()};
+    std::vector<kube::ResourceType> wanted{kube::types::canary_histories()};
     const std::vector<kube::ResourceType> found =
         co_await kube::served_types(api_, std::move(wanted));
     const bool now_served = !found.empty();
@@ -120,7 +114,7 @@ void HistoryStore::not_allowed(const Error& error) {
 }
 
 asio::awaitable<bool> HistoryStore::load(const api::Canary& canary, const std::string& key) {
-    auto got = co_await api_.get(canary_histories(), canary.metadata.ns, canary.metadata.name);
+    auto got = co_await api_.get(kube::types::canary_histories(), canary.metadata.ns, canary.metadata.name);
     Entry entry;
     if (got) {
         Json metadata = got->contains("metadata") ? (*got)["metadata"] : Json::object();
@@ -147,22 +141,22 @@ asio::awaitable<bool> HistoryStore::load(const api::Canary& canary, const std::s
 asio::awaitable<Result<Json>> HistoryStore::write(const api::Canary& canary, const Entry& entry,
                                                   const api::CanaryHistory& next) {
     const Json owner = owner_reference(canary);
-    Json body = {{"apiVersion", canary_histories().api_version()},
-                 {"kind", canary_histories().kind},
+    Json body = {{"apiVersion", kube::types::canary_histories().api_version()},
+                 {"kind", kube::types::canary_histories().kind},
                  {"spec", api::encode_canary_history_spec(next)}};
     if (entry.metadata.is_null()) {
         body["metadata"] = {{"name", canary.metadata.name},
                             {"namespace", canary.metadata.ns},
                             {"labels", {{"app.kubernetes.io/managed-by", "serin"}}},
                             {"ownerReferences", Json::array({owner})}};
-        co_return co_await api_.create(canary_histories(), canary.metadata.ns, std::move(body));
+        co_return co_await api_.create(kube::types::canary_histories(), canary.metadata.ns, std::move(body));
     }
     body["metadata"] = entry.metadata;
     if (!owned_by_canary(entry.metadata, canary)) {
         body["metadata"]["ownerReferences"] = Json::array({owner});
     }
     body["metadata"].erase("managedFields");
-    co_return co_await api_.update(canary_histories(), canary.metadata.ns, std::move(body));
+    co_return co_await api_.update(kube::types::canary_histories(), canary.metadata.ns, std::move(body));
 }
 
 asio::awaitable<void> HistoryStore::apply(const api::Canary& canary, Update update) {

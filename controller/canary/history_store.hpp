@@ -17,9 +17,6 @@
 
 namespace serin::canary {
 
-/// The CanaryHistory resource (serin.dev/v1alpha1, docs/runtime-control.md).
-const kube::ResourceType& canary_histories();
-
 /// What the store did since it was built.
 struct HistoryStats {
     std::uint64_t writes = 0;     ///< creates and updates that succeeded

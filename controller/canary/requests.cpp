@@ -20,12 +20,6 @@ namespace asio = boost::asio;
 using kube::Json;
 using kube::ObjectPtr;
 
-const kube::ResourceType& canary_request_type() {
-    static const kube::ResourceType type{"serin.dev", "v1alpha1", "canaryrequests",
-                                         "CanaryRequest", true};
-    return type;
-}
-
 std::vector<std::string> request_canary_index(const Json& request) {
     const std::string canary = api::string_at(request, {"spec", "canaryRef", "name"});
     if (canary.empty()) {
@@ -44,7 +38,7 @@ std::vector<ObjectPtr> Reconciler::pending_request_objects(const std::string& ns
     if (!options_.requests) {
         return out;
     }
-    for (const ObjectPtr& raw : deps_.kube.list(canary_request_type(), ns)) {
+    for (const ObjectPtr& raw : deps_.kube.list(kube::types::canary_requests(), ns)) {
         if (request_pending(*raw) &&
             api::string_at(*raw, {"spec", "canaryRef", "name"}) == canary) {
             out.push_back(raw);
@@ -98,7 +92,7 @@ asio::awaitable<bool> Reconciler::write_request_status(const std::string& ns, Ob
     kube::WriteOptions options;
     options.subresource = "status";
     auto written =
-        co_await deps_.kube.update(canary_request_type(), ns, std::move(body), options);
+        co_await deps_.kube.update(kube::types::canary_requests(), ns, std::move(body), options);
     if (!written) {
         // The canary's status holds the record: the next reconcile completes the request.
         CanaryLog(ns + "/" + kube::object_name(*raw))
@@ -112,7 +106,7 @@ asio::awaitable<bool> Reconciler::write_request_status(const std::string& ns, Ob
 asio::awaitable<void> Reconciler::finish_request(CanaryContext& ctx,
                                                  const analysis::RequestOutcome& outcome,
                                                  const api::CanaryStatus& status) {
-    ObjectPtr raw = deps_.kube.get(canary_request_type(), ctx.ns(), outcome.name);
+    ObjectPtr raw = deps_.kube.get(kube::types::canary_requests(), ctx.ns(), outcome.name);
     if (raw == nullptr || kube::object_uid(*raw) != outcome.uid || !request_pending(*raw)) {
         co_return;  // deleted since, or already complete
     }

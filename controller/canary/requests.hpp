@@ -12,9 +12,6 @@
 /// them is in requests.cpp.
 namespace serin::canary {
 
-/// serin.dev/v1alpha1 canaryrequests.
-const kube::ResourceType& canary_request_type();
-
 /// The requests informer's index by canary: "<namespace>/<spec.canaryRef.name>".
 inline constexpr std::string_view kRequestsByCanary = "canary";
 std::vector<std::string> request_canary_index(const kube::Json& request);

@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -80,6 +81,61 @@ ServerRequest to_request(bhttp::request<bhttp::string_body>& request) {
     return in;
 }
 
+/// The chunks of one streamed answer, each written within the idle timeout.
+class ChunkStream final : public ResponseStream {
+public:
+    ChunkStream(HttpServer::State& state, beast::tcp_stream& stream)
+        : state_(state), stream_(stream) {}
+
+    asio::awaitable<bool> write(std::string data) override {
+        if (failed_ || state_.stopped) {
+            co_return false;
+        }
+        if (data.empty()) {
+            co_return true;  // an empty chunk would end the body
+        }
+        stream_.expires_after(state_.options.idle_timeout);
+        auto [error, written] =
+            co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)), kUse);
+        stream_.expires_never();
+        if (error || state_.stopped) {
+            failed_ = true;
+        }
+        co_return !failed_;
+    }
+    bool open() const override { return !failed_ && !state_.stopped; }
+    bool failed() const { return failed_; }
+
+private:
+    HttpServer::State& state_;
+    beast::tcp_stream& stream_;
+    bool failed_ = false;
+};
+
+/// Writes the header of a streamed answer, runs its writer and ends the body.
+asio::awaitable<void> write_streamed(HttpServer::State& state, beast::tcp_stream& stream,
+                                     bhttp::response<bhttp::empty_body>& response,
+                                     const StreamWriter& writer) {
+    response.chunked(true);
+    response.keep_alive(false);
+    bhttp::response_serializer<bhttp::empty_body> serializer(response);
+    stream.expires_after(state.options.idle_timeout);
+    auto [header_error, header_written] =
+        co_await bhttp::async_write_header(stream, serializer, kUse);
+    if (header_error || state.stopped) {
+        co_return;
+    }
+    stream.expires_never();
+    ChunkStream chunks(state, stream);
+    co_await writer(chunks);
+    if (chunks.failed() || state.stopped) {
+        co_return;
+    }
+    stream.expires_after(state.options.idle_timeout);
+    [[maybe_unused]] auto [last_error, last_written] =
+        co_await asio::async_write(stream, bhttp::make_chunk_last(), kUse);
+}
+
 asio::awaitable<void> serve(std::shared_ptr<HttpServer::State> state, tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     const OpenEntry entry(*state, stream);
@@ -120,10 +176,24 @@ asio::awaitable<void> serve(std::shared_ptr<HttpServer::State> state, tcp::socke
                     std::string_view(request.target().data(), request.target().size()));
             }
         }
+        if (answer.stream) {
+            bhttp::response<bhttp::empty_body> head{static_cast<bhttp::status>(answer.status),
+                                                   version};
+            head.set(bhttp::field::server, options.server_name);
+            head.set(bhttp::field::content_type, answer.content_type);
+            for (const auto& [name, value] : answer.headers) {
+                head.insert(name, value);
+            }
+            co_await write_streamed(*state, stream, head, answer.stream);
+            break;
+        }
         bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(answer.status),
                                                      version};
         response.set(bhttp::field::server, options.server_name);
         response.set(bhttp::field::content_type, answer.content_type);
+        for (const auto& [name, value] : answer.headers) {
+            response.insert(name, value);
+        }
         response.keep_alive(keep_alive);
         response.body() = std::move(answer.body);
         response.prepare_payload();

@@ -30,11 +30,32 @@ struct ServerRequest {
     std::optional<std::string_view> header(std::string_view name) const;
 };
 
+/// The open connection of a streamed answer (ServerResponse::stream).
+class ResponseStream {
+public:
+    virtual ~ResponseStream() = default;
+    /// Sends `data` as one chunk, within ServerOptions::idle_timeout. False once the peer has
+    /// gone, the write timed out or the server stopped: the writer should return then.
+    virtual boost::asio::awaitable<bool> write(std::string data) = 0;
+    /// False once the server has stopped.
+    virtual bool open() const = 0;
+};
+
+/// Writes a streamed answer's body (server-sent events, say) until it returns; the connection
+/// is closed after it. Runs on the server's io_context thread.
+using StreamWriter = std::function<boost::asio::awaitable<void>(ResponseStream&)>;
+
 /// What a handler answers.
 struct ServerResponse {
     int status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
+    /// More header fields (Set-Cookie, Cache-Control, ...); names and values must not hold
+    /// line breaks.
+    std::vector<std::pair<std::string, std::string>> headers = {};
+    /// When set, `body` is ignored: the header goes out with chunked transfer encoding, then
+    /// `stream` writes the body piece by piece (awaited handlers only).
+    StreamWriter stream = nullptr;
 };
 
 /// Answers one request from its method ("GET", ...) and target (path and query). Runs on the

@@ -70,13 +70,17 @@ SERIN_RESOURCE_TYPE(metric_templates, "flagger.app", "v1beta1", "metrictemplates
                     "MetricTemplate", true)
 SERIN_RESOURCE_TYPE(alert_providers, "flagger.app", "v1beta1", "alertproviders",
                     "AlertProvider", true)
+SERIN_RESOURCE_TYPE(canary_requests, "serin.dev", "v1alpha1", "canaryrequests", "CanaryRequest",
+                    true)
+SERIN_RESOURCE_TYPE(canary_histories, "serin.dev", "v1alpha1", "canaryhistories",
+                    "CanaryHistory", true)
 
 #undef SERIN_RESOURCE_TYPE
 }  // namespace types
 
 std::optional<ResourceType> find_known_type(std::string_view api_version, std::string_view kind) {
     using Getter = const ResourceType& (*)();
-    static constexpr std::array<Getter, 18> kKnown = {
+    static constexpr std::array<Getter, 20> kKnown = {
         &types::namespaces,       &types::pods,
         &types::services,         &types::config_maps,
         &types::secrets,          &types::events,
@@ -86,6 +90,7 @@ std::optional<ResourceType> find_known_type(std::string_view api_version, std::s
         &types::custom_resource_definitions, &types::cluster_roles,
         &types::cluster_role_bindings, &types::canaries,
         &types::metric_templates, &types::alert_providers,
+        &types::canary_requests,  &types::canary_histories,
     };
     for (Getter getter : kKnown) {
         const ResourceType& type = getter();

@@ -46,6 +46,9 @@ const ResourceType& cluster_role_bindings();
 const ResourceType& canaries();
 const ResourceType& metric_templates();
 const ResourceType& alert_providers();
+/// Serin's own API group (docs/runtime-control.md).
+const ResourceType& canary_requests();
+const ResourceType& canary_histories();
 }  // namespace types
 
 /// The built-in type for an apiVersion and kind, if Serin knows it without discovery.

@@ -111,8 +111,24 @@ struct AsyncFixture {
             auto [ec] = co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
             (void)ec;  // cancelled by release()
         }
+        if (request.target == "/stream") {
+            http::ServerResponse streamed;
+            streamed.content_type = "text/event-stream";
+            streamed.headers.emplace_back("X-Extra", "1");
+            streamed.stream = [](http::ResponseStream& out) -> asio::awaitable<void> {
+                for (const char* piece : {"one ", "", "two ", "three"}) {
+                    const bool ok = co_await out.write(piece);
+                    if (!ok) {
+                        co_return;
+                    }
+                }
+            };
+            co_return streamed;
+        }
         http::ServerResponse answer;
         answer.status = 201;
+        answer.headers.emplace_back("Set-Cookie", "a=1");
+        answer.headers.emplace_back("Set-Cookie", "b=2");
         answer.content_type = "application/octet-stream";
         answer.body = request.method + " " + request.target + " " +
                       std::to_string(request.body.size()) + " " +
@@ -374,4 +390,22 @@ TEST_CASE("stop_accepting() refuses new connections and still answers open ones"
     auto slow_answer = f.await(slow);
     REQUIRE(slow_answer.has_value());
     CHECK(slow_answer->body == "GET /slow 0 -");
+}
+
+TEST_CASE("an awaited handler may add header fields and stream its body in chunks") {
+    AsyncFixture f;
+    auto plain = f.send(http::Method::kGet, "/x");
+    REQUIRE(plain.has_value());
+    CHECK(plain->status == 201);
+    CHECK(plain->header("Set-Cookie").has_value());
+
+    auto streamed = f.send(http::Method::kGet, "/stream");
+    REQUIRE(streamed.has_value());
+    CHECK(streamed->status == 200);
+    CHECK(streamed->header("Transfer-Encoding") == "chunked");
+    CHECK(streamed->header("Content-Type") == "text/event-stream");
+    CHECK(streamed->header("X-Extra") == "1");
+    CHECK(streamed->header("Connection") == "close");
+    // An empty write is skipped rather than ending the body early.
+    CHECK(streamed->body == "one two three");
 }

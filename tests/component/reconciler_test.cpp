@@ -234,7 +234,7 @@ std::unique_ptr<FakeApiServer> new_server(serin::ManualClock& clock, bool istio,
                                           bool history = true) {
     auto server = std::make_unique<FakeApiServer>(clock);
     if (history) {
-        server->serve(canary::canary_histories());
+        server->serve(kube::types::canary_histories());
     }
     for (const kube::ResourceType* type :
          {&types::canaries(), &types::deployments(), &types::daemon_sets(), &types::services(),
@@ -242,7 +242,7 @@ std::unique_ptr<FakeApiServer> new_server(serin::ManualClock& clock, bool istio,
           &types::metric_templates(), &types::alert_providers(), &types::events()}) {
         server->serve(*type);
     }
-    server->serve(canary::canary_request_type(), serin::testing::TypeTraits{});
+    server->serve(kube::types::canary_requests(), serin::testing::TypeTraits{});
     if (istio) {
         for (const kube::ResourceType& type : serin::meshes::route_types::all()) {
             server->serve(type);
@@ -491,11 +491,11 @@ TEST_CASE("a whole release is recorded in the canary's CanaryHistory, and a rest
           "appends to the same object") {
     World w;
     run_until(w, "Initialized");
-    CHECK_FALSE(w.server->object(canary::canary_histories(), kNs, "podinfo").has_value());
+    CHECK_FALSE(w.server->object(kube::types::canary_histories(), kNs, "podinfo").has_value());
     bump(w, "podinfo:2.0.0");
     run_until(w, "Succeeded");
 
-    auto stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    auto stored = w.server->object(kube::types::canary_histories(), kNs, "podinfo");
     REQUIRE(stored.has_value());
     const Json canary_object = *w.canary();
     CHECK((*stored)["metadata"]["ownerReferences"][0]["uid"] == canary_object["metadata"]["uid"]);
@@ -528,7 +528,7 @@ TEST_CASE("a whole release is recorded in the canary's CanaryHistory, and a rest
                                           std::vector<kube::ResourceType>{});
     bump(w, "podinfo:3.0.0");
     run_until(w, "Succeeded");
-    stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    stored = w.server->object(kube::types::canary_histories(), kNs, "podinfo");
     REQUIRE(stored.has_value());
     CHECK((*stored)["metadata"]["uid"] == uid);  // the same object, updated
     REQUIRE((*stored)["spec"]["releases"].size() == 2);
@@ -543,13 +543,13 @@ TEST_CASE("history writes that conflict are applied again to the stored object")
     run_until(w, "Initialized");
     bump(w, "podinfo:2.0.0");
     REQUIRE(w.step().has_value());  // Progressing: the history is created
-    auto stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    auto stored = w.server->object(kube::types::canary_histories(), kNs, "podinfo");
     REQUIRE(stored.has_value());
     // Someone else writes it (a label): the store's resourceVersion is stale now.
     (*stored)["metadata"]["labels"]["edited"] = "by-hand";
-    REQUIRE(w.server->put(canary::canary_histories(), *stored).has_value());
+    REQUIRE(w.server->put(kube::types::canary_histories(), *stored).has_value());
     run_until(w, "Succeeded");
-    stored = w.server->object(canary::canary_histories(), kNs, "podinfo");
+    stored = w.server->object(kube::types::canary_histories(), kNs, "podinfo");
     REQUIRE(stored.has_value());
     CHECK((*stored)["metadata"]["labels"]["edited"] == "by-hand");
     CHECK((*stored)["spec"]["releases"][0]["outcome"] == "Succeeded");
@@ -822,11 +822,11 @@ void create_request(World& w, const std::string& name, const std::string& action
                       {"action", action},
                       {"full", full},
                       {"requestedBy", "alice"}}}};
-    REQUIRE(w.server->seed(canary::canary_request_type(), request).has_value());
+    REQUIRE(w.server->seed(kube::types::canary_requests(), request).has_value());
 }
 
 Json request_status(World& w, const std::string& name) {
-    auto request = w.server->object(canary::canary_request_type(), kNs, name);
+    auto request = w.server->object(kube::types::canary_requests(), kNs, name);
     REQUIRE(request.has_value());
     return request->value("status", Json::object());
 }
@@ -947,7 +947,7 @@ TEST_CASE("a request naming a canary that does not exist is refused") {
                     {"kind", "CanaryRequest"},
                     {"metadata", {{"name", "ghost-promote-a"}, {"namespace", kNs}}},
                     {"spec", {{"canaryRef", {{"name", "ghost"}}}, {"action", "promote"}}}};
-    REQUIRE(w.server->seed(canary::canary_request_type(), request).has_value());
+    REQUIRE(w.server->seed(kube::types::canary_requests(), request).has_value());
     settle(w.io);
     // Just created: the canary's cache may lag behind, so it is looked at again first.
     auto young = w.process->reconcile("test/ghost");

@@ -7,14 +7,13 @@
 #include <string>
 #include <vector>
 
-#include "controller/canary/history_store.hpp"
 #include "tests/e2e/e2e.hpp"
 
 namespace {
 
 using namespace serin::e2e;
 namespace types = serin::kube::types;
-using serin::canary::canary_histories;
+
 
 const std::string kV1 = "ghcr.io/stefanprodan/podinfo:6.0.0";
 const std::string kV2 = "ghcr.io/stefanprodan/podinfo:6.0.1";
@@ -49,7 +48,7 @@ Json metric_canary(Scenario& s) {
 /// Waits until the history holds `count` releases and the last one has ended.
 Json wait_history(Scenario& s, std::size_t count) {
     return s.wait_object(
-        canary_histories(), "podinfo",
+        types::canary_histories(), "podinfo",
         [count](const Json& h) {
             const Json releases = at(h, "/spec/releases");
             return releases.is_array() && releases.size() == count &&

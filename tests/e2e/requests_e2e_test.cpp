@@ -18,11 +18,7 @@ using Clock = std::chrono::steady_clock;
 const std::string kV1 = "ghcr.io/stefanprodan/podinfo:6.0.0";
 const std::string kV2 = "ghcr.io/stefanprodan/podinfo:6.0.1";
 
-const kube::ResourceType& requests() {
-    static const kube::ResourceType type{"serin.dev", "v1alpha1", "canaryrequests",
-                                         "CanaryRequest", true};
-    return type;
-}
+const kube::ResourceType& requests() { return kube::types::canary_requests(); }
 
 int iterations(const Json& canary) {
     Json it = at(canary, "/status/iterations");

@@ -22,10 +22,8 @@ using serin::testing::run;
 using namespace std::chrono_literals;
 using Catch::Contains;
 
-const kube::ResourceType kRequests{"serin.dev", "v1alpha1", "canaryrequests", "CanaryRequest",
-                                   true};
-const kube::ResourceType kHistories{"serin.dev", "v1alpha1", "canaryhistories", "CanaryHistory",
-                                    true};
+const kube::ResourceType& kRequests = kube::types::canary_requests();
+const kube::ResourceType& kHistories = kube::types::canary_histories();
 
 Json fixture(const std::string& name) {
     std::ifstream in(std::string(SERIN_SOURCE_DIR) + "/tests/data/cli/" + name);

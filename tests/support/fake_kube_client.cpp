@@ -311,7 +311,8 @@ private:
     std::vector<LabelRequirement> requirements_;
 };
 
-/// A field selector: "metadata.name=x,metadata.namespace!=y", the fields every type supports.
+/// A field selector: "metadata.name=x,metadata.namespace!=y", the fields every type supports, and
+/// an Event's involvedObject.{kind,name,namespace,uid} (the server takes those for Events only).
 class FieldSelector {
 public:
     static Result<FieldSelector> parse(std::string_view text) {
@@ -337,7 +338,9 @@ public:
             } else {
                 return bad_request("invalid field selector: '" + std::string(part) + "'");
             }
-            if (term.field != "metadata.name" && term.field != "metadata.namespace") {
+            if (term.field != "metadata.name" && term.field != "metadata.namespace" &&
+                term.field != "involvedObject.kind" && term.field != "involvedObject.name" &&
+                term.field != "involvedObject.namespace" && term.field != "involvedObject.uid") {
                 return bad_request("field label not supported: " + term.field);
             }
             term.value = std::string(trim(rest));
@@ -348,9 +351,15 @@ public:
 
     bool matches(const Json& object) const {
         for (const auto& term : terms_) {
-            const std::string actual = term.field == "metadata.name"
-                                           ? kube::object_name(object)
-                                           : kube::object_namespace(object);
+            std::string actual;
+            if (term.field == "metadata.name") {
+                actual = kube::object_name(object);
+            } else if (term.field == "metadata.namespace") {
+                actual = kube::object_namespace(object);
+            } else if (object.contains("involvedObject")) {
+                actual = json_string(object["involvedObject"],
+                                     std::string_view(term.field).substr(15));  // "involvedObject."
+            }
             if ((actual == term.value) != term.equal) {
                 return false;
             }

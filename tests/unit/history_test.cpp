@@ -499,3 +499,38 @@ TEST_CASE("decoding is tolerant: unknown fields, wrong types and too many entrie
     REQUIRE(empty.has_value());
     CHECK(empty->releases.empty());
 }
+
+TEST_CASE("the requests a decision handled are recorded in the release they acted on") {
+    api::Canary canary = make_canary(2);
+    canary.status.phase = "Progressing";
+    api::CanaryHistory h;
+    api::Release open;
+    open.revision = "s1:0000000000000001";
+    open.outcome = "Running";
+    h.releases.push_back(open);
+
+    Decision decision;
+    decision.status = canary.status;
+    decision.status.requests.push_back({"podinfo-pause-x7k2p", "uid-1", "pause", false, "alice",
+                                        "Done", "paused", "2026-12-05T20:01:02Z"});
+    CHECK(concerns_history(canary.status, decision));
+    CHECK(update_history(h, canary, decision, Observations{}, "podinfo:6.0.1", kStart));
+    REQUIRE(h.releases.back().requests.size() == 1);
+    CHECK(h.releases.back().requests[0] ==
+          RequestRecord{"podinfo-pause-x7k2p", "pause", "alice", "Done", "2026-12-05T20:01:02Z"});
+
+    // The next decision sees the same record in the status it starts from: not recorded again.
+    canary.status = decision.status;
+    CHECK_FALSE(update_history(h, canary, decision, Observations{}, "podinfo:6.0.1", kStart));
+    CHECK(h.releases.back().requests.size() == 1);
+
+    // A refusal while at rest goes to the last release too.
+    canary.status.phase = "Succeeded";
+    h.releases.back().outcome = "Succeeded";
+    decision.status = canary.status;
+    decision.status.requests.push_back({"podinfo-retry-abcde", "uid-2", "retry", false, "bob",
+                                        "Refused", "nothing to retry", "2026-12-05T20:02:00Z"});
+    CHECK(update_history(h, canary, decision, Observations{}, "podinfo:6.0.1", kStart));
+    REQUIRE(h.releases.back().requests.size() == 2);
+    CHECK(h.releases.back().requests[1].result == "Refused");
+}
