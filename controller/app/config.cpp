@@ -129,7 +129,7 @@ std::vector<FlagDef> cluster_flags(Config& c, RawFlags& raw) {
          "Label/annotation key prefixes copied to primary objects (comma list; * = all)", false,
          text_to(raw.include_label_prefix)},
         {"ingress-annotations-prefix", FlagType::kString, "nginx.ingress.kubernetes.io",
-         "Annotations prefix of the NGINX router; accepted, that router is not built", true,
+         "Annotations prefix of the NGINX router's canary Ingress", false,
          text_to(c.ingress_annotations_prefix)},
         {"ingress-class", FlagType::kString, "",
          "Ingress class of the Contour router; accepted, that router is not built", true,
