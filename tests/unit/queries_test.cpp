@@ -37,6 +37,20 @@ std::string rendered(Observer observer, const char* metric) {
 
 }  // namespace
 
+TEST_CASE("nginx's builtin queries read the controller's canary requests of the ingress") {
+    // No ingressRef in podinfo_vars: {{ ingress }} falls back to the target.
+    CHECK(rendered(Observer::kNginx, "request-success-rate") ==
+          "sum(rate(nginx_ingress_controller_requests{namespace=\"test\",ingress=\"podinfo\","
+          "canary!=\"\",status!~\"5.*\"}[30s])) / sum(rate(nginx_ingress_controller_requests{"
+          "namespace=\"test\",ingress=\"podinfo\",canary!=\"\"}[30s])) * 100");
+    CHECK(rendered(Observer::kNginx, "request-duration") ==
+          "sum(rate(nginx_ingress_controller_response_duration_seconds_sum{namespace=\"test\","
+          "ingress=\"podinfo\",canary!=\"\"}[30s])) / sum(rate(nginx_ingress_controller_"
+          "response_duration_seconds_count{namespace=\"test\",ingress=\"podinfo\",canary!="
+          "\"\"}[30s])) * 1000");
+    CHECK(observer_for("istio", spec("nginx")) == Observer::kNginx);
+}
+
 TEST_CASE("builtin queries are Flagger's, rendered for the canary") {
     CHECK(rendered(Observer::kIstio, "request-success-rate") ==
           "sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace="
@@ -63,6 +77,7 @@ TEST_CASE("builtin queries are Flagger's, rendered for the canary") {
           "kubernetes_pod_name=~\"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)\"}[30s])) * 100");
     // The generic HTTP histogram is in seconds; request-duration is in milliseconds.
     CHECK(builtin_query(Observer::kHttp, "request-duration")->scale == 1000);
+    CHECK(builtin_query(Observer::kNginx, "request-duration")->scale == 1);
     CHECK(builtin_query(Observer::kIstio, "request-duration")->scale == 1);
 }
 
