@@ -99,6 +99,14 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         }
         return out;
     });
+    // The user's Ingress the nginx router copies (spec.ingressRef): a change to it is copied.
+    canaries.add_index("ingress", [](const Json& canary) -> std::vector<std::string> {
+        const Json* ref = find_path(canary, {"spec", "ingressRef"});
+        if (ref == nullptr || string_at(*ref, {"name"}).empty()) {
+            return {};
+        }
+        return {kube::object_namespace(canary) + "/" + string_at(*ref, {"name"})};
+    });
     canaries.add_handlers(kube::EventHandlers{
         [this](const ObjectPtr& object) { enqueue_canary(*object); },
         [this](const ObjectPtr& before, const ObjectPtr& after) {
@@ -134,7 +142,14 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     // AlertProviders are read at each alert; a change needs no reconcile of its own. Routing
     // objects: a change to one the canary owns (drift) is reconciled at once.
     for (const kube::ResourceType& type : caches.options().route_types) {
-        watch(*caches.informer(type), nullptr);
+        if (type.kind != "Ingress") {
+            watch(*caches.informer(type), nullptr);
+            continue;
+        }
+        watch(*caches.informer(type), [this](const Json& ingress) {
+            enqueue_indexed("ingress",
+                            kube::object_namespace(ingress) + "/" + kube::object_name(ingress));
+        });
     }
 
     kube::WorkQueueOptions queue_options;

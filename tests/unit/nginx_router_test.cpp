@@ -51,7 +51,7 @@ TEST_CASE("the canary Ingress is the user's with the canary backends and the can
     CHECK(annotations["nginx.ingress.kubernetes.io/canary"] == "true");
     CHECK(annotations["nginx.ingress.kubernetes.io/canary-weight"] == "30");  // not the user's "50"
     CHECK(annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "1m");
-    CHECK(annotations["kubernetes.io/ingress.class"] == "nginx");
+    CHECK(annotations["example.com/team"] == "web");
     CHECK_FALSE(annotations.contains("kubectl.kubernetes.io/last-applied-configuration"));
     CHECK(at30["metadata"]["name"] == "podinfo-canary");
     CHECK(at30["metadata"]["labels"] == Json{{"app", "podinfo"}});
