@@ -362,6 +362,9 @@ public:
             }
             restored = std::move(*update);
         } else {
+            if (!annotations.contains(std::string(kOriginalCanaryAnnotationsKey))) {
+                co_return Result<void>{};  // never taken over, or given back already
+            }
             if (std::optional<Json> spec = original_spec(**live)) {
                 restored["spec"] = std::move(*spec);
             }

@@ -566,6 +566,9 @@ TEST_CASE("nginx takes over an existing canary Ingress and gives it back on fina
     CHECK(annotations["example.com/owner"] == "ops");
     CHECK_FALSE(annotations.contains("flagger.kubernetes.io/original-configuration"));
     CHECK_FALSE(annotations.contains("serin.dev/original-canary-annotations"));
+    // A second finalize (a retry) changes nothing.
+    REQUIRE(bench.finalize(context).has_value());
+    CHECK(bench.cached(type, "t-web-canary")["metadata"]["annotations"] == annotations);
 
     // A canary Ingress Serin created goes back to weight 0 (the garbage collector removes it).
     create_user_ingress(s, bench, "o-web", "o");
