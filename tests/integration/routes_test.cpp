@@ -578,3 +578,28 @@ TEST_CASE("nginx takes over an existing canary Ingress and gives it back on fina
     REQUIRE(bench.finalize(owned).has_value());
     CHECK(bench.get_routes(owned).value() == Routes{100, 0, false});
 }
+
+TEST_CASE("examples/nginx: the Ingress and each Canary apply, and the canary Ingress is built from them") {
+    for (const char* file : {"canary.yaml", "ab-testing.yaml", "blue-green.yaml"}) {
+        INFO(file);
+        Scenario s;
+        RouteBench bench(s);
+        const auto type = route_types::ingresses();
+        Json ingress = serin::testing::load_document("examples/nginx/ingress.yaml");
+        ingress["metadata"].erase("namespace");
+        s.create(type, ingress);
+        bench.drift(type, "podinfo", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+        // The example as Canary podinfo: the apex the example Ingress routes.
+        auto context = bench.context(std::string("examples/nginx/") + file, "nginx", "podinfo");
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+        const Routes on = context.canary.spec.analysis->iterations > 0 ? Routes{0, 100, false}
+                                                                        : Routes{95, 5, false};
+        REQUIRE(bench.set_routes(context, on).has_value());
+        CHECK(bench.get_routes(context).value() == on);
+        REQUIRE(bench.set_routes(context, Routes{100, 0, false}).has_value());
+        CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+        CHECK(bench.cached(type, "podinfo-canary")["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+                          ["service"]["name"] == "podinfo-canary");
+    }
+}

@@ -11,6 +11,7 @@
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/common/route_object.hpp"
 #include "meshes/istio/istio_router.hpp"
+#include "meshes/nginx/nginx_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 #include "tests/support/golden.hpp"
 
@@ -62,6 +63,19 @@ std::string build(const serin::meshes::RouteContext& context, const Routes& rout
         plain.mirrored = false;
         const Json split = serin::meshes::build_traffic_split(context, plain, *flavour);
         CHECK(serin::meshes::traffic_split_routes(context, split).value() == plain);
+    } else if (provider == "nginx") {
+        // The canary Ingress is a copy of the user's Ingress beside the example.
+        const Json user = serin::testing::load_document("examples/nginx/ingress.yaml");
+        const std::string prefix(serin::meshes::kDefaultIngressAnnotationsPrefix);
+        auto ingress = serin::meshes::build_canary_ingress(context, user, routes, prefix);
+        if (!ingress) {
+            return ingress.error().message;
+        }
+        auto read = serin::meshes::canary_ingress_routes(context, *ingress, prefix);
+        REQUIRE(read.has_value());
+        Routes plain = routes;
+        plain.mirrored = false;
+        CHECK(*read == plain);
     }
     return {};
 }
