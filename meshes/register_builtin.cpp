@@ -1,3 +1,4 @@
+#include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
@@ -31,6 +32,10 @@ void register_with(RouterRegistry& registry, const RouterSettings& settings) {
     }
     const std::string prefix = settings.ingress_annotations_prefix;
     registry.add("nginx", [prefix](RouterDeps deps) { return make_nginx_router(deps, prefix); });
+    const std::string ingress_class = settings.ingress_class;
+    registry.add("contour", [ingress_class](RouterDeps deps) {
+        return make_contour_router(deps, ingress_class);
+    });
 }
 
 }  // namespace

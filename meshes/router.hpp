@@ -93,10 +93,11 @@ private:
 /// What routers read from serin's flags.
 struct RouterSettings {
     std::string ingress_annotations_prefix = "nginx.ingress.kubernetes.io";  ///< nginx
+    std::string ingress_class;  ///< contour: spec.ingressClassName of the HTTPProxy when set
 };
 
 /// Adds the routers of this build with the flags' defaults: kubernetes, istio, linkerd, smi
-/// (v1alpha1-3), osm, gatewayapi (v1, v1beta1) and nginx.
+/// (v1alpha1-3), osm, gatewayapi (v1, v1beta1), nginx and contour.
 void register_builtin_routers(RouterRegistry& registry);
 /// What adds the same routers with `settings` (a ControllerOptions::register_routers).
 std::function<void(RouterRegistry&)> builtin_routers(RouterSettings settings);

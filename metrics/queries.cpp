@@ -137,6 +137,15 @@ std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view me
                                               " * 1000",
                                           1};
         }
+        case Observer::kContour: {
+            // Envoy's upstream cluster of S-canary as Contour names it: <ns>_<S>-canary_<port>.
+            const std::string labels =
+                "envoy_cluster_name=~\"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+\"";
+            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
+                                                       "envoy_response_code!~\"5.*\""),
+                                          1}
+                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
+        }
         default:
             return std::nullopt;
     }

@@ -132,7 +132,7 @@ std::vector<FlagDef> cluster_flags(Config& c, RawFlags& raw) {
          "Annotations prefix of the NGINX router's canary Ingress", false,
          text_to(c.ingress_annotations_prefix)},
         {"ingress-class", FlagType::kString, "",
-         "Ingress class of the Contour router; accepted, that router is not built", true,
+         "spec.ingressClassName of the Contour router's HTTPProxy", false,
          text_to(c.ingress_class)},
         {"threadiness", FlagType::kInt, "2", "Canaries reconciled concurrently", false,
          int_to(c.threadiness, 1, 64)},

@@ -20,6 +20,7 @@ canary::ControllerOptions controller_options(const Config& config,
     options.workers = config.threadiness;
     meshes::RouterSettings routers;
     routers.ingress_annotations_prefix = config.ingress_annotations_prefix;
+    routers.ingress_class = config.ingress_class;
     options.register_routers = meshes::builtin_routers(std::move(routers));
     options.reconciler.mesh_provider = config.mesh_provider;
     options.reconciler.selector_labels = config.selector_labels;

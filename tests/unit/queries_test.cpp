@@ -51,6 +51,18 @@ TEST_CASE("nginx's builtin queries read the controller's canary requests of the 
     CHECK(observer_for("istio", spec("nginx")) == Observer::kNginx);
 }
 
+TEST_CASE("contour's builtin queries read Envoy's upstream cluster of the canary Service") {
+    CHECK(rendered(Observer::kContour, "request-success-rate") ==
+          "sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~\"test_podinfo-canary_[0-9a-zA-Z-]+\","
+          "envoy_response_code!~\"5.*\"}[30s])) / sum(rate(envoy_cluster_upstream_rq{"
+          "envoy_cluster_name=~\"test_podinfo-canary_[0-9a-zA-Z-]+\"}[30s])) * 100");
+    CHECK(rendered(Observer::kContour, "request-duration") ==
+          "histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{"
+          "envoy_cluster_name=~\"test_podinfo-canary_[0-9a-zA-Z-]+\"}[30s])) by (le))");
+    CHECK(builtin_query(Observer::kContour, "request-duration")->scale == 1);
+    CHECK(observer_for("istio", spec("contour")) == Observer::kContour);
+}
+
 TEST_CASE("builtin queries are Flagger's, rendered for the canary") {
     CHECK(rendered(Observer::kIstio, "request-success-rate") ==
           "sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace="
@@ -83,7 +95,7 @@ TEST_CASE("builtin queries are Flagger's, rendered for the canary") {
 
 TEST_CASE("only the two builtin names have queries, and only for the observers written") {
     CHECK_FALSE(builtin_query(Observer::kIstio, "error-rate").has_value());
-    CHECK_FALSE(builtin_query(Observer::kContour, "request-success-rate").has_value());
+    CHECK_FALSE(builtin_query(Observer::kGloo, "request-success-rate").has_value());
 }
 
 TEST_CASE("the observer follows spec.provider, the flag and the target kind") {
