@@ -26,6 +26,9 @@ class Registry;
 ///  - NGINX, for traffic through Ingresses: nginx_ingress_controller_requests{namespace,
 ///    ingress, canary (the canary upstream; absent for the primary's), status} and
 ///    nginx_ingress_controller_response_duration_seconds (histogram);
+///  - Contour (HTTPProxy): Envoy's envoy_cluster_upstream_rq{envoy_cluster_name,
+///    envoy_response_code} and envoy_cluster_upstream_rq_time (histogram, ms), per upstream
+///    cluster <ns>_<service>_<port>;
 ///  - the app's own HTTP metrics (the kubernetes and Gateway API providers' builtin queries):
 ///    http_request_duration_seconds{kubernetes_namespace, kubernetes_pod_name, status}.
 /// Every version appears in every family, whatever mesh routes it.

@@ -258,6 +258,32 @@ std::optional<IngressSplit> ingress_split(const std::vector<Json>& routes, const
     return out;
 }
 
+/// Contour: each route's services by weight (kMatchedShare for every route but the last); the
+/// port of each service in `ports`, for Envoy's cluster names.
+Shares http_proxy_shares(const Json& proxy, std::map<std::string, std::string>& ports) {
+    Shares shares;
+    const Json& routes = member(member(proxy, "spec"), "routes");
+    if (!routes.is_array()) {
+        return shares;
+    }
+    for (std::size_t i = 0; i < routes.size(); ++i) {
+        std::vector<std::pair<std::string, double>> weights;
+        const Json& services = member(routes[i], "services");
+        if (services.is_array()) {
+            for (const Json& s : services) {
+                const std::string name = str(s, {"name"});
+                weights.emplace_back(name, number(member(s, "weight"), 0));
+                const Json& port = member(s, "port");
+                if (port.is_number()) {
+                    ports[name] = std::to_string(port.get<long>());
+                }
+            }
+        }
+        split(shares, weights, route_share(i, routes.size()));
+    }
+    return shares;
+}
+
 }  // namespace
 
 std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json>& deployments,
@@ -291,6 +317,7 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
         }
         Shares shares;
         bool routed = false;
+        std::map<std::string, std::string> envoy_ports;  // Contour: service -> port
         for (const Json& r : routes) {
             const std::string kind = str(r, {"kind"});
             if (str(r, {"metadata", "namespace"}) != ns || str(r, {"metadata", "name"}) != name ||
@@ -299,6 +326,7 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
             }
             shares = kind == "VirtualService" ? virtual_service_shares(r)
                      : kind == "TrafficSplit" ? traffic_split_shares(r)
+                     : kind == "HTTPProxy"    ? http_proxy_shares(r, envoy_ports)
                                               : http_route_shares(r);
             routed = true;
             break;
@@ -317,7 +345,10 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
             }
             const std::vector<Version> versions = reached(*found->second);
             for (const Version& v : versions) {
-                Flow flow{ns, name, v, share / static_cast<double>(versions.size()), "", ""};
+                Flow flow{ns, name, v, share / static_cast<double>(versions.size()), "", "", ""};
+                if (auto port = envoy_ports.find(target); port != envoy_ports.end()) {
+                    flow.envoy_cluster = ns + "_" + target + "_" + port->second;
+                }
                 if (nginx) {
                     flow.ingress = nginx->ingress;
                     flow.canary_upstream = target == name + "-canary" ? nginx->upstream : "";
@@ -330,10 +361,12 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
 }
 
 std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, double seconds) {
-    std::map<std::tuple<std::string, std::string, std::string, std::string>, Outcome> outcomes;
+    std::map<std::tuple<std::string, std::string, std::string, std::string, std::string>, Outcome>
+        outcomes;
     for (const Flow& flow : flows) {
         auto& [requests, errors] =
-            carry_[{flow.ns, flow.apex, flow.version.workload + "|" + flow.canary_upstream}];
+            carry_[{flow.ns, flow.apex,
+                    flow.version.workload + "|" + flow.canary_upstream + "|" + flow.envoy_cluster}];
         requests += rate * seconds * flow.share;
         const double whole = std::floor(requests);
         requests -= whole;
@@ -341,10 +374,11 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
         const double failed = std::floor(errors + 1e-9);
         errors -= failed;
         Outcome& out = outcomes[{flow.version.ns, flow.version.workload, flow.ingress,
-                                 flow.canary_upstream}];
+                                 flow.canary_upstream, flow.envoy_cluster}];
         out.version = flow.version;
         out.ingress = flow.ingress;
         out.canary_upstream = flow.canary_upstream;
+        out.envoy_cluster = flow.envoy_cluster;
         out.requests += static_cast<long>(whole);
         out.errors += static_cast<long>(failed);
     }

@@ -137,10 +137,10 @@ TEST_CASE("the HTTP front sends requests to an apex's versions by their shares a
     using serin::meshsim::Version;
     Version primary{"test", "podinfo-primary", "p", 0, 10};
     Version canary{"test", "podinfo", "c", 0.5, 10};
-    const std::vector<Flow> flows{{"test", "podinfo", primary, 0.8, "", ""},
-                                  {"test", "podinfo", canary, 0.2, "", ""},
-                                  {"test", "podinfo", canary, 0.2, "", ""},  // a mirrored copy: not sent
-                                  {"other", "podinfo", primary, 1, "", ""}};
+    const std::vector<Flow> flows{{"test", "podinfo", primary, 0.8, "", "", ""},
+                                  {"test", "podinfo", canary, 0.2, "", "", ""},
+                                  {"test", "podinfo", canary, 0.2, "", "", ""},  // a mirrored copy: not sent
+                                  {"other", "podinfo", primary, 1, "", "", ""}};
     RequestRouter router;
     std::map<std::string, int> sent;
     int errors = 0;
@@ -202,4 +202,18 @@ TEST_CASE("an NGINX canary Ingress's weight and rules split the user's Ingress's
         canary += o.canary_upstream.empty() ? 0 : o.requests;
     }
     CHECK(canary == 30);
+}
+
+TEST_CASE("a Contour HTTPProxy's weights split the apex's stream, labelled with Envoy's clusters") {
+    const Json proxy = Json::parse(R"({"kind": "HTTPProxy",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"routes": [{"conditions": [{"prefix": "/"}],
+                             "services": [{"name": "podinfo-primary", "port": 9898, "weight": 75},
+                                          {"name": "podinfo-canary", "port": 9898, "weight": 25}]}]}})");
+    const auto flows = plan(services(), deployments(), {proxy});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.25}, {"podinfo-primary", 0.75}});
+    for (const Flow& f : flows) {
+        CHECK(f.envoy_cluster == (f.version.workload == "podinfo" ? "test_podinfo-canary_9898"
+                                                                  : "test_podinfo-primary_9898"));
+    }
 }
