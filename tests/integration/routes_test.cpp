@@ -603,3 +603,44 @@ TEST_CASE("examples/nginx: the Ingress and each Canary apply, and the canary Ing
                           ["service"]["name"] == "podinfo-canary");
     }
 }
+
+TEST_CASE("Contour HTTPProxies are stored as written and kept without rewrites") {
+    const Json owned = {{"spec", {{"ingressClassName", "someone-elses"}}}};
+    const auto type = route_types::contour_http_proxies();
+    exercise_all({
+        {"contour/canary.yaml", "contour", kCanarySteps, type, owned},
+        {"contour/service-fields.yaml", "contour", kCanarySteps, type, owned},
+        {"contour/ab.yaml", "contour", kAbSteps, type, owned},
+    });
+}
+
+TEST_CASE("contour takes over a user's HTTPProxy, keeps its virtualhost, and gives its spec back on finalize") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::contour_http_proxies();
+    const Json original_spec = Json::parse(R"({
+        "virtualhost": {"fqdn": "app.example.com"},
+        "routes": [{"conditions": [{"prefix": "/"}], "services": [{"name": "takeover", "port": 9898}]}]})");
+    s.create(type, {{"apiVersion", type.api_version()},
+                    {"kind", type.kind},
+                    {"metadata", {{"name", "takeover"}}},
+                    {"spec", original_spec}});
+    bench.drift(type, "takeover", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    auto context = bench.context("tests/data/routes/contour/canary.yaml", "contour", "takeover");
+
+    REQUIRE(bench.reconcile(context).has_value());
+    Json taken = bench.cached(type, "takeover");
+    CHECK(taken["spec"]["virtualhost"]["fqdn"] == "app.example.com");
+    CHECK(taken["spec"]["routes"][0]["services"][0]["name"] == "takeover-primary");
+    CHECK_FALSE(taken["metadata"].contains("ownerReferences"));
+    CHECK(Json::parse(taken["metadata"]["annotations"]["flagger.kubernetes.io/original-configuration"]
+                          .get<std::string>()) == original_spec);
+    REQUIRE(bench.set_routes(context, Routes{60, 40, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{60, 40, false});
+    auto zero = bench.set_routes(context, Routes{0, 0, false});
+    REQUIRE_FALSE(zero.has_value());
+    CHECK(zero.error().message == "HTTPProxy takeover." + s.ns() + " update failed: no valid weights");
+
+    REQUIRE(bench.finalize(context).has_value());
+    CHECK(bench.cached(type, "takeover")["spec"] == original_spec);
+}
