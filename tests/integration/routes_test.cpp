@@ -644,3 +644,24 @@ TEST_CASE("contour takes over a user's HTTPProxy, keeps its virtualhost, and giv
     REQUIRE(bench.finalize(context).has_value());
     CHECK(bench.cached(type, "takeover")["spec"] == original_spec);
 }
+
+TEST_CASE("examples/contour: the root HTTPProxy and each Canary apply, and HTTPProxy podinfo is built from them") {
+    for (const char* file : {"canary.yaml", "ab-testing.yaml"}) {
+        INFO(file);
+        Scenario s;
+        RouteBench bench(s);
+        const auto type = route_types::contour_http_proxies();
+        Json root = serin::testing::load_document("examples/contour/root-proxy.yaml");
+        root["metadata"].erase("namespace");
+        root["spec"]["includes"][0]["namespace"] = s.ns();
+        s.create(type, root);
+        auto context = bench.context(std::string("examples/contour/") + file, "contour", "podinfo");
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+        const Routes on = context.canary.spec.analysis->iterations > 0 ? Routes{0, 100, false}
+                                                                        : Routes{90, 10, false};
+        REQUIRE(bench.set_routes(context, on).has_value());
+        CHECK(bench.get_routes(context).value() == on);
+        CHECK_FALSE(bench.cached(type, "podinfo")["spec"].contains("virtualhost"));
+    }
+}
