@@ -37,6 +37,7 @@ const std::vector<Overlay>& overlays() {
         {"overlays/gatewayapi", "gatewayapi:v1", "http://prometheus.monitoring:9090"},
         {"overlays/kubernetes", "kubernetes", "http://prometheus.monitoring:9090"},
         {"overlays/nginx", "nginx", "http://prometheus.monitoring:9090"},
+        {"overlays/contour", "contour", "http://prometheus.monitoring:9090"},
     };
     return all;
 }
