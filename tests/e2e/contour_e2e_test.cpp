@@ -107,7 +107,10 @@ TEST_CASE("contour: a version answering in 600 ms is rolled back on Envoy's p99"
     const Json failed = s.wait_phase("Failed");
     CHECK(weight_of(failed) == 0);
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
-    CHECK(proxy_weight(s.get(route_types::contour_http_proxies(), "podinfo")) == 0);
+    // A rollback is recorded before the traffic moves: wait for the weight.
+    s.wait_object(
+        route_types::contour_http_proxies(), "podinfo",
+        [](const Json& p) { return proxy_weight(p) == 0; }, "the canary weight back at 0");
 }
 
 TEST_CASE("contour: a user's HTTPProxy is taken over with its virtualhost and given back with revertOnDeletion") {

@@ -144,7 +144,10 @@ TEST_CASE("nginx: a version with 20% errors is rolled back on the NGINX success 
     const Json failed = s.wait_phase("Failed");
     CHECK(weight_of(failed) == 0);
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
-    CHECK(annotation(s.get(route_types::ingresses(), "podinfo-canary"), kWeightKey) == "0");
+    // A rollback is recorded before the traffic moves: wait for the weight.
+    s.wait_object(
+        route_types::ingresses(), "podinfo-canary",
+        [](const Json& i) { return annotation(i, kWeightKey) == "0"; }, "the canary weight back at 0");
     check_untouched(s, user);
 }
 
