@@ -19,7 +19,7 @@ Error invalid(const std::string& path, const std::string& message) {
 /// P: service.match[0].uri.prefix, else "/".
 std::string route_prefix(const api::CanaryService& service) {
     if (service.match.is_array() && !service.match.empty()) {
-        const std::string prefix = api::string_at(service.match[0], {"uri", "prefix"});
+        std::string prefix = api::string_at(service.match[0], {"uri", "prefix"});
         if (!prefix.empty()) {
             return prefix;
         }
@@ -215,7 +215,7 @@ public:
     }
 
     asio::awaitable<Result<void>> finalize(RouteContext context) override {
-        const kube::ResourceType type = route_types::contour_http_proxies();
+        const kube::ResourceType& type = route_types::contour_http_proxies();
         auto live = live_route(deps_, context, type, context.apex);
         if (!live) {
             co_return live.error();
