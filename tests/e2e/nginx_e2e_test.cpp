@@ -201,3 +201,17 @@ TEST_CASE("nginx: a canary Ingress left from before is taken over, and given bac
     CHECK(at(given_back, "/metadata/annotations/flagger.kubernetes.io~1original-configuration").is_null());
     check_untouched(s, user);
 }
+
+TEST_CASE("nginx: an edit of the user's Ingress is copied to the canary Ingress") {
+    Scenario s;
+    initialize(s, nginx_canary(s));
+    Json rules = user_ingress()["spec"]["rules"];
+    rules[0]["host"] = "www.example.com";
+    s.patch(route_types::ingresses(), "podinfo", {{"spec", {{"rules", rules}}}});
+    const Json copied = s.wait_object(
+        route_types::ingresses(), "podinfo-canary",
+        [](const Json& i) { return at(i, "/spec/rules/0/host") == "www.example.com"; },
+        "the canary Ingress following the user's host");
+    CHECK(at(copied, "/spec/rules/0/http/paths/0/backend/service/name") == "podinfo-canary");
+    CHECK(annotation(copied, kWeightKey) == "0");
+}
