@@ -1,12 +1,16 @@
+#include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
+#include "meshes/nginx/nginx_router.hpp"
 #include "meshes/router.hpp"
 #include "meshes/smi/smi_router.hpp"
 
 namespace serin::meshes {
 
-void register_builtin_routers(RouterRegistry& registry) {
+namespace {
+
+void register_with(RouterRegistry& registry, const RouterSettings& settings) {
     registry.add("kubernetes", [](RouterDeps deps) { return make_kubernetes_router(deps); });
     registry.add("istio", [](RouterDeps deps) { return make_istio_router(deps); });
     // linkerd writes SMI v1alpha1 TrafficSplits (linkerd-smi), osm v1alpha2 (flagger-spec §4).
@@ -26,6 +30,25 @@ void register_builtin_routers(RouterRegistry& registry) {
         registry.add("gatewayapi:" + v,
                      [v](RouterDeps deps) { return make_gatewayapi_router(deps, v); });
     }
+    const std::string prefix = settings.ingress_annotations_prefix;
+    registry.add("nginx", [prefix](RouterDeps deps) { return make_nginx_router(deps, prefix); });
+    const std::string ingress_class = settings.ingress_class;
+    registry.add("contour", [ingress_class](RouterDeps deps) {
+        return make_contour_router(deps, ingress_class);
+    });
+}
+
+}  // namespace
+
+void register_builtin_routers(RouterRegistry& registry) {
+    const RouterSettings defaults;
+    register_with(registry, defaults);
+}
+
+std::function<void(RouterRegistry&)> builtin_routers(RouterSettings settings) {
+    return [settings = std::move(settings)](RouterRegistry& registry) {
+        register_with(registry, settings);
+    };
 }
 
 }  // namespace serin::meshes

@@ -90,8 +90,16 @@ private:
     std::map<std::string, std::unique_ptr<MeshRouter>, std::less<>> routers_;
 };
 
-/// Adds the routers of this build: kubernetes, istio, linkerd, smi (v1alpha1-3), osm and
-/// gatewayapi (v1, v1beta1).
+/// What routers read from serin's flags.
+struct RouterSettings {
+    std::string ingress_annotations_prefix = "nginx.ingress.kubernetes.io";  ///< nginx
+    std::string ingress_class;  ///< contour: spec.ingressClassName of the HTTPProxy when set
+};
+
+/// Adds the routers of this build with the flags' defaults: kubernetes, istio, linkerd, smi
+/// (v1alpha1-3), osm, gatewayapi (v1, v1beta1), nginx and contour.
 void register_builtin_routers(RouterRegistry& registry);
+/// What adds the same routers with `settings` (a ControllerOptions::register_routers).
+std::function<void(RouterRegistry&)> builtin_routers(RouterSettings settings);
 
 }  // namespace serin::meshes

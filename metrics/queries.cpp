@@ -121,6 +121,31 @@ std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view me
                                           1}
                            : BuiltinQuery{p99("http_request_duration_seconds_bucket", labels), 1000};
         }
+        case Observer::kNginx: {
+            // The NGINX ingress controller's requests through ingress I that its canary
+            // upstream served (flagger-spec-providers §12); the mean duration, already in ms.
+            const std::string labels =
+                "namespace=\"{{ namespace }}\",ingress=\"{{ ingress }}\",canary!=\"\"";
+            const std::string window = "[{{ interval }}]))";
+            return success ? BuiltinQuery{success_rate("nginx_ingress_controller_requests", labels,
+                                                       "status!~\"5.*\""),
+                                          1}
+                           : BuiltinQuery{"sum(rate(nginx_ingress_controller_response_duration_"
+                                          "seconds_sum{" + labels + "}" + window +
+                                              " / sum(rate(nginx_ingress_controller_response_"
+                                              "duration_seconds_count{" + labels + "}" + window +
+                                              " * 1000",
+                                          1};
+        }
+        case Observer::kContour: {
+            // Envoy's upstream cluster of S-canary as Contour names it: <ns>_<S>-canary_<port>.
+            const std::string labels =
+                "envoy_cluster_name=~\"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+\"";
+            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
+                                                       "envoy_response_code!~\"5.*\""),
+                                          1}
+                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
+        }
         default:
             return std::nullopt;
     }

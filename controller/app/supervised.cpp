@@ -19,7 +19,10 @@ canary::ControllerOptions controller_options(const Config& config,
     options.alerts.cluster_name = config.cluster_name;
     options.alerts.global = std::move(global_notifier);
     options.workers = config.threadiness;
-    options.register_routers = meshes::register_builtin_routers;
+    meshes::RouterSettings routers;
+    routers.ingress_annotations_prefix = config.ingress_annotations_prefix;
+    routers.ingress_class = config.ingress_class;
+    options.register_routers = meshes::builtin_routers(std::move(routers));
     options.reconciler.mesh_provider = config.mesh_provider;
     options.reconciler.selector_labels = config.selector_labels;
     options.reconciler.include_label_prefixes = config.include_label_prefixes;

@@ -48,6 +48,16 @@ std::string target_index(const std::string& ns, const std::string& kind, const s
     return ns + "/" + kind + "/" + name;
 }
 
+/// The user's Ingress the nginx router copies (spec.ingressRef, "<ns>/<name>"): a change to it
+/// is copied.
+std::vector<std::string> ingress_index(const Json& canary) {
+    const Json* ref = find_path(canary, {"spec", "ingressRef"});
+    if (ref == nullptr || string_at(*ref, {"name"}).empty()) {
+        return {};
+    }
+    return {kube::object_namespace(canary) + "/" + string_at(*ref, {"name"})};
+}
+
 }  // namespace
 
 Controller::Controller(ControllerDeps deps, ControllerOptions options)
@@ -101,6 +111,7 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         }
         return out;
     });
+    canaries.add_index("ingress", ingress_index);
     canaries.add_handlers(kube::EventHandlers{
         [this](const ObjectPtr& object) { enqueue_canary(*object); },
         [this](const ObjectPtr& before, const ObjectPtr& after) {
@@ -136,7 +147,11 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     // AlertProviders are read at each alert; a change needs no reconcile of its own. Routing
     // objects: a change to one the canary owns (drift) is reconciled at once.
     for (const kube::ResourceType& type : caches.options().route_types) {
-        watch(*caches.informer(type), nullptr);
+        std::function<void(const Json&)> enqueue;
+        if (type.kind == "Ingress") {
+            enqueue = [this](const Json& i) { enqueue_indexed("ingress", kube::object_key(i)); };
+        }
+        watch(*caches.informer(type), std::move(enqueue));
     }
 
     watch_requests();

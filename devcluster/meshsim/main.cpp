@@ -58,7 +58,9 @@ int main(int argc, char** argv) {
     std::vector<serin::kube::ResourceType> wanted{
         serin::meshes::route_types::istio_virtual_services(),
         serin::meshes::route_types::smi_traffic_splits("v1alpha2"),
-        serin::meshes::route_types::gateway_http_routes("v1")};
+        serin::meshes::route_types::gateway_http_routes("v1"),
+        serin::meshes::route_types::ingresses(),
+        serin::meshes::route_types::contour_http_proxies()};
     std::unique_ptr<serin::meshsim::Meshsim> sim;
     std::unique_ptr<prometheus::Exposer> exposer;
     std::unique_ptr<serin::http::HttpServer> front;

@@ -51,6 +51,26 @@ struct Meshsim::Families {
             .Name("http_request_duration_seconds")
             .Help("Request duration in s (meshsim)")
             .Register(*registry);
+    prometheus::Family<prometheus::Counter>& nginx_requests =
+        prometheus::BuildCounter()
+            .Name("nginx_ingress_controller_requests")
+            .Help("Requests through an NGINX Ingress (meshsim)")
+            .Register(*registry);
+    prometheus::Family<prometheus::Histogram>& nginx_duration =
+        prometheus::BuildHistogram()
+            .Name("nginx_ingress_controller_response_duration_seconds")
+            .Help("Upstream response time in s through an NGINX Ingress (meshsim)")
+            .Register(*registry);
+    prometheus::Family<prometheus::Counter>& envoy_requests =
+        prometheus::BuildCounter()
+            .Name("envoy_cluster_upstream_rq")
+            .Help("Requests to an Envoy upstream cluster (meshsim)")
+            .Register(*registry);
+    prometheus::Family<prometheus::Histogram>& envoy_time =
+        prometheus::BuildHistogram()
+            .Name("envoy_cluster_upstream_rq_time")
+            .Help("Upstream request time in ms of an Envoy cluster (meshsim)")
+            .Register(*registry);
     prometheus::Family<prometheus::Counter>& http_requests =
         prometheus::BuildCounter()
             .Name("meshsim_http_requests_total")
@@ -108,12 +128,38 @@ void Meshsim::record(const std::vector<Outcome>& outcomes) {
                                                       {"kubernetes_pod_name", v.pod}};
         auto& http_ok = families_->http_duration.Add(with(http, "status", "200"), second_buckets());
         auto& http_error = families_->http_duration.Add(with(http, "status", "500"), second_buckets());
+        // Through an NGINX Ingress: the controller's families, labelled with the user's Ingress
+        // and, for what the canary Ingress sent, the canary upstream.
+        prometheus::Histogram* nginx_hist = nullptr;
+        if (!o.ingress.empty()) {
+            std::map<std::string, std::string> nginx{{"namespace", v.ns}, {"ingress", o.ingress}};
+            if (!o.canary_upstream.empty()) {
+                nginx["canary"] = o.canary_upstream;
+            }
+            counted(families_->nginx_requests, with(nginx, "status", "200"), ok);
+            counted(families_->nginx_requests, with(nginx, "status", "500"), o.errors);
+            nginx_hist = &families_->nginx_duration.Add(nginx, second_buckets());
+        }
+        // Through Contour's Envoy: the upstream cluster of the Service the HTTPProxy sent to.
+        prometheus::Histogram* envoy_hist = nullptr;
+        if (!o.envoy_cluster.empty()) {
+            const std::map<std::string, std::string> envoy{{"envoy_cluster_name", o.envoy_cluster}};
+            counted(families_->envoy_requests, with(envoy, "envoy_response_code", "200"), ok);
+            counted(families_->envoy_requests, with(envoy, "envoy_response_code", "500"), o.errors);
+            envoy_hist = &families_->envoy_time.Add(envoy, millisecond_buckets());
+        }
         long& taken = samples_[v.ns + "/" + v.workload];
         for (long i = 0; i < o.requests; ++i) {
             const double ms = latency_sample(v, taken++);
             istio_hist.Observe(ms);
             linkerd_hist.Observe(ms);
             (i < o.errors ? http_error : http_ok).Observe(ms / 1000);
+            if (nginx_hist != nullptr) {
+                nginx_hist->Observe(ms / 1000);
+            }
+            if (envoy_hist != nullptr) {
+                envoy_hist->Observe(ms);
+            }
         }
     }
 }

@@ -23,6 +23,12 @@ class Registry;
 ///    destination_workload, response_code} and istio_request_duration_milliseconds (histogram);
 ///  - Linkerd: response_total{namespace, deployment, direction, classification} and
 ///    response_latency_ms (histogram);
+///  - NGINX, for traffic through Ingresses: nginx_ingress_controller_requests{namespace,
+///    ingress, canary (the canary upstream; absent for the primary's), status} and
+///    nginx_ingress_controller_response_duration_seconds (histogram);
+///  - Contour (HTTPProxy): Envoy's envoy_cluster_upstream_rq{envoy_cluster_name,
+///    envoy_response_code} and envoy_cluster_upstream_rq_time (histogram, ms), per upstream
+///    cluster <ns>_<service>_<port>;
 ///  - the app's own HTTP metrics (the kubernetes and Gateway API providers' builtin queries):
 ///    http_request_duration_seconds{kubernetes_namespace, kubernetes_pod_name, status}.
 /// Every version appears in every family, whatever mesh routes it.

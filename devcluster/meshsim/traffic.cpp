@@ -1,5 +1,6 @@
 #include "devcluster/meshsim/traffic.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <optional>
@@ -169,6 +170,120 @@ Shares http_route_shares(const Json& route) {
     return shares;
 }
 
+/// Whether `key` is `<any prefix>/<name>`.
+bool prefixed(const std::string& key, std::string_view name) {
+    return key.size() > name.size() && key.ends_with(name) &&
+           key[key.size() - name.size() - 1] == '/';
+}
+
+/// The Services an Ingress's paths send to.
+std::vector<std::pair<std::string, std::string>> ingress_backends(const Json& ingress) {
+    std::vector<std::pair<std::string, std::string>> out;  // service, port
+    const Json& rules = member(member(ingress, "spec"), "rules");
+    if (!rules.is_array()) {
+        return out;
+    }
+    for (const Json& rule : rules) {
+        const Json& paths = member(member(rule, "http"), "paths");
+        if (!paths.is_array()) {
+            continue;
+        }
+        for (const Json& p : paths) {
+            const Json& service = member(member(p, "backend"), "service");
+            const Json& port = member(service, "port");
+            const std::string number =
+                member(port, "number").is_number() ? std::to_string(member(port, "number").get<long>())
+                                                   : str(port, {"name"});
+            out.emplace_back(str(service, {"name"}), number);
+        }
+    }
+    return out;
+}
+
+/// How NGINX ingresses split apex `name`: nullopt when no Ingress routes it.
+struct IngressSplit {
+    std::string ingress;
+    std::string upstream;
+    double canary_share = 0;
+};
+
+std::optional<IngressSplit> ingress_split(const std::vector<Json>& routes, const std::string& ns,
+                                          const std::string& name) {
+    std::optional<IngressSplit> out;
+    std::string canary_name;
+    for (const Json& r : routes) {
+        if (str(r, {"kind"}) != "Ingress" || str(r, {"metadata", "namespace"}) != ns) {
+            continue;
+        }
+        const Json& annotations = member(member(r, "metadata"), "annotations");
+        bool canary = false;
+        double weight = 0;
+        bool matched = false;
+        if (annotations.is_object()) {
+            for (auto it = annotations.begin(); it != annotations.end(); ++it) {
+                const std::string value = it->is_string() ? it->get<std::string>() : "";
+                if (prefixed(it.key(), "canary")) {
+                    canary = value == "true";
+                } else if (prefixed(it.key(), "canary-weight")) {
+                    weight = number(*it, 0);
+                } else if (prefixed(it.key(), "canary-by-header") ||
+                           prefixed(it.key(), "canary-by-cookie")) {
+                    matched = !value.empty();
+                }
+            }
+        }
+        for (const auto& [service, port] : ingress_backends(r)) {
+            if (canary && service == name + "-canary") {
+                if (!out) {
+                    out = IngressSplit{};
+                }
+                const double w = std::clamp(weight, 0.0, 100.0) / 100;
+                out->canary_share = matched ? kMatchedShare + (1 - kMatchedShare) * w : w;
+                out->upstream = ns + "-" + service + "-" + port;
+                canary_name = str(r, {"metadata", "name"});
+                break;
+            }
+            if (!canary && service == name) {
+                if (!out) {
+                    out = IngressSplit{};
+                }
+                out->ingress = str(r, {"metadata", "name"});
+                break;
+            }
+        }
+    }
+    if (out && out->ingress.empty() && canary_name.ends_with("-canary")) {
+        out->ingress = canary_name.substr(0, canary_name.size() - 7);
+    }
+    return out;
+}
+
+/// Contour: each route's services by weight (kMatchedShare for every route but the last); the
+/// port of each service in `ports`, for Envoy's cluster names.
+Shares http_proxy_shares(const Json& proxy, std::map<std::string, std::string>& ports) {
+    Shares shares;
+    const Json& routes = member(member(proxy, "spec"), "routes");
+    if (!routes.is_array()) {
+        return shares;
+    }
+    for (std::size_t i = 0; i < routes.size(); ++i) {
+        std::vector<std::pair<std::string, double>> weights;
+        const Json& services = member(routes[i], "services");
+        if (services.is_array()) {
+            for (const Json& s : services) {
+                const std::string name = str(s, {"name"});
+                weights.emplace_back(name, number(member(s, "weight"), 0));
+                const Json& port = member(s, "port");
+                if (port.is_number()) {
+                    ports[name] = std::to_string(port.get<long>());
+                }
+            }
+        }
+        split(shares, weights, route_share(i, routes.size()));
+    }
+    return shares;
+}
+
 }  // namespace
 
 std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json>& deployments,
@@ -202,18 +317,25 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
         }
         Shares shares;
         bool routed = false;
+        std::map<std::string, std::string> envoy_ports;  // Contour: service -> port
         for (const Json& r : routes) {
-            if (str(r, {"metadata", "namespace"}) != ns || str(r, {"metadata", "name"}) != name) {
+            const std::string kind = str(r, {"kind"});
+            if (str(r, {"metadata", "namespace"}) != ns || str(r, {"metadata", "name"}) != name ||
+                kind == "Ingress") {
                 continue;
             }
-            const std::string kind = str(r, {"kind"});
             shares = kind == "VirtualService" ? virtual_service_shares(r)
                      : kind == "TrafficSplit" ? traffic_split_shares(r)
+                     : kind == "HTTPProxy"    ? http_proxy_shares(r, envoy_ports)
                                               : http_route_shares(r);
             routed = true;
             break;
         }
-        if (!routed) {
+        std::optional<IngressSplit> nginx = routed ? std::nullopt : ingress_split(routes, ns, name);
+        if (nginx) {
+            shares[name] = 1 - nginx->canary_share;
+            shares[name + "-canary"] = nginx->canary_share;
+        } else if (!routed) {
             shares[name] = 1;  // the apex Service's own selector
         }
         for (const auto& [target, share] : shares) {
@@ -223,7 +345,15 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
             }
             const std::vector<Version> versions = reached(*found->second);
             for (const Version& v : versions) {
-                flows.push_back(Flow{ns, name, v, share / static_cast<double>(versions.size())});
+                Flow flow{ns, name, v, share / static_cast<double>(versions.size()), "", "", ""};
+                if (auto port = envoy_ports.find(target); port != envoy_ports.end()) {
+                    flow.envoy_cluster = ns + "_" + target + "_" + port->second;
+                }
+                if (nginx) {
+                    flow.ingress = nginx->ingress;
+                    flow.canary_upstream = target == name + "-canary" ? nginx->upstream : "";
+                }
+                flows.push_back(std::move(flow));
             }
         }
     }
@@ -231,23 +361,30 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
 }
 
 std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, double seconds) {
-    std::map<Version, Outcome> outcomes;
+    std::map<std::tuple<std::string, std::string, std::string, std::string, std::string>, Outcome>
+        outcomes;
     for (const Flow& flow : flows) {
-        auto& [requests, errors] = carry_[{flow.ns, flow.apex, flow.version.workload}];
+        auto& [requests, errors] =
+            carry_[{flow.ns, flow.apex,
+                    flow.version.workload + "|" + flow.canary_upstream + "|" + flow.envoy_cluster}];
         requests += rate * seconds * flow.share;
         const double whole = std::floor(requests);
         requests -= whole;
         errors += whole * flow.version.error_rate;
         const double failed = std::floor(errors + 1e-9);
         errors -= failed;
-        Outcome& out = outcomes[flow.version];
+        Outcome& out = outcomes[{flow.version.ns, flow.version.workload, flow.ingress,
+                                 flow.canary_upstream, flow.envoy_cluster}];
         out.version = flow.version;
+        out.ingress = flow.ingress;
+        out.canary_upstream = flow.canary_upstream;
+        out.envoy_cluster = flow.envoy_cluster;
         out.requests += static_cast<long>(whole);
         out.errors += static_cast<long>(failed);
     }
     std::vector<Outcome> result;
     result.reserve(outcomes.size());
-    for (auto& [version, outcome] : outcomes) {
+    for (auto& [key, outcome] : outcomes) {
         result.push_back(std::move(outcome));
     }
     return result;

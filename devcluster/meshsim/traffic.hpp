@@ -36,6 +36,12 @@ struct Flow {
     std::string apex;
     Version version;
     double share = 0;
+    /// Through an NGINX ingress: the user's Ingress the requests came in by, and the canary
+    /// upstream (`<ns>-<S-canary>-<port>`) when the canary Ingress sent them; "" otherwise.
+    std::string ingress;
+    std::string canary_upstream;
+    /// Through Contour's Envoy: the upstream cluster `<ns>_<service>_<port>`; "" otherwise.
+    std::string envoy_cluster;
 };
 
 /// Requests that match a route other than the last (A/B matches, sticky cookies): this share
@@ -43,8 +49,11 @@ struct Flow {
 inline constexpr double kMatchedShare = 0.1;
 
 /// The flows of every apex Service S (a Service with S-primary and S-canary siblings in its
-/// namespace) that has a ready Deployment behind it: split by the VirtualService, TrafficSplit or
-/// HTTPRoute named S when there is one, else by S's own selector (the kubernetes provider).
+/// namespace) that has a ready Deployment behind it: split by the VirtualService, TrafficSplit,
+/// HTTPRoute or HTTPProxy named S when there is one; else by an NGINX canary Ingress (annotation
+/// `<prefix>/canary: "true"`, a backend S-canary), which sends `<prefix>/canary-weight` percent
+/// to S-canary (and, with a header or cookie rule, kMatchedShare of the stream first) and the
+/// rest to S through the user's Ingress; else by S's own selector (the kubernetes provider).
 /// A Service reaches the Deployments whose pod-template labels hold its selector and which have
 /// available replicas.
 std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json>& deployments,
@@ -53,6 +62,9 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
 /// Requests and errors for one version over one step.
 struct Outcome {
     Version version;
+    std::string ingress;          ///< as the Flow's
+    std::string canary_upstream;  ///< as the Flow's
+    std::string envoy_cluster;    ///< as the Flow's
     long requests = 0;
     long errors = 0;
 };

@@ -26,11 +26,22 @@ kube::ResourceType gateway_http_routes(std::string_view version) {
                               "HTTPRoute"};
 }
 
+const kube::ResourceType& ingresses() {
+    static const kube::ResourceType type{"networking.k8s.io", "v1", "ingresses", "Ingress"};
+    return type;
+}
+
+const kube::ResourceType& contour_http_proxies() {
+    static const kube::ResourceType type{"projectcontour.io", "v1", "httpproxies", "HTTPProxy"};
+    return type;
+}
+
 std::vector<kube::ResourceType> all() {
     return {istio_virtual_services(),         istio_destination_rules(),
             smi_traffic_splits("v1alpha1"),   smi_traffic_splits("v1alpha2"),
             smi_traffic_splits("v1alpha3"),   gateway_http_routes("v1"),
-            gateway_http_routes("v1beta1")};
+            gateway_http_routes("v1beta1"),  ingresses(),
+            contour_http_proxies()};
 }
 
 }  // namespace serin::meshes::route_types

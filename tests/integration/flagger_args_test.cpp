@@ -109,7 +109,7 @@ TEST_CASE("serin runs the Helm chart's command line with every flag-adding value
          "-kubeconfig-burst=300", "-kubeconfig-service-mesh=/tmp/controlplane/kubeconfig",
          "-threadiness=4", "-cluster-name=production", "-no-cross-namespace-refs=true"});
     CHECK(inert_warning(log) ==
-          "-ingress-annotations-prefix, -ingress-class, -kubeconfig-service-mesh");
+          "-kubeconfig-service-mesh");
 }
 
 TEST_CASE("serin runs the kustomize base with the istio overlay's args") {

@@ -36,6 +36,8 @@ const std::vector<Overlay>& overlays() {
         {"overlays/smi", "smi:v1alpha3", "http://prometheus.monitoring:9090"},
         {"overlays/gatewayapi", "gatewayapi:v1", "http://prometheus.monitoring:9090"},
         {"overlays/kubernetes", "kubernetes", "http://prometheus.monitoring:9090"},
+        {"overlays/nginx", "nginx", "http://prometheus.monitoring:9090"},
+        {"overlays/contour", "contour", "http://prometheus.monitoring:9090"},
     };
     return all;
 }

@@ -400,3 +400,268 @@ TEST_CASE("SMI TrafficSplits of every version are stored as written and kept wit
         {"smi/istio-gateways.yaml", "smi:v1alpha2:istio", kCanarySteps, route_types::smi_traffic_splits("v1alpha2"), owned},
     });
 }
+
+namespace {
+
+/// The user's Ingress of tests/data/routes/nginx/ingress.yaml as `name` in the scenario's
+/// namespace, its backends `podinfo` sending to `apex` instead; created and seen by the cache.
+Json create_user_ingress(Scenario& s, RouteBench& bench, const std::string& name,
+                         const std::string& apex) {
+    Json ingress = serin::testing::load_document("tests/data/routes/nginx/ingress.yaml");
+    ingress["metadata"] = Json{{"name", name},
+                               {"labels", ingress["metadata"]["labels"]},
+                               {"annotations", ingress["metadata"]["annotations"]}};
+    for (Json& rule : ingress["spec"]["rules"]) {
+        for (Json& path : rule["http"]["paths"]) {
+            if (path["backend"]["service"]["name"] == "podinfo") {
+                path["backend"]["service"]["name"] = apex;
+            }
+        }
+    }
+    s.create(route_types::ingresses(), ingress);
+    bench.drift(route_types::ingresses(), name, {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    return bench.cached(route_types::ingresses(), name);
+}
+
+/// A Canary of `file` for the nginx router whose spec.ingressRef names `ingress`.
+meshes::RouteContext nginx_context(RouteBench& bench, const std::string& file, const std::string& name,
+                                   const std::string& ingress) {
+    meshes::RouteContext context = bench.context("tests/data/routes/nginx/" + file, "nginx", name);
+    context.canary.spec.ingress_ref->name = ingress;
+    return context;
+}
+
+}  // namespace
+
+TEST_CASE("nginx canary Ingresses are stored as written, follow the user's Ingress and keep their weights") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::ingresses();
+    int n = 0;
+    for (const auto& [file, steps] : std::vector<std::pair<std::string, std::vector<Routes>>>{
+             {"canary.yaml", kCanarySteps}, {"ab.yaml", kAbSteps}}) {
+        INFO("case " << file);
+        const std::string name = "n" + std::to_string(n++);
+        const std::string user = name + "-web";
+        const std::string canary = user + "-canary";
+        const Json user_ingress = create_user_ingress(s, bench, user, name);
+        meshes::RouteContext context = nginx_context(bench, file, name, user);
+
+        std::size_t mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 1);
+        CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+        Json created = bench.cached(type, canary);
+        CHECK(created["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == name + "-canary");
+        CHECK(created["spec"]["rules"][0]["http"]["paths"][1]["backend"]["service"]["name"] == "static");
+        CHECK(created["metadata"]["ownerReferences"][0]["name"] == name);
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 0);
+
+        for (const Routes& step : steps) {
+            INFO("routes " << step.primary << "/" << step.canary);
+            mark = bench.write_count();
+            REQUIRE(bench.set_routes(context, step).has_value());
+            CHECK(bench.writes_since(mark) == 1);
+            CHECK(bench.get_routes(context).value() == step);
+            mark = bench.write_count();
+            REQUIRE(bench.reconcile(context).has_value());
+            CHECK(bench.writes_since(mark) == 0);
+        }
+        if (file == "ab.yaml") {
+            // After the A/B release (100/0) the header and cookie rules are gone.
+            const Json& annotations = bench.cached(type, canary)["metadata"]["annotations"];
+            CHECK_FALSE(annotations.contains("nginx.ingress.kubernetes.io/canary-by-header"));
+            CHECK_FALSE(annotations.contains("nginx.ingress.kubernetes.io/canary-by-cookie"));
+            REQUIRE(bench.set_routes(context, Routes{0, 100, false}).has_value());
+            CHECK(bench.cached(type, canary)["metadata"]["annotations"]
+                      ["nginx.ingress.kubernetes.io/canary-by-header-value"] == "insider");
+        }
+
+        // Mid-release: drift Serin does not own is kept, no write, weights kept.
+        const Routes mid = steps.front();
+        REQUIRE(bench.set_routes(context, mid).has_value());
+        bench.drift(type, canary, {{"metadata", {{"labels", {{"example.com/edited-by", "ops"}}}}}});
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 0);
+        CHECK(bench.get_routes(context).value() == mid);
+
+        // An edit of the canary Ingress's spec is repaired, the weights kept.
+        bench.drift(type, canary, {{"spec", {{"ingressClassName", "other"}}}});
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 1);
+        CHECK(bench.cached(type, canary)["spec"]["ingressClassName"] == "nginx");
+        CHECK(bench.get_routes(context).value() == mid);
+
+        // The user edits their Ingress: the copy follows, the weights stay.
+        bench.drift(type, user, {{"spec", {{"tls", Json::array({{{"hosts", {"app.example.com"}}, {"secretName", "new-tls"}}})}}}});
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 1);
+        CHECK(bench.cached(type, canary)["spec"]["tls"][0]["secretName"] == "new-tls");
+        CHECK(bench.get_routes(context).value() == mid);
+
+        // Serin never wrote the user's Ingress: only this test's two edits changed it.
+        const Json now = bench.cached(type, user);
+        CHECK(now["metadata"]["generation"] == user_ingress["metadata"]["generation"].get<int>() + 1);
+        CHECK(now["metadata"]["annotations"] == user_ingress["metadata"]["annotations"]);
+        CHECK(now["metadata"]["labels"] == user_ingress["metadata"]["labels"]);
+    }
+}
+
+TEST_CASE("nginx refuses a user Ingress without the canary's backend and A/B matches it cannot route") {
+    Scenario s;
+    RouteBench bench(s);
+    create_user_ingress(s, bench, "elsewhere", "someone-else");
+    const auto missing = nginx_context(bench, "canary.yaml", "m0", "elsewhere");
+    auto refused = bench.reconcile(missing);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind == serin::ErrorKind::kInvalid);
+    CHECK(refused.error().message ==
+          "spec.ingressRef: Ingress elsewhere." + s.ns() + ": backend m0 not found in ingress elsewhere");
+
+    create_user_ingress(s, bench, "m1-web", "m1");
+    auto ab = nginx_context(bench, "ab.yaml", "m1", "m1-web");
+    ab.canary.spec.analysis->match = Json::parse(R"([{"sourceLabels": {"app": "frontend"}}])");
+    auto no_source_labels = bench.reconcile(ab);
+    REQUIRE_FALSE(no_source_labels.has_value());
+    CHECK(no_source_labels.error().kind == serin::ErrorKind::kInvalid);
+    CHECK(no_source_labels.error().message.starts_with("spec.analysis.match[0].sourceLabels: not supported by NGINX"));
+}
+
+TEST_CASE("nginx takes over an existing canary Ingress and gives it back on finalize") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::ingresses();
+    create_user_ingress(s, bench, "t-web", "t");
+    // A canary Ingress someone left (e.g. another controller's), with its own spec and weight.
+    Json left = serin::testing::load_document("tests/data/routes/nginx/ingress.yaml");
+    left["metadata"] = Json{{"name", "t-web-canary"},
+                            {"annotations", {{"nginx.ingress.kubernetes.io/canary", "true"},
+                                             {"nginx.ingress.kubernetes.io/canary-weight", "5"},
+                                             {"example.com/owner", "ops"}}}};
+    left["spec"]["rules"].erase(1);
+    left["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = "t-canary";
+    const Json left_spec = s.create(type, left)["spec"];
+    bench.drift(type, "t-web-canary", {{"metadata", {{"labels", {{"example.com/seen", "yes"}}}}}});
+
+    auto context = nginx_context(bench, "canary.yaml", "t", "t-web");
+    CHECK(bench.get_routes(context).value() == Routes{95, 5, false});
+    REQUIRE(bench.reconcile(context).has_value());  // the spec becomes the user's, weight kept
+    Json taken = bench.cached(type, "t-web-canary");
+    CHECK(taken["spec"]["rules"].size() == 2);
+    CHECK_FALSE(taken["metadata"].contains("ownerReferences"));
+    CHECK(bench.get_routes(context).value() == Routes{95, 5, false});
+    REQUIRE(bench.set_routes(context, Routes{40, 60, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{40, 60, false});
+
+    REQUIRE(bench.finalize(context).has_value());
+    const Json given_back = bench.cached(type, "t-web-canary");
+    CHECK(given_back["spec"] == left_spec);
+    const Json& annotations = given_back["metadata"]["annotations"];
+    CHECK(annotations["nginx.ingress.kubernetes.io/canary-weight"] == "5");
+    CHECK(annotations["example.com/owner"] == "ops");
+    CHECK_FALSE(annotations.contains("flagger.kubernetes.io/original-configuration"));
+    CHECK_FALSE(annotations.contains("serin.dev/original-canary-annotations"));
+    // A second finalize (a retry) changes nothing.
+    REQUIRE(bench.finalize(context).has_value());
+    CHECK(bench.cached(type, "t-web-canary")["metadata"]["annotations"] == annotations);
+
+    // A canary Ingress Serin created goes back to weight 0 (the garbage collector removes it).
+    create_user_ingress(s, bench, "o-web", "o");
+    auto owned = nginx_context(bench, "canary.yaml", "o", "o-web");
+    REQUIRE(bench.reconcile(owned).has_value());
+    REQUIRE(bench.set_routes(owned, Routes{70, 30, false}).has_value());
+    REQUIRE(bench.finalize(owned).has_value());
+    CHECK(bench.get_routes(owned).value() == Routes{100, 0, false});
+}
+
+TEST_CASE("examples/nginx: the Ingress and each Canary apply, and the canary Ingress is built from them") {
+    for (const char* file : {"canary.yaml", "ab-testing.yaml", "blue-green.yaml"}) {
+        INFO(file);
+        Scenario s;
+        RouteBench bench(s);
+        const auto type = route_types::ingresses();
+        Json ingress = serin::testing::load_document("examples/nginx/ingress.yaml");
+        ingress["metadata"].erase("namespace");
+        s.create(type, ingress);
+        bench.drift(type, "podinfo", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+        // The example as Canary podinfo: the apex the example Ingress routes.
+        auto context = bench.context(std::string("examples/nginx/") + file, "nginx", "podinfo");
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+        const Routes on = context.canary.spec.analysis->iterations > 0 ? Routes{0, 100, false}
+                                                                        : Routes{95, 5, false};
+        REQUIRE(bench.set_routes(context, on).has_value());
+        CHECK(bench.get_routes(context).value() == on);
+        REQUIRE(bench.set_routes(context, Routes{100, 0, false}).has_value());
+        CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+        CHECK(bench.cached(type, "podinfo-canary")["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+                          ["service"]["name"] == "podinfo-canary");
+    }
+}
+
+TEST_CASE("Contour HTTPProxies are stored as written and kept without rewrites") {
+    const Json owned = {{"spec", {{"ingressClassName", "someone-elses"}}}};
+    const auto type = route_types::contour_http_proxies();
+    exercise_all({
+        {"contour/canary.yaml", "contour", kCanarySteps, type, owned},
+        {"contour/service-fields.yaml", "contour", kCanarySteps, type, owned},
+        {"contour/ab.yaml", "contour", kAbSteps, type, owned},
+    });
+}
+
+TEST_CASE("contour takes over a user's HTTPProxy, keeps its virtualhost, and gives its spec back on finalize") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::contour_http_proxies();
+    const Json original_spec = Json::parse(R"({
+        "virtualhost": {"fqdn": "app.example.com"},
+        "routes": [{"conditions": [{"prefix": "/"}], "services": [{"name": "takeover", "port": 9898}]}]})");
+    s.create(type, {{"apiVersion", type.api_version()},
+                    {"kind", type.kind},
+                    {"metadata", {{"name", "takeover"}}},
+                    {"spec", original_spec}});
+    bench.drift(type, "takeover", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    auto context = bench.context("tests/data/routes/contour/canary.yaml", "contour", "takeover");
+
+    REQUIRE(bench.reconcile(context).has_value());
+    Json taken = bench.cached(type, "takeover");
+    CHECK(taken["spec"]["virtualhost"]["fqdn"] == "app.example.com");
+    CHECK(taken["spec"]["routes"][0]["services"][0]["name"] == "takeover-primary");
+    CHECK_FALSE(taken["metadata"].contains("ownerReferences"));
+    CHECK(Json::parse(taken["metadata"]["annotations"]["flagger.kubernetes.io/original-configuration"]
+                          .get<std::string>()) == original_spec);
+    REQUIRE(bench.set_routes(context, Routes{60, 40, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{60, 40, false});
+    auto zero = bench.set_routes(context, Routes{0, 0, false});
+    REQUIRE_FALSE(zero.has_value());
+    CHECK(zero.error().message == "HTTPProxy takeover." + s.ns() + " update failed: no valid weights");
+
+    REQUIRE(bench.finalize(context).has_value());
+    CHECK(bench.cached(type, "takeover")["spec"] == original_spec);
+}
+
+TEST_CASE("examples/contour: the root HTTPProxy and each Canary apply, and HTTPProxy podinfo is built from them") {
+    for (const char* file : {"canary.yaml", "ab-testing.yaml"}) {
+        INFO(file);
+        Scenario s;
+        RouteBench bench(s);
+        const auto type = route_types::contour_http_proxies();
+        Json root = serin::testing::load_document("examples/contour/root-proxy.yaml");
+        root["metadata"].erase("namespace");
+        root["spec"]["includes"][0]["namespace"] = s.ns();
+        s.create(type, root);
+        auto context = bench.context(std::string("examples/contour/") + file, "contour", "podinfo");
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+        const Routes on = context.canary.spec.analysis->iterations > 0 ? Routes{0, 100, false}
+                                                                        : Routes{90, 10, false};
+        REQUIRE(bench.set_routes(context, on).has_value());
+        CHECK(bench.get_routes(context).value() == on);
+        CHECK_FALSE(bench.cached(type, "podinfo")["spec"].contains("virtualhost"));
+    }
+}

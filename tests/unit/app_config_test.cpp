@@ -160,8 +160,6 @@ TEST_CASE("every flag of Flagger's and klog's is accepted with Flagger's type") 
                                                           "-kubeconfig-service-mesh",
                                                           "-control-loop-interval",
                                                           "-zap-replace-globals",
-                                                          "-ingress-annotations-prefix",
-                                                          "-ingress-class",
                                                           "-v",
                                                           "-vmodule",
                                                           "-log_dir",

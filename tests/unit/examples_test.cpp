@@ -8,9 +8,11 @@
 
 #include "analysis/release.hpp"
 #include "analysis/validate.hpp"
+#include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/common/route_object.hpp"
 #include "meshes/istio/istio_router.hpp"
+#include "meshes/nginx/nginx_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 #include "tests/support/golden.hpp"
 
@@ -62,6 +64,27 @@ std::string build(const serin::meshes::RouteContext& context, const Routes& rout
         plain.mirrored = false;
         const Json split = serin::meshes::build_traffic_split(context, plain, *flavour);
         CHECK(serin::meshes::traffic_split_routes(context, split).value() == plain);
+    } else if (provider == "contour") {
+        auto proxy = serin::meshes::build_http_proxy(context, routes, "");
+        if (!proxy) {
+            return proxy.error().message;
+        }
+        Routes plain = routes;
+        plain.mirrored = false;
+        CHECK(serin::meshes::http_proxy_routes(context, *proxy).value() == plain);
+    } else if (provider == "nginx") {
+        // The canary Ingress is a copy of the user's Ingress beside the example.
+        const Json user = serin::testing::load_document("examples/nginx/ingress.yaml");
+        const std::string prefix(serin::meshes::kDefaultIngressAnnotationsPrefix);
+        auto ingress = serin::meshes::build_canary_ingress(context, user, routes, prefix);
+        if (!ingress) {
+            return ingress.error().message;
+        }
+        auto read = serin::meshes::canary_ingress_routes(context, *ingress, prefix);
+        REQUIRE(read.has_value());
+        Routes plain = routes;
+        plain.mirrored = false;
+        CHECK(*read == plain);
     }
     return {};
 }
@@ -124,6 +147,10 @@ std::optional<Routes> read_poisoned(const serin::meshes::RouteContext& context, 
         Json route = serin::meshes::build_http_route(context, routes, provider.substr(11)).value();
         poison_weights(route, value);
         read = serin::meshes::http_route_routes(context, route);
+    } else if (provider == "contour") {
+        Json proxy = serin::meshes::build_http_proxy(context, routes, "").value();
+        poison_weights(proxy, value);
+        read = serin::meshes::http_proxy_routes(context, proxy);
     } else if (provider == "linkerd" || provider.starts_with("smi:")) {
         Json split = serin::meshes::build_traffic_split(
             context, routes, *serin::meshes::smi_flavour(provider));

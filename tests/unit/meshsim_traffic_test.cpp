@@ -137,10 +137,10 @@ TEST_CASE("the HTTP front sends requests to an apex's versions by their shares a
     using serin::meshsim::Version;
     Version primary{"test", "podinfo-primary", "p", 0, 10};
     Version canary{"test", "podinfo", "c", 0.5, 10};
-    const std::vector<Flow> flows{{"test", "podinfo", primary, 0.8},
-                                  {"test", "podinfo", canary, 0.2},
-                                  {"test", "podinfo", canary, 0.2},  // a mirrored copy: not sent
-                                  {"other", "podinfo", primary, 1}};
+    const std::vector<Flow> flows{{"test", "podinfo", primary, 0.8, "", "", ""},
+                                  {"test", "podinfo", canary, 0.2, "", "", ""},
+                                  {"test", "podinfo", canary, 0.2, "", "", ""},  // a mirrored copy: not sent
+                                  {"other", "podinfo", primary, 1, "", "", ""}};
     RequestRouter router;
     std::map<std::string, int> sent;
     int errors = 0;
@@ -154,4 +154,66 @@ TEST_CASE("the HTTP front sends requests to an apex's versions by their shares a
     CHECK(sent["podinfo"] == 20);
     CHECK(errors == 10);  // half of the canary's
     CHECK_FALSE(router.route(flows, "test", "nothing").has_value());
+}
+
+namespace {
+
+Json ingress(const std::string& name, const std::string& backend, Json annotations) {
+    return {{"kind", "Ingress"},
+            {"metadata", {{"name", name}, {"namespace", "test"}, {"annotations", annotations}}},
+            {"spec",
+             {{"rules",
+               {{{"host", "app.example.com"},
+                 {"http",
+                  {{"paths",
+                    {{{"path", "/"},
+                      {"backend", {{"service", {{"name", backend}, {"port", {{"number", 80}}}}}}}}}}}}}}}}}};
+}
+
+}  // namespace
+
+TEST_CASE("an NGINX canary Ingress's weight and rules split the user's Ingress's stream") {
+    const Json user = ingress("podinfo", "podinfo", {{"kubernetes.io/ingress.class", "nginx"}});
+    const Json weighted = ingress("podinfo-canary", "podinfo-canary",
+                                  {{"custom.org/canary", "true"}, {"custom.org/canary-weight", "30"}});
+    auto flows = plan(services(), deployments(), {user, weighted});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.3}, {"podinfo-primary", 0.7}});
+    for (const Flow& f : flows) {
+        CHECK(f.ingress == "podinfo");
+        CHECK(f.canary_upstream == (f.version.workload == "podinfo" ? "test-podinfo-canary-80" : ""));
+    }
+    // A header rule: the matched share first, then the weight (0) for the rest.
+    const Json ab = ingress("podinfo-canary", "podinfo-canary",
+                            {{"nginx.ingress.kubernetes.io/canary", "true"},
+                             {"nginx.ingress.kubernetes.io/canary-weight", "0"},
+                             {"nginx.ingress.kubernetes.io/canary-by-header", "x-canary"}});
+    CHECK(shares(plan(services(), deployments(), {user, ab})) ==
+          std::map<std::string, double>{{"podinfo", kMatchedShare}, {"podinfo-primary", 1 - kMatchedShare}});
+    // Only the user's Ingress: everything to the apex, labelled with it.
+    flows = plan(services(), deployments(), {user});
+    REQUIRE(flows.size() == 1);
+    CHECK(flows[0].ingress == "podinfo");
+    CHECK(flows[0].share == 1);
+    // The outcomes keep the canary upstream apart.
+    Stream stream;
+    const auto outcomes = stream.step(plan(services(), deployments(), {user, weighted}), 100, 1);
+    long canary = 0;
+    for (const Outcome& o : outcomes) {
+        canary += o.canary_upstream.empty() ? 0 : o.requests;
+    }
+    CHECK(canary == 30);
+}
+
+TEST_CASE("a Contour HTTPProxy's weights split the apex's stream, labelled with Envoy's clusters") {
+    const Json proxy = Json::parse(R"({"kind": "HTTPProxy",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"routes": [{"conditions": [{"prefix": "/"}],
+                             "services": [{"name": "podinfo-primary", "port": 9898, "weight": 75},
+                                          {"name": "podinfo-canary", "port": 9898, "weight": 25}]}]}})");
+    const auto flows = plan(services(), deployments(), {proxy});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.25}, {"podinfo-primary", 0.75}});
+    for (const Flow& f : flows) {
+        CHECK(f.envoy_cluster == (f.version.workload == "podinfo" ? "test_podinfo-canary_9898"
+                                                                  : "test_podinfo-primary_9898"));
+    }
 }

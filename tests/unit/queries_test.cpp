@@ -37,6 +37,32 @@ std::string rendered(Observer observer, const char* metric) {
 
 }  // namespace
 
+TEST_CASE("nginx's builtin queries read the controller's canary requests of the ingress") {
+    // No ingressRef in podinfo_vars: {{ ingress }} falls back to the target.
+    CHECK(rendered(Observer::kNginx, "request-success-rate") ==
+          "sum(rate(nginx_ingress_controller_requests{namespace=\"test\",ingress=\"podinfo\","
+          "canary!=\"\",status!~\"5.*\"}[30s])) / sum(rate(nginx_ingress_controller_requests{"
+          "namespace=\"test\",ingress=\"podinfo\",canary!=\"\"}[30s])) * 100");
+    CHECK(rendered(Observer::kNginx, "request-duration") ==
+          "sum(rate(nginx_ingress_controller_response_duration_seconds_sum{namespace=\"test\","
+          "ingress=\"podinfo\",canary!=\"\"}[30s])) / sum(rate(nginx_ingress_controller_"
+          "response_duration_seconds_count{namespace=\"test\",ingress=\"podinfo\",canary!="
+          "\"\"}[30s])) * 1000");
+    CHECK(observer_for("istio", spec("nginx")) == Observer::kNginx);
+}
+
+TEST_CASE("contour's builtin queries read Envoy's upstream cluster of the canary Service") {
+    CHECK(rendered(Observer::kContour, "request-success-rate") ==
+          "sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~\"test_podinfo-canary_[0-9a-zA-Z-]+\","
+          "envoy_response_code!~\"5.*\"}[30s])) / sum(rate(envoy_cluster_upstream_rq{"
+          "envoy_cluster_name=~\"test_podinfo-canary_[0-9a-zA-Z-]+\"}[30s])) * 100");
+    CHECK(rendered(Observer::kContour, "request-duration") ==
+          "histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{"
+          "envoy_cluster_name=~\"test_podinfo-canary_[0-9a-zA-Z-]+\"}[30s])) by (le))");
+    CHECK(builtin_query(Observer::kContour, "request-duration")->scale == 1);
+    CHECK(observer_for("istio", spec("contour")) == Observer::kContour);
+}
+
 TEST_CASE("builtin queries are Flagger's, rendered for the canary") {
     CHECK(rendered(Observer::kIstio, "request-success-rate") ==
           "sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace="
@@ -63,12 +89,13 @@ TEST_CASE("builtin queries are Flagger's, rendered for the canary") {
           "kubernetes_pod_name=~\"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)\"}[30s])) * 100");
     // The generic HTTP histogram is in seconds; request-duration is in milliseconds.
     CHECK(builtin_query(Observer::kHttp, "request-duration")->scale == 1000);
+    CHECK(builtin_query(Observer::kNginx, "request-duration")->scale == 1);
     CHECK(builtin_query(Observer::kIstio, "request-duration")->scale == 1);
 }
 
 TEST_CASE("only the two builtin names have queries, and only for the observers written") {
     CHECK_FALSE(builtin_query(Observer::kIstio, "error-rate").has_value());
-    CHECK_FALSE(builtin_query(Observer::kContour, "request-success-rate").has_value());
+    CHECK_FALSE(builtin_query(Observer::kGloo, "request-success-rate").has_value());
 }
 
 TEST_CASE("the observer follows spec.provider, the flag and the target kind") {
