@@ -120,8 +120,11 @@ TEST_CASE("a version with 20% errors is rolled back on its success rate") {
     const Json failed = s.wait_phase("Failed");
     CHECK(at(failed, "/status/canaryWeight") == 0);
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
-    CHECK(at(s.get(serin::meshes::route_types::istio_virtual_services(), "podinfo"),
-             "/spec/http/0/route/1/weight") == 0);
+    // A rollback writes Failed before it moves the traffic (docs/release-engine.md): wait for it.
+    s.wait_object(
+        serin::meshes::route_types::istio_virtual_services(), "podinfo",
+        [](const Json& vs) { return at(vs, "/spec/http/0/route/1/weight") == 0; },
+        "all traffic back on the primary");
 }
 
 TEST_CASE("a version answering in 600 ms is rolled back against a 500 ms limit") {
