@@ -23,7 +23,7 @@ struct DashboardOptions {
     kube::ClusterConfig cluster;  ///< the user's kubeconfig, as loaded by the plugin
     std::string ns;               ///< "" = canaries of every namespace
     std::uint16_t port = 0;       ///< 0: one the kernel picks
-    std::string requested_by;     ///< CanaryRequest.spec.requestedBy ("" = $USER)
+    std::string requested_by;     ///< CanaryRequest.spec.requestedBy (the plugin: who the kubeconfig says)
     std::ostream* out = nullptr;  ///< where the URL goes (null: stdout)
     std::ostream* err = nullptr;  ///< where errors go (null: stderr)
 };
