@@ -85,7 +85,9 @@ bool merge_string_map(Json& live_metadata, const Json& desired_metadata, const c
     return changed;
 }
 
-/// Whether Serin created `live` for this canary (its owner reference is there).
+
+}  // namespace
+
 bool owned_by_canary(const Json& live, const RouteContext& context) {
     const Json* refs = api::find_path(live, {"metadata", "ownerReferences"});
     if (refs == nullptr || !refs->is_array()) {
@@ -99,8 +101,6 @@ bool owned_by_canary(const Json& live, const RouteContext& context) {
     }
     return false;
 }
-
-}  // namespace
 
 std::optional<Json> route_update(const Json& live, const Json& desired, const OwnedKeys& owned) {
     Json updated = live;

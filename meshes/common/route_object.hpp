@@ -97,4 +97,7 @@ analysis::Routes current_routes_or_default(const kube::ObjectPtr& live, Parse&& 
     return analysis::Routes{100, 0, false};
 }
 
+/// Whether Serin created `live` for this canary (its ownerReference names the canary's uid).
+bool owned_by_canary(const nlohmann::json& live, const RouteContext& context);
+
 }  // namespace serin::meshes

@@ -291,20 +291,6 @@ Result<analysis::Routes> canary_ingress_routes(const RouteContext& context,
 
 namespace {
 
-/// Whether Serin created `live` for this canary (its owner reference is there).
-bool created_for(const Json& live, const RouteContext& context) {
-    const Json* refs = api::find_path(live, {"metadata", "ownerReferences"});
-    if (refs == nullptr || !refs->is_array()) {
-        return false;
-    }
-    const std::string uid = context.owner_reference.value("uid", "");
-    for (const Json& ref : *refs) {
-        if (ref.is_object() && ref.value("uid", "") == uid) {
-            return true;
-        }
-    }
-    return false;
-}
 
 class NginxRouter final : public MeshRouter {
 public:
@@ -352,7 +338,7 @@ public:
         if (!annotations.is_object()) {
             annotations = Json::object();
         }
-        if (created_for(**live, context)) {
+        if (owned_by_canary(**live, context)) {
             // Everything back to the user's Ingress until the garbage collector removes this one.
             auto update = canary_ingress_update(
                 **live, Json{{"metadata", {{"annotations", canary_annotations(prefix_, {}, {})}}}},
@@ -426,7 +412,7 @@ private:
         const std::string prefix = prefix_;
         auto update_for = [&context, desired = *desired, prefix](const Json& found) {
             std::optional<Json> update = canary_ingress_update(found, desired, prefix);
-            if (update && !created_for(found, context)) {
+            if (update && !owned_by_canary(found, context)) {
                 remember(found, *update, prefix);
             }
             return update;

@@ -122,27 +122,7 @@ fs::path viewer_kubeconfig(Scenario& s, const std::string& name) {
                         {"roleRef",
                          {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", name}}},
                         {"subjects", {{{"kind", "ServiceAccount"}, {"name", name}, {"namespace", s.ns()}}}}});
-    serin::kube::ResourceType token_requests = serin::kube::types::service_accounts();
-    token_requests.resource = "serviceaccounts/" + name + "/token";
-    auto token = serin::testing::run(
-        s.io(), s.client().create(token_requests, s.ns(),
-                                  {{"apiVersion", "authentication.k8s.io/v1"},
-                                   {"kind", "TokenRequest"},
-                                   {"spec", {{"expirationSeconds", 3600}}}}));
-    REQUIRE(token.has_value());
-    const fs::path dir = fs::temp_directory_path() / ("serin-dashboard-" + s.ns());
-    fs::create_directories(dir);
-    std::ofstream(dir / "ca.crt") << s.cluster().ca_pem();
-    const fs::path kubeconfig = dir / "kubeconfig";
-    std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\n"
-                              << "clusters:\n- name: dev\n  cluster:\n    server: "
-                              << s.cluster().config().server << "\n    certificate-authority: "
-                              << (dir / "ca.crt").string() << "\n"
-                              << "users:\n- name: " << name << "\n  user:\n    token: "
-                              << at(*token, "/status/token").get<std::string>() << "\n"
-                              << "contexts:\n- name: sa\n  context:\n    cluster: dev\n    user: "
-                              << name << "\ncurrent-context: sa\n";
-    return kubeconfig;
+    return service_account_kubeconfig(s, name);
 }
 
 }  // namespace

@@ -411,6 +411,30 @@ std::optional<double> prometheus_value(const std::string& url, const std::string
 
 // ---- least privilege -------------------------------------------------------------------------
 
+fs::path service_account_kubeconfig(Scenario& s, const std::string& name) {
+    // POST .../serviceaccounts/NAME/token: the TokenRequest subresource, as a collection.
+    kube::ResourceType token_requests = kube::types::service_accounts();
+    token_requests.resource = "serviceaccounts/" + name + "/token";
+    auto token = run(s.io(), s.client().create(token_requests, s.ns(),
+                                               {{"apiVersion", "authentication.k8s.io/v1"},
+                                                {"kind", "TokenRequest"},
+                                                {"spec", {{"expirationSeconds", 3600}}}}));
+    REQUIRE(token.has_value());
+    const fs::path dir = fs::temp_directory_path() / ("serin-e2e-" + s.ns() + "-" + name);
+    fs::create_directories(dir);
+    std::ofstream(dir / "ca.crt") << s.cluster().ca_pem();
+    const fs::path kubeconfig = dir / "kubeconfig";
+    std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\n"
+                              << "clusters:\n- name: dev\n  cluster:\n    server: "
+                              << s.cluster().config().server << "\n    certificate-authority: "
+                              << (dir / "ca.crt").string() << "\n"
+                              << "users:\n- name: " << name << "\n  user:\n    token: "
+                              << at(*token, "/status/token").get<std::string>() << "\n"
+                              << "contexts:\n- name: sa\n  context:\n    cluster: dev\n    user: "
+                              << name << "\ncurrent-context: sa\n";
+    return kubeconfig;
+}
+
 fs::path least_privilege_kubeconfig(Scenario& s, const std::string& name) {
     std::ifstream in(fs::path(SERIN_SOURCE_DIR) / "crds" / "base" / "rbac.yaml");
     std::stringstream text;
@@ -447,27 +471,7 @@ fs::path least_privilege_kubeconfig(Scenario& s, const std::string& name) {
                     {"subjects", {{{"kind", "ServiceAccount"}, {"name", name}, {"namespace", s.ns()}}}}};
     auto bound = run(s.io(), s.client().create(kube::types::cluster_role_bindings(), "", binding));
     REQUIRE(bound.has_value());
-    // POST .../serviceaccounts/NAME/token: the TokenRequest subresource, as a collection.
-    kube::ResourceType token_requests = kube::types::service_accounts();
-    token_requests.resource = "serviceaccounts/" + name + "/token";
-    auto token = run(s.io(), s.client().create(token_requests, s.ns(),
-                                               {{"apiVersion", "authentication.k8s.io/v1"},
-                                                {"kind", "TokenRequest"},
-                                                {"spec", {{"expirationSeconds", 3600}}}}));
-    REQUIRE(token.has_value());
-    const fs::path dir = fs::temp_directory_path() / ("serin-e2e-" + s.ns());
-    fs::create_directories(dir);
-    std::ofstream(dir / "ca.crt") << s.cluster().ca_pem();
-    const fs::path kubeconfig = dir / "kubeconfig";
-    std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\n"
-                              << "clusters:\n- name: dev\n  cluster:\n    server: "
-                              << s.cluster().config().server << "\n    certificate-authority: "
-                              << (dir / "ca.crt").string() << "\n"
-                              << "users:\n- name: " << name << "\n  user:\n    token: "
-                              << at(*token, "/status/token").get<std::string>() << "\n"
-                              << "contexts:\n- name: sa\n  context:\n    cluster: dev\n    user: "
-                              << name << "\ncurrent-context: sa\n";
-    return kubeconfig;
+    return service_account_kubeconfig(s, name);
 }
 
 // ---- accessors ---------------------------------------------------------------------------------

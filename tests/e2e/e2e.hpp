@@ -178,6 +178,10 @@ private:
     std::unique_ptr<SerinProcess> serin_;  // last: stopped first
 };
 
+/// A kubeconfig for the existing ServiceAccount `name` in the scenario's namespace, with a token
+/// from the TokenRequest API and the cluster's CA: that account's identity and RBAC.
+std::filesystem::path service_account_kubeconfig(Scenario& scenario, const std::string& name);
+
 /// A kubeconfig for ServiceAccount `name` in the scenario's namespace, bound to the ClusterRole
 /// of crds/base/rbac.yaml and nothing else: what serin may do in a real cluster.
 std::filesystem::path least_privilege_kubeconfig(Scenario& scenario, const std::string& name);

@@ -79,6 +79,14 @@ int events_naming(Scenario& s, const std::string& name) {
     }));
 }
 
+/// Once serin has handled request `name` (its status and its Event written), kills it with
+/// SIGKILL and starts it again: the new process must not act on the request a second time.
+void kill_and_restart_after(Scenario& s, SerinProcess& serin, const std::string& name) {
+    s.wait_event("(CanaryRequest " + name);
+    serin.kill();
+    serin.start();
+}
+
 Json analysis(GateServer& gates, int iterations_total, const std::string& interval,
               const std::string& hook = "/approve") {
     return {{"interval", interval},
@@ -92,12 +100,13 @@ Json analysis(GateServer& gates, int iterations_total, const std::string& interv
 TEST_CASE("a promote request ends a long release well before its steps would") {
     Scenario s;
     GateServer gates(s.io());
-    s.start_serin();
+    SerinProcess& serin = s.start_serin();
     // 30 iterations at 2 s: a minute of analysis left when the request comes.
     release_until(s, analysis(gates, 30, "2s"), 2);
     const auto start = Clock::now();
     const std::string uid = request(s, "podinfo-promote-e2e", "promote");
     Json handled = wait_handled(s, "podinfo-promote-e2e");
+    kill_and_restart_after(s, serin, "podinfo-promote-e2e");
     Json done = s.wait_phase("Succeeded", 40s);
     const double took = seconds_since(start);
     WARN("promote request at iteration 2 of 30 (2 s interval): Succeeded after " << took << " s");
@@ -107,31 +116,36 @@ TEST_CASE("a promote request ends a long release well before its steps would") {
     CHECK(at(handled, "/status/message").get<std::string>().rfind("Promotion requested by e2e", 0) == 0);
     CHECK(at(handled, "/status/revision").get<std::string>().rfind("s1:", 0) == 0);
     CHECK(records_of(done, uid) == 1);
-    s.wait_event("(CanaryRequest podinfo-promote-e2e)");
+    CHECK(events_naming(s, "podinfo-promote-e2e") == 1);
 }
 
 TEST_CASE("an abort request rolls the release back and leaves the primary untouched") {
     Scenario s;
     GateServer gates(s.io());
-    s.start_serin();
+    SerinProcess& serin = s.start_serin();
     release_until(s, analysis(gates, 30, "2s"), 1);
-    request(s, "podinfo-abort-e2e", "abort");
+    const std::string uid = request(s, "podinfo-abort-e2e", "abort");
     wait_handled(s, "podinfo-abort-e2e");
-    s.wait_phase("Failed", 20s);
+    kill_and_restart_after(s, serin, "podinfo-abort-e2e");
+    const Json failed = s.wait_phase("Failed", 20s);
+    CHECK(records_of(failed, uid) == 1);
     s.wait_target_replicas(0);
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
     s.wait_event("aborted by e2e (request podinfo-abort-e2e)");
     // Failed stays Failed: the aborted revision is not released again on its own.
     CHECK(s.canary_stays([](const Json& c) { return phase(c) != "Failed"; }, 3s));
+    CHECK(events_naming(s, "podinfo-abort-e2e") == 1);
 }
 
 TEST_CASE("a pause request holds the analysis for two intervals and more, resume finishes it") {
     Scenario s;
     GateServer gates(s.io());
-    s.start_serin();
+    SerinProcess& serin = s.start_serin();
     release_until(s, analysis(gates, 6, "2s"), 1);
     request(s, "podinfo-pause-e2e", "pause");
     wait_handled(s, "podinfo-pause-e2e");
+    // The pause is in the status: a restarted serin keeps holding.
+    kill_and_restart_after(s, serin, "podinfo-pause-e2e");
     Json paused = s.wait_canary([](const Json& c) { return !at(c, "/status/paused").is_null(); },
                                 "status.paused");
     CHECK(at(paused, "/status/paused/request") == "podinfo-pause-e2e");
@@ -147,12 +161,14 @@ TEST_CASE("a pause request holds the analysis for two intervals and more, resume
     WARN("first step after the resume: " << seconds_since(resumed_at) << " s (interval 2 s)");
     s.wait_phase("Succeeded", 60s);
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+    CHECK(events_naming(s, "podinfo-pause-e2e") == 1);
+    CHECK(events_naming(s, "podinfo-resume-e2e") == 1);
 }
 
 TEST_CASE("a retry request releases a failed revision again, which now succeeds") {
     Scenario s;
     GateServer gates(s.io());
-    s.start_serin();
+    SerinProcess& serin = s.start_serin();
     // The rollout gate is closed: two failed checks roll the release back.
     s.create(types::deployments(), s.deployment(kV1));
     s.create(types::canaries(), s.canary(analysis(gates, 2, "1s", "/gate/load")));
@@ -162,11 +178,14 @@ TEST_CASE("a retry request releases a failed revision again, which now succeeds"
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
 
     gates.open("load");
-    request(s, "podinfo-retry-e2e", "retry");
+    const std::string uid = request(s, "podinfo-retry-e2e", "retry");
     wait_handled(s, "podinfo-retry-e2e");
-    s.wait_phase("Succeeded", 60s);
+    kill_and_restart_after(s, serin, "podinfo-retry-e2e");
+    const Json done = s.wait_phase("Succeeded", 60s);
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+    CHECK(records_of(done, uid) == 1);
     s.wait_event("Retry requested by e2e: the release of podinfo." + s.ns() + " starts again");
+    CHECK(events_naming(s, "podinfo-retry-e2e") == 1);
 }
 
 TEST_CASE("a request is handled exactly once across a SIGKILL of serin right after it is created") {
