@@ -471,7 +471,8 @@ TEST_CASE("nginx canary Ingresses are stored as written, follow the user's Ingre
         }
         if (file == "ab.yaml") {
             // After the A/B release (100/0) the header and cookie rules are gone.
-            const Json& annotations = bench.cached(type, canary)["metadata"]["annotations"];
+            const Json after = bench.cached(type, canary);  // a copy: keep it alive
+            const Json& annotations = after.at("metadata").at("annotations");
             CHECK_FALSE(annotations.contains("nginx.ingress.kubernetes.io/canary-by-header"));
             CHECK_FALSE(annotations.contains("nginx.ingress.kubernetes.io/canary-by-cookie"));
             REQUIRE(bench.set_routes(context, Routes{0, 100, false}).has_value());
