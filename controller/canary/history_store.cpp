@@ -160,7 +160,9 @@ asio::awaitable<Result<Json>> HistoryStore::write(const api::Canary& canary, con
 }
 
 asio::awaitable<void> HistoryStore::apply(const api::Canary& canary, Update update) {
-    if (!co_await served()) {
+    // Not `if (!co_await ...)`: g++ 12 miscompiles a co_await inside a condition.
+    const bool available = co_await served();
+    if (!available) {
         co_return;
     }
     const std::string key = canary.metadata.ns + "/" + canary.metadata.name;
