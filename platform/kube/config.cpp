@@ -2,9 +2,13 @@
 
 #include "platform/core/base64.hpp"
 
+#include <boost/asio/ip/address_v6.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
+#include <limits>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -19,18 +23,97 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// The whole file, or nullopt when it cannot be opened or read.
-std::optional<std::string> read_file(const fs::path& path) {
+/// The file's first `limit` bytes (all of it when shorter), or nullopt when it cannot be opened
+/// or read.
+std::optional<std::string> read_file(const fs::path& path,
+                                     std::size_t limit = std::numeric_limits<std::size_t>::max()) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         return std::nullopt;
     }
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
+    std::string text;
+    std::array<char, 64 * 1024> chunk{};
+    while (text.size() < limit && in) {
+        in.read(chunk.data(), static_cast<std::streamsize>(
+                                  std::min<std::size_t>(chunk.size(), limit - text.size())));
+        text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
+    }
     if (in.bad()) {
         return std::nullopt;
     }
-    return std::move(buffer).str();
+    return text;
+}
+
+/// Service account files (CA, namespace) are small; anything past this is not one.
+constexpr std::size_t kMaxServiceAccountFileBytes = 1024 * 1024;
+
+/// At most the first 64 characters of `value`, quoted, for a message.
+std::string quoted_prefix(std::string_view value) {
+    constexpr std::size_t kShown = 64;
+    std::string out = "\"";
+    for (char c : value.substr(0, kShown)) {
+        const auto u = static_cast<unsigned char>(c);
+        out += (u < 0x20 || u >= 0x7f) ? '?' : c;
+    }
+    out += value.size() > kShown ? "...\"" : "\"";
+    return out;
+}
+
+bool is_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/// A DNS name (letters, digits, '-', '.'), an IPv4 literal, or an IPv6 literal with or without
+/// brackets (hex digits, ':', '.').
+bool valid_host(std::string_view host) {
+    constexpr std::size_t kMaxHost = 253;
+    if (host.empty() || host.size() > kMaxHost) {
+        return false;
+    }
+    if (host.front() == '[' || host.find(':') != std::string_view::npos) {
+        std::string_view inner = host;
+        if (host.front() == '[') {
+            if (host.size() < 3 || host.back() != ']') {
+                return false;
+            }
+            inner = host.substr(1, host.size() - 2);
+        }
+        // A zone ("%eth0") has no place in a Service's address.
+        if (inner.find('%') != std::string_view::npos) {
+            return false;
+        }
+        boost::system::error_code ec;
+        boost::asio::ip::make_address_v6(std::string(inner), ec);
+        return !ec;
+    }
+    return host.front() != '.' && host.front() != '-' &&
+           std::all_of(host.begin(), host.end(),
+                       [](char c) { return is_alnum(c) || c == '-' || c == '.'; });
+}
+
+/// The port number in `port` (decimal digits, 1-65535), or nullopt.
+std::optional<int> parse_port(std::string_view port) {
+    constexpr std::size_t kMaxDigits = 5;
+    constexpr int kMaxPort = 65535;
+    if (port.empty() || port.size() > kMaxDigits ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return std::nullopt;
+    }
+    const int value = std::stoi(std::string(port));
+    if (value < 1 || value > kMaxPort) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+/// A DNS-1123 label: at most 63 lower-case letters, digits and '-', starting and ending
+/// alphanumeric.
+bool valid_namespace(std::string_view ns) {
+    constexpr std::size_t kMaxLabel = 63;
+    auto lower_alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    return !ns.empty() && ns.size() <= kMaxLabel && lower_alnum(ns.front()) &&
+           lower_alnum(ns.back()) &&
+           std::all_of(ns.begin(), ns.end(), [&](char c) { return lower_alnum(c) || c == '-'; });
 }
 
 std::string trim(std::string s) {
@@ -430,6 +513,49 @@ Result<ClusterConfig> parse_kubeconfig(const std::string& text, const fs::path& 
     return KubeconfigReader(path).parse(text, context);
 }
 
+Result<ClusterConfig> make_in_cluster_config(std::string_view host, std::string_view port,
+                                             std::string ca_pem,
+                                             std::optional<std::string_view> namespace_text,
+                                             const InClusterPaths& paths) {
+    auto in_cluster_error = [](const std::string& message) {
+        return fail(ErrorKind::kInvalid, "in-cluster config: " + message);
+    };
+    if (!valid_host(host)) {
+        return in_cluster_error(paths.host_env + " is not a host name or IP address: " +
+                                quoted_prefix(host));
+    }
+    const auto port_number = parse_port(port);
+    if (!port_number) {
+        return in_cluster_error(paths.port_env + " is not a port (1-65535): " +
+                                quoted_prefix(port));
+    }
+    if (ca_pem.size() > kMaxServiceAccountFileBytes) {
+        return in_cluster_error("the CA certificate " + paths.ca_file.string() +
+                                " is larger than " +
+                                std::to_string(kMaxServiceAccountFileBytes) + " bytes");
+    }
+    if (ca_pem.empty()) {
+        return in_cluster_error("the CA certificate " + paths.ca_file.string() + " is empty");
+    }
+    ClusterConfig config;
+    const bool ipv6 = host.find(':') != std::string_view::npos && host.front() != '[';
+    config.server = "https://" + (ipv6 ? "[" + std::string(host) + "]" : std::string(host)) +
+                    ":" + std::to_string(*port_number);
+    config.tls.ca_pem = std::move(ca_pem);
+    if (namespace_text) {
+        std::string trimmed = trim(std::string(*namespace_text));
+        if (!trimmed.empty()) {
+            if (!valid_namespace(trimmed)) {
+                return in_cluster_error("the namespace file " + paths.namespace_file.string() +
+                                        " does not hold a namespace name: " +
+                                        quoted_prefix(trimmed));
+            }
+            config.default_namespace = std::move(trimmed);
+        }
+    }
+    return config;
+}
+
 Result<ClusterConfig> load_in_cluster(const InClusterPaths& paths) {
     auto in_cluster_error = [](const std::string& message) {
         return fail(ErrorKind::kInvalid, "in-cluster config: " + message);
@@ -442,29 +568,24 @@ Result<ClusterConfig> load_in_cluster(const InClusterPaths& paths) {
     if (!port) {
         return in_cluster_error(paths.port_env + " is not set (not running in a pod?)");
     }
-    ClusterConfig config;
-    bool ipv6 = host->find(':') != std::string::npos && host->front() != '[';
-    config.server = "https://" + (ipv6 ? "[" + *host + "]" : *host) + ":" + *port;
-
     std::error_code ec;
     if (!fs::is_regular_file(paths.token_file, ec)) {
         return in_cluster_error("the service account token " + paths.token_file.string() +
                                 " does not exist");
     }
-    // The token itself is left in its file: the REST client re-reads it when it is rotated.
-    config.token_file = paths.token_file;
-
-    auto ca = read_file(paths.ca_file);
+    auto ca = read_file(paths.ca_file, kMaxServiceAccountFileBytes + 1);
     if (!ca) {
         return in_cluster_error("cannot read the CA certificate " + paths.ca_file.string());
     }
-    config.tls.ca_pem = std::move(*ca);
-
-    if (auto ns = read_file(paths.namespace_file)) {
-        std::string trimmed = trim(std::move(*ns));
-        if (!trimmed.empty()) {
-            config.default_namespace = std::move(trimmed);
-        }
+    auto ns = read_file(paths.namespace_file, kMaxServiceAccountFileBytes);
+    std::optional<std::string_view> ns_text;
+    if (ns) {
+        ns_text = *ns;
+    }
+    auto config = make_in_cluster_config(*host, *port, std::move(*ca), ns_text, paths);
+    if (config) {
+        // The token itself is left in its file: the REST client re-reads it when it is rotated.
+        config->token_file = paths.token_file;
     }
     return config;
 }

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "platform/core/result.hpp"
 #include "platform/http/http_client.hpp"
@@ -45,6 +47,16 @@ struct InClusterPaths {
     std::string host_env = "KUBERNETES_SERVICE_HOST";
     std::string port_env = "KUBERNETES_SERVICE_PORT";
 };
+
+/// The in-cluster configuration from what a pod is given, without touching the environment or
+/// files (pure, fuzzed): `host` and `port` as in KUBERNETES_SERVICE_HOST/_PORT, the CA file's
+/// text and the namespace file's text (nullopt: no namespace file, so "default"). Each is checked:
+/// a host is a DNS name or an IP literal, a port 1-65535, the CA at most 1 MiB and not empty, the
+/// namespace a DNS-1123 label. Errors (kInvalid) name the variable or file and the bad value.
+Result<ClusterConfig> make_in_cluster_config(std::string_view host, std::string_view port,
+                                             std::string ca_pem,
+                                             std::optional<std::string_view> namespace_text,
+                                             const InClusterPaths& paths = {});
 
 /// The service account's configuration inside a pod. The token is read from its file on use and
 /// re-read when the file changes, so rotated tokens are picked up.

@@ -433,6 +433,60 @@ TEST_CASE("in-cluster configuration from the environment and the service account
     }
 }
 
+TEST_CASE("in-cluster values are checked: host, port, CA size and namespace name each named") {
+    using serin::kube::make_in_cluster_config;
+    auto message = [](auto result) { return error_message(std::move(result)); };
+    CHECK(make_in_cluster_config("10.96.0.1", "443", "pem", std::nullopt)->server ==
+          "https://10.96.0.1:443");
+    CHECK(make_in_cluster_config("[fd00::1]", "443", "pem", std::nullopt)->server ==
+          "https://[fd00::1]:443");
+    CHECK(make_in_cluster_config("kubernetes.default.svc", "6443", "pem", "team-a\n")
+              ->default_namespace == "team-a");
+    CHECK(make_in_cluster_config("h", "1", "pem", "  \n")->default_namespace == "default");
+    CHECK(make_in_cluster_config("h", "0443", "pem", std::nullopt)->server == "https://h:443");
+    CHECK_THAT(message(make_in_cluster_config("fd00::1%eth0", "443", "pem", std::nullopt)),
+               Catch::Contains("KUBERNETES_SERVICE_HOST is not a host name or IP address"));
+    CHECK_THAT(message(make_in_cluster_config("fd00::0:96::1", "443", "pem", std::nullopt)),
+               Catch::Contains("KUBERNETES_SERVICE_HOST is not a host name or IP address"));
+
+    CHECK(message(make_in_cluster_config("evil.example/path?", "443", "pem", std::nullopt)) ==
+          "in-cluster config: KUBERNETES_SERVICE_HOST is not a host name or IP address: "
+          "\"evil.example/path?\"");
+    CHECK(message(make_in_cluster_config("user@host", "443", "pem", std::nullopt)) ==
+          "in-cluster config: KUBERNETES_SERVICE_HOST is not a host name or IP address: "
+          "\"user@host\"");
+    CHECK(message(make_in_cluster_config("10.0.0.1", "443/x", "pem", std::nullopt)) ==
+          "in-cluster config: KUBERNETES_SERVICE_PORT is not a port (1-65535): \"443/x\"");
+    CHECK_THAT(message(make_in_cluster_config("10.0.0.1", "70000", "pem", std::nullopt)),
+               Catch::Contains("KUBERNETES_SERVICE_PORT is not a port"));
+    CHECK_THAT(message(make_in_cluster_config("10.0.0.1", "0", "pem", std::nullopt)),
+               Catch::Contains("KUBERNETES_SERVICE_PORT is not a port"));
+    CHECK_THAT(message(make_in_cluster_config("10.0.0.1", "443", "", std::nullopt)),
+               Catch::EndsWith("ca.crt is empty"));
+    CHECK_THAT(message(make_in_cluster_config("10.0.0.1", "443",
+                                              std::string(1024 * 1024 + 1, 'x'), std::nullopt)),
+               Catch::EndsWith("ca.crt is larger than 1048576 bytes"));
+    // A value with control bytes is shown with them replaced and cut short.
+    CHECK_THAT(message(make_in_cluster_config("10.0.0.1", "443", "pem",
+                                              "Bad_Name\x01" + std::string(100, 'a'))),
+               Catch::EndsWith("does not hold a namespace name: \"Bad_Name?" +
+                               std::string(55, 'a') + "...\""));
+}
+
+TEST_CASE("in-cluster: a CA file larger than 1 MiB is refused without reading it all") {
+    TempDir dir;
+    InClusterPaths paths;
+    paths.token_file = dir.write("token", "sa-token");
+    paths.ca_file = dir.write("ca.crt", std::string(3 * 1024 * 1024, 'x'));
+    paths.namespace_file = dir.path() / "absent";
+    ScopedEnv host("SERIN_TEST_HOST", "10.96.0.1");
+    ScopedEnv port("SERIN_TEST_PORT", "443");
+    paths.host_env = host.name();
+    paths.port_env = port.name();
+    CHECK_THAT(error_message(load_in_cluster(paths)),
+               Catch::EndsWith("is larger than 1048576 bytes"));
+}
+
 TEST_CASE("kubeconfig: nesting and size are bounded before the YAML parser sees the text") {
     const std::string deep_flow =
         "clusters: " + std::string(100'000, '[') + std::string(100'000, ']');
