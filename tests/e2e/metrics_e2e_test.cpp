@@ -202,7 +202,7 @@ TEST_CASE("linkerd and gatewayapi:v1 canaries are judged on their own metric fam
 TEST_CASE("gatewayapi:v1 with appProtocol grpc: meshsim routes by the GRPCRoute, a good release is promoted and a failing one rolled back") {
     Scenario s;
     s.start_serin();
-    const auto grpc = serin::meshes::route_types::gateway_grpc_routes();
+    const auto& grpc = serin::meshes::route_types::gateway_grpc_routes();
     Json canary = metric_canary(s, 2);
     canary["spec"]["provider"] = "gatewayapi:v1";
     canary["spec"]["service"]["appProtocol"] = "grpc";

@@ -353,7 +353,7 @@ TEST_CASE("Gateway API HTTPRoutes of both versions are stored as written and kep
 
 TEST_CASE("Gateway API GRPCRoutes are stored as written and kept without rewrites") {
     const Json owned = {{"spec", {{"hostnames", Json::array({"elsewhere.example.com"})}}}};
-    const auto type = route_types::gateway_grpc_routes();
+    const auto& type = route_types::gateway_grpc_routes();
     exercise_all({{"gatewayapi/grpc.yaml", "gatewayapi:v1", kCanarySteps, type, owned},
                   {"gatewayapi/grpc-session-affinity.yaml", "gatewayapi:v1", kCanarySteps, type,
                    owned},

@@ -235,7 +235,7 @@ TEST_CASE("the gatewayapi:v1 router writes a GRPCRoute for a gRPC service, an HT
     asio::io_context io;
     serin::ManualClock clock;
     FakeServer server;
-    const auto grpc = serin::meshes::route_types::gateway_grpc_routes();
+    const auto& grpc = serin::meshes::route_types::gateway_grpc_routes();
     const auto http = serin::meshes::route_types::gateway_http_routes("v1");
     serin::kube::Informer grpc_informer(server, clock, grpc);
     serin::kube::Informer http_informer(server, clock, http);
