@@ -223,9 +223,12 @@ TEST_CASE("gatewayapi:v1 with appProtocol grpc: meshsim routes by the GRPCRoute,
     s.wait_event("advancement success rate");
     const Json failed = s.wait_phase("Failed");
     CHECK(at(failed, "/status/canaryWeight") == 0);
-    const Json route = s.get(grpc, "podinfo");
+    // Failed is written before the traffic moves back (docs/release-engine.md).
+    const Json route = s.wait_object(
+        grpc, "podinfo",
+        [](const Json& r) { return at(r, "/spec/rules/0/backendRefs/1/weight") == 0; },
+        "the GRPCRoute back on the primary");
     CHECK(at(route, "/spec/rules/0/backendRefs/0/weight") == 100);
-    CHECK(at(route, "/spec/rules/0/backendRefs/1/weight") == 0);
     const std::string primary_errors =
         at(s.get(types::deployments(), "podinfo-primary"),
            "/spec/template/metadata/annotations/sim.serin.dev~1error-rate");
