@@ -9,7 +9,8 @@
 
 /// Gateway API HTTPRoute routers (flagger-spec §4.4, session affinity §4.5): `gatewayapi:v1` and
 /// `gatewayapi:v1beta1`. Linkerd's GAMMA set-up (§4.2) is the v1beta1 flavour with a Service as
-/// the parent.
+/// the parent. For a gRPC service (spec.service.appProtocol grpc) `gatewayapi:v1` writes the
+/// GRPCRoute S instead (build_grpc_route), with the same rules and the same rule ownership.
 ///
 /// The HTTPRoute S routes to S-primary and S-canary. Its fields follow the Gateway API v1.2.1
 /// standard-channel schema: nothing outside it is written (the API server would prune it), and
