@@ -26,6 +26,12 @@ kube::ResourceType gateway_http_routes(std::string_view version) {
                               "HTTPRoute"};
 }
 
+const kube::ResourceType& gateway_grpc_routes() {
+    static const kube::ResourceType type{"gateway.networking.k8s.io", "v1", "grpcroutes",
+                                         "GRPCRoute"};
+    return type;
+}
+
 const kube::ResourceType& ingresses() {
     static const kube::ResourceType type{"networking.k8s.io", "v1", "ingresses", "Ingress"};
     return type;
@@ -41,7 +47,8 @@ std::vector<kube::ResourceType> all() {
             smi_traffic_splits("v1alpha1"),   smi_traffic_splits("v1alpha2"),
             smi_traffic_splits("v1alpha3"),   gateway_http_routes("v1"),
             gateway_http_routes("v1beta1"),  ingresses(),
-            contour_http_proxies()};
+            contour_http_proxies(),
+            gateway_grpc_routes()};
 }
 
 }  // namespace serin::meshes::route_types

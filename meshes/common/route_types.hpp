@@ -15,6 +15,8 @@ const kube::ResourceType& istio_destination_rules();
 kube::ResourceType smi_traffic_splits(std::string_view version);
 /// gateway.networking.k8s.io HTTPRoute of `version` (v1 or v1beta1).
 kube::ResourceType gateway_http_routes(std::string_view version);
+/// gateway.networking.k8s.io/v1 GRPCRoute (gatewayapi:v1 with spec.service.appProtocol grpc).
+const kube::ResourceType& gateway_grpc_routes();
 /// networking.k8s.io/v1 Ingress (the nginx router's canary Ingress and the user's it copies).
 const kube::ResourceType& ingresses();
 /// projectcontour.io/v1 HTTPProxy (the contour router).

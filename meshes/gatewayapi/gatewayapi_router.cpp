@@ -27,8 +27,11 @@ Error invalid(const std::string& path, const std::string& message) {
     return fail(ErrorKind::kInvalid, path + ": " + message);
 }
 
-std::string where(const RouteContext& context) {
-    return "HTTPRoute " + context.apex + "." + context.ns();
+/// "<Kind> S.ns" of a live route (HTTPRoute when it names no kind).
+std::string where(const RouteContext& context, const Json& route) {
+    std::string kind = api::string_at(route, {"kind"});
+    return (kind.empty() ? std::string("HTTPRoute") : kind) + " " + context.apex + "." +
+           context.ns();
 }
 
 // ---- matches --------------------------------------------------------------------------------
@@ -170,6 +173,139 @@ Result<Json> gateway_matches(const Json& matches, const std::string& path) {
     return Result<Json>(boost::system::in_place_value, std::move(out));
 }
 
+// ---- GRPCRoute matches ----------------------------------------------------------------------
+
+/// Whether `name` is a protobuf full name (package.Service) as GRPCMethodMatch accepts it.
+bool grpc_service_name(std::string_view name) {
+    if (name.starts_with('.')) {
+        name.remove_prefix(1);
+    }
+    bool label_start = true;
+    for (const char c : name) {
+        const bool letter = std::isalpha(static_cast<unsigned char>(c)) != 0 || c == '_';
+        if (c == '.') {
+            if (label_start) {
+                return false;
+            }
+            label_start = true;
+        } else if (letter || (!label_start && std::isdigit(static_cast<unsigned char>(c)) != 0)) {
+            label_start = false;
+        } else {
+            return false;
+        }
+    }
+    return !label_start;
+}
+
+/// Whether `name` is a gRPC method name as GRPCMethodMatch accepts it.
+bool grpc_method_name(std::string_view name) {
+    return !name.empty() && name.find('.') == std::string_view::npos && grpc_service_name(name);
+}
+
+/// An Istio uri match of a gRPC call's path (/package.Service/Method) as a GRPCMethodMatch:
+/// exact /S/M is that method, prefix /S/ (or /S) every method of S, prefix / every call (null).
+Result<Json> grpc_method_match(const Json& uri, const std::string& path) {
+    auto typed = string_match(uri, path, {{"exact", "Exact"}, {"prefix", "Prefix"}});
+    if (!typed) {
+        if (uri.is_object() && uri.contains("regex")) {
+            return invalid(path + ".regex",
+                           "GRPCRoute matches a method as /service/method (exact) or a service "
+                           "as /service/ (prefix), not a path regex");
+        }
+        return typed.error();
+    }
+    const bool exact = typed->first == "Exact";
+    std::string_view value = typed->second;
+    const std::string field = path + "." + (exact ? "exact" : "prefix");
+    const std::string expected =
+        exact ? "expected /package.Service/Method" : "expected /package.Service/ or /";
+    if (!value.starts_with('/')) {
+        return invalid(field, expected + ", got \"" + typed->second + "\"");
+    }
+    value.remove_prefix(1);
+    if (!exact && value.empty()) {
+        return Result<Json>(boost::system::in_place_value, Json());
+    }
+    const std::size_t slash = value.find('/');
+    const std::string_view service = value.substr(0, slash);
+    const std::string_view method =
+        slash == std::string_view::npos ? std::string_view() : value.substr(slash + 1);
+    const bool shaped = exact ? grpc_service_name(service) && grpc_method_name(method)
+                              : grpc_service_name(service) && method.empty();
+    if (!shaped) {
+        return invalid(field, expected + ", got \"" + typed->second + "\"");
+    }
+    Json out{{"type", "Exact"}, {"service", std::string(service)}};
+    if (exact) {
+        out["method"] = std::string(method);
+    }
+    return Result<Json>(boost::system::in_place_value, std::move(out));
+}
+
+/// One Istio HTTPMatchRequest as a GRPCRouteMatch; nullopt when it sets nothing.
+Result<std::optional<Json>> grpc_match(const Json& match, const std::string& path) {
+    if (!match.is_object()) {
+        return invalid(path, "expected an object, got " + show_json(match));
+    }
+    Json out = Json::object();
+    for (auto it = match.begin(); it != match.end(); ++it) {
+        const std::string& key = it.key();
+        const std::string field = path + "." + key;
+        if (it->is_null() || key == "name") {
+            continue;
+        }
+        if (key == "uri") {
+            auto method = grpc_method_match(*it, field);
+            if (!method) {
+                return method.error();
+            }
+            if (!method->is_null()) {
+                out["method"] = std::move(*method);
+            }
+        } else if (key == "headers") {
+            auto named = named_matches(*it, field);
+            if (!named) {
+                return named.error();
+            }
+            if (!named->empty()) {
+                out[key] = std::move(*named);
+            }
+        } else if (key == "ignoreUriCase" && it->is_boolean() && !it->get<bool>()) {
+            continue;
+        } else {
+            return invalid(field,
+                           "not supported by GRPCRoute (it matches uri as /service/method and "
+                           "headers)");
+        }
+    }
+    if (out.empty()) {
+        return std::optional<Json>{};
+    }
+    return std::optional<Json>(std::move(out));
+}
+
+/// The GRPCRoute matches of an Istio match list (null: none); matches that set nothing are
+/// dropped.
+Result<Json> grpc_matches(const Json& matches, const std::string& path) {
+    Json out = Json::array();
+    if (matches.is_null()) {
+        return Result<Json>(boost::system::in_place_value, std::move(out));
+    }
+    if (!matches.is_array()) {
+        return invalid(path, "expected a list, got " + show_json(matches));
+    }
+    for (std::size_t i = 0; i < matches.size(); ++i) {
+        auto match = grpc_match(matches[i], path + "[" + std::to_string(i) + "]");
+        if (!match) {
+            return match.error();
+        }
+        if (*match) {
+            out.push_back(std::move(**match));
+        }
+    }
+    return Result<Json>(boost::system::in_place_value, std::move(out));
+}
+
 Json or_default_matches(Json matches) {
     if (matches.empty()) {
         return Json::array({Json{{"path", default_path()}}});
@@ -177,8 +313,12 @@ Json or_default_matches(Json matches) {
     return matches;
 }
 
-/// `matches` each narrowed to requests whose Cookie header carries `cookie`.
+/// `matches` each narrowed to requests whose Cookie header carries `cookie` (no matches: all
+/// requests, so one match on the cookie alone).
 Json with_cookie(Json matches, const std::string& cookie) {
+    if (matches.empty()) {
+        matches = Json::array({Json::object()});
+    }
     for (Json& match : matches) {
         Json& headers = match["headers"];
         if (!headers.is_array()) {
@@ -432,6 +572,23 @@ Result<Json> service_filters(const api::CanaryService& service, bool v1) {
     return Result<Json>(boost::system::in_place_value, std::move(filters));
 }
 
+/// The rule filters of a GRPCRoute: header modifiers and service mirrors as the HTTPRoute's;
+/// what GRPCRoute (v1.2.1 standard) cannot express is an error naming the field.
+Result<Json> grpc_service_filters(const api::CanaryService& service) {
+    const std::pair<bool, const char*> refused[] = {
+        {!service.rewrite.is_null(), "rewrite"},
+        {!service.cors_policy.is_null(), "corsPolicy"},
+        {!service.timeout.empty(), "timeout"},
+        {!service.backend_timeout.empty(), "backendTimeout"}};
+    for (const auto& [set, field] : refused) {
+        if (set) {
+            return invalid(std::string("spec.service.") + field,
+                           "not supported by GRPCRoute (appProtocol grpc); leave it unset");
+        }
+    }
+    return service_filters(service, false);
+}
+
 /// `filters` with a response header added: to the ResponseHeaderModifier already there (a rule
 /// may hold one filter of each type but RequestMirror), else in a new one.
 Json add_response_header(Json filters, const std::string& name, const std::string& value) {
@@ -518,7 +675,10 @@ struct RuleParts {
 };
 
 Json make_rule(const RuleParts& parts, Json matches, Json filters, Json backends) {
-    Json rule{{"matches", std::move(matches)}, {"backendRefs", std::move(backends)}};
+    Json rule{{"backendRefs", std::move(backends)}};
+    if (!matches.empty()) {  // a GRPCRoute rule without matches takes every request
+        rule["matches"] = std::move(matches);
+    }
     if (!filters.empty()) {
         rule["filters"] = std::move(filters);
     }
@@ -610,8 +770,11 @@ bool has_filters(const Json& backend) {
 
 }  // namespace
 
-Result<Json> build_http_route(const RouteContext& context, const analysis::Routes& routes,
-                              std::string_view version) {
+namespace {
+
+/// The HTTPRoute (grpc false) or GRPCRoute (grpc true, version v1) S.
+Result<Json> build_route(const RouteContext& context, const analysis::Routes& routes,
+                         std::string_view version, bool grpc) {
     const bool v1 = version == "v1";
     const api::CanaryService& service = context.canary.spec.service;
     const auto& analysis = context.canary.spec.analysis;
@@ -636,23 +799,26 @@ Result<Json> build_http_route(const RouteContext& context, const analysis::Route
         parents.push_back(std::move(parent));
     }
 
-    auto matches = gateway_matches(service.match, "spec.service.match");
+    auto matches = grpc ? grpc_matches(service.match, "spec.service.match")
+                        : gateway_matches(service.match, "spec.service.match");
     if (!matches) {
         return matches.error();
     }
-    auto filters = service_filters(service, v1);
+    auto filters = grpc ? grpc_service_filters(service) : service_filters(service, v1);
     if (!filters) {
         return filters.error();
     }
     Json timeouts;
-    if (v1) {
+    if (v1 && !grpc) {
         auto parsed = rule_timeouts(service);
         if (!parsed) {
             return parsed.error();
         }
         timeouts = std::move(*parsed);
     }
-    const RuleParts parts{or_default_matches(*matches), std::move(*filters), std::move(timeouts)};
+    // A GRPCRoute rule without matches takes every call: no default match is written.
+    const RuleParts parts{grpc ? std::move(*matches) : or_default_matches(*matches),
+                          std::move(*filters), std::move(timeouts)};
 
     const std::int32_t port = service.port;
     Json weighted_filters = parts.filters;
@@ -664,11 +830,14 @@ Result<Json> build_http_route(const RouteContext& context, const analysis::Route
 
     Json rules;
     if (analysis && analysis->match.is_array() && !analysis->match.empty()) {
-        auto ab = gateway_matches(analysis->match, "spec.analysis.match");
+        auto ab = grpc ? grpc_matches(analysis->match, "spec.analysis.match")
+                       : gateway_matches(analysis->match, "spec.analysis.match");
         if (!ab) {
             return ab.error();
         }
-        Json merged = or_default_matches(merge_matches(*ab, *matches, {"headers", "queryParams"}));
+        Json merged = grpc ? merge_matches(*ab, parts.matches, {"headers", "method"})
+                           : or_default_matches(
+                                 merge_matches(*ab, *matches, {"headers", "queryParams"}));
         rules = Json::array({make_rule(parts, std::move(merged), std::move(weighted_filters), both),
                              make_rule(parts, parts.matches, parts.filters,
                                        Json::array({backend_ref(context.primary, port, 100)}))});
@@ -686,16 +855,35 @@ Result<Json> build_http_route(const RouteContext& context, const analysis::Route
     if (!service.hosts.empty()) {
         spec["hostnames"] = service.hosts;
     }
-    return Result<Json>(
-        boost::system::in_place_value,
-        route_object(route_types::gateway_http_routes(version),
-                     route_metadata(context, context.apex, service.apex), std::move(spec)));
+    return Result<Json>(boost::system::in_place_value,
+                        route_object(grpc ? route_types::gateway_grpc_routes()
+                                          : route_types::gateway_http_routes(version),
+                                     route_metadata(context, context.apex, service.apex),
+                                     std::move(spec)));
+}
+
+}  // namespace
+
+Result<Json> build_http_route(const RouteContext& context, const analysis::Routes& routes,
+                              std::string_view version) {
+    return build_route(context, routes, version, false);
+}
+
+Result<Json> build_grpc_route(const RouteContext& context, const analysis::Routes& routes) {
+    return build_route(context, routes, "v1", true);
+}
+
+bool grpc_service(const api::CanaryService& service) {
+    std::string protocol = service.app_protocol;
+    std::transform(protocol.begin(), protocol.end(), protocol.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return protocol == "grpc";
 }
 
 Result<analysis::Routes> http_route_routes(const RouteContext& context, const Json& route) {
     const Json* rules = api::find_path(route, {"spec", "rules"});
     if (rules == nullptr || !rules->is_array()) {
-        return fail(ErrorKind::kInvalid, where(context) + " has no spec.rules");
+        return fail(ErrorKind::kInvalid, where(context, route) + " has no spec.rules");
     }
     // The weighted rule: with session affinity the sticky rules route to both services too, and
     // the weighted one is told apart by the Set-Cookie filters of its backendRefs.
@@ -715,13 +903,13 @@ Result<analysis::Routes> http_route_routes(const RouteContext& context, const Js
         }
     }
     if (weighted == nullptr) {
-        return fail(ErrorKind::kInvalid, where(context) + " has no rule routing to both " +
+        return fail(ErrorKind::kInvalid, where(context, route) + " has no rule routing to both " +
                                              context.primary + " and " + context.canary_service);
     }
     const int primary = weight_of(*find_backend(*weighted, context.primary));
     const int canary = weight_of(*find_backend(*weighted, context.canary_service));
     if (primary == 0 && canary == 0) {
-        return fail(ErrorKind::kInvalid, where(context) + ": both backend weights are 0");
+        return fail(ErrorKind::kInvalid, where(context, route) + ": both backend weights are 0");
     }
     // The service's own mirrors to S-canary (unusual, but allowed) are not the B/G mirror.
     std::ptrdiff_t own = 0;
@@ -774,7 +962,9 @@ Result<void> http_route_parents_ready(const Json& route) {
                 if (api::string_at(condition, {"type"}) != "Accepted") {
                     continue;
                 }
-                const std::string prefix = "HTTPRoute " + name + "." + ns + " parent " +
+                const std::string kind = api::string_at(route, {"kind"});
+                const std::string prefix = (kind.empty() ? std::string("HTTPRoute") : kind) + " " +
+                                           name + "." + ns + " parent " +
                                            std::get<0>(wanted) + " is not ready: ";
                 if (api::string_at(condition, {"status"}) != "True") {
                     std::string reason = api::string_at(condition, {"reason"});
@@ -801,9 +991,63 @@ Result<void> http_route_parents_ready(const Json& route) {
     return {};
 }
 
+bool serin_rule(const RouteContext& context, const Json& rule) {
+    const Json* backends = api::member(rule, "backendRefs");
+    if (backends == nullptr || !backends->is_array()) {
+        return false;
+    }
+    return std::any_of(backends->begin(), backends->end(), [&](const Json& backend) {
+        const Json* kind = api::member(backend, "kind");
+        const Json* ns = api::member(backend, "namespace");
+        const std::string name = api::string_at(backend, {"name"});
+        return api::string_at(backend, {"group"}).empty() &&
+               (kind == nullptr || api::string_at(backend, {"kind"}) == "Service") &&
+               (ns == nullptr || api::string_at(backend, {"namespace"}) == context.ns()) &&
+               (name == context.apex || name == context.primary || name == context.canary_service);
+    });
+}
+
+Json merge_route_rules(const RouteContext& context, const Json* live_rules, Json own) {
+    Json out = Json::array();
+    bool placed = false;
+    const auto place = [&] {
+        for (Json& rule : own) {
+            out.push_back(std::move(rule));
+        }
+        placed = true;
+    };
+    if (live_rules != nullptr && live_rules->is_array()) {
+        for (const Json& rule : *live_rules) {
+            if (!serin_rule(context, rule)) {
+                out.push_back(rule);
+            } else if (!placed) {
+                place();
+            }
+        }
+    }
+    if (!placed) {
+        place();
+    }
+    return out;
+}
+
+Json restored_route_rules(const RouteContext& context, const Json* live_rules,
+                          const Json* original_rules) {
+    Json theirs = Json::array();
+    if (original_rules != nullptr && original_rules->is_array()) {
+        for (const Json& rule : *original_rules) {
+            if (serin_rule(context, rule)) {
+                theirs.push_back(rule);
+            }
+        }
+    }
+    return merge_route_rules(context, live_rules, std::move(theirs));
+}
+
 namespace {
 
-/// What Serin owns of an HTTPRoute's spec (all of what it writes).
+/// What Serin owns of a route's spec: parentRefs and hostnames whole, and in `rules` its own
+/// rules only (merge_route_rules makes the desired list from the live one).
 const OwnedKeys& owned_keys() {
     static const OwnedKeys keys{"parentRefs", "hostnames", "rules"};
     return keys;
@@ -815,7 +1059,7 @@ public:
         : deps_(deps), version_(std::move(version)) {}
 
     asio::awaitable<Result<void>> reconcile(RouteContext context) override {
-        auto live = live_route(deps_, context, type(), context.apex);
+        auto live = live_route(deps_, context, type(context), context.apex);
         if (!live) {
             co_return live.error();
         }
@@ -828,7 +1072,7 @@ public:
     }
 
     asio::awaitable<Result<analysis::Routes>> get_routes(RouteContext context) override {
-        auto live = existing_route(deps_, context, type(), context.apex);
+        auto live = existing_route(deps_, context, type(context), context.apex);
         if (!live) {
             co_return live.error();
         }
@@ -847,8 +1091,45 @@ public:
         co_return applied;
     }
 
-    asio::awaitable<Result<void>> finalize(RouteContext /*context*/) override {
-        co_return Result<void>{};  // the HTTPRoute goes with the canary (owner reference)
+    /// revertOnDeletion: a route Serin created goes with the canary (owner reference); one it
+    /// took over gets back its parentRefs, hostnames and the rules Serin replaced, in the place
+    /// of Serin's rules, and keeps the user's other rules as they are now.
+    asio::awaitable<Result<void>> finalize(RouteContext context) override {
+        const kube::ResourceType route_type = type(context);
+        auto live = live_route(deps_, context, route_type, context.apex);
+        if (!live) {
+            co_return live.error();
+        }
+        if (*live == nullptr || owned_by_canary(**live, context)) {
+            co_return Result<void>{};
+        }
+        std::optional<Json> original = original_spec(**live);
+        if (!original) {
+            co_return Result<void>{};
+        }
+        Json restored = **live;
+        Json& spec = restored["spec"];
+        if (!spec.is_object()) {
+            spec = Json::object();
+        }
+        spec["rules"] = restored_route_rules(context, api::member(spec, "rules"),
+                                             api::member(*original, "rules"));
+        for (const char* key : {"parentRefs", "hostnames"}) {
+            if (const Json* value = api::member(*original, key)) {
+                spec[key] = *value;
+            } else {
+                spec.erase(key);
+            }
+        }
+        Json& annotations = restored["metadata"]["annotations"];
+        if (annotations.is_object()) {
+            annotations.erase(std::string(kOriginalConfigKey));
+        }
+        auto written = co_await deps_.kube.update(route_type, context.ns(), restored);
+        if (!written) {
+            co_return written.error();
+        }
+        co_return Result<void>{};
     }
 
     bool supports_session_affinity() const override { return true; }
@@ -856,14 +1137,34 @@ public:
     bool can_mirror(bool blue_green) const override { return blue_green; }
 
 private:
-    kube::ResourceType type() const { return route_types::gateway_http_routes(version_); }
+    /// GRPCRoute for a gRPC service (appProtocol grpc) on v1, else the HTTPRoute of version_.
+    bool grpc(const RouteContext& context) const {
+        return version_ == "v1" && grpc_service(context.canary.spec.service);
+    }
+    kube::ResourceType type(const RouteContext& context) const {
+        return grpc(context) ? route_types::gateway_grpc_routes()
+                             : route_types::gateway_http_routes(version_);
+    }
 
     asio::awaitable<Result<void>> apply(RouteContext context, analysis::Routes routes) {
-        auto desired = build_http_route(context, routes, version_);
+        auto desired = grpc(context) ? build_grpc_route(context, routes)
+                                     : build_http_route(context, routes, version_);
         if (!desired) {
             co_return desired.error();
         }
-        auto applied = co_await apply_route(deps_, context, type(), *desired, owned_keys());
+        const kube::ResourceType route_type = type(context);
+        auto live = live_route(deps_, context, route_type, context.apex);
+        if (!live) {
+            co_return live.error();
+        }
+        if (*live != nullptr) {
+            Json& rules = (*desired)["spec"]["rules"];
+            rules = merge_route_rules(context, api::find_path(**live, {"spec", "rules"}),
+                                      std::move(rules));
+        }
+        const ApplyOptions options{.remember_original = true};
+        auto applied =
+            co_await apply_route(deps_, context, route_type, *desired, owned_keys(), options);
         if (!applied) {
             co_return applied.error();
         }

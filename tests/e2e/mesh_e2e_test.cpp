@@ -67,9 +67,12 @@ struct Mesh {
 
 Json service_for(const Mesh& mesh) {
     Json service = {{"port", 80}, {"targetPort", "http"}};
-    if (mesh.type.kind == "HTTPRoute") {
+    if (mesh.type.kind == "HTTPRoute" || mesh.type.kind == "GRPCRoute") {
         service["gatewayRefs"] = Json::array({{{"name", "public"}, {"namespace", "gateways"}}});
         service["hosts"] = Json::array({"podinfo.example.com"});
+    }
+    if (mesh.type.kind == "GRPCRoute") {
+        service["appProtocol"] = "grpc";  // gatewayapi:v1 then writes a GRPCRoute
     }
     return service;
 }
@@ -136,6 +139,57 @@ TEST_CASE("smi:v1alpha3: a canary release steps the TrafficSplit weights to prom
 
 TEST_CASE("gatewayapi:v1: a canary release steps the HTTPRoute weights to promotion") {
     stepped_release(Mesh{"gatewayapi:v1", route_types::gateway_http_routes("v1")});
+}
+
+TEST_CASE("gatewayapi:v1 with appProtocol grpc: a canary release steps the GRPCRoute weights to promotion") {
+    stepped_release(Mesh{"gatewayapi:v1", route_types::gateway_grpc_routes()});
+}
+
+TEST_CASE("gatewayapi:v1: a user's HTTPRoute rule survives a whole release and the original rules come back on deletion") {
+    Scenario s;
+    s.start_serin();
+    const Mesh mesh{"gatewayapi:v1", route_types::gateway_http_routes("v1")};
+    const Json admin = Json::parse(R"({
+        "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}],
+        "backendRefs": [{"group": "", "kind": "Service", "name": "admin", "port": 8080, "weight": 1}]})");
+    const Json apex = Json::parse(R"({
+        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+        "backendRefs": [{"group": "", "kind": "Service", "name": "podinfo", "port": 80, "weight": 1}]})");
+    const Json original = {
+        {"parentRefs", Json::array({{{"group", "gateway.networking.k8s.io"}, {"kind", "Gateway"},
+                                     {"name", "public"}, {"namespace", "gateways"}}})},
+        {"hostnames", Json::array({"podinfo.example.com"})},
+        {"rules", Json::array({admin, apex})}};
+    s.create(mesh.type, {{"apiVersion", mesh.type.api_version()}, {"kind", mesh.type.kind},
+                         {"metadata", {{"name", "podinfo"}}}, {"spec", original}});
+    const Json analysis = {{"interval", "2s"}, {"threshold", 2}, {"stepWeight", 25}, {"maxWeight", 50}};
+    s.create(types::deployments(), s.deployment(kV1));
+    s.create(types::canaries(), s.canary(analysis, {{"provider", mesh.provider},
+                                                    {"revertOnDeletion", true},
+                                                    {"service", service_for(mesh)}}));
+    s.wait_phase("Initialized");
+    const Json taken = s.get(mesh.type, "podinfo");
+    REQUIRE(at(taken, "/spec/rules").size() == 2);
+    CHECK(at(taken, "/spec/rules/0") == admin);
+    CHECK(at(taken, "/spec/rules/1/backendRefs/0/name") == "podinfo-primary");
+    CHECK(at(taken, "/spec/rules/1/backendRefs/1/name") == "podinfo-canary");
+
+    s.bump_image(kV2);
+    const Json mid = s.wait_object(
+        mesh.type, "podinfo", [&](const Json& r) { return mesh.canary_weight(r) == 50; },
+        "the canary at 50%");
+    CHECK(at(mid, "/spec/rules/0") == admin);
+    s.wait_phase("Succeeded");
+    const Json done = s.get(mesh.type, "podinfo");
+    CHECK(at(done, "/spec/rules/0") == admin);
+    CHECK(mesh.canary_weight(done) == 0);
+
+    s.remove(types::canaries(), "podinfo");
+    const Json reverted = s.wait_object(
+        mesh.type, "podinfo",
+        [](const Json& r) { return at(r, "/spec/rules/1/backendRefs/0/name") == "podinfo"; },
+        "the original rules back");
+    CHECK(reverted["spec"] == original);
 }
 
 TEST_CASE("istio: an A/B release routes the matching requests to the canary") {

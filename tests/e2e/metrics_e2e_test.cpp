@@ -199,6 +199,42 @@ TEST_CASE("linkerd and gatewayapi:v1 canaries are judged on their own metric fam
     }
 }
 
+TEST_CASE("gatewayapi:v1 with appProtocol grpc: meshsim routes by the GRPCRoute, a good release is promoted and a failing one rolled back") {
+    Scenario s;
+    s.start_serin();
+    const auto& grpc = serin::meshes::route_types::gateway_grpc_routes();
+    Json canary = metric_canary(s, 2);
+    canary["spec"]["provider"] = "gatewayapi:v1";
+    canary["spec"]["service"]["appProtocol"] = "grpc";
+    canary["spec"]["service"]["gatewayRefs"] =
+        Json::array({{{"name", "public"}, {"namespace", "gateways"}}});
+    initialize(s, canary);
+    CHECK(at(s.get(grpc, "podinfo"), "/spec/rules/0/backendRefs/1/name") == "podinfo-canary");
+
+    // The canary's metrics exist only if meshsim sends it traffic by the GRPCRoute's weights.
+    release(s, "0", "20");
+    s.wait_object(grpc, "podinfo",
+                  [](const Json& r) { return at(r, "/spec/rules/0/backendRefs/1/weight") == 20; },
+                  "the GRPCRoute at 20%");
+    s.wait_phase("Succeeded");
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+
+    release(s, "20", "20");
+    s.wait_event("advancement success rate");
+    const Json failed = s.wait_phase("Failed");
+    CHECK(at(failed, "/status/canaryWeight") == 0);
+    // Failed is written before the traffic moves back (docs/release-engine.md).
+    const Json route = s.wait_object(
+        grpc, "podinfo",
+        [](const Json& r) { return at(r, "/spec/rules/0/backendRefs/1/weight") == 0; },
+        "the GRPCRoute back on the primary");
+    CHECK(at(route, "/spec/rules/0/backendRefs/0/weight") == 100);
+    const std::string primary_errors =
+        at(s.get(types::deployments(), "podinfo-primary"),
+           "/spec/template/metadata/annotations/sim.serin.dev~1error-rate");
+    CHECK(primary_errors == "0");
+}
+
 namespace {
 
 /// An Istio canary whose request duration has a fixed 500 ms limit and whose mean latency is

@@ -351,6 +351,96 @@ TEST_CASE("Gateway API HTTPRoutes of both versions are stored as written and kep
     exercise_all(cases);
 }
 
+TEST_CASE("Gateway API GRPCRoutes are stored as written and kept without rewrites") {
+    const Json owned = {{"spec", {{"hostnames", Json::array({"elsewhere.example.com"})}}}};
+    const auto& type = route_types::gateway_grpc_routes();
+    exercise_all({{"gatewayapi/grpc.yaml", "gatewayapi:v1", kCanarySteps, type, owned},
+                  {"gatewayapi/grpc-session-affinity.yaml", "gatewayapi:v1", kCanarySteps, type,
+                   owned},
+                  {"gatewayapi/grpc-ab.yaml", "gatewayapi:v1", kAbSteps, type, owned},
+                  {"gatewayapi/grpc-blue-green.yaml", "gatewayapi:v1", kMirrorSteps, type, owned}});
+}
+
+TEST_CASE("gatewayapi keeps a user's HTTPRoute rules through a release and gives them back on finalize") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::gateway_http_routes("v1");
+    const Json original_spec = Json::parse(R"({
+        "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                        "name": "gateway", "namespace": "istio-ingress"}],
+        "hostnames": ["old.example.com"],
+        "rules": [
+          {"matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}],
+           "backendRefs": [{"group": "", "kind": "Service", "name": "admin", "port": 8080,
+                            "weight": 1}]},
+          {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+           "backendRefs": [{"group": "", "kind": "Service", "name": "takeover", "port": 9898,
+                            "weight": 1}]},
+          {"matches": [{"path": {"type": "PathPrefix", "value": "/docs"}}],
+           "backendRefs": [{"group": "", "kind": "Service", "name": "docs", "port": 80,
+                            "weight": 1}]}]})");
+    const Json created = s.create(type, {{"apiVersion", type.api_version()},
+                                         {"kind", type.kind},
+                                         {"metadata", {{"name", "takeover"}}},
+                                         {"spec", original_spec}});
+    CHECK(created["spec"] == original_spec);  // the server keeps the user's rules as written
+    bench.drift(type, "takeover", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    auto context = bench.context("tests/data/routes/gatewayapi/podinfo.yaml", "gatewayapi:v1", "takeover");
+    const Json& user_rules = original_spec["rules"];
+    const auto backends = [](const Json& rule) {
+        std::vector<std::string> names;
+        for (const Json& backend : rule["backendRefs"]) {
+            names.push_back(backend["name"].get<std::string>());
+        }
+        return names;
+    };
+
+    std::size_t mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 1);
+    Json taken = bench.cached(type, "takeover");
+    REQUIRE(taken["spec"]["rules"].size() == 3);
+    CHECK(taken["spec"]["rules"][0] == user_rules[0]);
+    CHECK(backends(taken["spec"]["rules"][1]) ==
+          std::vector<std::string>{"takeover-primary", "takeover-canary"});
+    CHECK(taken["spec"]["rules"][2] == user_rules[2]);
+    CHECK_FALSE(taken["metadata"].contains("ownerReferences"));
+    CHECK(Json::parse(taken["metadata"]["annotations"]["flagger.kubernetes.io/original-configuration"]
+                          .get<std::string>()) == original_spec);
+
+    // A whole release: the user's rules stay where they are at every step.
+    for (const Routes& step : kCanarySteps) {
+        REQUIRE(bench.set_routes(context, step).has_value());
+        CHECK(bench.get_routes(context).value() == step);
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 0);
+        const Json now = bench.cached(type, "takeover")["spec"]["rules"];
+        REQUIRE(now.size() == 3);
+        CHECK(now[0] == user_rules[0]);
+        CHECK(now[2] == user_rules[2]);
+    }
+
+    // Mid-release the user adds a rule: kept without a write, the weights kept.
+    REQUIRE(bench.set_routes(context, Routes{60, 40, false}).has_value());
+    Json added = bench.cached(type, "takeover")["spec"]["rules"];
+    added.push_back(Json::parse(R"({"matches": [{"path": {"type": "Exact", "value": "/status"}}],
+        "backendRefs": [{"group": "", "kind": "Service", "name": "status", "port": 80,
+                         "weight": 1}]})"));
+    bench.drift(type, "takeover", {{"spec", {{"rules", added}}}});
+    mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 0);
+    CHECK(bench.get_routes(context).value() == Routes{60, 40, false});
+    REQUIRE(bench.set_routes(context, Routes{0, 100, false}).has_value());
+    CHECK(bench.cached(type, "takeover")["spec"]["rules"].size() == 4);
+
+    REQUIRE(bench.finalize(context).has_value());
+    Json expected = original_spec;
+    expected["rules"].push_back(added[3]);
+    CHECK(bench.cached(type, "takeover")["spec"] == expected);
+}
+
 TEST_CASE("a CORS filter is refused by an API server with the standard Gateway API v1.2.1 CRDs") {
     // Flagger's contract writes corsPolicy as a CORS filter; the standard channel of v1.2.1 has
     // no such filter type, so the server rejects the route and the router reports it.

@@ -50,7 +50,10 @@ std::string build(const serin::meshes::RouteContext& context, const Routes& rout
         }
         CHECK(serin::meshes::build_destination_rules(context).size() == 2);
     } else if (provider.starts_with("gatewayapi:")) {
-        auto route = serin::meshes::build_http_route(context, routes, provider.substr(11));
+        const bool grpc = provider == "gatewayapi:v1" &&
+                          serin::meshes::grpc_service(context.canary.spec.service);
+        auto route = grpc ? serin::meshes::build_grpc_route(context, routes)
+                          : serin::meshes::build_http_route(context, routes, provider.substr(11));
         if (!route) {
             return route.error().message;
         }

@@ -555,3 +555,158 @@ TEST_CASE("without the HTTPRoute CRD of its version the router fails with a clea
           "and restart Serin");
     CHECK(server.creates == 0);
 }
+
+// ---- rule ownership (fluxcd/flagger#1857) ---------------------------------------------------
+
+namespace {
+
+Json user_route() { return load_document("tests/data/routes/gatewayapi/user-rules.yaml"); }
+
+/// The backendRef names of each rule, in order.
+std::vector<std::vector<std::string>> backend_names(const Json& rule_list) {
+    std::vector<std::vector<std::string>> out;
+    for (const Json& rule : rule_list) {
+        std::vector<std::string>& names = out.emplace_back();
+        for (const Json& backend : rule.at("backendRefs")) {
+            names.push_back(backend.at("name").get<std::string>());
+        }
+    }
+    return out;
+}
+
+using Names = std::vector<std::vector<std::string>>;
+
+}  // namespace
+
+TEST_CASE("Serin's rules are those routing to S, S-primary or S-canary in the canary's namespace") {
+    const auto context = context_of("podinfo");
+    const auto rule_to = [](Json backend) {
+        return Json{{"backendRefs", Json::array({std::move(backend)})}};
+    };
+    CHECK(serin::meshes::serin_rule(context, rule_to({{"name", "podinfo-canary"}, {"port", 1}})));
+    CHECK(serin::meshes::serin_rule(context, rule_to({{"name", "podinfo-primary"}})));
+    CHECK(serin::meshes::serin_rule(
+        context, rule_to({{"group", ""}, {"kind", "Service"}, {"name", "podinfo"}})));
+    CHECK(serin::meshes::serin_rule(context, rule_to({{"name", "podinfo"}, {"namespace", "test"}})));
+    CHECK_FALSE(serin::meshes::serin_rule(context, rule_to({{"name", "admin"}})));
+    CHECK_FALSE(
+        serin::meshes::serin_rule(context, rule_to({{"name", "podinfo"}, {"namespace", "other"}})));
+    CHECK_FALSE(serin::meshes::serin_rule(
+        context, rule_to({{"group", "example.com"}, {"kind", "Backend"}, {"name", "podinfo"}})));
+    CHECK_FALSE(serin::meshes::serin_rule(context, Json{{"matches", Json::array()}}));
+}
+
+TEST_CASE("on take-over Serin's rules replace the apex rule in its place, the user's rules stay") {
+    const auto context = context_of("podinfo");
+    const Json live = user_route();
+    Json own = rules(route_of(context, Routes{100, 0, false}));
+    const Json merged =
+        serin::meshes::merge_route_rules(context, &live["spec"]["rules"], std::move(own));
+    CHECK(golden("gatewayapi/take-over-user-rules.json", merged) == "");
+    CHECK(backend_names(merged) ==
+          Names{{"admin"}, {"podinfo-primary", "podinfo-canary"}, {"docs"}});
+    CHECK(merged[0] == live["spec"]["rules"][0]);  // the user's rules byte for byte
+    CHECK(merged[2] == live["spec"]["rules"][2]);
+
+    SECTION("several rules of Serin's take the place of its first") {
+        const Json sticky =
+            rules(route_of(context_of("session-affinity"), Routes{80, 20, false}));
+        Json twice = merged;
+        twice.push_back(merged[1]);  // a stray copy of Serin's rule at the end goes
+        const Json again = serin::meshes::merge_route_rules(context, &twice, sticky);
+        CHECK(backend_names(again) == Names{{"admin"},
+                                            {"podinfo-primary", "podinfo-canary"},
+                                            {"podinfo-primary", "podinfo-canary"},
+                                            {"podinfo-primary", "podinfo-canary"},
+                                            {"docs"}});
+    }
+    SECTION("a route without a rule of Serin's gets them after the user's") {
+        Json others = live["spec"]["rules"];
+        others.erase(1);
+        const Json appended = serin::meshes::merge_route_rules(
+            context, &others, rules(route_of(context, Routes{90, 10, false})));
+        CHECK(backend_names(appended) ==
+              Names{{"admin"}, {"docs"}, {"podinfo-primary", "podinfo-canary"}});
+    }
+    SECTION("no live route: Serin's rules alone") {
+        CHECK(serin::meshes::merge_route_rules(context, nullptr, Json::array({1, 2})) ==
+              Json::array({1, 2}));
+    }
+}
+
+TEST_CASE("finalize's rules: the replaced originals back in Serin's place, later user rules kept") {
+    const auto context = context_of("podinfo");
+    const Json original = user_route()["spec"];
+    Json live = serin::meshes::merge_route_rules(context, &original["rules"],
+                                                 rules(route_of(context, Routes{60, 40, false})));
+    live.push_back(Json::parse(R"({"backendRefs": [{"name": "status", "port": 80}]})"));
+    const Json restored =
+        serin::meshes::restored_route_rules(context, &live, &original["rules"]);
+    CHECK(backend_names(restored) == Names{{"admin"}, {"podinfo"}, {"docs"}, {"status"}});
+    CHECK(restored[1] == original["rules"][1]);
+    // An original without a rule of Serin's: Serin's rules just go.
+    const Json none = Json::array({original["rules"][0]});
+    CHECK(backend_names(serin::meshes::restored_route_rules(context, &live, &none)) ==
+          Names{{"admin"}, {"docs"}, {"status"}});
+}
+
+TEST_CASE("the router keeps a user's HTTPRoute rules through a release and gives them back") {
+    asio::io_context io;
+    serin::ManualClock clock;
+    FakeServer server;
+    const auto type = serin::meshes::route_types::gateway_http_routes("v1");
+    serin::kube::Informer informer(server, clock, type);
+    serin::kube::ObjectStore store(clock);
+    store.add(informer);
+    serin::kube::CachedClient kube(server, store);
+    auto router = serin::meshes::make_gatewayapi_router(serin::meshes::RouterDeps{kube}, "v1");
+    const auto context = context_of("podinfo");
+    const Json user = user_route();
+    store.wrote(type, user);
+
+    REQUIRE(run(io, router->reconcile(context)).has_value());
+    CHECK(server.creates == 0);
+    CHECK(server.updates == 1);
+    Json live = *store.get(type, "test", "podinfo");
+    CHECK(backend_names(live["spec"]["rules"]) ==
+          Names{{"admin"}, {"podinfo-primary", "podinfo-canary"}, {"docs"}});
+    CHECK(live["spec"]["hostnames"] == Json::array({"app.example.com"}));
+    CHECK(live["metadata"]["annotations"]["team"] == "web");
+    CHECK(Json::parse(live["metadata"]["annotations"]["flagger.kubernetes.io/original-configuration"]
+                          .get<std::string>()) == user["spec"]);
+
+    REQUIRE(run(io, router->set_routes(context, Routes{70, 30, false})).has_value());
+    live = *store.get(type, "test", "podinfo");
+    CHECK(live["spec"]["rules"][0] == user["spec"]["rules"][0]);
+    CHECK(live["spec"]["rules"][2] == user["spec"]["rules"][2]);
+    CHECK(*run(io, router->get_routes(context)) == Routes{70, 30, false});
+
+    // The user adds a rule and drifts Serin's match: the rule stays, the match is repaired and
+    // the weights are kept.
+    live["spec"]["rules"].push_back(
+        Json::parse(R"({"matches": [{"path": {"type": "Exact", "value": "/status"}}],
+                        "backendRefs": [{"group": "", "kind": "Service", "name": "status",
+                                         "port": 80, "weight": 1}]})"));
+    live["spec"]["rules"][1]["matches"][0]["path"]["value"] = "/drifted";
+    live["metadata"]["resourceVersion"] = "100";
+    store.wrote(type, live);
+    REQUIRE(run(io, router->reconcile(context)).has_value());
+    live = *store.get(type, "test", "podinfo");
+    CHECK(backend_names(live["spec"]["rules"]) ==
+          Names{{"admin"}, {"podinfo-primary", "podinfo-canary"}, {"docs"}, {"status"}});
+    CHECK(live["spec"]["rules"][1]["matches"][0]["path"]["value"] == "/");
+    CHECK(*run(io, router->get_routes(context)) == Routes{70, 30, false});
+    const int writes = server.updates;
+    REQUIRE(run(io, router->reconcile(context)).has_value());
+    CHECK(server.updates == writes);  // settled: nothing to write
+
+    REQUIRE(run(io, router->finalize(context)).has_value());
+    live = *store.get(type, "test", "podinfo");
+    CHECK(backend_names(live["spec"]["rules"]) ==
+          Names{{"admin"}, {"podinfo"}, {"docs"}, {"status"}});
+    CHECK(live["spec"]["hostnames"] == user["spec"]["hostnames"]);
+    CHECK(live["spec"]["parentRefs"] == user["spec"]["parentRefs"]);
+    CHECK_FALSE(live["metadata"]["annotations"].contains(
+        "flagger.kubernetes.io/original-configuration"));
+    CHECK(live["metadata"]["annotations"]["team"] == "web");
+}

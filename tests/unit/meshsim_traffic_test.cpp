@@ -91,6 +91,16 @@ TEST_CASE("TrafficSplit weights of any version and HTTPRoute backends and mirror
           std::map<std::string, double>{{"podinfo", 1.0}, {"podinfo-primary", 1.0}});
 }
 
+TEST_CASE("a GRPCRoute's backend weights split the apex's stream as an HTTPRoute's do") {
+    const Json route = {
+        {"kind", "GRPCRoute"},
+        {"metadata", {{"name", "podinfo"}, {"namespace", "test"}}},
+        {"spec", {{"rules", {{{"backendRefs", {{{"name", "podinfo-primary"}, {"weight", 60}},
+                                               {{"name", "podinfo-canary"}, {"weight", 40}}}}}}}}}};
+    CHECK(shares(plan(services(), deployments(), {route})) ==
+          std::map<std::string, double>{{"podinfo", 0.4}, {"podinfo-primary", 0.6}});
+}
+
 TEST_CASE("without a routing object the apex Service's selector decides, unready versions get nothing") {
     CHECK(shares(plan(services(), deployments(), {})) ==
           std::map<std::string, double>{{"podinfo-primary", 1.0}});
