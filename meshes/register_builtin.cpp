@@ -1,10 +1,12 @@
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
+#include "meshes/gloo/gloo_router.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/router.hpp"
 #include "meshes/smi/smi_router.hpp"
+#include "meshes/traefik/traefik_router.hpp"
 
 namespace serin::meshes {
 
@@ -36,6 +38,8 @@ void register_with(RouterRegistry& registry, const RouterSettings& settings) {
     registry.add("contour", [ingress_class](RouterDeps deps) {
         return make_contour_router(deps, ingress_class);
     });
+    registry.add_prefix("gloo", [](RouterDeps deps) { return make_gloo_router(deps); });
+    registry.add("traefik", [](RouterDeps deps) { return make_traefik_router(deps); });
 }
 
 }  // namespace

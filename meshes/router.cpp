@@ -6,12 +6,23 @@ void RouterRegistry::add(std::string provider, RouterFactory factory) {
     factories_[std::move(provider)] = std::move(factory);
 }
 
+void RouterRegistry::add_prefix(std::string prefix, RouterFactory factory) {
+    prefixes_.push_back(prefix);
+    add(std::move(prefix), std::move(factory));
+}
+
 Result<MeshRouter*> RouterRegistry::find(std::string_view provider) {
     std::string_view name = provider;
     auto factory = factories_.find(name);
     while (factory == factories_.end() && name.find(':') != std::string_view::npos) {
         name = name.substr(0, name.rfind(':'));
         factory = factories_.find(name);
+    }
+    for (const std::string& prefix : prefixes_) {
+        if (factory == factories_.end() && provider.starts_with(prefix)) {
+            name = prefix;
+            factory = factories_.find(name);
+        }
     }
     if (factory == factories_.end()) {
         return fail(ErrorKind::kInvalid, "spec.provider: \"" + std::string(provider) +

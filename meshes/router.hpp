@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "analysis/routes.hpp"
 #include "crds/api/canary.hpp"
@@ -79,6 +80,9 @@ public:
     explicit RouterRegistry(RouterDeps deps) : deps_(deps) {}
 
     void add(std::string provider, RouterFactory factory);
+    /// Adds `prefix` as add() does, and makes it the router of every provider string that
+    /// starts with it and names no other (Flagger's "gloo" takes any string starting "gloo").
+    void add_prefix(std::string prefix, RouterFactory factory);
     /// The router for `provider`, built on first use. Errors: kInvalid naming spec.provider and
     /// the providers this build supports.
     Result<MeshRouter*> find(std::string_view provider);
@@ -87,6 +91,7 @@ public:
 private:
     RouterDeps deps_;
     std::map<std::string, RouterFactory, std::less<>> factories_;
+    std::vector<std::string> prefixes_;
     std::map<std::string, std::unique_ptr<MeshRouter>, std::less<>> routers_;
 };
 
@@ -97,7 +102,7 @@ struct RouterSettings {
 };
 
 /// Adds the routers of this build with the flags' defaults: kubernetes, istio, linkerd, smi
-/// (v1alpha1-3), osm, gatewayapi (v1, v1beta1), nginx and contour.
+/// (v1alpha1-3), osm, gatewayapi (v1, v1beta1), nginx, contour, gloo (and gloo*) and traefik.
 void register_builtin_routers(RouterRegistry& registry);
 /// What adds the same routers with `settings` (a ControllerOptions::register_routers).
 std::function<void(RouterRegistry&)> builtin_routers(RouterSettings settings);

@@ -146,6 +146,30 @@ std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view me
                                           1}
                            : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
         }
+        case Observer::kGloo: {
+            // Envoy's cluster of the canary Upstream as Gloo names it: <upstream>_<namespace>.
+            // Flagger writes {{ target }} where its Upstreams are named from S: S is used here.
+            const std::string labels =
+                "envoy_cluster_name=~\"{{ namespace }}-{{ service }}-canaryupstream-[0-9a-zA-Z-]+_"
+                "[0-9a-zA-Z-]+\"";
+            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
+                                                       "envoy_response_code!~\"5.*\""),
+                                          1}
+                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
+        }
+        case Observer::kTraefik: {
+            // Traefik's service of S-canary from the TraefikService: <ns>-<S>-canary-<port>@kubernetescrd
+            // (Flagger writes {{ target }}; S is used here, as the objects are named from it).
+            const std::string service =
+                "service=~\"{{ namespace }}-{{ service }}-canary-[0-9a-zA-Z-]+@kubernetescrd\"";
+            return success
+                       ? BuiltinQuery{success_rate("traefik_service_request_duration_seconds_bucket",
+                                                   service + ",le=\"+Inf\"", "code!~\"5..\""),
+                                      1}
+                       : BuiltinQuery{p99("traefik_service_request_duration_seconds_bucket", service) +
+                                          " * 1000",
+                                      1};
+        }
         default:
             return std::nullopt;
     }

@@ -71,6 +71,16 @@ struct Meshsim::Families {
             .Name("envoy_cluster_upstream_rq_time")
             .Help("Upstream request time in ms of an Envoy cluster (meshsim)")
             .Register(*registry);
+    prometheus::Family<prometheus::Counter>& traefik_requests =
+        prometheus::BuildCounter()
+            .Name("traefik_service_requests_total")
+            .Help("Requests to a Traefik service (meshsim)")
+            .Register(*registry);
+    prometheus::Family<prometheus::Histogram>& traefik_duration =
+        prometheus::BuildHistogram()
+            .Name("traefik_service_request_duration_seconds")
+            .Help("Request duration in s of a Traefik service (meshsim)")
+            .Register(*registry);
     prometheus::Family<prometheus::Counter>& http_requests =
         prometheus::BuildCounter()
             .Name("meshsim_http_requests_total")
@@ -148,6 +158,17 @@ void Meshsim::record(const std::vector<Outcome>& outcomes) {
             counted(families_->envoy_requests, with(envoy, "envoy_response_code", "500"), o.errors);
             envoy_hist = &families_->envoy_time.Add(envoy, millisecond_buckets());
         }
+        // Through Traefik: the service the TraefikService sent to, by status code.
+        prometheus::Histogram* traefik_ok = nullptr;
+        prometheus::Histogram* traefik_error = nullptr;
+        if (!o.traefik_service.empty()) {
+            const std::map<std::string, std::string> traefik{
+                {"service", o.traefik_service}, {"method", "GET"}, {"protocol", "http"}};
+            counted(families_->traefik_requests, with(traefik, "code", "200"), ok);
+            counted(families_->traefik_requests, with(traefik, "code", "500"), o.errors);
+            traefik_ok = &families_->traefik_duration.Add(with(traefik, "code", "200"), second_buckets());
+            traefik_error = &families_->traefik_duration.Add(with(traefik, "code", "500"), second_buckets());
+        }
         long& taken = samples_[v.ns + "/" + v.workload];
         for (long i = 0; i < o.requests; ++i) {
             const double ms = latency_sample(v, taken++);
@@ -159,6 +180,9 @@ void Meshsim::record(const std::vector<Outcome>& outcomes) {
             }
             if (envoy_hist != nullptr) {
                 envoy_hist->Observe(ms);
+            }
+            if (traefik_ok != nullptr) {
+                (i < o.errors ? traefik_error : traefik_ok)->Observe(ms / 1000);
             }
         }
     }

@@ -29,6 +29,11 @@ class Registry;
 ///  - Contour (HTTPProxy): Envoy's envoy_cluster_upstream_rq{envoy_cluster_name,
 ///    envoy_response_code} and envoy_cluster_upstream_rq_time (histogram, ms), per upstream
 ///    cluster <ns>_<service>_<port>;
+///  - Gloo (RouteTable through Upstreams): the same Envoy families, per cluster
+///    <upstream>_<namespace>;
+///  - Traefik (TraefikService): traefik_service_requests_total{service, code, method, protocol}
+///    and traefik_service_request_duration_seconds (histogram), per service
+///    <ns>-<name>-<port>@kubernetescrd;
 ///  - the app's own HTTP metrics (the kubernetes and Gateway API providers' builtin queries):
 ///    http_request_duration_seconds{kubernetes_namespace, kubernetes_pod_name, status}.
 /// Every version appears in every family, whatever mesh routes it.

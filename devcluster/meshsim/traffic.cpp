@@ -1,5 +1,7 @@
 #include "devcluster/meshsim/traffic.hpp"
 
+#include "devcluster/meshsim/edge_routes.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -318,11 +320,21 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
         Shares shares;
         bool routed = false;
         std::map<std::string, std::string> envoy_ports;  // Contour: service -> port
+        std::map<std::string, std::string> edge_labels;  // Gloo, Traefik: service -> label
+        std::string edge_kind;
         for (const Json& r : routes) {
             const std::string kind = str(r, {"kind"});
             if (str(r, {"metadata", "namespace"}) != ns || str(r, {"metadata", "name"}) != name ||
-                kind == "Ingress") {
+                kind == "Ingress" || kind == "Upstream") {
                 continue;
+            }
+            if (kind == "RouteTable" || kind == "TraefikService") {
+                EdgeSplit edge = kind == "RouteTable" ? route_table_split(r, routes) : traefik_service_split(r);
+                shares = std::move(edge.shares);
+                edge_labels = std::move(edge.labels);
+                edge_kind = kind;
+                routed = true;
+                break;
             }
             shares = kind == "VirtualService" ? virtual_service_shares(r)
                      : kind == "TrafficSplit" ? traffic_split_shares(r)
@@ -349,6 +361,9 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
                 if (auto port = envoy_ports.find(target); port != envoy_ports.end()) {
                     flow.envoy_cluster = ns + "_" + target + "_" + port->second;
                 }
+                if (auto label = edge_labels.find(target); label != edge_labels.end()) {
+                    (edge_kind == "RouteTable" ? flow.envoy_cluster : flow.traefik_service) = label->second;
+                }
                 if (nginx) {
                     flow.ingress = nginx->ingress;
                     flow.canary_upstream = target == name + "-canary" ? nginx->upstream : "";
@@ -361,12 +376,14 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
 }
 
 std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, double seconds) {
-    std::map<std::tuple<std::string, std::string, std::string, std::string, std::string>, Outcome>
+    std::map<std::tuple<std::string, std::string, std::string, std::string, std::string, std::string>,
+             Outcome>
         outcomes;
     for (const Flow& flow : flows) {
         auto& [requests, errors] =
             carry_[{flow.ns, flow.apex,
-                    flow.version.workload + "|" + flow.canary_upstream + "|" + flow.envoy_cluster}];
+                    flow.version.workload + "|" + flow.canary_upstream + "|" + flow.envoy_cluster +
+                        "|" + flow.traefik_service}];
         requests += rate * seconds * flow.share;
         const double whole = std::floor(requests);
         requests -= whole;
@@ -374,11 +391,12 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
         const double failed = std::floor(errors + 1e-9);
         errors -= failed;
         Outcome& out = outcomes[{flow.version.ns, flow.version.workload, flow.ingress,
-                                 flow.canary_upstream, flow.envoy_cluster}];
+                                 flow.canary_upstream, flow.envoy_cluster, flow.traefik_service}];
         out.version = flow.version;
         out.ingress = flow.ingress;
         out.canary_upstream = flow.canary_upstream;
         out.envoy_cluster = flow.envoy_cluster;
+        out.traefik_service = flow.traefik_service;
         out.requests += static_cast<long>(whole);
         out.errors += static_cast<long>(failed);
     }

@@ -40,8 +40,11 @@ struct Flow {
     /// upstream (`<ns>-<S-canary>-<port>`) when the canary Ingress sent them; "" otherwise.
     std::string ingress;
     std::string canary_upstream;
-    /// Through Contour's Envoy: the upstream cluster `<ns>_<service>_<port>`; "" otherwise.
+    /// Through Contour's Envoy: the upstream cluster `<ns>_<service>_<port>`; through Gloo's,
+    /// `<upstream>_<its namespace>`; "" otherwise.
     std::string envoy_cluster;
+    /// Through Traefik (a TraefikService): the service `<ns>-<name>-<port>@kubernetescrd`.
+    std::string traefik_service = {};  // "= {}": aggregates that list six fields stay valid
 };
 
 /// Requests that match a route other than the last (A/B matches, sticky cookies): this share
@@ -50,7 +53,8 @@ inline constexpr double kMatchedShare = 0.1;
 
 /// The flows of every apex Service S (a Service with S-primary and S-canary siblings in its
 /// namespace) that has a ready Deployment behind it: split by the VirtualService, TrafficSplit,
-/// HTTPRoute or HTTPProxy named S when there is one; else by an NGINX canary Ingress (annotation
+/// HTTPRoute, HTTPProxy, RouteTable (through the Upstreams among `routes`) or TraefikService
+/// named S when there is one; else by an NGINX canary Ingress (annotation
 /// `<prefix>/canary: "true"`, a backend S-canary), which sends `<prefix>/canary-weight` percent
 /// to S-canary (and, with a header or cookie rule, kMatchedShare of the stream first) and the
 /// rest to S through the user's Ingress; else by S's own selector (the kubernetes provider).
@@ -65,6 +69,7 @@ struct Outcome {
     std::string ingress;          ///< as the Flow's
     std::string canary_upstream;  ///< as the Flow's
     std::string envoy_cluster;    ///< as the Flow's
+    std::string traefik_service;  ///< as the Flow's
     long requests = 0;
     long errors = 0;
 };

@@ -42,13 +42,32 @@ const kube::ResourceType& contour_http_proxies() {
     return type;
 }
 
+const kube::ResourceType& gloo_upstreams() {
+    static const kube::ResourceType type{"gloo.solo.io", "v1", "upstreams", "Upstream"};
+    return type;
+}
+
+const kube::ResourceType& gloo_route_tables() {
+    static const kube::ResourceType type{"gateway.solo.io", "v1", "routetables", "RouteTable"};
+    return type;
+}
+
+const kube::ResourceType& traefik_services() {
+    static const kube::ResourceType type{"traefik.io", "v1alpha1", "traefikservices",
+                                         "TraefikService"};
+    return type;
+}
+
 std::vector<kube::ResourceType> all() {
     return {istio_virtual_services(),         istio_destination_rules(),
             smi_traffic_splits("v1alpha1"),   smi_traffic_splits("v1alpha2"),
             smi_traffic_splits("v1alpha3"),   gateway_http_routes("v1"),
             gateway_http_routes("v1beta1"),  ingresses(),
             contour_http_proxies(),
-            gateway_grpc_routes()};
+            gateway_grpc_routes(),
+            gloo_upstreams(),
+            gloo_route_tables(),
+            traefik_services()};
 }
 
 }  // namespace serin::meshes::route_types

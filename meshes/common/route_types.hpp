@@ -21,6 +21,11 @@ const kube::ResourceType& gateway_grpc_routes();
 const kube::ResourceType& ingresses();
 /// projectcontour.io/v1 HTTPProxy (the contour router).
 const kube::ResourceType& contour_http_proxies();
+/// gloo.solo.io/v1 Upstream and gateway.solo.io/v1 RouteTable (the gloo router).
+const kube::ResourceType& gloo_upstreams();
+const kube::ResourceType& gloo_route_tables();
+/// traefik.io/v1alpha1 TraefikService (the traefik router).
+const kube::ResourceType& traefik_services();
 
 /// Every routing type a router of this build may write.
 std::vector<kube::ResourceType> all();

@@ -38,6 +38,8 @@ const std::vector<Overlay>& overlays() {
         {"overlays/kubernetes", "kubernetes", "http://prometheus.monitoring:9090"},
         {"overlays/nginx", "nginx", "http://prometheus.monitoring:9090"},
         {"overlays/contour", "contour", "http://prometheus.monitoring:9090"},
+        {"overlays/gloo", "gloo", "http://prometheus.monitoring:9090"},
+        {"overlays/traefik", "traefik", "http://prometheus.monitoring:9090"},
     };
     return all;
 }

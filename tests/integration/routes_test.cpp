@@ -756,3 +756,157 @@ TEST_CASE("examples/contour: the root HTTPProxy and each Canary apply, and HTTPP
         CHECK_FALSE(bench.cached(type, "podinfo")["spec"].contains("virtualhost"));
     }
 }
+
+TEST_CASE("Gloo RouteTables and Upstreams are stored as written and kept without rewrites") {
+    const auto type = route_types::gloo_route_tables();
+    exercise_all({
+        {"gloo/canary.yaml", "gloo", kCanarySteps, type, Json()},
+        {"gloo/ab.yaml", "gloo", kAbSteps, type, Json()},
+    });
+}
+
+TEST_CASE("gloo Upstreams follow spec.upstreamRef and the Services, and are repaired when edited") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto upstreams = route_types::gloo_upstreams();
+    s.create(upstreams, Json::parse(R"({
+        "apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "metadata": {"name": "podinfo-settings"},
+        "spec": {"kube": {"serviceName": "podinfo", "servicePort": 80},
+                 "loadBalancerConfig": {"roundRobin": {}},
+                 "connectionConfig": {"maxRequestsPerConnection": 10}}})"));
+    bench.drift(upstreams, "podinfo-settings", {{"metadata", {{"labels", {{"synced", "yes"}}}}}});
+    auto context = bench.context("tests/data/routes/gloo/upstream-ref.yaml", "gloo", "podinfo");
+    std::size_t mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 3);  // two Upstreams, the RouteTable
+    const std::string primary = s.ns() + "-podinfo-primaryupstream-9898";
+    const std::string canary = s.ns() + "-podinfo-canaryupstream-9898";
+    Json stored = bench.cached(upstreams, canary);
+    CHECK(stored["spec"]["kube"] == Json{{"serviceName", "podinfo-canary"},
+                                         {"serviceNamespace", s.ns()},
+                                         {"servicePort", 9898},
+                                         {"selector", {{"app", "podinfo"}}}});
+    CHECK(stored["spec"]["loadBalancerConfig"] == Json{{"roundRobin", Json::object()}});
+    CHECK(bench.cached(upstreams, primary)["spec"]["kube"]["selector"] == Json{{"app", "podinfo-primary"}});
+
+    // An edit of the referenced Upstream reaches both (Flagger follows loadBalancerConfig only).
+    bench.drift(upstreams, "podinfo-settings",
+                {{"spec", {{"connectionConfig", {{"maxRequestsPerConnection", 20}}}, {"useHttp2", true}}}});
+    mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 2);
+    CHECK(bench.cached(upstreams, primary)["spec"]["connectionConfig"]["maxRequestsPerConnection"] == 20);
+    CHECK(bench.cached(upstreams, canary)["spec"]["useHttp2"] == true);
+
+    // A hand edit of a generated Upstream's service is repaired; the weights are not touched.
+    REQUIRE(bench.set_routes(context, Routes{70, 30, false}).has_value());
+    bench.drift(upstreams, canary, {{"spec", {{"kube", {{"serviceName", "podinfo-primary"}}}}}});
+    mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 1);
+    CHECK(bench.cached(upstreams, canary)["spec"]["kube"]["serviceName"] == "podinfo-canary");
+    CHECK(bench.get_routes(context).value() == Routes{70, 30, false});
+
+    // A reference that does not exist is named.
+    context.canary.spec.upstream_ref->name = "missing";
+    auto missing = bench.reconcile(context);
+    REQUIRE_FALSE(missing.has_value());
+    CHECK(missing.error().message == "spec.upstreamRef: Upstream missing." + s.ns() + " not found");
+}
+
+TEST_CASE("gloo takes over a user's RouteTable, keeps its weight, and gives its spec back on finalize") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::gloo_route_tables();
+    const Json original_spec = Json::parse(R"({"weight": 5,
+        "routes": [{"matchers": [{"prefix": "/"}],
+                    "routeAction": {"single": {"upstream": {"name": "mine", "namespace": "default"}}}}]})");
+    s.create(type, {{"apiVersion", type.api_version()},
+                    {"kind", type.kind},
+                    {"metadata", {{"name", "takeover"}}},
+                    {"spec", original_spec}});
+    bench.drift(type, "takeover", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    auto context = bench.context("tests/data/routes/gloo/canary.yaml", "gloo", "takeover");
+
+    REQUIRE(bench.reconcile(context).has_value());
+    Json taken = bench.cached(type, "takeover");
+    CHECK(taken["spec"]["weight"] == 5);
+    CHECK(taken["spec"]["routes"][0]["routeAction"]["multi"]["destinations"][0]["destination"]["upstream"]["name"] ==
+          s.ns() + "-takeover-primaryupstream-9898");
+    CHECK_FALSE(taken["metadata"].contains("ownerReferences"));
+    CHECK(Json::parse(taken["metadata"]["annotations"]["flagger.kubernetes.io/original-configuration"]
+                          .get<std::string>()) == original_spec);
+    REQUIRE(bench.set_routes(context, Routes{60, 40, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{60, 40, false});
+    auto zero = bench.set_routes(context, Routes{0, 0, false});
+    REQUIRE_FALSE(zero.has_value());
+    CHECK(zero.error().message == "RouteTable takeover." + s.ns() + " update failed: no valid weights");
+
+    REQUIRE(bench.finalize(context).has_value());
+    CHECK(bench.cached(type, "takeover")["spec"] == original_spec);
+}
+
+TEST_CASE("Traefik TraefikServices are stored as written and kept without rewrites") {
+    const Json owned = {{"spec", {{"mirroring", {{"name", "someone-elses"}, {"port", 80}}}}}};
+    const auto type = route_types::traefik_services();
+    exercise_all({
+        {"traefik/canary.yaml", "traefik", kCanarySteps, type, owned},
+        {"traefik/blue-green.yaml", "traefik", kCanarySteps, type, owned},
+    });
+}
+
+TEST_CASE("traefik takes over a user's TraefikService, keeps its sticky sessions, and gives its spec back on finalize") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::traefik_services();
+    const Json original_spec = Json::parse(R"({"weighted": {
+        "services": [{"name": "takeover", "port": 9898}],
+        "sticky": {"cookie": {"name": "lvl1"}}}})");
+    s.create(type, {{"apiVersion", type.api_version()},
+                    {"kind", type.kind},
+                    {"metadata", {{"name", "takeover"}}},
+                    {"spec", original_spec}});
+    bench.drift(type, "takeover", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    auto context = bench.context("tests/data/routes/traefik/canary.yaml", "traefik", "takeover");
+
+    REQUIRE(bench.reconcile(context).has_value());
+    Json taken = bench.cached(type, "takeover");
+    CHECK(taken["spec"]["weighted"]["sticky"]["cookie"]["name"] == "lvl1");
+    CHECK(taken["spec"]["weighted"]["services"] ==
+          Json::array({{{"name", "takeover-primary"}, {"namespace", s.ns()}, {"port", 9898}, {"weight", 100}}}));
+    CHECK_FALSE(taken["metadata"].contains("ownerReferences"));
+    CHECK(Json::parse(taken["metadata"]["annotations"]["flagger.kubernetes.io/original-configuration"]
+                          .get<std::string>()) == original_spec);
+    REQUIRE(bench.set_routes(context, Routes{60, 40, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{60, 40, false});
+    auto zero = bench.set_routes(context, Routes{0, 0, false});
+    REQUIRE_FALSE(zero.has_value());
+    CHECK(zero.error().message == "TraefikService takeover." + s.ns() + " update failed: no valid weights");
+
+    REQUIRE(bench.finalize(context).has_value());
+    CHECK(bench.cached(type, "takeover")["spec"] == original_spec);
+}
+
+TEST_CASE("examples/gloo and examples/traefik: each Canary applies and its routing objects are built from it") {
+    for (const char* file : {"gloo/canary.yaml", "gloo/ab-testing.yaml", "traefik/canary.yaml",
+                             "traefik/blue-green.yaml"}) {
+        INFO(file);
+        Scenario s;
+        RouteBench bench(s);
+        const std::string path = std::string("examples/") + file;
+        const std::string provider = serin::testing::load_document(path)["spec"]["provider"];
+        if (provider == "gloo") {
+            Json settings = serin::testing::load_document("examples/gloo/upstream-settings.yaml");
+            settings["metadata"].erase("namespace");
+            settings["spec"]["kube"]["serviceNamespace"] = s.ns();
+            s.create(route_types::gloo_upstreams(), settings);
+        }
+        auto context = bench.context(path, provider, "podinfo");
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+        const Routes on = context.canary.spec.analysis->iterations > 0 ? Routes{0, 100, false}
+                                                                        : Routes{90, 10, false};
+        REQUIRE(bench.set_routes(context, on).has_value());
+        CHECK(bench.get_routes(context).value() == on);
+    }
+}

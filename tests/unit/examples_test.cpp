@@ -10,10 +10,12 @@
 #include "analysis/validate.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
+#include "meshes/gloo/gloo_router.hpp"
 #include "meshes/common/route_object.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/smi/smi_router.hpp"
+#include "meshes/traefik/traefik_router.hpp"
 #include "tests/support/golden.hpp"
 
 namespace {
@@ -75,6 +77,22 @@ std::string build(const serin::meshes::RouteContext& context, const Routes& rout
         Routes plain = routes;
         plain.mirrored = false;
         CHECK(serin::meshes::http_proxy_routes(context, *proxy).value() == plain);
+    } else if (provider.starts_with("gloo")) {
+        auto table = serin::meshes::build_route_table(context, routes);
+        if (!table) {
+            return table.error().message;
+        }
+        Routes plain = routes;
+        plain.mirrored = false;
+        CHECK(serin::meshes::route_table_routes(context, *table).value() == plain);
+    } else if (provider == "traefik") {
+        auto service = serin::meshes::build_traefik_service(context, routes);
+        if (!service) {
+            return service.error().message;
+        }
+        Routes plain = routes;
+        plain.mirrored = false;
+        CHECK(serin::meshes::traefik_service_routes(context, *service).value() == plain);
     } else if (provider == "nginx") {
         // The canary Ingress is a copy of the user's Ingress beside the example.
         const Json user = serin::testing::load_document("examples/nginx/ingress.yaml");
@@ -154,6 +172,14 @@ std::optional<Routes> read_poisoned(const serin::meshes::RouteContext& context, 
         Json proxy = serin::meshes::build_http_proxy(context, routes, "").value();
         poison_weights(proxy, value);
         read = serin::meshes::http_proxy_routes(context, proxy);
+    } else if (provider.starts_with("gloo")) {
+        Json table = serin::meshes::build_route_table(context, routes).value();
+        poison_weights(table, value);
+        read = serin::meshes::route_table_routes(context, table);
+    } else if (provider == "traefik") {
+        Json service = serin::meshes::build_traefik_service(context, routes).value();
+        poison_weights(service, value);
+        read = serin::meshes::traefik_service_routes(context, service);
     } else if (provider == "linkerd" || provider.starts_with("smi:")) {
         Json split = serin::meshes::build_traffic_split(
             context, routes, *serin::meshes::smi_flavour(provider));

@@ -227,3 +227,50 @@ TEST_CASE("a Contour HTTPProxy's weights split the apex's stream, labelled with 
                                                                   : "test_podinfo-primary_9898"));
     }
 }
+
+TEST_CASE("a Gloo RouteTable's weights split the apex's stream through its Upstreams, labelled with Envoy's clusters") {
+    auto upstream = [](const std::string& name, const std::string& service) {
+        return Json{{"kind", "Upstream"},
+                    {"metadata", {{"name", name}, {"namespace", "test"}}},
+                    {"spec", {{"kube", {{"serviceName", service}, {"serviceNamespace", "test"}, {"servicePort", 9898}}}}}};
+    };
+    const Json table = Json::parse(R"({"kind": "RouteTable",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"routes": [{"routeAction": {"multi": {"destinations": [
+            {"destination": {"upstream": {"name": "test-podinfo-primaryupstream-9898", "namespace": "test"}}, "weight": 60},
+            {"destination": {"upstream": {"name": "test-podinfo-canaryupstream-9898", "namespace": "test"}}, "weight": 40}]}}}]}})");
+    const std::vector<Json> routes{table, upstream("test-podinfo-primaryupstream-9898", "podinfo-primary"),
+                                   upstream("test-podinfo-canaryupstream-9898", "podinfo-canary")};
+    const auto flows = plan(services(), deployments(), routes);
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.4}, {"podinfo-primary", 0.6}});
+    for (const Flow& f : flows) {
+        CHECK(f.envoy_cluster == (f.version.workload == "podinfo" ? "test-podinfo-canaryupstream-9898_test"
+                                                                  : "test-podinfo-primaryupstream-9898_test"));
+    }
+    // Without its Upstreams, a RouteTable reaches nothing.
+    CHECK(plan(services(), deployments(), {table}).empty());
+}
+
+TEST_CASE("a TraefikService's weights split the apex's stream, labelled with Traefik's services") {
+    const Json service = Json::parse(R"({"kind": "TraefikService",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"weighted": {"services": [
+            {"name": "podinfo-primary", "namespace": "test", "port": 9898, "weight": 80},
+            {"name": "podinfo-canary", "namespace": "test", "port": 9898, "weight": 20}]}}})");
+    const auto flows = plan(services(), deployments(), {service});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.2}, {"podinfo-primary", 0.8}});
+    for (const Flow& f : flows) {
+        CHECK(f.traefik_service == (f.version.workload == "podinfo" ? "test-podinfo-canary-9898@kubernetescrd"
+                                                                    : "test-podinfo-primary-9898@kubernetescrd"));
+        CHECK(f.envoy_cluster.empty());
+    }
+    Stream stream;
+    long canary_errors = 0;
+    for (const Outcome& o : stream.step(flows, 100, 1)) {
+        if (o.traefik_service == "test-podinfo-canary-9898@kubernetescrd") {
+            CHECK(o.requests == 20);
+            canary_errors += o.errors;
+        }
+    }
+    CHECK(canary_errors == 4);  // the canary's 20% errors
+}

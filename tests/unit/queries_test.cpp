@@ -63,6 +63,34 @@ TEST_CASE("contour's builtin queries read Envoy's upstream cluster of the canary
     CHECK(observer_for("istio", spec("contour")) == Observer::kContour);
 }
 
+TEST_CASE("gloo's builtin queries read Envoy's cluster of the canary Upstream") {
+    CHECK(rendered(Observer::kGloo, "request-success-rate") ==
+          "sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~\"test-podinfo-canaryupstream-"
+          "[0-9a-zA-Z-]+_[0-9a-zA-Z-]+\",envoy_response_code!~\"5.*\"}[30s])) / sum(rate("
+          "envoy_cluster_upstream_rq{envoy_cluster_name=~\"test-podinfo-canaryupstream-"
+          "[0-9a-zA-Z-]+_[0-9a-zA-Z-]+\"}[30s])) * 100");
+    CHECK(rendered(Observer::kGloo, "request-duration") ==
+          "histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{"
+          "envoy_cluster_name=~\"test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+\"}"
+          "[30s])) by (le))");
+    CHECK(builtin_query(Observer::kGloo, "request-duration")->scale == 1);
+    CHECK(observer_for("istio", spec("gloo")) == Observer::kGloo);
+    CHECK(observer_for("istio", spec("gloo:edge")) == Observer::kGloo);
+}
+
+TEST_CASE("traefik's builtin queries read Traefik's service histogram of the canary") {
+    CHECK(rendered(Observer::kTraefik, "request-success-rate") ==
+          "sum(rate(traefik_service_request_duration_seconds_bucket{service=~\"test-podinfo-canary-"
+          "[0-9a-zA-Z-]+@kubernetescrd\",le=\"+Inf\",code!~\"5..\"}[30s])) / sum(rate("
+          "traefik_service_request_duration_seconds_bucket{service=~\"test-podinfo-canary-"
+          "[0-9a-zA-Z-]+@kubernetescrd\",le=\"+Inf\"}[30s])) * 100");
+    CHECK(rendered(Observer::kTraefik, "request-duration") ==
+          "histogram_quantile(0.99, sum(rate(traefik_service_request_duration_seconds_bucket{"
+          "service=~\"test-podinfo-canary-[0-9a-zA-Z-]+@kubernetescrd\"}[30s])) by (le)) * 1000");
+    CHECK(builtin_query(Observer::kTraefik, "request-duration")->scale == 1);
+    CHECK(observer_for("istio", spec("traefik")) == Observer::kTraefik);
+}
+
 TEST_CASE("builtin queries are Flagger's, rendered for the canary") {
     CHECK(rendered(Observer::kIstio, "request-success-rate") ==
           "sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace="
@@ -95,7 +123,6 @@ TEST_CASE("builtin queries are Flagger's, rendered for the canary") {
 
 TEST_CASE("only the two builtin names have queries, and only for the observers written") {
     CHECK_FALSE(builtin_query(Observer::kIstio, "error-rate").has_value());
-    CHECK_FALSE(builtin_query(Observer::kGloo, "request-success-rate").has_value());
 }
 
 TEST_CASE("the observer follows spec.provider, the flag and the target kind") {

@@ -78,3 +78,22 @@ TEST_CASE("resource versions compare as integers, opaque ones only by equality")
     CHECK_FALSE(resource_version_at_least("abc", "abd"));
     CHECK_FALSE(resource_version_at_least("", "1"));
 }
+
+TEST_CASE("the builtin registry gives gloo every provider string starting with gloo, and has traefik") {
+    NoClient client;
+    serin::ManualClock clock;
+    serin::kube::ObjectStore store(clock);
+    serin::kube::CachedClient kube(client, store);
+    RouterRegistry registry(serin::meshes::RouterDeps{kube});
+    serin::meshes::register_builtin_routers(registry);
+    auto gloo = registry.find("gloo");
+    REQUIRE(gloo.has_value());
+    for (const char* provider : {"gloo:v1", "glooedge", "gloo-edge"}) {
+        auto found = registry.find(provider);
+        REQUIRE(found.has_value());
+        CHECK(*found == *gloo);
+    }
+    CHECK(registry.find("traefik").has_value());
+    CHECK_FALSE(registry.find("glo").has_value());
+    CHECK_FALSE(registry.find("traefik2").has_value());
+}
