@@ -266,9 +266,11 @@ asio::awaitable<SerinCounters> scrape(http::HttpClient& http, std::string url) {
 }
 
 /// Reads the audit log from `offset` up to its last complete line, counting the requests of
-/// `user`: an ordinary request at its ResponseComplete line, a watch at ResponseStarted (when it
-/// is established, as serin counts it). Advances `offset`.
-Requests read_audit(const fs::path& file, std::uintmax_t& offset, const std::string& user) {
+/// `user`: an ordinary request at its ResponseComplete line, a watch at its first line
+/// (ResponseStarted once established, as serin counts it; `watches_seen` holds the auditIDs of
+/// those counted). Advances `offset`.
+Requests read_audit(const fs::path& file, std::uintmax_t& offset, const std::string& user,
+                    std::set<std::string>& watches_seen) {
     Requests out;
     std::ifstream in(file, std::ios::binary);
     if (!in) {
@@ -287,7 +289,12 @@ Requests read_audit(const fs::path& file, std::uintmax_t& offset, const std::str
         }
         const std::string verb = entry.value("verb", "");
         const std::string stage = entry.value("stage", "");
-        if (stage != (verb == "watch" ? "ResponseStarted" : "ResponseComplete")) {
+        if (verb == "watch") {
+            // Once per request, at whichever of its lines comes first.
+            if (!watches_seen.insert(entry.value("auditID", "")).second) {
+                continue;
+            }
+        } else if (stage != "ResponseComplete") {
             continue;
         }
         // A request for no resource (discovery, /version) is named by its path.
@@ -497,6 +504,7 @@ struct Bench {
     pid_t serin_pid = 0;
     fs::path audit_log;
     std::uintmax_t audit_offset = 0;
+    std::set<std::string> watches_seen;
 
     struct Mark {
         WallClock::time_point at;
@@ -507,7 +515,7 @@ struct Bench {
     /// Now, for a window's start or end; what the audit log holds up to now is returned and
     /// consumed, so that the next window counts from here.
     Mark mark(Requests* audit = nullptr) {
-        Requests read = read_audit(audit_log, audit_offset, kSerinUser);
+        Requests read = read_audit(audit_log, audit_offset, kSerinUser, watches_seen);
         if (audit != nullptr) {
             *audit = std::move(read);
         }
@@ -814,7 +822,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     Bench bench{io, **metrics_http, "http://127.0.0.1:" + std::to_string(*port) + "/metrics",
-                serin->pid(), options.audit_log, 0};
+                serin->pid(), options.audit_log, 0, {}};
     double rss_init_max = 0;
     const bool initialized = run_until(
         io, [&] { return watcher.initialized.size() >= n || !serin->running(); },
@@ -830,7 +838,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     std::cerr << "all initialized after " << fixed(init_seconds) << " s\n";
-    Requests init_audit = read_audit(options.audit_log, bench.audit_offset, kSerinUser);
+    Requests init_audit =
+        read_audit(options.audit_log, bench.audit_offset, kSerinUser, bench.watches_seen);
 
     // ---- settle, then at rest ----
     std::cerr << "settling (nothing changed for " << quiet_seconds << " s)...\n";
