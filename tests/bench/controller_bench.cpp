@@ -1032,5 +1032,12 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
     serin->stop(std::chrono::seconds{10});
+    // The cluster keeps a given folder (logs, the audit log): it goes too unless --keep. After a
+    // failure it is left for its logs.
+    started->reset();
+    if (!keep) {
+        std::error_code ec;
+        fs::remove_all(work_dir, ec);
+    }
     return 0;
 }
