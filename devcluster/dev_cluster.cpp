@@ -272,7 +272,7 @@ Result<void> DevCluster::spawn_apiserver() {
         "--service-account-signing-key-file=" + (pki / "sa.key").string(),
         "--service-account-issuer=https://kubernetes.default.svc",
         // Only a range to allocate Service ClusterIPs from; nothing routes to it.
-        "--service-cluster-ip-range=10.0.0.0/24",
+        "--service-cluster-ip-range=" + options_.service_cidr,
         "--allow-privileged=true",
         // No kubelet and no serviceaccount/token controllers run here: the ServiceAccount
         // admission plugin would reject every pod for lack of a "default" ServiceAccount and
@@ -290,6 +290,13 @@ Result<void> DevCluster::spawn_apiserver() {
         // nothing in the cluster needs it.
         "--endpoint-reconciler-type=none",
     };
+    if (!options_.audit_log.empty()) {
+        auto audit = audit_args();
+        if (!audit) {
+            return audit.error();
+        }
+        spec.args.insert(spec.args.end(), audit->begin(), audit->end());
+    }
     auto process = Process::spawn(std::move(spec));
     if (!process) {
         return process.error();

@@ -42,6 +42,15 @@ struct DevClusterOptions {
     bool start_prometheus = true;   ///< needs start_meshsim
     std::filesystem::path prometheus = "prometheus";  ///< a path, or a name looked up in $PATH
     std::string scrape_interval = "1s";
+    /// The API server's --service-cluster-ip-range, which ClusterIPs are allocated from (nothing
+    /// routes to it). A /24 holds 254 Services; benchmarks with thousands of canaries (three
+    /// Services each) widen it, e.g. to a /16 for 10,000.
+    std::string service_cidr = "10.0.0.0/24";
+    /// When set, the API server writes its audit log here: one JSON object a line, at the
+    /// Metadata level (user, verb, resource, namespace, name, code; no bodies), for each request
+    /// of `audit_users` (every user when empty) once answered (watches: once started).
+    std::filesystem::path audit_log;
+    std::vector<std::string> audit_users;
     /// For the whole of start(), and for each later start_apiserver().
     std::chrono::seconds start_timeout{60};
     /// Wait until the controller-manager has reconciled a probe Deployment before start()
@@ -157,6 +166,8 @@ private:
     Result<void> start_etcd();
     Result<void> start_apiserver_on_new_ports();
     Result<void> spawn_apiserver();
+    /// Writes the audit policy and returns the API server's flags for options_.audit_log.
+    Result<std::vector<std::string>> audit_args() const;
     Result<void> wait_apiserver_ready();
     Result<void> start_controller_manager();
     Result<void> install_crds();

@@ -176,6 +176,37 @@ Result<void> DevCluster::write_tokens() {
     return write_file(tokens_file(), content);
 }
 
+Result<std::vector<std::string>> DevCluster::audit_args() const {
+    // Metadata: who did what to which object, with the answer's code, and no bodies. The stage
+    // RequestReceived is dropped, so an ordinary request is one line (ResponseComplete) and a
+    // watch two (ResponseStarted, then ResponseComplete when it ends).
+    std::ostringstream policy;
+    policy << "apiVersion: audit.k8s.io/v1\n"
+           << "kind: Policy\n"
+           << "omitStages: [RequestReceived]\n"
+           << "rules:\n"
+           << "- level: Metadata\n";
+    if (!options_.audit_users.empty()) {
+        policy << "  users:\n";
+        for (const std::string& user : options_.audit_users) {
+            policy << "  - " << quote_yaml(user) << "\n";
+        }
+        policy << "- level: None\n";
+    }
+    const fs::path file = work_dir_ / "audit-policy.yaml";
+    if (auto r = write_file(file, policy.str()); !r) {
+        return r.error();
+    }
+    return std::vector<std::string>{
+        "--audit-policy-file=" + file.string(),
+        "--audit-log-path=" + options_.audit_log.string(),
+        "--audit-log-format=json",
+        // One file, never rotated: a benchmark reads it whole.
+        "--audit-log-maxsize=0",
+        "--audit-log-maxbackup=0",
+    };
+}
+
 std::string DevCluster::write_kubeconfig(const std::string& file, const std::string& user,
                                          const std::string& token) const {
     std::ostringstream out;

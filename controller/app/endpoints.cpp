@@ -16,6 +16,7 @@ constexpr auto kStuckReconcile = std::chrono::minutes{10};
 http::ServerResponse metrics(const EndpointSources& sources) {
     telemetry::Telemetry::Totals totals;
     totals.api_requests = sources.api.by_verb_and_code;
+    totals.kube_requests = sources.api.by_verb_resource_code;
     totals.api_throttled = sources.api.throttled;
     if (const canary::Controller* live = sources.controller()) {
         sources.telemetry.set_queue_depth(live->queue_depth());

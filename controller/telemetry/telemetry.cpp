@@ -84,6 +84,13 @@ Telemetry::Telemetry(std::string_view version, std::string_view mesh_provider)
                          .Help("Requests to the Kubernetes API server, retries included, by verb "
                                "(the HTTP method, or WATCH) and code (the status, or error)")
                          .Register(*registry_);
+    kube_requests_ = &prometheus::BuildCounter()
+                          .Name("serin_kube_requests_total")
+                          .Help("Requests to the Kubernetes API server, retries included, by "
+                                "Kubernetes verb (get, list, watch, create, update, patch, "
+                                "delete), resource (resource/subresource) and code (the status, "
+                                "or error)")
+                          .Register(*registry_);
     api_throttled_ = &prometheus::BuildCounter()
                           .Name("serin_api_throttled_total")
                           .Help("Writes that waited for the client's token bucket")
@@ -213,6 +220,11 @@ void Telemetry::set_totals(const Totals& now) {
         const auto& [verb, code] = verb_and_code;
         advance(api_requests_->Add({{"verb", verb}, {"code", code}}),
                 totals_.api_requests[verb_and_code], total);
+    }
+    for (const auto& [key, total] : now.kube_requests) {
+        const auto& [verb, resource, code] = key;
+        advance(kube_requests_->Add({{"verb", verb}, {"resource", resource}, {"code", code}}),
+                totals_.kube_requests[key], total);
     }
     advance(*api_throttled_, totals_.api_throttled, now.api_throttled);
     advance(watch_restarts_->Add({{"reason", "error"}}), totals_.watch_failures, now.watch_failures);

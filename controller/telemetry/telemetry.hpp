@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "crds/api/canary.hpp"
@@ -81,11 +82,15 @@ public:
     struct Totals {
         /// Requests to the API server by verb (GET, POST, ..., WATCH) and code ("200", "error").
         std::map<std::pair<std::string, std::string>, std::uint64_t> api_requests;
+        /// The same by Kubernetes verb (get, list, watch, create, update, patch, delete),
+        /// resource ("canaries/status" for a subresource) and code.
+        std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> kube_requests;
         std::uint64_t api_throttled = 0;  ///< writes that waited for the token bucket
         std::uint64_t watch_failures = 0; ///< watches that ended in an error (then restarted)
         std::uint64_t relists = 0;        ///< re-lists after 410 Gone
     };
-    /// serin_api_requests_total{verb, code}, serin_api_throttled_total,
+    /// serin_api_requests_total{verb, code}, serin_kube_requests_total{verb, resource, code},
+    /// serin_api_throttled_total,
     /// serin_watch_restarts_total{reason = error | gone}.
     void set_totals(const Totals& totals);
 
@@ -104,6 +109,7 @@ private:
     prometheus::Family<prometheus::Histogram>* metric_queries_;
     prometheus::Counter* notification_failures_;
     prometheus::Family<prometheus::Counter>* api_requests_;
+    prometheus::Family<prometheus::Counter>* kube_requests_;
     prometheus::Counter* api_throttled_;
     prometheus::Family<prometheus::Counter>* watch_restarts_;
     Totals totals_;

@@ -321,6 +321,7 @@ public:
                                        ? std::to_string(options.timeout_seconds)
                                        : std::string{});
         ++stats_.watches;
+        const std::string watch_path = type.collection_path(ns);
         std::optional<Error> stream_error;
         // A watch is counted once it is established (its first line, which only a 2xx answer
         // delivers), not when it ends minutes later; one that never sends a line is counted then.
@@ -329,6 +330,8 @@ public:
             if (!counted) {
                 counted = true;
                 ++stats_.by_verb_and_code[{"WATCH", "200"}];
+                auto [kube_verb, resource] = kube_verb_and_resource("WATCH", watch_path);
+                ++stats_.by_verb_resource_code[{kube_verb, resource, "200"}];
             }
             if (line.empty()) {
                 return true;
@@ -429,6 +432,8 @@ private:
             if (counted == nullptr || !*counted) {
                 const std::string code = response ? std::to_string(response->status) : "error";
                 ++stats_.by_verb_and_code[{std::string{verb}, code}];
+                auto [kube_verb, resource] = kube_verb_and_resource(verb, path);
+                ++stats_.by_verb_resource_code[{kube_verb, resource, code}];
             }
             if (response && response->status == 401 && token_file_ && attempt == 0) {
                 continue;
@@ -505,6 +510,59 @@ private:
 };
 
 }  // namespace
+
+std::pair<std::string, std::string> kube_verb_and_resource(std::string_view method,
+                                                           std::string_view path) {
+    path = path.substr(0, path.find('?'));
+    std::vector<std::string_view> parts;
+    while (!path.empty()) {
+        const std::size_t slash = path.find('/');
+        if (slash != 0) {
+            parts.push_back(path.substr(0, slash));
+        }
+        path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+    }
+    std::string lower;
+    for (const char c : method) {
+        lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    // /api/v1/... or /apis/GROUP/VERSION/...; then [namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]],
+    // where namespaces/NS alone is the Namespace NS itself.
+    std::size_t at = 0;
+    if (!parts.empty() && parts[0] == "api") {
+        at = 2;
+    } else if (!parts.empty() && parts[0] == "apis") {
+        at = 3;
+    } else {
+        return {lower, ""};
+    }
+    if (parts.size() > at + 2 && parts[at] == "namespaces") {
+        at += 2;
+    }
+    if (parts.size() <= at) {
+        return {lower, ""};
+    }
+    std::string resource{parts[at]};
+    const bool collection = parts.size() == at + 1;
+    if (parts.size() > at + 2) {
+        resource += "/" + std::string{parts[at + 2]};
+    }
+    static constexpr std::pair<std::string_view, std::string_view> kVerbs[] = {
+        {"post", "create"}, {"put", "update"}, {"patch", "patch"}, {"watch", "watch"}};
+    std::string verb = lower;
+    if (lower == "get") {
+        verb = collection ? "list" : "get";
+    } else if (lower == "delete") {
+        verb = collection ? "deletecollection" : "delete";
+    } else {
+        for (const auto& [from, to] : kVerbs) {
+            if (lower == from) {
+                verb = to;
+            }
+        }
+    }
+    return {verb, resource};
+}
 
 Result<WatchEvent> decode_watch_frame(std::string_view line) {
     auto frame = Json::parse(line, nullptr, false);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "platform/core/clock.hpp"
@@ -39,7 +40,19 @@ struct RestClientStats {
     /// HTTP requests sent, retries included, by verb (the method, or WATCH) and code (the
     /// answer's status, or "error" when none came: a connection failure or a timeout).
     std::map<std::pair<std::string, std::string>, std::uint64_t> by_verb_and_code;
+    /// The same requests by Kubernetes verb (get, list, watch, create, update, patch, delete),
+    /// resource ("deployments", or "canaries/status" for a subresource) and code: the names the
+    /// API server's audit log gives them.
+    std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t>
+        by_verb_resource_code;
 };
+
+/// The Kubernetes verb and resource of a request to the API server: `method` is the HTTP method
+/// (or "WATCH"), `path` the URL's path with or without its query. A GET of a collection is
+/// "list", of one object "get"; a DELETE of a collection "deletecollection". Paths outside
+/// /api and /apis (/version, /healthz) keep the lower-cased method and have the resource "".
+std::pair<std::string, std::string> kube_verb_and_resource(std::string_view method,
+                                                           std::string_view path);
 
 /// The KubeClient that speaks REST to a real API server over an HttpClient.
 class RestKubeClient : public KubeClient {

@@ -256,6 +256,59 @@ TEST_CASE("requests are counted by verb and status, a watch once, when it is est
     CHECK(f.client->stats().by_verb_and_code.size() == 5);
 }
 
+TEST_CASE("requests are counted by Kubernetes verb, resource and code as the audit log names them") {
+    Fixture f;
+    auto count = [&](const std::string& verb, const std::string& resource,
+                     const std::string& code) {
+        const auto& counts = f.client->stats().by_verb_resource_code;
+        auto it = counts.find({verb, resource, code});
+        return it == counts.end() ? std::uint64_t{0} : it->second;
+    };
+    f.script = {{200, R"({"metadata":{"name":"y"}})", {}},
+                {200, R"({"metadata":{"resourceVersion":"3"},"items":[]})", {}},
+                {409, status_body(409, "Conflict", "changed"), {}},
+                {201, R"({"metadata":{"name":"z"}})", {}}};
+    CHECK(f.await(f.client->get(cm, "ns", "y")));
+    CHECK(f.await(f.client->list(cm, "ns", {})));
+    Json object = {{"metadata", {{"name", "y"}}}};
+    kube::WriteOptions status;
+    status.subresource = "status";
+    CHECK_FALSE(f.await(f.client->update(cm, "ns", object, status)));
+    CHECK(f.await(f.client->create(cm, "ns", object)));
+    CHECK(count("get", "configmaps", "200") == 1);
+    CHECK(count("list", "configmaps", "200") == 1);
+    CHECK(count("update", "configmaps/status", "409") == 1);
+    CHECK(count("create", "configmaps", "201") == 1);
+
+    Json added = {{"type", "ADDED"}, {"object", {{"metadata", {{"name", "a"}, {"resourceVersion", "5"}}}}}};
+    f.script = {{200, added.dump() + "\n", {}}};
+    (void)f.await(f.client->watch(cm, "ns", {}, [](kube::WatchEvent&&) { return true; }));
+    CHECK(count("watch", "configmaps", "200") == 1);
+    CHECK(f.client->stats().by_verb_resource_code.size() == 5);
+}
+
+TEST_CASE("a request's Kubernetes verb and resource are read from its method and path") {
+    using kube::kube_verb_and_resource;
+    using VR = std::pair<std::string, std::string>;
+    CHECK(kube_verb_and_resource("GET", "/api/v1/namespaces/ns/pods/p") == VR{"get", "pods"});
+    CHECK(kube_verb_and_resource("GET", "/api/v1/namespaces/ns/pods?limit=500") == VR{"list", "pods"});
+    CHECK(kube_verb_and_resource("GET", "/api/v1/pods") == VR{"list", "pods"});
+    CHECK(kube_verb_and_resource("GET", "/api/v1/namespaces") == VR{"list", "namespaces"});
+    CHECK(kube_verb_and_resource("GET", "/api/v1/namespaces/ns") == VR{"get", "namespaces"});
+    CHECK(kube_verb_and_resource("PUT", "/apis/flagger.app/v1beta1/namespaces/ns/canaries/c/status") ==
+          VR{"update", "canaries/status"});
+    CHECK(kube_verb_and_resource("PATCH", "/apis/apps/v1/namespaces/ns/deployments/d") ==
+          VR{"patch", "deployments"});
+    CHECK(kube_verb_and_resource("POST", "/apis/coordination.k8s.io/v1/namespaces/ns/leases") ==
+          VR{"create", "leases"});
+    CHECK(kube_verb_and_resource("DELETE", "/api/v1/namespaces/ns/services/s") == VR{"delete", "services"});
+    CHECK(kube_verb_and_resource("DELETE", "/api/v1/namespaces/ns/services") ==
+          VR{"deletecollection", "services"});
+    CHECK(kube_verb_and_resource("WATCH", "/apis/apps/v1/deployments?watch=true") == VR{"watch", "deployments"});
+    CHECK(kube_verb_and_resource("GET", "/version") == VR{"get", ""});
+    CHECK(kube_verb_and_resource("GET", "") == VR{"get", ""});
+}
+
 TEST_CASE("a Status with fields of the wrong type is read without throwing") {
     Fixture f;
     f.script = {

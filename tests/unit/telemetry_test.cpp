@@ -130,3 +130,18 @@ TEST_CASE("a deleted canary's series are removed, another canary's are kept") {
     CHECK(has(text, "flagger_canary_weight{namespace=\"test\",workload=\"other-primary\"} 80"));
     t.forget_canary("test", "never-seen");  // nothing to do
 }
+
+TEST_CASE("API requests by Kubernetes verb and resource become serin_kube_requests_total") {
+    serin::telemetry::Telemetry t("0.1.0", "istio");
+    serin::telemetry::Telemetry::Totals totals;
+    totals.kube_requests[{"get", "deployments", "200"}] = 3;
+    totals.kube_requests[{"update", "canaries/status", "409"}] = 1;
+    t.set_totals(totals);
+    totals.kube_requests[{"get", "deployments", "200"}] = 5;
+    totals.kube_requests[{"watch", "services", "200"}] = 1;
+    t.set_totals(totals);
+    const std::string text = t.scrape();
+    CHECK(has(text, "serin_kube_requests_total{code=\"200\",resource=\"deployments\",verb=\"get\"} 5"));
+    CHECK(has(text, "serin_kube_requests_total{code=\"409\",resource=\"canaries/status\",verb=\"update\"} 1"));
+    CHECK(has(text, "serin_kube_requests_total{code=\"200\",resource=\"services\",verb=\"watch\"} 1"));
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Smoke test of tests/bench/controller_bench, so the harness does not rot: a handful of canaries,
+# short windows and a short soak. Asserts only that it completes and prints its tables; the
+# figures of such a short run mean nothing.
+#   controller_bench_smoke.sh <controller_bench binary> <output file>
+set -euo pipefail
+bench=$1
+out=$2
+"$bench" --canaries 5 --releases 2 --interval 10s --quiet-seconds 3 --settle-timeout 120 \
+  --rest-seconds 5 --release-seconds 10 --soak-seconds 4 --sample-seconds 2 --timeout 240 >"$out"
+cat "$out"
+for want in '| serin start -> every Canary Initialized |' \
+            '| at rest: API requests / min (serin'"'"'s counter, audit log) |' \
+            '| releases: bump -> Progressing p50 / p99 / max |' '(2 of 2 seen)' \
+            '| per minute | get | list | watch | create | update | patch | delete |' \
+            '| Flagger'"'"'s polling (model) at rest |' \
+            '| a tick of one canary | at rest | progressing |' \
+            '| soak time (s) | RSS (MiB) | open fds |'; do
+  if ! grep -qF -- "$want" "$out"; then
+    echo "missing from the output: $want" >&2
+    exit 1
+  fi
+done
