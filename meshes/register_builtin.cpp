@@ -1,6 +1,7 @@
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/istio/istio_router.hpp"
+#include "meshes/knative/knative_router.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/router.hpp"
@@ -36,6 +37,7 @@ void register_with(RouterRegistry& registry, const RouterSettings& settings) {
     registry.add("contour", [ingress_class](RouterDeps deps) {
         return make_contour_router(deps, ingress_class);
     });
+    registry.add("knative", [](RouterDeps deps) { return make_knative_router(deps); });
 }
 
 }  // namespace

@@ -151,6 +151,9 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         if (type.kind == "Ingress") {
             enqueue = [this](const Json& i) { enqueue_indexed("ingress", kube::object_key(i)); };
         }
+        if (type.group == "serving.knative.dev") {
+            enqueue = knative_enqueue(type.kind);
+        }
         watch(*caches.informer(type), std::move(enqueue));
     }
 
@@ -184,6 +187,20 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
 }
 
 Controller::~Controller() { deps_.caches.stop(); }
+
+std::function<void(const Json&)> Controller::knative_enqueue(const std::string& kind) {
+    // A Knative Service is a target (its spec, annotation and status.traffic); a Revision wakes
+    // the canary of its Service (its readiness is the primary's or the canary's).
+    const std::string label = kind == "Service" ? "" : "serving.knative.dev/service";
+    return [this, label](const Json& object) {
+        const std::string service =
+            label.empty() ? kube::object_name(object)
+                          : string_at(object, {"metadata", "labels", label});
+        if (!service.empty()) {
+            enqueue_indexed("target", target_index(kube::object_namespace(object), "Service", service));
+        }
+    };
+}
 
 void Controller::watch(kube::Informer& informer,
                        std::function<void(const Json&)> enqueue_for) {

@@ -94,6 +94,8 @@ public:
 
 private:
     void watch(kube::Informer& informer, std::function<void(const kube::Json&)> enqueue_for);
+    /// What a change to a Knative Service or Revision (`kind`) wakes: the canary of the Service.
+    std::function<void(const kube::Json&)> knative_enqueue(const std::string& kind);
     /// The CanaryRequests' index and handlers, when the caches watch them.
     void watch_requests();
     void enqueue_canary(const kube::Json& canary);

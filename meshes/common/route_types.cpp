@@ -36,12 +36,23 @@ const kube::ResourceType& contour_http_proxies() {
     return type;
 }
 
+const kube::ResourceType& knative_services() {
+    static const kube::ResourceType type{"serving.knative.dev", "v1", "services", "Service"};
+    return type;
+}
+
+const kube::ResourceType& knative_revisions() {
+    static const kube::ResourceType type{"serving.knative.dev", "v1", "revisions", "Revision"};
+    return type;
+}
+
 std::vector<kube::ResourceType> all() {
     return {istio_virtual_services(),         istio_destination_rules(),
             smi_traffic_splits("v1alpha1"),   smi_traffic_splits("v1alpha2"),
             smi_traffic_splits("v1alpha3"),   gateway_http_routes("v1"),
             gateway_http_routes("v1beta1"),  ingresses(),
-            contour_http_proxies()};
+            contour_http_proxies(),
+            knative_services(),               knative_revisions()};
 }
 
 }  // namespace serin::meshes::route_types

@@ -20,6 +20,11 @@ const kube::ResourceType& ingresses();
 /// projectcontour.io/v1 HTTPProxy (the contour router).
 const kube::ResourceType& contour_http_proxies();
 
+/// serving.knative.dev/v1 Service (the knative router's target and routing object) and
+/// Revision (whose Ready condition stands for the primary's and the canary's readiness).
+const kube::ResourceType& knative_services();
+const kube::ResourceType& knative_revisions();
+
 /// Every routing type a router of this build may write.
 std::vector<kube::ResourceType> all();
 
