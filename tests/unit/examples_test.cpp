@@ -12,6 +12,7 @@
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/common/route_object.hpp"
 #include "meshes/istio/istio_router.hpp"
+#include "meshes/knative/knative_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 #include "tests/support/golden.hpp"
@@ -33,6 +34,29 @@ std::vector<Routes> steps(const serin::api::Canary& canary) {
         return {{0, 100, false}, {100, 0, false}};  // A/B
     }
     return {{90, 10, false}, {50, 50, false}, {100, 0, false}};
+}
+
+/// Knative: the example Service, initialized by Serin and applied by Knative, gets spec.traffic
+/// for `routes`, which reads back once Knative reports it in status.traffic.
+std::string knative_step(const Routes& routes) {
+    Json service = serin::testing::load_document("examples/knative/service.yaml");
+    service["metadata"]["generation"] = 1;
+    service["status"] = Json{{"observedGeneration", 1}, {"latestCreatedRevisionName", "podinfo-00002"}};
+    service["metadata"]["annotations"][std::string(serin::meshes::kPrimaryRevisionAnnotation)] =
+        "podinfo-00001";
+    auto patch = serin::meshes::knative_traffic_patch(service, routes);
+    if (!patch) {
+        return patch.error().message;
+    }
+    REQUIRE(patch->has_value());
+    service["spec"].merge_patch(Json::parse(**patch)["spec"]);
+    Json traffic = service["spec"]["traffic"];
+    traffic[0]["revisionName"] = "podinfo-00002";  // Knative resolves latestRevision
+    service["status"]["traffic"] = traffic;
+    Routes plain = routes;
+    plain.mirrored = false;
+    CHECK(serin::meshes::knative_routes(service).value() == plain);
+    return {};
 }
 
 /// Builds the routing objects for `routes`; the error message when the router refuses.
@@ -72,6 +96,8 @@ std::string build(const serin::meshes::RouteContext& context, const Routes& rout
         Routes plain = routes;
         plain.mirrored = false;
         CHECK(serin::meshes::http_proxy_routes(context, *proxy).value() == plain);
+    } else if (provider == "knative") {
+        CHECK(knative_step(routes) == "");
     } else if (provider == "nginx") {
         // The canary Ingress is a copy of the user's Ingress beside the example.
         const Json user = serin::testing::load_document("examples/nginx/ingress.yaml");
