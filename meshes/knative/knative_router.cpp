@@ -24,6 +24,39 @@ std::int64_t integer_at(const Json& object, std::initializer_list<std::string_vi
     return value != nullptr && value->is_number_integer() ? value->get<std::int64_t>() : 0;
 }
 
+/// The routes a traffic list (`where`: spec or status) holds: `canary` from the first entry with
+/// latestRevision true, `primary` from the first other entry naming `primary`.
+Result<analysis::Routes> traffic_routes(const Json& service, const char* where,
+                                        const std::string& primary) {
+    const Json* traffic = find_path(service, {where, "traffic"});
+    std::optional<int> canary_weight;
+    std::optional<int> primary_weight;
+    bool canary_seen = false;
+    bool primary_seen = false;
+    if (traffic != nullptr && traffic->is_array() && !primary.empty()) {
+        for (const Json& entry : *traffic) {
+            const Json* latest = find_path(entry, {"latestRevision"});
+            const bool is_latest = latest != nullptr && latest->is_boolean() && latest->get<bool>();
+            const Json* percent = find_path(entry, {"percent"});
+            if (is_latest && !canary_seen) {
+                canary_seen = true;
+                canary_weight = percent != nullptr ? read_weight(*percent) : std::nullopt;
+            } else if (!is_latest && !primary_seen &&
+                       string_at(entry, {"revisionName"}) == primary) {
+                primary_seen = true;
+                primary_weight = percent != nullptr ? read_weight(*percent) : std::nullopt;
+            }
+        }
+    }
+    if (!canary_seen || !primary_seen) {
+        return fail(ErrorKind::kInvalid, service_id(service) + " traffic spec invalid");
+    }
+    if (!canary_weight || !primary_weight) {
+        return fail(ErrorKind::kInvalid, service_id(service) + " traffic percent missing");
+    }
+    return analysis::Routes{*primary_weight, *canary_weight, false};
+}
+
 }  // namespace
 
 std::string knative_primary_revision(const Json& service) {
@@ -50,13 +83,14 @@ Result<std::optional<std::string>> knative_traffic_patch(const Json& service,
                                              " not found");
     }
     Json traffic = knative_traffic(primary, routes);
-    if (const Json* live = find_path(service, {"spec", "traffic"}); live != nullptr && *live == traffic) {
+    if (const Json* live = find_path(service, {"spec", "traffic"});
+        live != nullptr && *live == traffic) {
         return std::optional<std::string>{};
     }
     return std::optional<std::string>{dump_json(Json{{"spec", {{"traffic", std::move(traffic)}}}})};
 }
 
-std::optional<std::string> knative_primary_patch(const Json& service, bool with_traffic) {
+std::optional<std::string> knative_primary_patch(const Json& service, bool initialize) {
     const std::string latest = knative_latest_revision(service);
     if (latest.empty()) {
         return std::nullopt;
@@ -65,12 +99,18 @@ std::optional<std::string> knative_primary_patch(const Json& service, bool with_
     if (knative_primary_revision(service) != latest) {
         patch["metadata"]["annotations"][std::string(kPrimaryRevisionAnnotation)] = latest;
     }
-    if (with_traffic) {
-        Json traffic = knative_traffic(latest, analysis::Routes{100, 0, false});
-        const Json* live = find_path(service, {"spec", "traffic"});
-        if (live == nullptr || *live != traffic) {
-            patch["spec"]["traffic"] = std::move(traffic);
+    // Initialization routes everything to the primary; a promotion keeps the weights, the
+    // primary's entry now naming the promoted revision.
+    analysis::Routes routes{100, 0, false};
+    if (!initialize) {
+        if (auto kept = traffic_routes(service, "spec", knative_primary_revision(service))) {
+            routes = *kept;
         }
+    }
+    Json traffic = knative_traffic(latest, routes);
+    const Json* live = find_path(service, {"spec", "traffic"});
+    if (live == nullptr || *live != traffic) {
+        patch["spec"]["traffic"] = std::move(traffic);
     }
     if (patch.empty()) {
         return std::nullopt;
@@ -86,33 +126,7 @@ Result<analysis::Routes> knative_routes(const Json& service) {
                     service_id(service) + " traffic not applied yet: observedGeneration " +
                         std::to_string(observed) + " < generation " + std::to_string(generation));
     }
-    const std::string primary = knative_primary_revision(service);
-    const Json* traffic = find_path(service, {"status", "traffic"});
-    std::optional<int> canary_weight;
-    std::optional<int> primary_weight;
-    bool canary_seen = false;
-    bool primary_seen = false;
-    if (traffic != nullptr && traffic->is_array() && !primary.empty()) {
-        for (const Json& entry : *traffic) {
-            const Json* latest = find_path(entry, {"latestRevision"});
-            const bool is_latest = latest != nullptr && latest->is_boolean() && latest->get<bool>();
-            const Json* percent = find_path(entry, {"percent"});
-            if (is_latest && !canary_seen) {
-                canary_seen = true;
-                canary_weight = percent != nullptr ? read_weight(*percent) : std::nullopt;
-            } else if (!is_latest && !primary_seen && string_at(entry, {"revisionName"}) == primary) {
-                primary_seen = true;
-                primary_weight = percent != nullptr ? read_weight(*percent) : std::nullopt;
-            }
-        }
-    }
-    if (!canary_seen || !primary_seen) {
-        return fail(ErrorKind::kInvalid, service_id(service) + " traffic spec invalid");
-    }
-    if (!canary_weight || !primary_weight) {
-        return fail(ErrorKind::kInvalid, service_id(service) + " traffic percent missing");
-    }
-    return analysis::Routes{*primary_weight, *canary_weight, false};
+    return traffic_routes(service, "status", knative_primary_revision(service));
 }
 
 std::optional<std::string> knative_finalize_patch(const Json& service) {

@@ -32,10 +32,13 @@ nlohmann::json knative_traffic(std::string_view primary_revision, const analysis
 Result<std::optional<std::string>> knative_traffic_patch(const nlohmann::json& service,
                                                          const analysis::Routes& routes);
 
-/// The merge patch that makes the latest created Revision the primary (Promote), or nullopt when
-/// it is, or when Knative has created none yet. With `with_traffic` it also routes everything to
-/// it (latest 0, primary 100), as a new canary's initialization does.
-std::optional<std::string> knative_primary_patch(const nlohmann::json& service, bool with_traffic);
+/// The merge patch that makes the latest created Revision the primary: the annotation, and
+/// spec.traffic's primary entry naming it. `initialize` (a new canary): everything to it (latest
+/// 0, primary 100). Otherwise (Promote) the weights of spec.traffic are kept, so that the
+/// traffic reads back at once (Flagger moves only the annotation, and its GetRoutes then finds no
+/// entry for the new primary until the next SetRoutes). nullopt when there is nothing to write,
+/// or when Knative has created no Revision yet.
+std::optional<std::string> knative_primary_patch(const nlohmann::json& service, bool initialize);
 
 /// The routes X's status.traffic holds: `canary` from the entry with latestRevision true,
 /// `primary` from the other entry naming the primary revision; never mirrored.

@@ -102,12 +102,15 @@ TEST_CASE("knative initialization and promotion move the annotation to the lates
     CHECK(golden("knative/initialize.json", init) == "");
     CHECK(init["metadata"]["annotations"]["flagger.app/primary-revision"] == "podinfo-00002");
     CHECK(init["spec"]["traffic"][1] == Json{{"revisionName", "podinfo-00002"}, {"latestRevision", false}, {"percent", 100}});
-    const Json promote = patch_of(meshes::knative_primary_patch(service(), false));
+    // Promotion mid-release keeps the weights: the primary entry names the new primary.
+    Json releasing = service();
+    releasing["spec"]["traffic"] = meshes::knative_traffic("podinfo-00001", Routes{60, 40, false});
+    const Json promote = patch_of(meshes::knative_primary_patch(releasing, false));
     CHECK(golden("knative/promote.json", promote) == "");
-    CHECK_FALSE(promote.contains("spec"));  // promotion leaves the traffic to the release steps
+    CHECK(promote["spec"]["traffic"] == meshes::knative_traffic("podinfo-00002", Routes{60, 40, false}));
 
-    Json promoted = service();
-    promoted["metadata"]["annotations"]["flagger.app/primary-revision"] = "podinfo-00002";
+    Json promoted = releasing;
+    promoted.merge_patch(promote);
     CHECK_FALSE(meshes::knative_primary_patch(promoted, false).has_value());
     Json fresh = service();
     fresh.erase("status");  // Knative has created no revision yet: nothing to name
