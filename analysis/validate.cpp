@@ -11,8 +11,8 @@ namespace {
 /// flagger-spec §2.14: a Knative Service target if and only if provider knative, and no
 /// autoscalerRef with it (Knative scales its revisions itself).
 Result<void> validate_knative(const api::CanarySpec& spec, std::string_view provider) {
-    const bool knative_target =
-        spec.target_ref.kind == "Service" && spec.target_ref.api_version == "serving.knative.dev/v1";
+    const bool knative_target = spec.target_ref.kind == "Service" &&
+                                spec.target_ref.api_version == "serving.knative.dev/v1";
     if (knative_target && provider != "knative") {
         return fail(ErrorKind::kInvalid, "spec.provider: \"" + std::string(provider) +
                                              "\" cannot release a Knative Service; a "
@@ -40,7 +40,8 @@ Result<void> validate(const api::CanarySpec& spec, std::string_view provider) {
         return knative;
     }
     const bool knative_target = provider == "knative";
-    if (!knative_target && spec.target_ref.kind != "Deployment" && spec.target_ref.kind != "DaemonSet") {
+    if (!knative_target && spec.target_ref.kind != "Deployment" &&
+        spec.target_ref.kind != "DaemonSet") {
         return fail(ErrorKind::kInvalid,
                     "spec.targetRef.kind: \"" + spec.target_ref.kind +
                         "\" is not supported; Serin releases Deployment and DaemonSet targets");

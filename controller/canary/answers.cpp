@@ -1,10 +1,10 @@
 #include "controller/canary/answers.hpp"
 
-#include "controller/canary/target_kind.hpp"
-
 #include <fmt/format.h>
 
 #include <chrono>
+
+#include "controller/canary/target_kind.hpp"
 
 namespace serin::canary {
 

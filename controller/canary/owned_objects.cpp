@@ -229,7 +229,8 @@ asio::awaitable<Result<void>> OwnedObjects::initialize_in_place(const CanaryCont
 asio::awaitable<Result<void>> OwnedObjects::promote(const CanaryContext& ctx) {
     if (!ctx.kind->has_primary_workload()) {
         ObjectPtr target = kube_.get(ctx.kind->type(), ctx.ns(), ctx.target_name());
-        co_return co_await patch_target(ctx, ctx.kind->promote_patch(target ? *target : *ctx.target));
+        co_return co_await patch_target(ctx,
+                                        ctx.kind->promote_patch(target ? *target : *ctx.target));
     }
     if (auto copied = co_await copy_configs(ctx); !copied) {
         co_return copied.error();

@@ -303,19 +303,20 @@ asio::awaitable<Observations> Reconciler::observe(const CanaryContext& ctx) {
     const auto& analysis = ctx.canary.spec.analysis;
     const SystemTime now = deps_.clock.system_now();
     if (!ctx.kind->has_primary_workload()) {
-        obs.primary = revision_readiness(ctx, ctx.kind->primary_revision_name(*ctx.target), "primary");
+        obs.primary =
+            revision_readiness(ctx, ctx.kind->primary_revision_name(*ctx.target), "primary");
         obs.canary = revision_readiness(ctx, ctx.kind->canary_revision_name(*ctx.target), "canary");
     } else {
-    const std::string primary_prefix = ctx.primary_name() + "." + ctx.ns() + " not ready: ";
-    obs.primary = ctx.primary == nullptr
-                      ? analysis::Readiness{false, true, primary_prefix + "not found"}
-                      : ctx.kind->readiness(ctx.canary, *ctx.primary,
-                                            analysis ? analysis->primary_ready_threshold : 100,
-                                            now, primary_prefix);
-    obs.canary = ctx.kind->readiness(
-        ctx.canary, *ctx.target, analysis ? analysis->canary_ready_threshold : 100, now,
-        "canary " + std::string(ctx.kind->noun()) + " " + ctx.target_name() + "." + ctx.ns() +
-            " not ready: ");
+        const std::string primary_prefix = ctx.primary_name() + "." + ctx.ns() + " not ready: ";
+        obs.primary = ctx.primary == nullptr
+                          ? analysis::Readiness{false, true, primary_prefix + "not found"}
+                          : ctx.kind->readiness(ctx.canary, *ctx.primary,
+                                                analysis ? analysis->primary_ready_threshold : 100,
+                                                now, primary_prefix);
+        obs.canary = ctx.kind->readiness(ctx.canary, *ctx.target,
+                                         analysis ? analysis->canary_ready_threshold : 100, now,
+                                         "canary " + std::string(ctx.kind->noun()) + " " +
+                                             ctx.target_name() + "." + ctx.ns() + " not ready: ");
     }
     if (auto routes = co_await ctx.router->get_routes(ctx.route_context())) {
         obs.routes = *routes;
@@ -328,10 +329,10 @@ asio::awaitable<Observations> Reconciler::observe(const CanaryContext& ctx) {
 analysis::Readiness Reconciler::revision_readiness(const CanaryContext& ctx,
                                                    const std::string& revision,
                                                    std::string_view role) const {
-    const std::string prefix = std::string(role) + " revision " +
-                               (revision.empty() ? std::string("of ") + ctx.target_name()
-                                                 : revision) +
-                               "." + ctx.ns() + " not ready: ";
+    const std::string prefix =
+        std::string(role) + " revision " +
+        (revision.empty() ? std::string("of ") + ctx.target_name() : revision) + "." + ctx.ns() +
+        " not ready: ";
     if (revision.empty()) {
         return analysis::Readiness{false, true, prefix + "none yet"};
     }
@@ -581,7 +582,8 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(CanaryContext& ctx
         co_await reporter_.event(ctx, terminating);
         ctx.canary.status = std::move(status);
     }
-    auto kind = kinds_.find(ctx.canary.spec.target_ref.kind, ctx.canary.spec.target_ref.api_version);
+    auto kind =
+        kinds_.find(ctx.canary.spec.target_ref.kind, ctx.canary.spec.target_ref.api_version);
     ctx.kind = kind ? *kind : nullptr;
     ctx.target = ctx.kind != nullptr ? deps_.kube.get(ctx.kind->type(), ctx.ns(), ctx.target_name())
                                      : nullptr;

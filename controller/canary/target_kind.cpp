@@ -93,7 +93,9 @@ public:
 /// created Revision is the canary; each is ready when its Ready condition is True.
 class KnativeKind final : public TargetKind {
 public:
-    const kube::ResourceType& type() const override { return meshes::route_types::knative_services(); }
+    const kube::ResourceType& type() const override {
+        return meshes::route_types::knative_services();
+    }
     std::string_view noun() const override { return "service"; }
 
     // Never called: there is no primary workload.
@@ -124,10 +126,10 @@ public:
                     return analysis::Readiness{true, true, ""};
                 }
                 const std::string why = api::string_at(condition, {"message"});
-                return analysis::Readiness{
-                    false, true,
-                    std::string(prefix) + "Ready condition is " +
-                        api::string_at(condition, {"status"}) + (why.empty() ? "" : ": " + why)};
+                return analysis::Readiness{false, true,
+                                           std::string(prefix) + "Ready condition is " +
+                                               api::string_at(condition, {"status"}) +
+                                               (why.empty() ? "" : ": " + why)};
             }
         }
         return analysis::Readiness{false, true, std::string(prefix) + "no Ready condition yet"};

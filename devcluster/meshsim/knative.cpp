@@ -77,7 +77,7 @@ Json make_revision(const Json& service, int n) {
     Json metadata{{"name", name + "-" + suffix},
                   {"namespace", text(service, {"metadata", "namespace"})}};
     Json labels = at(tmpl, {"metadata", "labels"}).is_object() ? at(tmpl, {"metadata", "labels"})
-                                                                 : Json::object();
+                                                               : Json::object();
     labels[kKnativeServiceLabel] = name;
     labels["serving.knative.dev/configuration"] = name;
     labels[kKnativeGenerationLabel] = std::to_string(n);
@@ -96,9 +96,10 @@ Json make_revision(const Json& service, int n) {
                   {"kind", "Revision"},
                   {"metadata", std::move(metadata)},
                   {"spec", at(tmpl, {"spec"}).is_object() ? at(tmpl, {"spec"}) : Json::object()}};
-    revision["status"] = Json{
-        {"observedGeneration", 1},
-        {"conditions", Json::array({condition("Ready", ok, ok ? "" : "sim.serin.dev/ready is false")})}};
+    revision["status"] =
+        Json{{"observedGeneration", 1},
+             {"conditions",
+              Json::array({condition("Ready", ok, ok ? "" : "sim.serin.dev/ready is false")})}};
     return revision;
 }
 
@@ -117,8 +118,8 @@ KnativeWrites knative_reconcile(const Json& service, const std::vector<Json>& re
     for (const Json& r : revisions) {
         by_name[text(r, {"metadata", "name"})] = &r;
     }
-    if (latest == nullptr ||
-        text(*latest, {"metadata", "annotations", kTemplateHashAnnotation}) != template_hash(service)) {
+    if (latest == nullptr || text(*latest, {"metadata", "annotations", kTemplateHashAnnotation}) !=
+                                 template_hash(service)) {
         out.revision = make_revision(service, latest == nullptr ? 1 : generation_of(*latest) + 1);
         latest = &*out.revision;
         by_name[text(*latest, {"metadata", "name"})] = latest;
@@ -126,17 +127,20 @@ KnativeWrites knative_reconcile(const Json& service, const std::vector<Json>& re
     // The latest ready Revision: the newest one whose Ready condition is True.
     const Json* latest_ready = nullptr;
     for (const auto& [name, r] : by_name) {
-        if (ready(*r) && (latest_ready == nullptr || generation_of(*r) > generation_of(*latest_ready))) {
+        if (ready(*r) &&
+            (latest_ready == nullptr || generation_of(*r) > generation_of(*latest_ready))) {
             latest_ready = r;
         }
     }
-    const std::string ready_name = latest_ready != nullptr ? text(*latest_ready, {"metadata", "name"}) : "";
+    const std::string ready_name =
+        latest_ready != nullptr ? text(*latest_ready, {"metadata", "name"}) : "";
     // status.traffic: spec.traffic resolved, unless it names a Revision that does not exist.
     Json traffic = Json::array();
     std::string problem;
     const Json& spec_traffic = at(service, {"spec", "traffic"});
     if (!spec_traffic.is_array() || spec_traffic.empty()) {
-        traffic.push_back(Json{{"revisionName", ready_name}, {"latestRevision", true}, {"percent", 100}});
+        traffic.push_back(
+            Json{{"revisionName", ready_name}, {"latestRevision", true}, {"percent", 100}});
     } else {
         for (const Json& entry : spec_traffic) {
             Json resolved = entry;
@@ -146,7 +150,8 @@ KnativeWrites knative_reconcile(const Json& service, const std::vector<Json>& re
             } else {
                 resolved["latestRevision"] = false;
                 if (by_name.count(text(entry, {"revisionName"})) == 0) {
-                    problem = "Revision \"" + text(entry, {"revisionName"}) + "\" referenced in traffic not found";
+                    problem = "Revision \"" + text(entry, {"revisionName"}) +
+                              "\" referenced in traffic not found";
                 }
             }
             traffic.push_back(std::move(resolved));
@@ -161,7 +166,7 @@ KnativeWrites knative_reconcile(const Json& service, const std::vector<Json>& re
                       {"latestReadyRevisionName", ready_name},
                       {"url", "http://" + text(service, {"metadata", "name"}) + "." +
                                   text(service, {"metadata", "namespace"}) + ".svc.cluster.local"}};
-    out.status["traffic"] = problem.empty() ? traffic
+    out.status["traffic"] = problem.empty()                    ? traffic
                             : at(live, {"traffic"}).is_array() ? at(live, {"traffic"})
                                                                : Json::array();
     out.status["conditions"] = Json::array({condition("Ready", problem.empty(), problem),
@@ -169,7 +174,8 @@ KnativeWrites knative_reconcile(const Json& service, const std::vector<Json>& re
     return out;
 }
 
-std::vector<Flow> knative_flows(const std::vector<Json>& services, const std::vector<Json>& revisions) {
+std::vector<Flow> knative_flows(const std::vector<Json>& services,
+                                const std::vector<Json>& revisions) {
     std::map<std::pair<std::string, std::string>, const Json*> by_name;  // (ns, name)
     for (const Json& r : revisions) {
         by_name[{text(r, {"metadata", "namespace"}), text(r, {"metadata", "name"})}] = &r;
@@ -219,12 +225,13 @@ std::vector<Flow> knative_flows(const std::vector<Json>& services, const std::ve
     return flows;
 }
 
-KnativeSim::KnativeSim(kube::KubeClient& client, Clock& clock, std::string ns)
-    : client_(client) {
+KnativeSim::KnativeSim(kube::KubeClient& client, Clock& clock, std::string ns) : client_(client) {
     kube::InformerOptions options;
     options.ns = std::move(ns);
-    services_ = std::make_unique<kube::Informer>(client, clock, meshes::route_types::knative_services(), options);
-    revisions_ = std::make_unique<kube::Informer>(client, clock, meshes::route_types::knative_revisions(), options);
+    services_ = std::make_unique<kube::Informer>(client, clock,
+                                                 meshes::route_types::knative_services(), options);
+    revisions_ = std::make_unique<kube::Informer>(
+        client, clock, meshes::route_types::knative_revisions(), options);
 }
 
 KnativeSim::~KnativeSim() = default;
@@ -279,7 +286,8 @@ Planned plan_writes(const Json& service, const std::vector<Json>& revisions) {
 
 }  // namespace
 
-asio::awaitable<void> KnativeSim::reconcile(const Json& service, const std::vector<Json>& revisions) {
+asio::awaitable<void> KnativeSim::reconcile(const Json& service,
+                                            const std::vector<Json>& revisions) {
     Planned planned = plan_writes(service, revisions);
     kube::WriteOptions status_options;
     status_options.subresource = "status";

@@ -27,7 +27,8 @@ namespace serin::meshsim {
 
 /// Labels Knative puts on a Revision.
 inline constexpr const char* kKnativeServiceLabel = "serving.knative.dev/service";
-inline constexpr const char* kKnativeGenerationLabel = "serving.knative.dev/configurationGeneration";
+inline constexpr const char* kKnativeGenerationLabel =
+    "serving.knative.dev/configurationGeneration";
 /// The template a Revision was made from (an FNV-1a hash of its JSON): knativesim's own note.
 inline constexpr const char* kTemplateHashAnnotation = "sim.serin.dev/template-hash";
 /// A template annotation that makes its Revisions not Ready.

@@ -4,7 +4,6 @@
 // and applies the traffic in status.traffic, and meshsim routes requests by it through Envoy
 // clusters <ns>/<revision>, which Prometheus scrapes and serin's builtin metrics judge.
 #include <catch2/catch.hpp>
-
 #include <set>
 
 #include "meshes/common/route_types.hpp"
@@ -30,24 +29,33 @@ Json knative_canary(Scenario& s, Json spec_extra = Json::object()) {
     const Json metrics = Json::array(
         {{{"name", "request-success-rate"}, {"interval", "10s"}, {"thresholdRange", {{"min", 99}}}},
          {{"name", "request-duration"}, {"interval", "10s"}, {"thresholdRange", {{"max", 500}}}}});
-    const Json analysis = {{"interval", "3s"}, {"threshold", 2}, {"stepWeight", 20},
-                           {"maxWeight", 40},  {"metrics", metrics}};
-    Json spec = {{"provider", "knative"},
-                 {"targetRef", {{"apiVersion", "serving.knative.dev/v1"}, {"kind", "Service"}, {"name", "podinfo"}}},
-                 {"metricsServer", s.cluster().prometheus_url()}};
+    const Json analysis = {{"interval", "3s"},
+                           {"threshold", 2},
+                           {"stepWeight", 20},
+                           {"maxWeight", 40},
+                           {"metrics", metrics}};
+    Json spec = {
+        {"provider", "knative"},
+        {"targetRef",
+         {{"apiVersion", "serving.knative.dev/v1"}, {"kind", "Service"}, {"name", "podinfo"}}},
+        {"metricsServer", s.cluster().prometheus_url()}};
     spec.update(spec_extra);
     return s.canary(analysis, spec);
 }
 
 /// A new template (a new Revision) with the error rate and latency meshsim gives it.
 void release(Scenario& s, const std::string& error_rate, const std::string& latency_ms) {
-    s.patch(route_types::knative_services(), "podinfo",
-            {{"spec",
-              {{"template",
-                {{"metadata",
-                  {{"annotations",
-                    {{"sim.serin.dev/error-rate", error_rate}, {"sim.serin.dev/latency-ms", latency_ms}}}}},
-                 {"spec", {{"containers", {{{"name", "podinfo"}, {"image", "ghcr.io/stefanprodan/podinfo:6.7.2"}}}}}}}}}}});
+    s.patch(
+        route_types::knative_services(), "podinfo",
+        {{"spec",
+          {{"template",
+            {{"metadata",
+              {{"annotations",
+                {{"sim.serin.dev/error-rate", error_rate},
+                 {"sim.serin.dev/latency-ms", latency_ms}}}}},
+             {"spec",
+              {{"containers",
+                {{{"name", "podinfo"}, {"image", "ghcr.io/stefanprodan/podinfo:6.7.2"}}}}}}}}}}});
 }
 
 std::string primary_revision(const Json& ksvc) {
@@ -79,12 +87,15 @@ void initialize(Scenario& s, const Json& canary) {
         [](const Json& k) { return applied_percent(k, "podinfo-00001") == 100; },
         "all traffic on podinfo-00001");
     CHECK(primary_revision(ksvc) == "podinfo-00001");
-    CHECK(at(ksvc, "/spec/traffic") == serin::meshes::knative_traffic("podinfo-00001", Routes{100, 0, false}));
+    CHECK(at(ksvc, "/spec/traffic") ==
+          serin::meshes::knative_traffic("podinfo-00001", Routes{100, 0, false}));
 }
 
 }  // namespace
 
-TEST_CASE("knative: a healthy new revision steps through spec.traffic, passes Envoy's builtin metrics and is promoted") {
+TEST_CASE(
+    "knative: a healthy new revision steps through spec.traffic, passes Envoy's builtin metrics "
+    "and is promoted") {
     Scenario s;
     s.start_serin(least_privilege_kubeconfig(s, "serin"));
     initialize(s, knative_canary(s));
@@ -107,7 +118,8 @@ TEST_CASE("knative: a healthy new revision steps through spec.traffic, passes En
             continue;
         }
         CHECK(at(ksvc, "/spec/traffic") ==
-              serin::meshes::knative_traffic("podinfo-00001", Routes{100 - weight_of(before), weight_of(before), false}));
+              serin::meshes::knative_traffic(
+                  "podinfo-00001", Routes{100 - weight_of(before), weight_of(before), false}));
         seen.insert(weight_of(before));
     }
     CHECK(seen == std::set<int>{20, 40});
@@ -118,7 +130,8 @@ TEST_CASE("knative: a healthy new revision steps through spec.traffic, passes En
         type, "podinfo", [](const Json& k) { return applied_percent(k, "podinfo-00002") == 100; },
         "all traffic on podinfo-00002");
     CHECK(primary_revision(promoted) == "podinfo-00002");
-    CHECK(at(promoted, "/spec/traffic") == serin::meshes::knative_traffic("podinfo-00002", Routes{100, 0, false}));
+    CHECK(at(promoted, "/spec/traffic") ==
+          serin::meshes::knative_traffic("podinfo-00002", Routes{100, 0, false}));
     // The metrics were judged on Envoy's data about the new revision.
     const auto canary_requests = prometheus_value(
         s.cluster().prometheus_url(),
@@ -139,7 +152,8 @@ TEST_CASE("knative: a revision answering 20% errors is rolled back to the primar
     const Json back = s.wait_object(
         route_types::knative_services(), "podinfo",
         [](const Json& k) {
-            return applied_percent(k, "podinfo-00001") == 100 && applied_percent(k, "podinfo-00002") == 0;
+            return applied_percent(k, "podinfo-00001") == 100 &&
+                   applied_percent(k, "podinfo-00002") == 0;
         },
         "all traffic back on podinfo-00001");
     CHECK(primary_revision(back) == "podinfo-00001");
@@ -150,14 +164,15 @@ TEST_CASE("knative: autoscalerRef is refused with Accepted=False naming the fiel
     Scenario s;
     s.start_serin();
     s.create(route_types::knative_services(), knative_service());
-    s.create(types::canaries(),
-             knative_canary(s, {{"autoscalerRef", {{"apiVersion", "autoscaling/v2"},
-                                                   {"kind", "HorizontalPodAutoscaler"},
-                                                   {"name", "podinfo"}}}}));
+    s.create(types::canaries(), knative_canary(s, {{"autoscalerRef",
+                                                    {{"apiVersion", "autoscaling/v2"},
+                                                     {"kind", "HorizontalPodAutoscaler"},
+                                                     {"name", "podinfo"}}}}));
     const Json refused = s.wait_canary(
         [](const Json& c) {
             for (const Json& condition : at(c, "/status/conditions")) {
-                if (condition.value("type", "") == "Accepted" && condition.value("status", "") == "False") {
+                if (condition.value("type", "") == "Accepted" &&
+                    condition.value("status", "") == "False") {
                     return true;
                 }
             }

@@ -1,16 +1,15 @@
 // Every Canary in examples/ is valid and its provider's router can build its routing objects for
 // each step of its strategy: the examples are manifests users copy, so they must work.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <limits>
 #include <optional>
 
 #include "analysis/release.hpp"
 #include "analysis/validate.hpp"
+#include "meshes/common/route_object.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
-#include "meshes/common/route_object.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/knative/knative_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
@@ -41,7 +40,8 @@ std::vector<Routes> steps(const serin::api::Canary& canary) {
 std::string knative_step(const Routes& routes) {
     Json service = serin::testing::load_document("examples/knative/service.yaml");
     service["metadata"]["generation"] = 1;
-    service["status"] = Json{{"observedGeneration", 1}, {"latestCreatedRevisionName", "podinfo-00002"}};
+    service["status"] =
+        Json{{"observedGeneration", 1}, {"latestCreatedRevisionName", "podinfo-00002"}};
     service["metadata"]["annotations"][std::string(serin::meshes::kPrimaryRevisionAnnotation)] =
         "podinfo-00001";
     auto patch = serin::meshes::knative_traffic_patch(service, routes);

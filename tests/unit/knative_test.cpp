@@ -1,11 +1,12 @@
 // Knative (flagger-spec-providers §10): the router's pure builders and readers (golden patches),
 // the Knative target kind (no primary workload, readiness from Revisions, Flagger's revision
 // hash), the validation rules of §2.14, the builtin queries, and knativesim's pure model.
+#include "devcluster/meshsim/knative.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "analysis/validate.hpp"
 #include "controller/canary/target_kind.hpp"
-#include "devcluster/meshsim/knative.hpp"
 #include "meshes/knative/knative_router.hpp"
 #include "metrics/queries.hpp"
 #include "tests/support/golden.hpp"
@@ -50,14 +51,16 @@ serin::api::CanarySpec knative_spec() {
 
 }  // namespace
 
-TEST_CASE("knative set_routes writes spec.traffic between the latest revision and the primary one") {
-    const Json patch = patch_of(meshes::knative_traffic_patch(service(), Routes{70, 30, false}).value());
+TEST_CASE(
+    "knative set_routes writes spec.traffic between the latest revision and the primary one") {
+    const Json patch =
+        patch_of(meshes::knative_traffic_patch(service(), Routes{70, 30, false}).value());
     CHECK(golden("knative/traffic-70-30.json", patch) == "");
-    CHECK(patch["spec"]["traffic"] ==
-          Json::parse(R"([{"latestRevision": true, "percent": 30},
+    CHECK(patch["spec"]["traffic"] == Json::parse(R"([{"latestRevision": true, "percent": 30},
                           {"revisionName": "podinfo-00001", "latestRevision": false, "percent": 70}])"));
     // Nothing to write when the Service holds them already.
-    CHECK_FALSE(meshes::knative_traffic_patch(service(), Routes{100, 0, false}).value().has_value());
+    CHECK_FALSE(
+        meshes::knative_traffic_patch(service(), Routes{100, 0, false}).value().has_value());
 }
 
 TEST_CASE("knative set_routes without the primary-revision annotation is refused naming it") {
@@ -66,14 +69,16 @@ TEST_CASE("knative set_routes without the primary-revision annotation is refused
     auto patch = meshes::knative_traffic_patch(s, Routes{90, 10, false});
     REQUIRE_FALSE(patch.has_value());
     CHECK(patch.error().kind == serin::ErrorKind::kInvalid);
-    CHECK(patch.error().message == "Service podinfo.test update failed: annotation flagger.app/primary-revision not found");
+    CHECK(patch.error().message ==
+          "Service podinfo.test update failed: annotation flagger.app/primary-revision not found");
 }
 
 TEST_CASE("knative get_routes reads status.traffic, what Knative applied, not spec.traffic") {
     CHECK(meshes::knative_routes(service()).value() == Routes{70, 30, false});
     // The primary entry is the one naming the annotation's revision that is not the latest.
     Json same = service();
-    same["status"]["traffic"] = Json::parse(R"([{"revisionName": "podinfo-00001", "latestRevision": true, "percent": 0},
+    same["status"]["traffic"] =
+        Json::parse(R"([{"revisionName": "podinfo-00001", "latestRevision": true, "percent": 0},
                                                 {"revisionName": "podinfo-00001", "latestRevision": false, "percent": 100}])");
     CHECK(meshes::knative_routes(same).value() == Routes{100, 0, false});
 }
@@ -84,30 +89,37 @@ TEST_CASE("knative get_routes waits for Knative and refuses a traffic list witho
     auto waiting = meshes::knative_routes(behind);
     REQUIRE_FALSE(waiting.has_value());
     CHECK(waiting.error().kind == serin::ErrorKind::kTransient);
-    CHECK(waiting.error().message == "Service podinfo.test traffic not applied yet: observedGeneration 4 < generation 5");
+    CHECK(waiting.error().message ==
+          "Service podinfo.test traffic not applied yet: observedGeneration 4 < generation 5");
 
     Json only_latest = service();
     only_latest["status"]["traffic"].erase(1);
-    CHECK(meshes::knative_routes(only_latest).error().message == "Service podinfo.test traffic spec invalid");
+    CHECK(meshes::knative_routes(only_latest).error().message ==
+          "Service podinfo.test traffic spec invalid");
     Json other_primary = service();
     other_primary["metadata"]["annotations"]["flagger.app/primary-revision"] = "podinfo-00009";
-    CHECK(meshes::knative_routes(other_primary).error().message == "Service podinfo.test traffic spec invalid");
+    CHECK(meshes::knative_routes(other_primary).error().message ==
+          "Service podinfo.test traffic spec invalid");
     Json no_percent = service();
     no_percent["status"]["traffic"][0].erase("percent");
-    CHECK(meshes::knative_routes(no_percent).error().message == "Service podinfo.test traffic percent missing");
+    CHECK(meshes::knative_routes(no_percent).error().message ==
+          "Service podinfo.test traffic percent missing");
 }
 
-TEST_CASE("knative initialization and promotion move the annotation to the latest created revision") {
+TEST_CASE(
+    "knative initialization and promotion move the annotation to the latest created revision") {
     const Json init = patch_of(meshes::knative_primary_patch(service(), true));
     CHECK(golden("knative/initialize.json", init) == "");
     CHECK(init["metadata"]["annotations"]["flagger.app/primary-revision"] == "podinfo-00002");
-    CHECK(init["spec"]["traffic"][1] == Json{{"revisionName", "podinfo-00002"}, {"latestRevision", false}, {"percent", 100}});
+    CHECK(init["spec"]["traffic"][1] ==
+          Json{{"revisionName", "podinfo-00002"}, {"latestRevision", false}, {"percent", 100}});
     // Promotion mid-release keeps the weights: the primary entry names the new primary.
     Json releasing = service();
     releasing["spec"]["traffic"] = meshes::knative_traffic("podinfo-00001", Routes{60, 40, false});
     const Json promote = patch_of(meshes::knative_primary_patch(releasing, false));
     CHECK(golden("knative/promote.json", promote) == "");
-    CHECK(promote["spec"]["traffic"] == meshes::knative_traffic("podinfo-00002", Routes{60, 40, false}));
+    CHECK(promote["spec"]["traffic"] ==
+          meshes::knative_traffic("podinfo-00002", Routes{60, 40, false}));
 
     Json promoted = releasing;
     promoted.merge_patch(promote);
@@ -119,7 +131,8 @@ TEST_CASE("knative initialization and promotion move the annotation to the lates
 
 TEST_CASE("knative finalize removes the annotation and leaves spec.traffic") {
     const Json patch = patch_of(meshes::knative_finalize_patch(service()));
-    CHECK(patch == Json::parse(R"({"metadata": {"annotations": {"flagger.app/primary-revision": null}}})"));
+    CHECK(patch ==
+          Json::parse(R"({"metadata": {"annotations": {"flagger.app/primary-revision": null}}})"));
     Json bare = service();
     bare["metadata"].erase("annotations");
     CHECK_FALSE(meshes::knative_finalize_patch(bare).has_value());
@@ -158,14 +171,19 @@ TEST_CASE("a Knative revision is ready when its Ready condition is True, and alw
     const auto* kind = kinds.find("Service", "serving.knative.dev/v1").value();
     const serin::api::Canary canary;
     const auto now = std::chrono::system_clock::now();
-    Json revision{{"status", {{"conditions", Json::array({{{"type", "Ready"}, {"status", "True"}}})}}}};
+    Json revision{
+        {"status", {{"conditions", Json::array({{{"type", "Ready"}, {"status", "True"}}})}}}};
     CHECK(kind->readiness(canary, revision, 100, now, "p: ").ready);
-    revision["status"]["conditions"][0] = Json{{"type", "Ready"}, {"status", "False"}, {"message", "image pull"}};
-    auto not_ready = kind->readiness(canary, revision, 100, now, "canary revision podinfo-00002.test not ready: ");
+    revision["status"]["conditions"][0] =
+        Json{{"type", "Ready"}, {"status", "False"}, {"message", "image pull"}};
+    auto not_ready = kind->readiness(canary, revision, 100, now,
+                                     "canary revision podinfo-00002.test not ready: ");
     CHECK_FALSE(not_ready.ready);
     CHECK(not_ready.retriable);
-    CHECK(not_ready.message == "canary revision podinfo-00002.test not ready: Ready condition is False: image pull");
-    CHECK(kind->readiness(canary, Json::object(), 100, now, "x: ").message == "x: no Ready condition yet");
+    CHECK(not_ready.message ==
+          "canary revision podinfo-00002.test not ready: Ready condition is False: image pull");
+    CHECK(kind->readiness(canary, Json::object(), 100, now, "x: ").message ==
+          "x: no Ready condition yet");
 }
 
 TEST_CASE("a Knative Service target needs provider knative, and provider knative needs one") {
@@ -173,11 +191,13 @@ TEST_CASE("a Knative Service target needs provider knative, and provider knative
     CHECK(serin::analysis::validate(spec, "knative").has_value());
     auto istio = serin::analysis::validate(spec, "istio");
     REQUIRE_FALSE(istio.has_value());
-    CHECK(istio.error().message.starts_with("spec.provider: \"istio\" cannot release a Knative Service"));
+    CHECK(istio.error().message.starts_with(
+        "spec.provider: \"istio\" cannot release a Knative Service"));
     spec.target_ref = {"apps/v1", "Deployment", "podinfo"};
     auto deployment = serin::analysis::validate(spec, "knative");
     REQUIRE_FALSE(deployment.has_value());
-    CHECK(deployment.error().message.starts_with("spec.targetRef: provider knative releases only Knative Services"));
+    CHECK(deployment.error().message.starts_with(
+        "spec.targetRef: provider knative releases only Knative Services"));
 }
 
 TEST_CASE("autoscalerRef is refused with a Knative Service target, naming the field") {
@@ -188,28 +208,37 @@ TEST_CASE("autoscalerRef is refused with a Knative Service target, naming the fi
     auto refused = serin::analysis::validate(spec, "knative");
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error().kind == serin::ErrorKind::kInvalid);
-    CHECK(refused.error().message.starts_with("spec.autoscalerRef: not allowed with a Knative Service target"));
+    CHECK(refused.error().message.starts_with(
+        "spec.autoscalerRef: not allowed with a Knative Service target"));
 }
 
-TEST_CASE("knative builtin metrics query Envoy's cluster of the route, the latest created revision") {
+TEST_CASE(
+    "knative builtin metrics query Envoy's cluster of the route, the latest created revision") {
     serin::api::Canary canary;
     canary.metadata.ns = "test";
     canary.spec = knative_spec();
-    canary.spec.route_ref = serin::api::LocalObjectRef{"", "", "podinfo-00002"};  // set by the reconciler
+    canary.spec.route_ref =
+        serin::api::LocalObjectRef{"", "", "podinfo-00002"};  // set by the reconciler
     serin::api::CanaryMetric metric;
     metric.interval = "1m";
     const auto observer = serin::metrics::observer_for("", canary.spec);
     REQUIRE(observer == serin::metrics::Observer::kKnative);
     const auto vars = serin::metrics::template_vars(canary, metric);
-    const std::string success = serin::metrics::render_query(
-        serin::metrics::builtin_query(observer, "request-success-rate")->query, vars).value();
-    CHECK(success == "sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~\"test/podinfo-00002\","
-                     "envoy_response_code!~\"5.*\"}[1m])) / sum(rate(envoy_cluster_upstream_rq{"
-                     "envoy_cluster_name=~\"test/podinfo-00002\"}[1m])) * 100");
-    const std::string duration = serin::metrics::render_query(
-        serin::metrics::builtin_query(observer, "request-duration")->query, vars).value();
-    CHECK(duration == "histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{"
-                      "envoy_cluster_name=~\"test/podinfo-00002\"}[1m])) by (le))");
+    const std::string success =
+        serin::metrics::render_query(
+            serin::metrics::builtin_query(observer, "request-success-rate")->query, vars)
+            .value();
+    CHECK(success ==
+          "sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~\"test/podinfo-00002\","
+          "envoy_response_code!~\"5.*\"}[1m])) / sum(rate(envoy_cluster_upstream_rq{"
+          "envoy_cluster_name=~\"test/podinfo-00002\"}[1m])) * 100");
+    const std::string duration =
+        serin::metrics::render_query(
+            serin::metrics::builtin_query(observer, "request-duration")->query, vars)
+            .value();
+    CHECK(duration ==
+          "histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{"
+          "envoy_cluster_name=~\"test/podinfo-00002\"}[1m])) by (le))");
 }
 
 TEST_CASE("knativesim creates a Ready revision per template change and reports it in the status") {
@@ -226,7 +255,9 @@ TEST_CASE("knativesim creates a Ready revision per template change and reports i
     CHECK(rev["status"]["conditions"][0] == Json{{"type", "Ready"}, {"status", "True"}});
     CHECK(first.status["observedGeneration"] == 4);
     CHECK(first.status["latestCreatedRevisionName"] == "podinfo-00001");
-    CHECK(first.status["traffic"] == Json::parse(R"([{"revisionName": "podinfo-00001", "latestRevision": true, "percent": 100}])"));
+    CHECK(first.status["traffic"] ==
+          Json::parse(
+              R"([{"revisionName": "podinfo-00001", "latestRevision": true, "percent": 100}])"));
 
     // Same template: nothing new. A changed one: the next number.
     CHECK_FALSE(meshsim::knative_reconcile(s, {rev}).revision.has_value());
@@ -264,7 +295,8 @@ TEST_CASE("meshsim sends a Knative Service's stream to its revisions by status.t
               {"status", {{"conditions", Json::array({{{"type", "Ready"}, {"status", "True"}}})}}}};
     Json rev2 = rev1;
     rev2["metadata"]["name"] = "podinfo-00002";
-    rev2["metadata"]["annotations"] = {{"sim.serin.dev/error-rate", "20"}, {"sim.serin.dev/latency-ms", "80"}};
+    rev2["metadata"]["annotations"] = {{"sim.serin.dev/error-rate", "20"},
+                                       {"sim.serin.dev/latency-ms", "80"}};
     const auto flows = meshsim::knative_flows({s}, {rev1, rev2});
     REQUIRE(flows.size() == 2);
     CHECK(flows[0].version.workload == "podinfo-00001");
