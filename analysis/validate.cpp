@@ -6,13 +6,47 @@
 
 namespace serin::analysis {
 
+namespace {
+
+/// flagger-spec §2.14: a Knative Service target if and only if provider knative, and no
+/// autoscalerRef with it (Knative scales its revisions itself).
+Result<void> validate_knative(const api::CanarySpec& spec, std::string_view provider) {
+    const bool knative_target = spec.target_ref.kind == "Service" &&
+                                spec.target_ref.api_version == "serving.knative.dev/v1";
+    if (knative_target && provider != "knative") {
+        return fail(ErrorKind::kInvalid, "spec.provider: \"" + std::string(provider) +
+                                             "\" cannot release a Knative Service; a "
+                                             "serving.knative.dev/v1 Service target needs "
+                                             "provider knative");
+    }
+    if (!knative_target && provider == "knative") {
+        return fail(ErrorKind::kInvalid,
+                    "spec.targetRef: provider knative releases only Knative Services (apiVersion "
+                    "serving.knative.dev/v1, kind Service), not " +
+                        spec.target_ref.api_version + " " + spec.target_ref.kind);
+    }
+    if (knative_target && spec.autoscaler_ref) {
+        return fail(ErrorKind::kInvalid,
+                    "spec.autoscalerRef: not allowed with a Knative Service target (Knative "
+                    "scales its revisions itself)");
+    }
+    return Result<void>{};
+}
+
+}  // namespace
+
 Result<void> validate(const api::CanarySpec& spec, std::string_view provider) {
-    if (spec.target_ref.kind != "Deployment" && spec.target_ref.kind != "DaemonSet") {
+    if (auto knative = validate_knative(spec, provider); !knative) {
+        return knative;
+    }
+    const bool knative_target = provider == "knative";
+    if (!knative_target && spec.target_ref.kind != "Deployment" &&
+        spec.target_ref.kind != "DaemonSet") {
         return fail(ErrorKind::kInvalid,
                     "spec.targetRef.kind: \"" + spec.target_ref.kind +
                         "\" is not supported; Serin releases Deployment and DaemonSet targets");
     }
-    if (spec.target_ref.api_version != "apps/v1") {
+    if (!knative_target && spec.target_ref.api_version != "apps/v1") {
         return fail(ErrorKind::kInvalid, "spec.targetRef.apiVersion: \"" +
                                              spec.target_ref.api_version +
                                              "\" is not supported; use apps/v1");

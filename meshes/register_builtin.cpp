@@ -2,6 +2,7 @@
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/gloo/gloo_router.hpp"
 #include "meshes/istio/istio_router.hpp"
+#include "meshes/knative/knative_router.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/router.hpp"
@@ -40,6 +41,7 @@ void register_with(RouterRegistry& registry, const RouterSettings& settings) {
     });
     registry.add_prefix("gloo", [](RouterDeps deps) { return make_gloo_router(deps); });
     registry.add("traefik", [](RouterDeps deps) { return make_traefik_router(deps); });
+    registry.add("knative", [](RouterDeps deps) { return make_knative_router(deps); });
 }
 
 }  // namespace

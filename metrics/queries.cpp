@@ -157,6 +157,15 @@ std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view me
                                           1}
                            : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
         }
+        case Observer::kKnative: {
+            // Envoy's upstream cluster of the latest created revision, <ns>/<revision>: the
+            // template variable `route` is that revision for Knative targets (§5.3).
+            const std::string labels = "envoy_cluster_name=~\"{{ namespace }}/{{ route }}\"";
+            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
+                                                       "envoy_response_code!~\"5.*\""),
+                                          1}
+                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
+        }
         case Observer::kTraefik: {
             // Traefik's service of S-canary from the TraefikService: <ns>-<S>-canary-<port>@kubernetescrd
             // (Flagger writes {{ target }}; S is used here, as the objects are named from it).

@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "controller/canary/target_kind.hpp"
+
 namespace serin::canary {
 
 namespace asio = boost::asio;
@@ -81,9 +83,19 @@ std::optional<analysis::HookRun> BackgroundAnswers::hooks(const analysis::HookRe
 }
 
 std::optional<std::vector<analysis::MetricResult>> BackgroundAnswers::metrics() {
+    // The kind may set the metrics' `route` (Knative: the latest created revision).
+    api::Canary checked = ctx_.canary;
+    if (ctx_.kind != nullptr && ctx_.target != nullptr) {
+        if (std::optional<std::string> route = ctx_.kind->metric_route(*ctx_.target)) {
+            checked.spec.route_ref = api::LocalObjectRef{};
+            checked.spec.route_ref->name = std::move(*route);
+        }
+    }
     auto answer = calls_.ask(
         ctx_.key, "metrics " + about_,
-        [&checker = checker_, canary = ctx_.canary] { return as_answer(checker.check(canary)); },
+        [&checker = checker_, canary = std::move(checked)] {
+            return as_answer(checker.check(canary));
+        },
         [canary = ctx_.canary, budget = calls_.budget()] {
             return Answer{unanswered_metrics(canary, budget)};
         });

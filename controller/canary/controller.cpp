@@ -147,11 +147,7 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     // AlertProviders are read at each alert; a change needs no reconcile of its own. Routing
     // objects: a change to one the canary owns (drift) is reconciled at once.
     for (const kube::ResourceType& type : caches.options().route_types) {
-        std::function<void(const Json&)> enqueue;
-        if (type.kind == "Ingress") {
-            enqueue = [this](const Json& i) { enqueue_indexed("ingress", kube::object_key(i)); };
-        }
-        watch(*caches.informer(type), std::move(enqueue));
+        watch(*caches.informer(type), route_enqueue(type));
     }
 
     watch_requests();
@@ -184,6 +180,27 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
 }
 
 Controller::~Controller() { deps_.caches.stop(); }
+
+std::function<void(const Json&)> Controller::route_enqueue(const kube::ResourceType& type) {
+    if (type.kind == "Ingress") {
+        return [this](const Json& i) { enqueue_indexed("ingress", kube::object_key(i)); };
+    }
+    if (type.group == "serving.knative.dev") {
+        // A Knative Service is a target (its spec, annotation and status.traffic); a Revision
+        // wakes the canary of its Service (its readiness is the primary's or the canary's).
+        const std::string label = type.kind == "Service" ? "" : "serving.knative.dev/service";
+        return [this, label](const Json& object) {
+            const std::string service = label.empty()
+                                            ? kube::object_name(object)
+                                            : string_at(object, {"metadata", "labels", label});
+            if (!service.empty()) {
+                enqueue_indexed("target",
+                                target_index(kube::object_namespace(object), "Service", service));
+            }
+        };
+    }
+    return nullptr;
+}
 
 void Controller::watch(kube::Informer& informer,
                        std::function<void(const Json&)> enqueue_for) {

@@ -17,7 +17,7 @@ namespace types = kube::types;
 
 asio::awaitable<Result<void>> OwnedObjects::fetch_secrets(const CanaryContext& ctx) {
     std::map<std::string, std::vector<std::string>> wanted;  // namespace -> names
-    if (options_.config_tracking) {
+    if (options_.config_tracking && ctx.kind->has_primary_workload()) {
         if (const Json* pod_spec = find_path(*ctx.target, {"spec", "template", "spec"})) {
             for (const ConfigRef& ref : config_refs(*pod_spec)) {
                 if (ref.kind == ConfigRef::Kind::kSecret) {
@@ -61,8 +61,8 @@ asio::awaitable<Result<void>> OwnedObjects::fetch_secrets(const CanaryContext& c
 }
 
 Result<std::optional<api::StringMap>> OwnedObjects::tracked_configs(const CanaryContext& ctx) const {
-    if (!options_.config_tracking) {
-        return std::optional<api::StringMap>{};
+    if (!options_.config_tracking || !ctx.kind->has_primary_workload()) {
+        return std::optional<api::StringMap>{};  // Knative: no config tracking (§10)
     }
     const Json* pod_spec = find_path(*ctx.target, {"spec", "template", "spec"});
     if (pod_spec == nullptr) {
@@ -205,7 +205,33 @@ asio::awaitable<Result<void>> OwnedObjects::ensure_primary_hpa(const CanaryConte
     co_return Result<void>{};
 }
 
+asio::awaitable<Result<void>> OwnedObjects::patch_target(const CanaryContext& ctx,
+                                                         std::optional<std::string> patch) {
+    if (!patch) {
+        co_return Result<void>{};
+    }
+    auto written = co_await kube_.patch(ctx.kind->type(), ctx.ns(), ctx.target_name(),
+                                        kube::PatchType::kMerge, *patch);
+    if (!written) {
+        co_return written.error();
+    }
+    co_return Result<void>{};
+}
+
+asio::awaitable<Result<void>> OwnedObjects::initialize_in_place(const CanaryContext& ctx) {
+    const std::string& phase = ctx.canary.status.phase;
+    if (!phase.empty() && phase != "Initializing") {
+        co_return Result<void>{};
+    }
+    co_return co_await patch_target(ctx, ctx.kind->initialize_patch(*ctx.target));
+}
+
 asio::awaitable<Result<void>> OwnedObjects::promote(const CanaryContext& ctx) {
+    if (!ctx.kind->has_primary_workload()) {
+        ObjectPtr target = kube_.get(ctx.kind->type(), ctx.ns(), ctx.target_name());
+        co_return co_await patch_target(ctx,
+                                        ctx.kind->promote_patch(target ? *target : *ctx.target));
+    }
     if (auto copied = co_await copy_configs(ctx); !copied) {
         co_return copied.error();
     }

@@ -46,7 +46,11 @@ public:
     /// Creates the primary HPA when missing; with `update`, also brings it up to date.
     boost::asio::awaitable<Result<void>> ensure_primary_hpa(const CanaryContext& ctx, bool update);
 
-    /// Copies the target's template (and configs) into the primary, then its HPA (§3.7).
+    /// A kind without a primary workload (Knative), while the canary is Initializing: the target
+    /// patched into its initial state (TargetKind::initialize_patch); nothing otherwise.
+    boost::asio::awaitable<Result<void>> initialize_in_place(const CanaryContext& ctx);
+    /// Copies the target's template (and configs) into the primary, then its HPA (§3.7); a kind
+    /// without a primary workload patches the target instead (TargetKind::promote_patch).
     boost::asio::awaitable<Result<void>> promote(const CanaryContext& ctx);
     /// Scales the target up for analysis, or to zero.
     boost::asio::awaitable<Result<void>> scale(const CanaryContext& ctx, bool up);
@@ -62,6 +66,9 @@ public:
 
 private:
     boost::asio::awaitable<Result<void>> copy_configs(const CanaryContext& ctx);
+    /// Applies a merge patch to the target, when there is one.
+    boost::asio::awaitable<Result<void>> patch_target(const CanaryContext& ctx,
+                                                      std::optional<std::string> patch);
     PrimaryOptions primary_options(const CanaryContext& ctx) const;
 
     kube::CachedClient& kube_;

@@ -218,7 +218,7 @@ std::optional<std::string> Reconciler::admit(CanaryContext& ctx) const {
         return router.error().message;
     }
     ctx.router = *router;
-    auto kind = kinds_.find(spec.target_ref.kind);
+    auto kind = kinds_.find(spec.target_ref.kind, spec.target_ref.api_version);
     if (!kind) {
         return kind.error().message;
     }
@@ -231,6 +231,9 @@ std::optional<std::string> Reconciler::admit(CanaryContext& ctx) const {
     if (auto other = competing_canary(ctx)) {
         return "spec.targetRef: " + spec.target_ref.kind + " \"" + ctx.target_name() +
                "\" is already released by canary \"" + *other + "\"";
+    }
+    if (!ctx.kind->has_primary_workload()) {
+        return std::nullopt;  // no pods of its own to select: no selector label
     }
     auto label = selector_label(*ctx.target, options_.selector_labels);
     if (!label) {
@@ -258,6 +261,13 @@ Result<void> Reconciler::metric_providers_supported(const CanaryContext& ctx) co
 }
 
 asio::awaitable<Result<void>> Reconciler::ensure_owned(CanaryContext& ctx) {
+    if (!ctx.kind->has_primary_workload()) {
+        // The target is its own primary (Knative): initialized in place, then the router.
+        if (auto ok = co_await owned_.initialize_in_place(ctx); !ok) {
+            co_return ok.error();
+        }
+        co_return co_await ctx.router->reconcile(ctx.route_context());
+    }
     if (auto ok = co_await owned_.ensure_services(ctx); !ok) {
         co_return ok.error();
     }
@@ -274,7 +284,7 @@ asio::awaitable<Result<void>> Reconciler::ensure_owned(CanaryContext& ctx) {
 
 asio::awaitable<Observations> Reconciler::observe(const CanaryContext& ctx) {
     Observations obs;
-    obs.revision = revision_hash(*ctx.target);
+    obs.revision = ctx.kind->revision(*ctx.target);
     obs.configs = ctx.configs;
     if (analysis::foreign_revision(ctx.canary.status.last_applied_spec) && ctx.primary != nullptr) {
         // Taken over from another controller: what the primary runs decides (§16.7). Its config
@@ -292,22 +302,45 @@ asio::awaitable<Observations> Reconciler::observe(const CanaryContext& ctx) {
     }
     const auto& analysis = ctx.canary.spec.analysis;
     const SystemTime now = deps_.clock.system_now();
-    const std::string primary_prefix = ctx.primary_name() + "." + ctx.ns() + " not ready: ";
-    obs.primary = ctx.primary == nullptr
-                      ? analysis::Readiness{false, true, primary_prefix + "not found"}
-                      : ctx.kind->readiness(ctx.canary, *ctx.primary,
-                                            analysis ? analysis->primary_ready_threshold : 100,
-                                            now, primary_prefix);
-    obs.canary = ctx.kind->readiness(
-        ctx.canary, *ctx.target, analysis ? analysis->canary_ready_threshold : 100, now,
-        "canary " + std::string(ctx.kind->noun()) + " " + ctx.target_name() + "." + ctx.ns() +
-            " not ready: ");
+    if (!ctx.kind->has_primary_workload()) {
+        obs.primary =
+            revision_readiness(ctx, ctx.kind->primary_revision_name(*ctx.target), "primary");
+        obs.canary = revision_readiness(ctx, ctx.kind->canary_revision_name(*ctx.target), "canary");
+    } else {
+        const std::string primary_prefix = ctx.primary_name() + "." + ctx.ns() + " not ready: ";
+        obs.primary = ctx.primary == nullptr
+                          ? analysis::Readiness{false, true, primary_prefix + "not found"}
+                          : ctx.kind->readiness(ctx.canary, *ctx.primary,
+                                                analysis ? analysis->primary_ready_threshold : 100,
+                                                now, primary_prefix);
+        obs.canary = ctx.kind->readiness(ctx.canary, *ctx.target,
+                                         analysis ? analysis->canary_ready_threshold : 100, now,
+                                         "canary " + std::string(ctx.kind->noun()) + " " +
+                                             ctx.target_name() + "." + ctx.ns() + " not ready: ");
+    }
     if (auto routes = co_await ctx.router->get_routes(ctx.route_context())) {
         obs.routes = *routes;
     } else {
         obs.routes_error = routes.error().message;
     }
     co_return obs;
+}
+
+analysis::Readiness Reconciler::revision_readiness(const CanaryContext& ctx,
+                                                   const std::string& revision,
+                                                   std::string_view role) const {
+    const std::string prefix =
+        std::string(role) + " revision " +
+        (revision.empty() ? std::string("of ") + ctx.target_name() : revision) + "." + ctx.ns() +
+        " not ready: ";
+    if (revision.empty()) {
+        return analysis::Readiness{false, true, prefix + "none yet"};
+    }
+    ObjectPtr object = deps_.kube.get(*ctx.kind->revision_type(), ctx.ns(), revision);
+    if (object == nullptr) {
+        return analysis::Readiness{false, true, prefix + "not found"};
+    }
+    return ctx.kind->readiness(ctx.canary, *object, 100, deps_.clock.system_now(), prefix);
 }
 
 asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
@@ -549,7 +582,8 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(CanaryContext& ctx
         co_await reporter_.event(ctx, terminating);
         ctx.canary.status = std::move(status);
     }
-    auto kind = kinds_.find(ctx.canary.spec.target_ref.kind);
+    auto kind =
+        kinds_.find(ctx.canary.spec.target_ref.kind, ctx.canary.spec.target_ref.api_version);
     ctx.kind = kind ? *kind : nullptr;
     ctx.target = ctx.kind != nullptr ? deps_.kube.get(ctx.kind->type(), ctx.ns(), ctx.target_name())
                                      : nullptr;
@@ -565,10 +599,15 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(CanaryContext& ctx
                                     ctx.target_name(), ready.message);
             co_return ReconcileResult{std::chrono::seconds{2}};
         }
-        if (auto label = selector_label(*ctx.target, options_.selector_labels)) {
+        auto label = ctx.kind->has_primary_workload()
+                         ? selector_label(*ctx.target, options_.selector_labels)
+                         : Result<SelectorLabel>(SelectorLabel{});
+        if (label) {
             ctx.label = *label;
-            if (auto reverted = co_await owned_.revert_apex(ctx, *label); !reverted) {
-                co_return reverted.error();
+            if (ctx.kind->has_primary_workload()) {
+                if (auto reverted = co_await owned_.revert_apex(ctx, *label); !reverted) {
+                    co_return reverted.error();
+                }
             }
             auto router = deps_.routers.find(ctx.canary.spec.provider.empty()
                                                  ? options_.mesh_provider

@@ -111,6 +111,11 @@ private:
     boost::asio::awaitable<Result<void>> ensure_owned(CanaryContext& ctx);
     /// What the caches and the router show now.
     boost::asio::awaitable<analysis::Observations> observe(const CanaryContext& ctx);
+    /// A kind without a primary workload: the readiness of its revision `revision` standing for
+    /// `role` ("primary" or "canary"); not ready (retriable) while there is none or it is not
+    /// cached.
+    analysis::Readiness revision_readiness(const CanaryContext& ctx, const std::string& revision,
+                                           std::string_view role) const;
     /// Carries out a decision: actions, status (a rollback's first), then the reports.
     boost::asio::awaitable<Result<ReconcileResult>> act(CanaryContext& ctx,
                                                         const analysis::Observations& obs,

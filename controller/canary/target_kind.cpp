@@ -1,6 +1,8 @@
 #include "controller/canary/target_kind.hpp"
 
 #include "crds/api/json_access.hpp"
+#include "meshes/common/route_types.hpp"
+#include "meshes/knative/knative_router.hpp"
 #include "platform/core/json.hpp"
 #include "platform/core/time_format.hpp"
 
@@ -86,14 +88,111 @@ public:
     }
 };
 
+/// A serving.knative.dev/v1 Service (flagger-spec-providers §10): no primary workload. The
+/// Service's annotation flagger.app/primary-revision names the primary Revision, the latest
+/// created Revision is the canary; each is ready when its Ready condition is True.
+class KnativeKind final : public TargetKind {
+public:
+    const kube::ResourceType& type() const override {
+        return meshes::route_types::knative_services();
+    }
+    std::string_view noun() const override { return "service"; }
+
+    // Never called: there is no primary workload.
+    Json make_primary(const Json& target, const PrimaryOptions& /*options*/) const override {
+        return target;
+    }
+    bool primary_matches(const Json& /*live*/, const Json& /*target*/,
+                         const PrimaryOptions& /*options*/, bool /*keep*/) const override {
+        return true;
+    }
+    Json promoted_primary(const Json& live_primary, const Json& /*target*/,
+                          const PrimaryOptions& /*options*/, bool /*keep*/) const override {
+        return live_primary;
+    }
+
+    /// `workload` is a Revision (or, when the canary is deleted, the Service): ready when its
+    /// Ready condition is True. Always retriable (Knative keeps trying).
+    analysis::Readiness readiness(const api::Canary& /*canary*/, const Json& workload,
+                                  int /*threshold_percent*/, SystemTime /*now*/,
+                                  std::string_view prefix) const override {
+        const Json* conditions = api::find_path(workload, {"status", "conditions"});
+        if (conditions != nullptr && conditions->is_array()) {
+            for (const Json& condition : *conditions) {
+                if (api::string_at(condition, {"type"}) != "Ready") {
+                    continue;
+                }
+                if (api::string_at(condition, {"status"}) == "True") {
+                    return analysis::Readiness{true, true, ""};
+                }
+                const std::string why = api::string_at(condition, {"message"});
+                return analysis::Readiness{false, true,
+                                           std::string(prefix) + "Ready condition is " +
+                                               api::string_at(condition, {"status"}) +
+                                               (why.empty() ? "" : ": " + why)};
+            }
+        }
+        return analysis::Readiness{false, true, std::string(prefix) + "no Ready condition yet"};
+    }
+
+    std::optional<std::string> scale_up_patch(const Json& /*target*/, const Json* /*primary*/,
+                                              const Json* /*hpa*/) const override {
+        return std::nullopt;
+    }
+    std::optional<std::string> scale_to_zero_patch(const Json& /*target*/) const override {
+        return std::nullopt;
+    }
+    std::optional<std::string> revert_patch(const Json& /*target*/,
+                                            const Json* /*primary*/) const override {
+        return std::nullopt;
+    }
+
+    bool has_primary_workload() const override { return false; }
+    /// Flagger's own hash of status.latestCreatedRevisionName (go-spew's "(string)<name>",
+    /// flagger-spec-providers §16.2) behind Serin's prefix, so that it is Serin's value.
+    std::string revision(const Json& target) const override {
+        return std::string(analysis::kRevisionPrefix) +
+               flagger_hash("(string)" + meshes::knative_latest_revision(target));
+    }
+    const kube::ResourceType* revision_type() const override {
+        return &meshes::route_types::knative_revisions();
+    }
+    std::string primary_revision_name(const Json& target) const override {
+        return meshes::knative_primary_revision(target);
+    }
+    std::string canary_revision_name(const Json& target) const override {
+        return meshes::knative_latest_revision(target);
+    }
+    std::optional<std::string> initialize_patch(const Json& target) const override {
+        return meshes::knative_primary_patch(target, true);
+    }
+    std::optional<std::string> promote_patch(const Json& target) const override {
+        return meshes::knative_primary_patch(target, false);
+    }
+    std::optional<std::string> metric_route(const Json& target) const override {
+        std::string latest = meshes::knative_latest_revision(target);
+        if (latest.empty()) {
+            return std::nullopt;
+        }
+        return latest;
+    }
+};
+
+constexpr std::string_view kKnativeKey = "Service (serving.knative.dev/v1)";
+
 }  // namespace
 
 TargetKinds::TargetKinds() {
     kinds_.emplace("Deployment", std::make_unique<DeploymentKind>());
     kinds_.emplace("DaemonSet", std::make_unique<DaemonSetKind>());
+    kinds_.emplace(std::string(kKnativeKey), std::make_unique<KnativeKind>());
 }
 
-Result<const TargetKind*> TargetKinds::find(std::string_view kind) const {
+Result<const TargetKind*> TargetKinds::find(std::string_view kind,
+                                            std::string_view api_version) const {
+    if (kind == "Service" && api_version == "serving.knative.dev/v1") {
+        kind = kKnativeKey;
+    }
     if (auto it = kinds_.find(kind); it != kinds_.end()) {
         return it->second.get();
     }

@@ -56,16 +56,48 @@ public:
     /// (spec.revertOnDeletion), sized like the primary it replaces; nullopt when it does.
     virtual std::optional<std::string> revert_patch(const nlohmann::json& target,
                                                     const nlohmann::json* primary) const = 0;
+
+    // ---- kinds without a primary workload (Knative) -------------------------------------------
+    // Such a target is its own primary: no Services, primary, HPA, config tracking or scaling.
+    // Its primary and its canary are revisions of it (objects of revision_type()), and its
+    // initialization and promotion are patches to the target itself.
+
+    /// Whether the kind has a primary workload (Deployment, DaemonSet: yes; Knative: no).
+    virtual bool has_primary_workload() const { return true; }
+    /// The target's revision identity (status.lastAppliedSpec, flagger-spec-providers §16).
+    virtual std::string revision(const nlohmann::json& target) const {
+        return revision_hash(target);
+    }
+    /// The API type of the revisions; nullptr for kinds with a primary workload.
+    virtual const kube::ResourceType* revision_type() const { return nullptr; }
+    /// The names of the revisions standing for the primary and for the canary ("" = none yet).
+    virtual std::string primary_revision_name(const nlohmann::json& /*target*/) const { return {}; }
+    virtual std::string canary_revision_name(const nlohmann::json& /*target*/) const { return {}; }
+    /// The merge patch that initializes the target while the canary is Initializing, or nullopt
+    /// when it is (or cannot be yet).
+    virtual std::optional<std::string> initialize_patch(const nlohmann::json& /*target*/) const {
+        return std::nullopt;
+    }
+    /// The merge patch that promotes the canary revision, or nullopt when it is promoted.
+    virtual std::optional<std::string> promote_patch(const nlohmann::json& /*target*/) const {
+        return std::nullopt;
+    }
+    /// The `route` variable of metric queries when the kind sets it (Knative: the latest created
+    /// revision, flagger-spec §5.3); nullopt keeps routeRef.name or the target's name.
+    virtual std::optional<std::string> metric_route(const nlohmann::json& /*target*/) const {
+        return std::nullopt;
+    }
 };
 
 /// The kinds this build releases, by spec.targetRef.kind.
 class TargetKinds {
 public:
-    /// Deployment and DaemonSet.
+    /// Deployment, DaemonSet and the Knative Service.
     TargetKinds();
 
-    /// The kind, or kInvalid naming spec.targetRef.kind and the kinds there are.
-    Result<const TargetKind*> find(std::string_view kind) const;
+    /// The kind, or kInvalid naming spec.targetRef.kind and the kinds there are. A Service of
+    /// `api_version` serving.knative.dev/v1 is the Knative kind.
+    Result<const TargetKind*> find(std::string_view kind, std::string_view api_version = {}) const;
 
 private:
     std::map<std::string, std::unique_ptr<TargetKind>, std::less<>> kinds_;

@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
         serin::meshes::route_types::gateway_grpc_routes(),
         serin::meshes::route_types::gloo_upstreams(),
         serin::meshes::route_types::gloo_route_tables(),
-        serin::meshes::route_types::traefik_services()};
+        serin::meshes::route_types::traefik_services(),
+        serin::meshes::route_types::knative_services()};
     std::unique_ptr<serin::meshsim::Meshsim> sim;
     std::unique_ptr<prometheus::Exposer> exposer;
     std::unique_ptr<serin::http::HttpServer> front;

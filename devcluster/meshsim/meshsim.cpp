@@ -99,6 +99,12 @@ Meshsim::Meshsim(kube::KubeClient& client, Clock& clock, MeshsimOptions options)
     services_ = add(kube::types::services());
     deployments_ = add(kube::types::deployments());
     for (const kube::ResourceType& type : options_.route_types) {
+        if (type.group == "serving.knative.dev") {  // knativesim watches them itself
+            if (knative_ == nullptr) {
+                knative_ = std::make_unique<KnativeSim>(client, clock_, options_.ns);
+            }
+            continue;
+        }
         routes_.push_back(add(type));
     }
 }
@@ -220,6 +226,9 @@ asio::awaitable<void> Meshsim::run() {
     for (auto& informer : informers_) {
         informer->start(executor);
     }
+    if (knative_ != nullptr) {
+        knative_->start(executor);
+    }
     asio::steady_timer timer(executor);
     const double seconds = std::chrono::duration<double>(options_.step).count();
     for (;;) {
@@ -245,10 +254,19 @@ asio::awaitable<void> Meshsim::run() {
             }
         }
         flows_ = plan(values(*services_), values(*deployments_), routes);
+        if (knative_ != nullptr) {
+            co_await knative_->step();
+            for (Flow& flow : knative_flows(knative_->services(), knative_->revisions())) {
+                flows_.push_back(std::move(flow));
+            }
+        }
         record(stream_.step(flows_, options_.rate, seconds));
     }
     for (auto& informer : informers_) {
         informer->stop();
+    }
+    if (knative_ != nullptr) {
+        knative_->stop();
     }
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "devcluster/meshsim/knative.hpp"
 #include "devcluster/meshsim/traffic.hpp"
 #include "platform/core/clock.hpp"
 #include "platform/http/server.hpp"
@@ -34,6 +35,8 @@ class Registry;
 ///  - Traefik (TraefikService): traefik_service_requests_total{service, code, method, protocol}
 ///    and traefik_service_request_duration_seconds (histogram), per service
 ///    <ns>-<name>-<port>@kubernetescrd;
+///  - Knative (knative.hpp): Revisions and Service status written for Knative Services, whose
+///    status.traffic routes to the Revisions through Envoy clusters <ns>/<revision>;
 ///  - the app's own HTTP metrics (the kubernetes and Gateway API providers' builtin queries):
 ///    http_request_duration_seconds{kubernetes_namespace, kubernetes_pod_name, status}.
 /// Every version appears in every family, whatever mesh routes it.
@@ -81,6 +84,7 @@ private:
     kube::Informer* services_ = nullptr;
     kube::Informer* deployments_ = nullptr;
     std::vector<kube::Informer*> routes_;
+    std::unique_ptr<KnativeSim> knative_;  ///< when the server serves Knative Services
     std::unique_ptr<Families> families_;
     Stream stream_;
     RequestRouter router_;

@@ -55,6 +55,13 @@ const kube::ResourceType& gloo_route_tables() {
 const kube::ResourceType& traefik_services() {
     static const kube::ResourceType type{"traefik.io", "v1alpha1", "traefikservices",
                                          "TraefikService"};
+const kube::ResourceType& knative_services() {
+    static const kube::ResourceType type{"serving.knative.dev", "v1", "services", "Service"};
+    return type;
+}
+
+const kube::ResourceType& knative_revisions() {
+    static const kube::ResourceType type{"serving.knative.dev", "v1", "revisions", "Revision"};
     return type;
 }
 
@@ -67,7 +74,9 @@ std::vector<kube::ResourceType> all() {
             gateway_grpc_routes(),
             gloo_upstreams(),
             gloo_route_tables(),
-            traefik_services()};
+            traefik_services(),
+            knative_services(),
+            knative_revisions()};
 }
 
 }  // namespace serin::meshes::route_types

@@ -27,6 +27,11 @@ const kube::ResourceType& gloo_route_tables();
 /// traefik.io/v1alpha1 TraefikService (the traefik router).
 const kube::ResourceType& traefik_services();
 
+/// serving.knative.dev/v1 Service (the knative router's target and routing object) and
+/// Revision (whose Ready condition stands for the primary's and the canary's readiness).
+const kube::ResourceType& knative_services();
+const kube::ResourceType& knative_revisions();
+
 /// Every routing type a router of this build may write.
 std::vector<kube::ResourceType> all();
 

@@ -2,14 +2,14 @@
 // a router writes is accepted and reads back with nothing pruned; a reconcile with nothing
 // changed writes nothing; a change to a field Serin does not own is kept and does not reset the
 // weights; a change to a field it owns is repaired, keeping the weights.
-#include <catch2/catch.hpp>
-
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <catch2/catch.hpp>
 #include <vector>
 
 #include "meshes/common/route_types.hpp"
 #include "meshes/common/session_affinity.hpp"
+#include "meshes/knative/knative_router.hpp"
 #include "meshes/router.hpp"
 #include "platform/kube/discovery.hpp"
 #include "platform/kube/informer.hpp"
@@ -204,6 +204,17 @@ public:
         kube::ObjectPtr object = store_.get(type, s_.ns(), name);
         REQUIRE(object != nullptr);
         return *object;
+    }
+    /// Runs the io_context until the cached object `name` satisfies `condition` (30 s).
+    Json wait_cached(const kube::ResourceType& type, const std::string& name,
+                     const std::function<bool(const Json&)>& condition, const std::string& what) {
+        wait_for(
+            [&] {
+                kube::ObjectPtr object = store_.get(type, s_.ns(), name);
+                return object != nullptr && condition(*object);
+            },
+            what);
+        return cached(type, name);
     }
 
 private:
@@ -909,4 +920,67 @@ TEST_CASE("examples/gloo and examples/traefik: each Canary applies and its routi
         REQUIRE(bench.set_routes(context, on).has_value());
         CHECK(bench.get_routes(context).value() == on);
     }
+TEST_CASE(
+    "knative writes the primary-revision annotation and spec.traffic, and reads back what Knative "
+    "applied") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::knative_services();
+    Json service = serin::testing::load_document("examples/knative/service.yaml");
+    service["metadata"].erase("namespace");
+    s.create(type, service);
+    // knativesim (meshsim) plays Knative: the first Revision, Ready, in the Service's status.
+    auto latest_is = [](const char* revision) {
+        return [revision](const Json& ksvc) {
+            return ksvc.value("status", Json::object()).value("latestCreatedRevisionName", "") ==
+                   revision;
+        };
+    };
+    bench.wait_cached(type, "podinfo", latest_is("podinfo-00001"), "Revision podinfo-00001");
+    auto context = bench.context("examples/knative/canary.yaml", "knative", "podinfo");
+
+    // Reconcile adds the annotation only when absent.
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(
+        bench.cached(type, "podinfo")["metadata"]["annotations"]["flagger.app/primary-revision"] ==
+        "podinfo-00001");
+    std::size_t mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.write_count() == mark);
+
+    // A new template is a new Revision; the router splits between it and the primary.
+    bench.drift(
+        type, "podinfo",
+        {{"spec", {{"template", {{"metadata", {{"annotations", {{"example.com/v", "2"}}}}}}}}}});
+    bench.wait_cached(type, "podinfo", latest_is("podinfo-00002"), "Revision podinfo-00002");
+    for (const Routes& routes :
+         {Routes{60, 40, false}, Routes{0, 100, false}, Routes{100, 0, false}}) {
+        INFO("routes " << routes.primary << "/" << routes.canary);
+        REQUIRE(bench.set_routes(context, routes).has_value());
+        // Stored as sent: spec.traffic is not pruned or defaulted by the real CRD.
+        const Json stored = bench.cached(type, "podinfo");
+        CHECK(stored["spec"]["traffic"] == meshes::knative_traffic("podinfo-00001", routes));
+        // get_routes reads status.traffic: it waits until Knative has applied the spec.
+        const Json applied = bench.wait_cached(
+            type, "podinfo",
+            [](const Json& ksvc) {
+                return ksvc["metadata"]["generation"] ==
+                       ksvc["status"].value("observedGeneration", Json());
+            },
+            "Knative to apply the traffic");
+        CHECK(applied["status"]["traffic"][0]["revisionName"] == "podinfo-00002");
+        CHECK(bench.get_routes(context).value() == routes);
+        mark = bench.write_count();
+        REQUIRE(bench.set_routes(context, routes).has_value());
+        CHECK(bench.write_count() == mark);  // nothing changed, nothing written
+    }
+
+    // Finalize removes the annotation and leaves the traffic.
+    REQUIRE(bench.finalize(context).has_value());
+    const Json final_state = bench.cached(type, "podinfo");
+    CHECK_FALSE(final_state["metadata"]
+                    .value("annotations", Json::object())
+                    .contains("flagger.app/primary-revision"));
+    CHECK(final_state["spec"]["traffic"] ==
+          meshes::knative_traffic("podinfo-00001", Routes{100, 0, false}));
 }

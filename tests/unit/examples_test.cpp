@@ -1,18 +1,18 @@
 // Every Canary in examples/ is valid and its provider's router can build its routing objects for
 // each step of its strategy: the examples are manifests users copy, so they must work.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <limits>
 #include <optional>
 
 #include "analysis/release.hpp"
 #include "analysis/validate.hpp"
+#include "meshes/common/route_object.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/gloo/gloo_router.hpp"
-#include "meshes/common/route_object.hpp"
 #include "meshes/istio/istio_router.hpp"
+#include "meshes/knative/knative_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 #include "meshes/traefik/traefik_router.hpp"
@@ -35,6 +35,30 @@ std::vector<Routes> steps(const serin::api::Canary& canary) {
         return {{0, 100, false}, {100, 0, false}};  // A/B
     }
     return {{90, 10, false}, {50, 50, false}, {100, 0, false}};
+}
+
+/// Knative: the example Service, initialized by Serin and applied by Knative, gets spec.traffic
+/// for `routes`, which reads back once Knative reports it in status.traffic.
+std::string knative_step(const Routes& routes) {
+    Json service = serin::testing::load_document("examples/knative/service.yaml");
+    service["metadata"]["generation"] = 1;
+    service["status"] =
+        Json{{"observedGeneration", 1}, {"latestCreatedRevisionName", "podinfo-00002"}};
+    service["metadata"]["annotations"][std::string(serin::meshes::kPrimaryRevisionAnnotation)] =
+        "podinfo-00001";
+    auto patch = serin::meshes::knative_traffic_patch(service, routes);
+    if (!patch) {
+        return patch.error().message;
+    }
+    REQUIRE(patch->has_value());
+    service["spec"].merge_patch(Json::parse(**patch)["spec"]);
+    Json traffic = service["spec"]["traffic"];
+    traffic[0]["revisionName"] = "podinfo-00002";  // Knative resolves latestRevision
+    service["status"]["traffic"] = traffic;
+    Routes plain = routes;
+    plain.mirrored = false;
+    CHECK(serin::meshes::knative_routes(service).value() == plain);
+    return {};
 }
 
 /// Builds the routing objects for `routes`; the error message when the router refuses.
@@ -93,6 +117,8 @@ std::string build(const serin::meshes::RouteContext& context, const Routes& rout
         Routes plain = routes;
         plain.mirrored = false;
         CHECK(serin::meshes::traefik_service_routes(context, *service).value() == plain);
+    } else if (provider == "knative") {
+        CHECK(knative_step(routes) == "");
     } else if (provider == "nginx") {
         // The canary Ingress is a copy of the user's Ingress beside the example.
         const Json user = serin::testing::load_document("examples/nginx/ingress.yaml");
