@@ -409,6 +409,9 @@ private:
     std::optional<Clock::time_point> last_ok_send_;
     bool kill_at_promotion_armed_ = false;
     std::vector<Clock::time_point> exits_;
+    /// When the API server was away or slow: a step's write may then lag its check by seconds.
+    std::vector<Window> disturbances_;
+    Clock::time_point api_down_since_ = Clock::time_point::max();  ///< etcd stopped
     std::vector<bool> was_running_;
     // API request sampling
     std::vector<std::optional<double>> last_counter_;
@@ -634,7 +637,16 @@ void Campaign::observe_pacing(Track& t, const Json& canary, Clock::time_point se
     if (progressing && r.last_seen_progressing && key != r.last_step_key) {
         // A paced step. It happened in (seen_after, seen_by]; the previous one after
         // last_step_after: the most they can be apart is seen_by - last_step_after.
-        if (r.last_step_after) {
+        // A write held up by an API outage or a slow network says nothing of when its step's
+        // checks ran: pairs whose earlier step may have been held up are not judged.
+        const Clock::time_point from = r.last_step_after.value_or(seen_after) - t.interval;
+        const bool disturbed =
+            std::any_of(disturbances_.begin(), disturbances_.end(),
+                        [&](const Window& d) { return d.first <= seen_by && d.second >= from; }) ||
+            (servers_.proxy().latency() > 0ms) || api_down_since_ <= seen_by;
+        if (r.last_step_after && disturbed) {
+            ++report_.early_step_unjudged;
+        } else if (r.last_step_after) {
             // Slack for what a step may wait on before its write (a webhook's timeout, a slow
             // network) beside the timer's own jitter.
             const double slack = t.webhook ? 4.5 : 2.0;
@@ -811,15 +823,19 @@ void Campaign::inject(Fault fault) {
             if (auto r = dev().restart_apiserver(); !r) {
                 throw std::runtime_error("restart kube-apiserver: " + r.error().describe());
             }
+            disturbances_.emplace_back(now, Clock::now() + 2s);
             break;
         case Fault::kEtcdRestart:
             if (auto r = dev().stop_etcd(); !r) {
                 throw std::runtime_error("stop etcd: " + r.error().describe());
             }
-            pending_.push_back({now + std::chrono::milliseconds{uniform(1000, 4000)}, [this] {
+            api_down_since_ = now;
+            pending_.push_back({now + std::chrono::milliseconds{uniform(1000, 4000)}, [this, now] {
                                     if (auto r = dev().resume_etcd(); !r) {
                                         throw std::runtime_error("resume etcd: " + r.error().describe());
                                     }
+                                    api_down_since_ = Clock::time_point::max();
+                                    disturbances_.emplace_back(now, Clock::now() + 2s);
                                 }});
             break;
         case Fault::kPrometheusOutage:
@@ -842,8 +858,10 @@ void Campaign::inject(Fault fault) {
             break;
         case Fault::kSlowNetwork:
             servers_.proxy().set_latency(std::chrono::milliseconds{uniform(100, 400)});
-            pending_.push_back({now + std::chrono::seconds{uniform(8, 15)},
-                                [this] { servers_.proxy().set_latency(0ms); }});
+            pending_.push_back({now + std::chrono::seconds{uniform(8, 15)}, [this, now] {
+                                    servers_.proxy().set_latency(0ms);
+                                    disturbances_.emplace_back(now, Clock::now() + 2s);
+                                }});
             break;
     }
     ++report_.faults[fault_name(fault)];
@@ -1110,7 +1128,9 @@ std::string CampaignReport::table() const {
         out << "  " << label << std::string(44 - std::min<std::size_t>(label.size(), 43), ' ')
             << count << "\n";
     }
-    out << "\nalerts received " << alerts_received << ", webhook calls " << webhook_calls
+    out << "\nearly-step pairs not judged (the earlier write may have waited on an API outage or a "
+           "slow network): " << early_step_unjudged << "\n";
+    out << "alerts received " << alerts_received << ", webhook calls " << webhook_calls
         << ", leader kills skipped (no leader at that moment) " << leader_kills_skipped << "\n";
     out << "API requests (serin's own counters, both serins): " << api_requests << " in "
         << api_seconds << " s, " << (api_seconds > 0 ? api_requests / api_seconds : 0.0)

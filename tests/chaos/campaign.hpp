@@ -53,7 +53,8 @@ struct CampaignReport {
     double seconds = 0;
     int alerts_received = 0;
     int webhook_calls = 0;
-    int leader_kills_skipped = 0;             ///< no leader known at that moment
+    int leader_kills_skipped = 0;
+    int early_step_unjudged = 0;              ///< step pairs an API fault may have skewed             ///< no leader known at that moment
 
     /// Violations of kinds that fail the run.
     int failures() const;

@@ -108,6 +108,10 @@ void LatencyProxy::set_latency(std::chrono::milliseconds latency) {
     state_->latency_ms.store(latency.count());
 }
 
+std::chrono::milliseconds LatencyProxy::latency() const {
+    return std::chrono::milliseconds{state_->latency_ms.load()};
+}
+
 std::uint64_t LatencyProxy::connections() const { return state_->accepted.load(); }
 
 }  // namespace serin::chaos

@@ -24,6 +24,7 @@ public:
 
     std::uint16_t port() const;
     void set_latency(std::chrono::milliseconds latency);
+    std::chrono::milliseconds latency() const;
     std::uint64_t connections() const;
 
     struct State;
