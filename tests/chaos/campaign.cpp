@@ -97,6 +97,21 @@ constexpr auto kReleaseTimeout = 240s;
 constexpr auto kPoll = 200ms;
 constexpr auto kSample = 5s;                // serin's /metrics
 
+/// Runs one API call of the driver's; nullopt when it fails or does not finish in time (the API
+/// server may be away: that is what the campaign does to it).
+template <class T>
+std::optional<T> attempt(asio::io_context& io, asio::awaitable<Result<T>> task,
+                         Clock::duration timeout) {
+    try {
+        auto result = testing::run(io, std::move(task), timeout);
+        if (result) {
+            return std::move(*result);
+        }
+    } catch (const std::exception&) {
+    }
+    return std::nullopt;
+}
+
 double seconds_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
@@ -308,6 +323,7 @@ struct Track {
     std::optional<Release> release;
     std::optional<Clock::time_point> ended;
     std::string primary_template;  ///< as last seen
+    std::optional<Json> unsent_bump;  ///< the image bump of the release, until a patch succeeds
     int releases = 0;
     int healthy_releases = 0;
     int failing_releases = 0;
@@ -376,6 +392,7 @@ private:
                         Clock::time_point seen_by);
     void end_release(Track& t, const Json& canary, const Json* primary);
     void start_release(Track& t);
+    void send_bump(Track& t);
     void maybe_start_releases(bool allowed);
 
     void inject(Fault fault);
@@ -556,17 +573,12 @@ std::vector<Fault> Campaign::schedule() {
 
 bool Campaign::poll() {
     const auto sent = Clock::now();
-    std::optional<kube::ListPage> canaries;
-    std::optional<kube::ListPage> deployments;
-    try {
-        auto c = testing::run(io_, client_->list(types::canaries(), ns()), 5s);
-        auto d = testing::run(io_, client_->list(types::deployments(), ns()), 5s);
-        if (!c || !d) {
-            return false;
-        }
-        canaries = std::move(*c);
-        deployments = std::move(*d);
-    } catch (const std::exception&) {
+    auto canaries = attempt(io_, client_->list(types::canaries(), ns()), 5s);
+    if (!canaries) {
+        return false;
+    }
+    auto deployments = attempt(io_, client_->list(types::deployments(), ns()), 5s);
+    if (!deployments) {
         return false;
     }
     const auto received = Clock::now();
@@ -712,7 +724,7 @@ void Campaign::start_release(Track& t) {
     r.image_before = kImage + std::to_string(t.revision);
     r.image_after = kImage + std::to_string(++t.revision);
     r.primary_template_before = t.primary_template;
-    auto canary = testing::run(io_, client_->get(types::canaries(), ns(), t.name), 10s);
+    auto canary = attempt(io_, client_->get(types::canaries(), ns(), t.name), 10s);
     if (!canary) {
         --t.releases;
         --t.revision;
@@ -725,24 +737,34 @@ void Campaign::start_release(Track& t) {
          {{"template",
            {{"metadata", {{"annotations", {{"sim.serin.dev/error-rate", r.healthy ? "0" : "20"}}}}},
             {"spec", {{"containers", {{{"name", "podinfod"}, {"image", r.image_after}}}}}}}}}}};
-    auto patched = testing::run(
-        io_, client_->patch(types::deployments(), ns(), t.name, kube::PatchType::kStrategicMerge,
-                            patch.dump()),
-        10s);
-    if (!patched) {
-        --t.releases;
-        --t.revision;
-        shared_.set_denied(t.name, false);
-        return;
-    }
+    // The release starts now; the patch is sent again until it succeeds (it is idempotent, and a
+    // patch whose answer was lost may have been applied).
+    t.unsent_bump = patch;
     r.started = Clock::now();
     ++report_.releases_started;
     ++(r.healthy ? report_.healthy : report_.failing);
     ++(r.healthy ? t.healthy_releases : t.failing_releases);
     t.release = std::move(r);
+    send_bump(t);
+}
+
+void Campaign::send_bump(Track& t) {
+    if (!t.unsent_bump) {
+        return;
+    }
+    auto patched = attempt(io_,
+                           client_->patch(types::deployments(), ns(), t.name,
+                                          kube::PatchType::kStrategicMerge, t.unsent_bump->dump()),
+                           10s);
+    if (patched) {
+        t.unsent_bump.reset();
+    }
 }
 
 void Campaign::maybe_start_releases(bool allowed) {
+    for (Track& t : tracks_) {
+        send_bump(t);
+    }
     for (Track& t : tracks_) {
         if (!allowed || report_.releases_started >= options_.releases) {
             return;
@@ -1041,6 +1063,7 @@ CampaignReport Campaign::run() {
     const auto drain_until = Clock::now() + kReleaseTimeout;
     while (!all_ended() && Clock::now() < drain_until) {
         poll();
+        maybe_start_releases(false);
         note_exits();
         sample_api(false);
         asio::steady_timer tick(io_, kPoll);
