@@ -54,7 +54,8 @@ struct CampaignReport {
     int alerts_received = 0;
     int webhook_calls = 0;
     int leader_kills_skipped = 0;
-    int early_step_unjudged = 0;              ///< step pairs an API fault may have skewed             ///< no leader known at that moment
+    int early_step_unjudged = 0;
+    int slow_restarts = 0;                    ///< a component restarted again after a timeout              ///< step pairs an API fault may have skewed             ///< no leader known at that moment
 
     /// Violations of kinds that fail the run.
     int failures() const;
