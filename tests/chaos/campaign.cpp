@@ -312,6 +312,7 @@ using Window = std::pair<Clock::time_point, Clock::time_point>;
 
 struct Track {
     std::string name;
+    int index = 0;
     // the status changes each alert belongs to
     std::vector<Window> detections;  ///< "New revision detected"
     std::vector<Window> promotions;  ///< "... promotion finished"
@@ -431,6 +432,7 @@ private:
     std::optional<Clock::time_point> last_ok_send_;
     bool kill_at_promotion_armed_ = false;
     std::vector<Clock::time_point> exits_;
+    std::set<Serin*> restarting_;  ///< stopped by a fault, with a restart scheduled
     /// When the API server was away or slow: a step's write may then lag its check by seconds.
     std::vector<Window> disturbances_;
     Clock::time_point api_down_since_ = Clock::time_point::max();  ///< etcd stopped
@@ -528,6 +530,7 @@ void Campaign::create_objects() {
     for (int i = 0; i < options_.canaries; ++i) {
         Track t;
         t.name = "c" + std::to_string(i);
+        t.index = i;
         t.istio = i % 2 == 0;
         t.webhook = !t.istio || i % 4 == 2;
         t.interval = t.webhook ? kHookInterval : kInterval;
@@ -725,7 +728,11 @@ void Campaign::end_release(Track& t, const Json& canary, const Json* primary) {
 void Campaign::start_release(Track& t) {
     Release r;
     r.number = ++t.releases;
-    r.healthy = uniform(0, 2) != 0;  // one in three fails
+    // One in three fails, by the seed, the canary and the release's number alone (the shared
+    // generator's draws interleave with timing-dependent ones).
+    std::mt19937_64 draw(options_.seed * 1000003ULL + static_cast<std::uint64_t>(t.index) * 1009ULL +
+                         static_cast<std::uint64_t>(r.number));
+    r.healthy = draw() % 3 != 0;
     r.image_before = kImage + std::to_string(t.revision);
     r.image_after = kImage + std::to_string(++t.revision);
     r.primary_template_before = t.primary_template;
@@ -805,7 +812,13 @@ void Campaign::kill_leader(const std::string& kind) {
     l->kill();
     exits_.push_back(Clock::now());
     ++report_.faults[kind];
-    pending_.push_back({Clock::now() + std::chrono::milliseconds{uniform(500, 3000)}, [l] { l->start(); }});
+    restarting_.insert(l);
+    pending_.push_back({Clock::now() + std::chrono::milliseconds{uniform(500, 3000)}, [this, l] {
+                            restarting_.erase(l);
+                            if (!l->running()) {
+                                l->start();
+                            }
+                        }});
 }
 
 void Campaign::bring_back(const std::string& what, const std::function<Result<void>()>& first,
@@ -822,11 +835,14 @@ void Campaign::bring_back(const std::string& what, const std::function<Result<vo
 }
 
 void Campaign::restart_when_exited(Serin* serin, Clock::time_point give_up) {
+    restarting_.insert(serin);
     if (!serin->running()) {
+        restarting_.erase(serin);
         serin->start();
         return;
     }
     if (Clock::now() > give_up) {
+        restarting_.erase(serin);
         serin->kill();
         serin->start();
         return;
@@ -975,9 +991,22 @@ void Campaign::sample_api(bool force) {
 void Campaign::note_exits() {
     was_running_.resize(serins_.size(), true);
     for (std::size_t i = 0; i < serins_.size(); ++i) {
-        const bool running = serins_[i]->running();
+        Serin* serin = serins_[i].get();
+        const bool running = serin->running();
         if (was_running_[i] && !running) {
             exits_.push_back(Clock::now());  // killed, stopped, or gone by itself (a lost lease)
+            if (!restarting_.contains(serin)) {
+                // Gone by itself: started again a second later, as the kubelet would.
+                spdlog::info("chaos: a serin exited by itself; starting it again");
+                ++report_.serin_exits_by_itself;
+                restarting_.insert(serin);
+                pending_.push_back({Clock::now() + 1s, [this, serin] {
+                                        restarting_.erase(serin);
+                                        if (!serin->running()) {
+                                            serin->start();
+                                        }
+                                    }});
+            }
         }
         was_running_[i] = running;
     }
@@ -1170,6 +1199,7 @@ std::string CampaignReport::table() const {
            "slow network): " << early_step_unjudged << "\n";
     out << "control-plane restarts that missed their 60-s start timeout and were tried again: "
         << slow_restarts << "\n";
+    out << "serin exits by themselves (started again 1 s later): " << serin_exits_by_itself << "\n";
     out << "alerts received " << alerts_received << ", webhook calls " << webhook_calls
         << ", leader kills skipped (no leader at that moment) " << leader_kills_skipped << "\n";
     out << "API requests (serin's own counters, both serins): " << api_requests << " in "

@@ -55,7 +55,8 @@ struct CampaignReport {
     int webhook_calls = 0;
     int leader_kills_skipped = 0;
     int early_step_unjudged = 0;
-    int slow_restarts = 0;                    ///< a component restarted again after a timeout              ///< step pairs an API fault may have skewed             ///< no leader known at that moment
+    int slow_restarts = 0;
+    int serin_exits_by_itself = 0;            ///< e.g. a leader that could not renew its lease                    ///< a component restarted again after a timeout              ///< step pairs an API fault may have skewed             ///< no leader known at that moment
 
     /// Violations of kinds that fail the run.
     int failures() const;
