@@ -636,3 +636,79 @@ Result<std::int64_t> DevCluster::compact_etcd() {
 }
 
 }  // namespace serin::devcluster
+
+namespace serin::devcluster {
+
+namespace {
+
+/// Starts `slot`'s process again with the spec it last ran with (same ports, same data), and
+/// waits until `url` answers 200 with `body_part`.
+Result<void> respawn(asio::io_context& io, http::HttpClient& http, std::optional<Process>& slot,
+                     const std::string& name, const std::string& url, const std::string& body_part,
+                     std::chrono::seconds timeout) {
+    if (!slot) {
+        return fail(ErrorKind::kInternal, name + " was never started");
+    }
+    if (slot->running()) {
+        return {};
+    }
+    ProcessSpec spec = slot->spec();
+    mark_log(spec.log_file, "starting " + name + " again, same ports and data");
+    auto process = Process::spawn(std::move(spec));
+    if (!process) {
+        return process.error();
+    }
+    slot.emplace(std::move(*process));
+    const auto deadline = SteadyClock::now() + timeout;
+    auto ready = run_sync<bool>(io, wait_http_ok(*slot, http, url, body_part, deadline),
+                                deadline + std::chrono::seconds{1}, name);
+    if (ready && *ready) {
+        return {};
+    }
+    return fail(ErrorKind::kInternal,
+                describe_failure(name,
+                                 ready ? "exited on restart: " + slot->describe_exit()
+                                       : "was not ready in time after a restart",
+                                 &*slot));
+}
+
+}  // namespace
+
+Result<void> DevCluster::stop_etcd() {
+    if (impl_->etcd) {
+        impl_->etcd->stop(std::chrono::seconds{5});
+    }
+    write_state_file();
+    return {};
+}
+
+Result<void> DevCluster::resume_etcd() {
+    auto r = respawn(impl_->io, *impl_->plain_http, impl_->etcd, "etcd", etcd_endpoint() + "/health",
+                     "\"true\"", options_.start_timeout);
+    write_state_file();
+    return r;
+}
+
+Result<void> DevCluster::restart_etcd() {
+    if (auto r = stop_etcd(); !r) {
+        return r;
+    }
+    return resume_etcd();
+}
+
+Result<void> DevCluster::stop_prometheus() {
+    if (impl_->prometheus) {
+        impl_->prometheus->stop(std::chrono::seconds{5});
+    }
+    write_state_file();
+    return {};
+}
+
+Result<void> DevCluster::resume_prometheus() {
+    auto r = respawn(impl_->io, *impl_->plain_http, impl_->prometheus, "prometheus",
+                     prometheus_url() + "/-/ready", "", options_.start_timeout);
+    write_state_file();
+    return r;
+}
+
+}  // namespace serin::devcluster

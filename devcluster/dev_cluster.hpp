@@ -118,6 +118,15 @@ public:
     /// Compacts etcd's history up to its current revision, so watches and lists from older
     /// resourceVersions that reach etcd fail with 410 Gone. Returns that revision.
     Result<std::int64_t> compact_etcd();
+    /// etcd stopped (SIGTERM) and started again on the same ports with the same data: the API
+    /// server keeps running and reconnects. resume_etcd() waits until etcd is healthy.
+    Result<void> stop_etcd();
+    Result<void> resume_etcd();
+    Result<void> restart_etcd();
+    /// Prometheus stopped (an outage) and started again on the same port with the same data
+    /// (resume_prometheus() waits until it answers /-/ready).
+    Result<void> stop_prometheus();
+    Result<void> resume_prometheus();
     Result<void> stop_podsim();
     Result<void> start_podsim();
     /// Adds a line to the token file and restarts the API server (1.20 reads it only at start).
