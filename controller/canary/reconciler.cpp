@@ -389,6 +389,15 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
         memory.last_step = started;
     }
     deps_.calls.forget(ctx.key);
+    // Alerts are handed to the notifier (which posts them in the background) before anything
+    // else is awaited: a history or Event write can wait long on a struggling API server, and a
+    // controller that loses its lease meanwhile would take the alert with it (chaos campaign,
+    // seed 1: "Failed checks threshold reached" lost behind the rollback's Event).
+    for (const analysis::Action& action : decision.actions) {
+        if (const auto* alert = std::get_if<analysis::Alert>(&action)) {
+            co_await reporter_.alert(ctx, *alert, before);
+        }
+    }
     if (deps_.history != nullptr) {  // best effort, after the status it records
         co_await deps_.history->record(ctx.canary, ctx.target, obs, decision);
     }
@@ -396,8 +405,6 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
     for (const analysis::Action& action : decision.actions) {
         if (const auto* event = std::get_if<analysis::RecordEvent>(&action)) {
             co_await reporter_.event(ctx, *event);
-        } else if (const auto* alert = std::get_if<analysis::Alert>(&action)) {
-            co_await reporter_.alert(ctx, *alert, before);
         } else if (const auto* hooks = std::get_if<analysis::RunHooks>(&action)) {
             reporter_.post_rollout(ctx, hooks->phase);
         }
