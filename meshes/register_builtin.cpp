@@ -1,7 +1,9 @@
+#include "meshes/apisix/apisix_router.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
+#include "meshes/kuma/kuma_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/router.hpp"
 #include "meshes/smi/smi_router.hpp"
@@ -36,6 +38,8 @@ void register_with(RouterRegistry& registry, const RouterSettings& settings) {
     registry.add("contour", [ingress_class](RouterDeps deps) {
         return make_contour_router(deps, ingress_class);
     });
+    registry.add("kuma", [](RouterDeps deps) { return make_kuma_router(deps); });
+    registry.add("apisix", [](RouterDeps deps) { return make_apisix_router(deps); });
 }
 
 }  // namespace

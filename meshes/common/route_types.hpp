@@ -19,6 +19,10 @@ kube::ResourceType gateway_http_routes(std::string_view version);
 const kube::ResourceType& ingresses();
 /// projectcontour.io/v1 HTTPProxy (the contour router).
 const kube::ResourceType& contour_http_proxies();
+/// kuma.io/v1alpha1 TrafficRoute, cluster-scoped (the kuma router).
+const kube::ResourceType& kuma_traffic_routes();
+/// apisix.apache.org/v2 ApisixRoute (the apisix router's canary route and the user's it copies).
+const kube::ResourceType& apisix_routes();
 
 /// Every routing type a router of this build may write.
 std::vector<kube::ResourceType> all();
