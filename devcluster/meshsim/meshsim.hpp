@@ -29,6 +29,10 @@ class Registry;
 ///  - Contour (HTTPProxy): Envoy's envoy_cluster_upstream_rq{envoy_cluster_name,
 ///    envoy_response_code} and envoy_cluster_upstream_rq_time (histogram, ms), per upstream
 ///    cluster <ns>_<service>_<port>;
+///  - Kuma (TrafficRoute): Envoy's envoy_cluster_upstream_rq{service, envoy_response_code} and
+///    envoy_cluster_upstream_rq_time (histogram, ms), per Kuma service <service>_<ns>_svc_<port>;
+///  - APISIX (ApisixRoute): apisix_http_status{route, code} and apisix_http_latency{type="request",
+///    route} (histogram, ms), per route <ns>_<ApisixRoute>_<http entry>;
 ///  - the app's own HTTP metrics (the kubernetes and Gateway API providers' builtin queries):
 ///    http_request_duration_seconds{kubernetes_namespace, kubernetes_pod_name, status}.
 /// Every version appears in every family, whatever mesh routes it.
