@@ -297,7 +297,7 @@ private:
             return update;
         };
         auto ensured = co_await deps_.kube.ensure(route_types::apisix_routes(), context.ns(),
-                                                  std::move(*desired), update_for);
+                                                  *desired, update_for);
         if (!ensured) {
             co_return ensured.error();
         }

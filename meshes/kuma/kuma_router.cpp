@@ -237,7 +237,7 @@ private:
             return update;
         };
         auto ensured = co_await deps_.kube.ensure(route_types::kuma_traffic_routes(), "",
-                                                  std::move(*desired), update_for);
+                                                  *desired, update_for);
         if (!ensured) {
             co_return ensured.error();
         }
