@@ -746,7 +746,7 @@ TEST_CASE("a spec.provider that is not built is refused before the release") {
     World w(Json{{"provider", "gloo"}});
     check_refused_before_release(
         w, "spec.provider: \"gloo\" is not supported by this build of Serin (supported: "
-           "contour, gatewayapi:v1, gatewayapi:v1beta1, istio, kubernetes, linkerd, nginx, osm, "
+           "apisix, contour, gatewayapi:v1, gatewayapi:v1beta1, istio, kubernetes, kuma, linkerd, nginx, osm, "
            "smi:v1alpha1, smi:v1alpha2, smi:v1alpha3)");
 }
 

@@ -852,3 +852,27 @@ TEST_CASE("apisix refuses a canary without routeRef and a route without the cana
     CHECK(refused.error().message ==
           "spec.routeRef: apisix route selector is empty (provider apisix needs the ApisixRoute to copy)");
 }
+
+TEST_CASE("examples/kuma and examples/apisix: each applies, and its routing object is built from it") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto apisix = route_types::apisix_routes();
+    Json route = serin::testing::load_document("examples/apisix/route.yaml");
+    route["metadata"].erase("namespace");
+    s.create(apisix, route);
+    auto context = bench.context("examples/apisix/canary.yaml", "apisix", "podinfo");
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+    REQUIRE(bench.set_routes(context, Routes{90, 10, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{90, 10, false});
+    CHECK(bench.cached(apisix, "podinfo-podinfo-canary")["spec"]["http"][0]["match"]["hosts"][0] == "app.example.com");
+
+    const auto kuma = route_types::kuma_traffic_routes();
+    const std::string name = s.ns() + "-example";
+    auto mesh = bench.context("examples/kuma/canary.yaml", "kuma", name);
+    REQUIRE(bench.reconcile(mesh).has_value());
+    REQUIRE(bench.set_routes(mesh, Routes{90, 10, false}).has_value());
+    CHECK(bench.get_routes(mesh).value() == Routes{90, 10, false});
+    REQUIRE(bench.finalize(mesh).has_value());
+    CHECK_FALSE(bench.read(kuma, name).has_value());
+}

@@ -8,10 +8,12 @@
 
 #include "analysis/release.hpp"
 #include "analysis/validate.hpp"
+#include "meshes/apisix/apisix_router.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/common/route_object.hpp"
 #include "meshes/istio/istio_router.hpp"
+#include "meshes/kuma/kuma_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 #include "tests/support/golden.hpp"
@@ -72,6 +74,20 @@ std::string build(const serin::meshes::RouteContext& context, const Routes& rout
         Routes plain = routes;
         plain.mirrored = false;
         CHECK(serin::meshes::http_proxy_routes(context, *proxy).value() == plain);
+    } else if (provider == "kuma") {
+        auto route = serin::meshes::build_traffic_route(context, routes);
+        if (!route) {
+            return route.error().message;
+        }
+        CHECK(serin::meshes::traffic_route_routes(context, *route).value() == routes);
+    } else if (provider == "apisix") {
+        // The canary route is a copy of the user's ApisixRoute beside the example.
+        const Json user = serin::testing::load_document("examples/apisix/route.yaml");
+        auto route = serin::meshes::build_apisix_canary_route(context, user, routes);
+        if (!route) {
+            return route.error().message;
+        }
+        CHECK(serin::meshes::apisix_routes(context, *route).value() == routes);
     } else if (provider == "nginx") {
         // The canary Ingress is a copy of the user's Ingress beside the example.
         const Json user = serin::testing::load_document("examples/nginx/ingress.yaml");
@@ -151,6 +167,15 @@ std::optional<Routes> read_poisoned(const serin::meshes::RouteContext& context, 
         Json proxy = serin::meshes::build_http_proxy(context, routes, "").value();
         poison_weights(proxy, value);
         read = serin::meshes::http_proxy_routes(context, proxy);
+    } else if (provider == "kuma") {
+        Json route = serin::meshes::build_traffic_route(context, routes).value();
+        poison_weights(route, value);
+        read = serin::meshes::traffic_route_routes(context, route);
+    } else if (provider == "apisix") {
+        const Json user = serin::testing::load_document("examples/apisix/route.yaml");
+        Json route = serin::meshes::build_apisix_canary_route(context, user, routes).value();
+        poison_weights(route, value);
+        read = serin::meshes::apisix_routes(context, route);
     } else if (provider == "linkerd" || provider.starts_with("smi:")) {
         Json split = serin::meshes::build_traffic_split(
             context, routes, *serin::meshes::smi_flavour(provider));
