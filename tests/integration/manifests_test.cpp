@@ -38,6 +38,8 @@ const std::vector<Overlay>& overlays() {
         {"overlays/kubernetes", "kubernetes", "http://prometheus.monitoring:9090"},
         {"overlays/nginx", "nginx", "http://prometheus.monitoring:9090"},
         {"overlays/contour", "contour", "http://prometheus.monitoring:9090"},
+        {"overlays/kuma", "kuma", "http://prometheus-server.kuma-metrics:80"},
+        {"overlays/apisix", "apisix", "http://flagger-prometheus.apisix:9090"},
     };
     return all;
 }
