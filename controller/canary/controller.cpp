@@ -163,21 +163,7 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     // AlertProviders are read at each alert; a change needs no reconcile of its own. Routing
     // objects: a change to one the canary owns (drift) is reconciled at once.
     for (const kube::ResourceType& type : caches.options().route_types) {
-        std::function<void(const Json&)> enqueue;
-        if (type.kind == "Ingress") {
-            enqueue = [this](const Json& i) { enqueue_indexed("ingress", kube::object_key(i)); };
-        }
-        if (type.kind == "ApisixRoute") {
-            enqueue = [this](const Json& r) { enqueue_indexed("apisixroute", kube::object_key(r)); };
-        }
-        if (type.kind == "TrafficRoute") {
-            enqueue = [this](const Json& r) {
-                if (const std::string canary = traffic_route_canary(r); !canary.empty()) {
-                    queue_->add(canary);
-                }
-            };
-        }
-        watch(*caches.informer(type), std::move(enqueue));
+        watch(*caches.informer(type), route_enqueue(type));
     }
 
     watch_requests();
@@ -223,6 +209,23 @@ void Controller::watch(kube::Informer& informer,
         [on_change](const ObjectPtr& object) { on_change(*object); },
         [on_change](const ObjectPtr& /*before*/, const ObjectPtr& after) { on_change(*after); },
         [on_change](const ObjectPtr& object) { on_change(*object); }});
+}
+
+std::function<void(const kube::Json&)> Controller::route_enqueue(const kube::ResourceType& type) {
+    if (type.kind == "Ingress") {
+        return [this](const Json& i) { enqueue_indexed("ingress", kube::object_key(i)); };
+    }
+    if (type.kind == "ApisixRoute") {
+        return [this](const Json& r) { enqueue_indexed("apisixroute", kube::object_key(r)); };
+    }
+    if (type.kind == "TrafficRoute") {
+        return [this](const Json& r) {
+            if (const std::string canary = traffic_route_canary(r); !canary.empty()) {
+                queue_->add(canary);
+            }
+        };
+    }
+    return nullptr;
 }
 
 void Controller::watch_requests() {

@@ -94,6 +94,9 @@ public:
 
 private:
     void watch(kube::Informer& informer, std::function<void(const kube::Json&)> enqueue_for);
+    /// What else a change to a routing object of `type` reconciles, beyond its owner canary: the
+    /// canaries whose ingressRef or routeRef names it, the canary a TrafficRoute names.
+    std::function<void(const kube::Json&)> route_enqueue(const kube::ResourceType& type);
     /// The CanaryRequests' index and handlers, when the caches watch them.
     void watch_requests();
     void enqueue_canary(const kube::Json& canary);
