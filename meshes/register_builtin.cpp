@@ -1,9 +1,11 @@
+#include "meshes/apisix/apisix_router.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/gloo/gloo_router.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/knative/knative_router.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
+#include "meshes/kuma/kuma_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/router.hpp"
 #include "meshes/smi/smi_router.hpp"
@@ -42,6 +44,8 @@ void register_with(RouterRegistry& registry, const RouterSettings& settings) {
     registry.add_prefix("gloo", [](RouterDeps deps) { return make_gloo_router(deps); });
     registry.add("traefik", [](RouterDeps deps) { return make_traefik_router(deps); });
     registry.add("knative", [](RouterDeps deps) { return make_knative_router(deps); });
+    registry.add("kuma", [](RouterDeps deps) { return make_kuma_router(deps); });
+    registry.add("apisix", [](RouterDeps deps) { return make_apisix_router(deps); });
 }
 
 }  // namespace

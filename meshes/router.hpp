@@ -62,6 +62,17 @@ public:
     /// Whether set_routes routes by the session affinity cookies of the canary's status; the
     /// reconciler then makes and retires them (update_session_cookies) before each set_routes.
     virtual bool supports_session_affinity() const { return false; }
+    /// Whether the router writes objects garbage collection cannot remove with the canary (a
+    /// cluster-scoped object cannot name a namespaced owner). The canary then carries the
+    /// finalizer whatever revertOnDeletion says; on deletion finalize runs with
+    /// revertOnDeletion, `release` without.
+    virtual bool needs_finalizer() const { return false; }
+    /// Deletes the objects the router created that garbage collection cannot remove, when the
+    /// canary is deleted without revertOnDeletion (only called when needs_finalizer()).
+    virtual boost::asio::awaitable<Result<void>> release(RouteContext context) {
+        (void)context;
+        co_return Result<void>{};
+    }
 };
 
 /// What routers are built from.
@@ -102,7 +113,8 @@ struct RouterSettings {
 };
 
 /// Adds the routers of this build with the flags' defaults: kubernetes, istio, linkerd, smi
-/// (v1alpha1-3), osm, gatewayapi (v1, v1beta1), nginx, contour, gloo (and gloo*) and traefik.
+/// (v1alpha1-3), osm, gatewayapi (v1, v1beta1), nginx, contour, gloo (and gloo*), traefik,
+/// knative, kuma and apisix.
 void register_builtin_routers(RouterRegistry& registry);
 /// What adds the same routers with `settings` (a ControllerOptions::register_routers).
 std::function<void(RouterRegistry&)> builtin_routers(RouterSettings settings);

@@ -157,6 +157,17 @@ std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view me
                                           1}
                            : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
         }
+        case Observer::kKuma: {
+            // Kuma's Envoy series of the canary's Kuma service <S>-canary_<ns>_svc_<port>.
+            // Flagger writes {{ target }} where its TrafficRoute uses S; Serin writes {{ service }}
+            // (the same when spec.service.name is unset), so the query finds what was routed.
+            const std::string labels =
+                "service=~\"{{ service }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+\"";
+            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
+                                                       "envoy_response_code!~\"5.*\""),
+                                          1}
+                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
+        }
         case Observer::kKnative: {
             // Envoy's upstream cluster of the latest created revision, <ns>/<revision>: the
             // template variable `route` is that revision for Knative targets (§5.3).
@@ -178,6 +189,15 @@ std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view me
                        : BuiltinQuery{p99("traefik_service_request_duration_seconds_bucket", service) +
                                           " * 1000",
                                       1};
+        }
+        case Observer::kApisix: {
+            // APISIX's route <ns>_<route>-<S>-canary_<http name>: the canary route is named
+            // after S, so {{ service }} where Flagger writes {{ target }} (the same when
+            // spec.service.name is unset).
+            const std::string route =
+                "route=~\"{{ namespace }}_{{ route }}-{{ service }}-canary_.+\"";
+            return success ? BuiltinQuery{success_rate("apisix_http_status", route, "code!~\"5..\""), 1}
+                           : BuiltinQuery{p99("apisix_http_latency_bucket", "type=~\"request\"," + route), 1};
         }
         default:
             return std::nullopt;

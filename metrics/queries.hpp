@@ -44,7 +44,7 @@ struct BuiltinQuery {
 
 /// The query of builtin metric `metric` ("request-success-rate" or "request-duration") for
 /// `observer`, or nullopt when it is not a builtin name or Serin has no query for that observer
-/// yet (only Istio, Linkerd, OSM, NGINX, Contour, Gloo, Traefik and the generic HTTP families are
+/// yet (only Istio, Linkerd, OSM, NGINX, Contour, Gloo, Traefik, Kuma, APISIX and the generic HTTP families are
 /// written).
 std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view metric);
 

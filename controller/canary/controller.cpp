@@ -58,6 +58,21 @@ std::vector<std::string> ingress_index(const Json& canary) {
     return {kube::object_namespace(canary) + "/" + string_at(*ref, {"name"})};
 }
 
+/// The user's ApisixRoute the apisix router copies (spec.routeRef, "<ns>/<name>").
+std::vector<std::string> apisix_route_index(const Json& canary) {
+    const Json* ref = find_path(canary, {"spec", "routeRef"});
+    if (ref == nullptr || string_at(*ref, {"name"}).empty()) {
+        return {};
+    }
+    return {kube::object_namespace(canary) + "/" + string_at(*ref, {"name"})};
+}
+
+/// The canary a Kuma TrafficRoute names (annotation serin.dev/canary, "<ns>/<name>"): it has
+/// no owner reference, being cluster-scoped.
+std::string traffic_route_canary(const Json& route) {
+    return string_at(route, {"metadata", "annotations", "serin.dev/canary"});
+}
+
 }  // namespace
 
 Controller::Controller(ControllerDeps deps, ControllerOptions options)
@@ -112,6 +127,7 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         return out;
     });
     canaries.add_index("ingress", ingress_index);
+    canaries.add_index("apisixroute", apisix_route_index);
     canaries.add_handlers(kube::EventHandlers{
         [this](const ObjectPtr& object) { enqueue_canary(*object); },
         [this](const ObjectPtr& before, const ObjectPtr& after) {
@@ -214,6 +230,23 @@ void Controller::watch(kube::Informer& informer,
         [on_change](const ObjectPtr& object) { on_change(*object); },
         [on_change](const ObjectPtr& /*before*/, const ObjectPtr& after) { on_change(*after); },
         [on_change](const ObjectPtr& object) { on_change(*object); }});
+}
+
+std::function<void(const kube::Json&)> Controller::route_enqueue(const kube::ResourceType& type) {
+    if (type.kind == "Ingress") {
+        return [this](const Json& i) { enqueue_indexed("ingress", kube::object_key(i)); };
+    }
+    if (type.kind == "ApisixRoute") {
+        return [this](const Json& r) { enqueue_indexed("apisixroute", kube::object_key(r)); };
+    }
+    if (type.kind == "TrafficRoute") {
+        return [this](const Json& r) {
+            if (const std::string canary = traffic_route_canary(r); !canary.empty()) {
+                queue_->add(canary);
+            }
+        };
+    }
+    return nullptr;
 }
 
 void Controller::watch_requests() {

@@ -94,8 +94,9 @@ public:
 
 private:
     void watch(kube::Informer& informer, std::function<void(const kube::Json&)> enqueue_for);
-    /// What a change to a routing object of `type` wakes besides its owners: the canaries of a
-    /// user's Ingress (nginx), the canary of a Knative Service or of a Revision's Service.
+    /// What else a change to a routing object of `type` reconciles, beyond its owner canary: the
+    /// canaries whose ingressRef or routeRef names it (nginx, apisix), the canary a TrafficRoute
+    /// names (kuma), the canary of a Knative Service or of a Revision's Service.
     std::function<void(const kube::Json&)> route_enqueue(const kube::ResourceType& type);
     /// The CanaryRequests' index and handlers, when the caches watch them.
     void watch_requests();

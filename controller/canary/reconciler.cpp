@@ -502,7 +502,12 @@ asio::awaitable<Result<void>> Reconciler::write_decided_status(CanaryContext& ct
 }
 
 asio::awaitable<Result<void>> Reconciler::sync_finalizer(CanaryContext& ctx) {
-    const bool want = ctx.canary.spec.revert_on_deletion;
+    // A router whose objects garbage collection cannot remove (Kuma's cluster-scoped
+    // TrafficRoute) needs the finalizer whatever revertOnDeletion says.
+    auto router = deps_.routers.find(ctx.canary.spec.provider.empty() ? options_.mesh_provider
+                                                                      : ctx.canary.spec.provider);
+    const bool want =
+        ctx.canary.spec.revert_on_deletion || (router && (*router)->needs_finalizer());
     if (want == has_finalizer(ctx.canary)) {
         co_return Result<void>{};
     }
@@ -594,7 +599,10 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(CanaryContext& ctx
     ctx.kind = kind ? *kind : nullptr;
     ctx.target = ctx.kind != nullptr ? deps_.kube.get(ctx.kind->type(), ctx.ns(), ctx.target_name())
                                      : nullptr;
-    if (ctx.target != nullptr) {
+    auto router = deps_.routers.find(ctx.canary.spec.provider.empty() ? options_.mesh_provider
+                                                                      : ctx.canary.spec.provider);
+    bool router_finalized = false;
+    if (ctx.target != nullptr && ctx.canary.spec.revert_on_deletion) {
         // Give the target back its replicas so it serves again once the primary is gone.
         if (auto reverted = co_await owned_.revert_target(ctx); !reverted) {
             co_return reverted.error();
@@ -616,14 +624,19 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(CanaryContext& ctx
                     co_return reverted.error();
                 }
             }
-            auto router = deps_.routers.find(ctx.canary.spec.provider.empty()
-                                                 ? options_.mesh_provider
-                                                 : ctx.canary.spec.provider);
             if (router) {
                 if (auto done = co_await (*router)->finalize(ctx.route_context()); !done) {
                     co_return done.error();
                 }
+                router_finalized = true;
             }
+        }
+    }
+    if (router && !router_finalized && (*router)->needs_finalizer()) {
+        // Without revertOnDeletion (or its target gone): only what garbage collection cannot
+        // remove (a cluster-scoped TrafficRoute).
+        if (auto done = co_await (*router)->release(ctx.route_context()); !done) {
+            co_return done.error();
         }
     }
     const analysis::RecordEvent terminated{false, "Terminated canary " + ctx.id(),

@@ -65,7 +65,9 @@ int main(int argc, char** argv) {
         serin::meshes::route_types::gloo_upstreams(),
         serin::meshes::route_types::gloo_route_tables(),
         serin::meshes::route_types::traefik_services(),
-        serin::meshes::route_types::knative_services()};
+        serin::meshes::route_types::knative_services(),
+        serin::meshes::route_types::kuma_traffic_routes(),
+        serin::meshes::route_types::apisix_routes()};
     std::unique_ptr<serin::meshsim::Meshsim> sim;
     std::unique_ptr<prometheus::Exposer> exposer;
     std::unique_ptr<serin::http::HttpServer> front;

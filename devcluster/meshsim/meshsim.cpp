@@ -81,6 +81,16 @@ struct Meshsim::Families {
             .Name("traefik_service_request_duration_seconds")
             .Help("Request duration in s of a Traefik service (meshsim)")
             .Register(*registry);
+    prometheus::Family<prometheus::Counter>& apisix_status =
+        prometheus::BuildCounter()
+            .Name("apisix_http_status")
+            .Help("Responses of an APISIX route (meshsim)")
+            .Register(*registry);
+    prometheus::Family<prometheus::Histogram>& apisix_latency =
+        prometheus::BuildHistogram()
+            .Name("apisix_http_latency")
+            .Help("Request latency in ms of an APISIX route (meshsim)")
+            .Register(*registry);
     prometheus::Family<prometheus::Counter>& http_requests =
         prometheus::BuildCounter()
             .Name("meshsim_http_requests_total")
@@ -175,6 +185,22 @@ void Meshsim::record(const std::vector<Outcome>& outcomes) {
             traefik_ok = &families_->traefik_duration.Add(with(traefik, "code", "200"), second_buckets());
             traefik_error = &families_->traefik_duration.Add(with(traefik, "code", "500"), second_buckets());
         }
+        // Through Kuma's Envoy: the destination's Kuma service; through APISIX: its route.
+        prometheus::Histogram* kuma_hist = nullptr;
+        if (!o.kuma_service.empty()) {
+            const std::map<std::string, std::string> kuma{{"service", o.kuma_service}};
+            counted(families_->envoy_requests, with(kuma, "envoy_response_code", "200"), ok);
+            counted(families_->envoy_requests, with(kuma, "envoy_response_code", "500"), o.errors);
+            kuma_hist = &families_->envoy_time.Add(kuma, millisecond_buckets());
+        }
+        prometheus::Histogram* apisix_hist = nullptr;
+        if (!o.apisix_route.empty()) {
+            const std::map<std::string, std::string> apisix{{"route", o.apisix_route}};
+            counted(families_->apisix_status, with(apisix, "code", "200"), ok);
+            counted(families_->apisix_status, with(apisix, "code", "500"), o.errors);
+            apisix_hist = &families_->apisix_latency.Add(with(apisix, "type", "request"),
+                                                         millisecond_buckets());
+        }
         long& taken = samples_[v.ns + "/" + v.workload];
         for (long i = 0; i < o.requests; ++i) {
             const double ms = latency_sample(v, taken++);
@@ -189,6 +215,12 @@ void Meshsim::record(const std::vector<Outcome>& outcomes) {
             }
             if (traefik_ok != nullptr) {
                 (i < o.errors ? traefik_error : traefik_ok)->Observe(ms / 1000);
+            }
+            if (kuma_hist != nullptr) {
+                kuma_hist->Observe(ms);
+            }
+            if (apisix_hist != nullptr) {
+                apisix_hist->Observe(ms);
             }
         }
     }

@@ -37,6 +37,10 @@ class Registry;
 ///    <ns>-<name>-<port>@kubernetescrd;
 ///  - Knative (knative.hpp): Revisions and Service status written for Knative Services, whose
 ///    status.traffic routes to the Revisions through Envoy clusters <ns>/<revision>;
+///  - Kuma (TrafficRoute): Envoy's envoy_cluster_upstream_rq{service, envoy_response_code} and
+///    envoy_cluster_upstream_rq_time (histogram, ms), per Kuma service <service>_<ns>_svc_<port>;
+///  - APISIX (ApisixRoute): apisix_http_status{route, code} and apisix_http_latency{type="request",
+///    route} (histogram, ms), per route <ns>_<ApisixRoute>_<http entry>;
 ///  - the app's own HTTP metrics (the kubernetes and Gateway API providers' builtin queries):
 ///    http_request_duration_seconds{kubernetes_namespace, kubernetes_pod_name, status}.
 /// Every version appears in every family, whatever mesh routes it.

@@ -1,6 +1,7 @@
 #include "devcluster/meshsim/traffic.hpp"
 
 #include "devcluster/meshsim/edge_routes.hpp"
+#include "devcluster/meshsim/kuma_apisix.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -325,8 +326,9 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
         for (const Json& r : routes) {
             const std::string kind = str(r, {"kind"});
             if (str(r, {"metadata", "namespace"}) != ns || str(r, {"metadata", "name"}) != name ||
-                kind == "Ingress" || kind == "Upstream") {
-                continue;
+                kind == "Ingress" || kind == "Upstream" || kind == "ApisixRoute" ||
+                kind == "TrafficRoute") {
+                continue;  // Ingress, ApisixRoute, TrafficRoute: below; Upstreams: through RouteTables
             }
             if (kind == "RouteTable" || kind == "TraefikService") {
                 EdgeSplit edge = kind == "RouteTable" ? route_table_split(r, routes) : traefik_service_split(r);
@@ -343,6 +345,19 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
             routed = true;
             break;
         }
+        // Kuma's TrafficRoute, APISIX's routes: their metric labels per destination Service.
+        std::map<std::string, std::string> kuma_services;
+        std::map<std::string, std::string> apisix_routes;
+        if (auto kuma = routed ? std::nullopt : kuma_split(routes, ns, name)) {
+            shares = kuma->shares;
+            kuma_services = kuma->labels;
+            routed = true;
+        }
+        if (auto apisix = routed ? std::nullopt : apisix_split(routes, ns, name)) {
+            shares = apisix->shares;
+            apisix_routes = apisix->labels;
+            routed = true;
+        }
         std::optional<IngressSplit> nginx = routed ? std::nullopt : ingress_split(routes, ns, name);
         if (nginx) {
             shares[name] = 1 - nginx->canary_share;
@@ -357,12 +372,22 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
             }
             const std::vector<Version> versions = reached(*found->second);
             for (const Version& v : versions) {
-                Flow flow{ns, name, v, share / static_cast<double>(versions.size()), "", "", ""};
+                Flow flow;  // fields by name: every router adds its own
+                flow.ns = ns;
+                flow.apex = name;
+                flow.version = v;
+                flow.share = share / static_cast<double>(versions.size());
                 if (auto port = envoy_ports.find(target); port != envoy_ports.end()) {
                     flow.envoy_cluster = ns + "_" + target + "_" + port->second;
                 }
                 if (auto label = edge_labels.find(target); label != edge_labels.end()) {
                     (edge_kind == "RouteTable" ? flow.envoy_cluster : flow.traefik_service) = label->second;
+                }
+                if (auto kuma = kuma_services.find(target); kuma != kuma_services.end()) {
+                    flow.kuma_service = kuma->second;
+                }
+                if (auto apisix = apisix_routes.find(target); apisix != apisix_routes.end()) {
+                    flow.apisix_route = apisix->second;
                 }
                 if (nginx) {
                     flow.ingress = nginx->ingress;
@@ -383,7 +408,8 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
         auto& [requests, errors] =
             carry_[{flow.ns, flow.apex,
                     flow.version.workload + "|" + flow.canary_upstream + "|" + flow.envoy_cluster +
-                        "|" + flow.traefik_service}];
+                        "|" + flow.traefik_service + "|" + flow.kuma_service + "|" +
+                        flow.apisix_route}];
         requests += rate * seconds * flow.share;
         const double whole = std::floor(requests);
         requests -= whole;
@@ -391,12 +417,16 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
         const double failed = std::floor(errors + 1e-9);
         errors -= failed;
         Outcome& out = outcomes[{flow.version.ns, flow.version.workload, flow.ingress,
-                                 flow.canary_upstream, flow.envoy_cluster, flow.traefik_service}];
+                                 flow.canary_upstream, flow.envoy_cluster,
+                                 flow.traefik_service + "|" + flow.kuma_service + "|" +
+                                     flow.apisix_route}];
         out.version = flow.version;
         out.ingress = flow.ingress;
         out.canary_upstream = flow.canary_upstream;
         out.envoy_cluster = flow.envoy_cluster;
         out.traefik_service = flow.traefik_service;
+        out.kuma_service = flow.kuma_service;
+        out.apisix_route = flow.apisix_route;
         out.requests += static_cast<long>(whole);
         out.errors += static_cast<long>(failed);
     }

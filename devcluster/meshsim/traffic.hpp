@@ -45,6 +45,10 @@ struct Flow {
     std::string envoy_cluster;
     /// Through Traefik (a TraefikService): the service `<ns>-<name>-<port>@kubernetescrd`.
     std::string traefik_service = {};  // "= {}": aggregates that list six fields stay valid
+    /// Through Kuma: the Kuma service `<service>_<ns>_svc_<port>` (Envoy's `service` label).
+    std::string kuma_service = {};
+    /// Through APISIX: the route `<ns>_<ApisixRoute>_<http entry>`.
+    std::string apisix_route = {};
 };
 
 /// Requests that match a route other than the last (A/B matches, sticky cookies): this share
@@ -54,7 +58,8 @@ inline constexpr double kMatchedShare = 0.1;
 /// The flows of every apex Service S (a Service with S-primary and S-canary siblings in its
 /// namespace) that has a ready Deployment behind it: split by the VirtualService, TrafficSplit,
 /// HTTPRoute, HTTPProxy, RouteTable (through the Upstreams among `routes`) or TraefikService
-/// named S when there is one; else by an NGINX canary Ingress (annotation
+/// named S when there is one; else by Kuma's or APISIX's objects (kuma_apisix.hpp); else by an
+/// NGINX canary Ingress (annotation
 /// `<prefix>/canary: "true"`, a backend S-canary), which sends `<prefix>/canary-weight` percent
 /// to S-canary (and, with a header or cookie rule, kMatchedShare of the stream first) and the
 /// rest to S through the user's Ingress; else by S's own selector (the kubernetes provider).
@@ -70,6 +75,8 @@ struct Outcome {
     std::string canary_upstream;  ///< as the Flow's
     std::string envoy_cluster;    ///< as the Flow's
     std::string traefik_service;  ///< as the Flow's
+    std::string kuma_service;     ///< as the Flow's
+    std::string apisix_route;     ///< as the Flow's
     long requests = 0;
     long errors = 0;
 };

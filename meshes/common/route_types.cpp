@@ -55,6 +55,9 @@ const kube::ResourceType& gloo_route_tables() {
 const kube::ResourceType& traefik_services() {
     static const kube::ResourceType type{"traefik.io", "v1alpha1", "traefikservices",
                                          "TraefikService"};
+    return type;
+}
+
 const kube::ResourceType& knative_services() {
     static const kube::ResourceType type{"serving.knative.dev", "v1", "services", "Service"};
     return type;
@@ -65,8 +68,19 @@ const kube::ResourceType& knative_revisions() {
     return type;
 }
 
+const kube::ResourceType& kuma_traffic_routes() {
+    static const kube::ResourceType type{"kuma.io", "v1alpha1", "trafficroutes", "TrafficRoute",
+                                         false};
+    return type;
+}
+
+const kube::ResourceType& apisix_routes() {
+    static const kube::ResourceType type{"apisix.apache.org", "v2", "apisixroutes", "ApisixRoute"};
+    return type;
+}
+
 std::vector<kube::ResourceType> all() {
-    return {istio_virtual_services(),         istio_destination_rules(),
+    std::vector<kube::ResourceType> types{istio_virtual_services(),         istio_destination_rules(),
             smi_traffic_splits("v1alpha1"),   smi_traffic_splits("v1alpha2"),
             smi_traffic_splits("v1alpha3"),   gateway_http_routes("v1"),
             gateway_http_routes("v1beta1"),  ingresses(),
@@ -77,6 +91,9 @@ std::vector<kube::ResourceType> all() {
             traefik_services(),
             knative_services(),
             knative_revisions()};
+    types.push_back(kuma_traffic_routes());
+    types.push_back(apisix_routes());
+    return types;
 }
 
 }  // namespace serin::meshes::route_types

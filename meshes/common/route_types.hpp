@@ -31,6 +31,10 @@ const kube::ResourceType& traefik_services();
 /// Revision (whose Ready condition stands for the primary's and the canary's readiness).
 const kube::ResourceType& knative_services();
 const kube::ResourceType& knative_revisions();
+/// kuma.io/v1alpha1 TrafficRoute, cluster-scoped (the kuma router).
+const kube::ResourceType& kuma_traffic_routes();
+/// apisix.apache.org/v2 ApisixRoute (the apisix router's canary route and the user's it copies).
+const kube::ResourceType& apisix_routes();
 
 /// Every routing type a router of this build may write.
 std::vector<kube::ResourceType> all();

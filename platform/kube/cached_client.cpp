@@ -33,6 +33,16 @@ asio::awaitable<Result<ObjectPtr>> CachedClient::patch(ResourceType type, std::s
     co_return remember(type, std::move(written));
 }
 
+asio::awaitable<Result<void>> CachedClient::remove(ResourceType type, std::string ns,
+                                                   std::string name, DeleteOptions options) {
+    auto removed = co_await api_.remove(type, ns, name, std::move(options));
+    if (!removed && removed.error().kind != ErrorKind::kNotFound) {
+        co_return removed.error();
+    }
+    store_.deleted(type, ns, name);
+    co_return Result<void>{};
+}
+
 asio::awaitable<Result<ObjectPtr>> CachedClient::ensure(ResourceType type, std::string ns,
                                                         Json desired, UpdateFor update_for) {
     const ObjectPtr live = store_.get(type, ns, object_name(desired));

@@ -48,6 +48,12 @@ public:
     boost::asio::awaitable<Result<ObjectPtr>> patch(ResourceType type, std::string ns,
                                                     std::string name, PatchType patch_type,
                                                     std::string body, WriteOptions options);
+    /// Deletes the object; a later read finds it gone until the cache catches up. An object
+    /// already gone is success. Errors: the KubeClient's (kConflict when `options` holds a
+    /// resourceVersion precondition the object no longer meets).
+    boost::asio::awaitable<Result<void>> remove(ResourceType type, std::string ns, std::string name,
+                                                DeleteOptions options);
+
     /// The update that brings `live` to what Serin owns of the desired object (only the fields
     /// Serin owns, the rest kept as found), or nullopt when `live` already has them.
     using UpdateFor = std::function<std::optional<Json>(const Json& live)>;

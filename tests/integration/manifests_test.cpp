@@ -40,6 +40,8 @@ const std::vector<Overlay>& overlays() {
         {"overlays/contour", "contour", "http://prometheus.monitoring:9090"},
         {"overlays/gloo", "gloo", "http://prometheus.monitoring:9090"},
         {"overlays/traefik", "traefik", "http://prometheus.monitoring:9090"},
+        {"overlays/kuma", "kuma", "http://prometheus-server.kuma-metrics:80"},
+        {"overlays/apisix", "apisix", "http://flagger-prometheus.apisix:9090"},
     };
     return all;
 }

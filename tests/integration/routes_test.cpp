@@ -112,6 +112,12 @@ public:
             store_.add(*informers_.back());
             informers_.back()->start(s_.io().get_executor());
         }
+        // Canaries of every namespace: the kuma router reads who claims a TrafficRoute.
+        kube::InformerOptions all_namespaces;
+        informers_.push_back(std::make_unique<kube::Informer>(client_, clock_, kube::types::canaries(),
+                                                              all_namespaces));
+        store_.add(*informers_.back());
+        informers_.back()->start(s_.io().get_executor());
         wait_for([this] { return store_.synced(); }, "the informers to sync");
     }
     ~RouteBench() {
@@ -187,12 +193,12 @@ public:
     /// Merge-patches an object as another tool would, and waits until the cache has it.
     void drift(const kube::ResourceType& type, const std::string& name, const Json& patch) {
         auto patched = serin::testing::run(
-            s_.io(), real_->patch(type, s_.ns(), name, kube::PatchType::kMerge, patch.dump()));
+            s_.io(), real_->patch(type, scope(type), name, kube::PatchType::kMerge, patch.dump()));
         REQUIRE(patched.has_value());
         const std::string version = (*patched)["metadata"]["resourceVersion"];
         wait_for(
             [&] {
-                kube::ObjectPtr cached = store_.get(type, s_.ns(), name);
+                kube::ObjectPtr cached = store_.get(type, scope(type), name);
                 return cached != nullptr &&
                        kube::resource_version_at_least(
                            (*cached)["metadata"].value("resourceVersion", ""), version);
@@ -201,7 +207,7 @@ public:
     }
 
     Json cached(const kube::ResourceType& type, const std::string& name) {
-        kube::ObjectPtr object = store_.get(type, s_.ns(), name);
+        kube::ObjectPtr object = store_.get(type, scope(type), name);
         REQUIRE(object != nullptr);
         return *object;
     }
@@ -210,12 +216,27 @@ public:
                      const std::function<bool(const Json&)>& condition, const std::string& what) {
         wait_for(
             [&] {
-                kube::ObjectPtr object = store_.get(type, s_.ns(), name);
+                kube::ObjectPtr object = store_.get(type, scope(type), name);
                 return object != nullptr && condition(*object);
             },
             what);
         return cached(type, name);
     }
+    /// The object as the API server has it now; nullopt when it does not exist.
+    std::optional<Json> read(const kube::ResourceType& type, const std::string& name) {
+        auto got = serin::testing::run(s_.io(), real_->get(type, scope(type), name));
+        if (!got && got.error().kind == serin::ErrorKind::kNotFound) {
+            return std::nullopt;
+        }
+        REQUIRE(got.has_value());
+        return *got;
+    }
+    /// What the reconciler calls on deletion without revertOnDeletion.
+    Result<void> release(const meshes::RouteContext& context) {
+        return serin::testing::run(s_.io(), router(context).release(context));
+    }
+    /// The namespace of objects of `type`: the scenario's, none for cluster-scoped ones.
+    std::string scope(const kube::ResourceType& type) const { return type.namespaced ? s_.ns() : ""; }
 
 private:
     /// Runs the io_context until `condition` holds, failing after 30 s.
@@ -983,4 +1004,193 @@ TEST_CASE(
                     .contains("flagger.app/primary-revision"));
     CHECK(final_state["spec"]["traffic"] ==
           meshes::knative_traffic("podinfo-00001", Routes{100, 0, false}));
+}
+
+TEST_CASE("Kuma TrafficRoutes are cluster-scoped, stored as written, kept without rewrites and deleted with their canary") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::kuma_traffic_routes();
+    const Json owned = {{"spec", {{"sources", Json::array({{{"match", {{"kuma.io/service", "elsewhere_x_svc_80"}}}}})}}}};
+    // Named after the namespace: a TrafficRoute is cluster-scoped, so names are shared by every test.
+    const std::string name = s.ns() + "-kuma";
+    exercise(bench, {"kuma/canary.yaml", "kuma", kCanarySteps, type, owned}, name);
+    const Json stored = bench.cached(type, name);
+    CHECK(stored["mesh"] == "default");  // the bench's canaries carry no kuma.io/mesh annotation
+    CHECK_FALSE(stored["metadata"].contains("namespace"));
+    CHECK(stored["metadata"]["annotations"]["serin.dev/canary"] == s.ns() + "/" + name);
+    // Deleted (Serin created it) when the canary goes, revertOnDeletion or not.
+    auto context = bench.context("tests/data/routes/kuma/canary.yaml", "kuma", name + "-again");
+    REQUIRE(bench.reconcile(context).has_value());
+    REQUIRE(bench.release(context).has_value());
+    CHECK_FALSE(bench.read(type, name + "-again").has_value());
+    const auto first = serin::testing::route_context(s.get(kube::types::canaries(), name), "kuma");
+    REQUIRE(bench.finalize(first).has_value());
+    CHECK_FALSE(bench.read(type, name).has_value());
+}
+
+TEST_CASE("kuma refuses a TrafficRoute of another namespace's canary, takes over a user's and gives it back") {
+    Scenario s;
+    Scenario other;
+    RouteBench bench(s);
+    const auto type = route_types::kuma_traffic_routes();
+    const std::string name = s.ns() + "-shared";
+    // Another namespace's canary claims TrafficRoute `name`.
+    other.create(kube::types::canaries(),
+                 Json{{"apiVersion", "flagger.app/v1beta1"},
+                      {"kind", "Canary"},
+                      {"metadata", {{"name", "podinfo"}, {"namespace", other.ns()}}},
+                      {"spec", {{"provider", "kuma"},
+                                {"targetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "podinfo"}}},
+                                {"service", {{"name", name}, {"port", 9898}}},
+                                {"analysis", {{"interval", "1m"}, {"threshold", 5}, {"stepWeight", 10}, {"maxWeight", 50}}}}}});
+    const Json theirs = Json::parse(R"({"sources": [{"match": {"kuma.io/service": "*"}}],
+        "destinations": [{"match": {"kuma.io/service": "x"}}],
+        "conf": {"split": [{"weight": 100, "destination": {"kuma.io/service": "y"}}]}})");
+    s.create(type, {{"apiVersion", type.api_version()},
+                    {"kind", type.kind},
+                    {"mesh", "default"},
+                    {"metadata", {{"name", name}, {"annotations", {{"serin.dev/canary", other.ns() + "/podinfo"}}}}},
+                    {"spec", theirs}});
+    bench.drift(type, name, {{"metadata", {{"labels", {{"example.com/seen", "yes"}}}}}});
+    auto context = bench.context("tests/data/routes/kuma/canary.yaml", "kuma", name);
+    auto refused = bench.reconcile(context);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind == serin::ErrorKind::kInvalid);
+    CHECK(refused.error().message ==
+          "TrafficRoute " + name + " (cluster-scoped) belongs to canary podinfo." + other.ns() +
+              " (annotation serin.dev/canary): a TrafficRoute is named after spec.service.name "
+              "alone, so give this canary another spec.service.name");
+    CHECK(bench.read(type, name).value()["spec"] == theirs);  // not fought over
+
+    // A user's TrafficRoute for this namespace's service: taken over, and given back.
+    const Json user_spec = Json::parse(R"({"sources": [{"match": {"kuma.io/service": "*"}}],
+        "destinations": [{"match": {"kuma.io/service": ")" + name + "_" + s.ns() + R"(_svc_9898"}}],
+        "conf": {"destination": {"kuma.io/service": ")" + name + "_" + s.ns() + R"(_svc_9898"}}})");
+    bench.drift(type, name, {{"metadata", {{"annotations", {{"serin.dev/canary", nullptr}}}}}, {"spec", {{"conf", nullptr}}}});
+    bench.drift(type, name, {{"spec", user_spec}});
+    REQUIRE(bench.reconcile(context).has_value());
+    Json taken = bench.cached(type, name);
+    CHECK(taken["spec"]["conf"]["split"][0]["destination"]["kuma.io/service"] == name + "-primary_" + s.ns() + "_svc_9898");
+    CHECK(taken["metadata"]["annotations"]["serin.dev/canary"] == s.ns() + "/" + name);
+    REQUIRE(bench.set_routes(context, Routes{60, 40, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{60, 40, false});
+    REQUIRE(bench.finalize(context).has_value());
+    const Json given_back = bench.read(type, name).value();
+    CHECK(given_back["spec"] == user_spec);
+    CHECK_FALSE(given_back["metadata"]["annotations"].contains("serin.dev/canary"));
+    CHECK(given_back["metadata"]["labels"]["example.com/seen"] == "yes");
+    s.remove(type, name);
+}
+
+TEST_CASE("APISIX canary routes are stored as written, follow the user's route and keep their weights") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::apisix_routes();
+    Json user = serin::testing::load_document("tests/data/routes/apisix/route.yaml");
+    user["metadata"]["namespace"] = s.ns();
+    user["metadata"]["annotations"].erase("kubectl.kubernetes.io/last-applied-configuration");
+    user["spec"]["http"][1]["backends"][0]["serviceName"] = "c0";
+    s.create(type, user);
+    const Json user_before = bench.read(type, "podinfo").value();
+    // The canary route is podinfo-c0-canary; drift of a field Serin owns: the entry's priority.
+    const Json owned = {{"spec", {{"http", Json::array({{{"name", "method"}, {"priority", 1},
+                                                          {"match", {{"paths", {"/*"}}}},
+                                                          {"backends", {{{"serviceName", "c0-primary"}, {"servicePort", 9898}, {"weight", 90}},
+                                                                        {{"serviceName", "c0-canary"}, {"servicePort", 9898}, {"weight", 10}}}}}})}}}};
+    meshes::RouteContext context = bench.context("tests/data/routes/apisix/canary.yaml", "apisix", "c0");
+    std::size_t mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 1);
+    CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+    for (const Routes& step : kCanarySteps) {
+        REQUIRE(bench.set_routes(context, step).has_value());
+        CHECK(bench.get_routes(context).value() == step);
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 0);
+    }
+    REQUIRE(bench.set_routes(context, Routes{90, 10, false}).has_value());
+    bench.drift(type, "podinfo-c0-canary", owned);
+    mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 1);
+    CHECK(bench.cached(type, "podinfo-c0-canary")["spec"]["http"][0]["priority"] == 10000);
+    CHECK(bench.get_routes(context).value() == Routes{90, 10, false});
+    // An edit of the user's route reaches the copy, weights kept; the user's route is never written.
+    bench.drift(type, "podinfo", {{"spec", {{"ingressClassName", "apisix-internal"}}}});
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.cached(type, "podinfo-c0-canary")["spec"]["ingressClassName"] == "apisix-internal");
+    CHECK(bench.get_routes(context).value() == Routes{90, 10, false});
+    CHECK(bench.read(type, "podinfo").value()["spec"]["http"] == user_before["spec"]["http"]);
+    auto zero = bench.set_routes(context, Routes{0, 0, false});
+    REQUIRE_FALSE(zero.has_value());
+    CHECK(zero.error().message == "ApisixRoute podinfo-c0-canary." + s.ns() + " update failed: no valid weights");
+}
+
+TEST_CASE("apisix takes over a canary route left from before and gives it back on finalize") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::apisix_routes();
+    Json user = serin::testing::load_document("tests/data/routes/apisix/route.yaml");
+    user["metadata"]["namespace"] = s.ns();
+    s.create(type, user);
+    const Json left_spec = Json::parse(R"({"http": [{"name": "old", "priority": 5, "match": {"paths": ["/old"]},
+        "backends": [{"serviceName": "podinfo", "servicePort": 9898}]}]})");
+    s.create(type, {{"apiVersion", type.api_version()},
+                    {"kind", type.kind},
+                    {"metadata", {{"name", "podinfo-podinfo-canary"}}},
+                    {"spec", left_spec}});
+    bench.drift(type, "podinfo-podinfo-canary", {{"metadata", {{"labels", {{"example.com/seen", "yes"}}}}}});
+    auto context = bench.context("tests/data/routes/apisix/canary.yaml", "apisix", "podinfo");
+    REQUIRE(bench.reconcile(context).has_value());
+    Json taken = bench.cached(type, "podinfo-podinfo-canary");
+    CHECK(taken["spec"]["http"][0]["backends"][0]["serviceName"] == "podinfo-primary");
+    CHECK_FALSE(taken["metadata"].contains("ownerReferences"));
+    REQUIRE(bench.set_routes(context, Routes{70, 30, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{70, 30, false});
+    REQUIRE(bench.finalize(context).has_value());
+    CHECK(bench.read(type, "podinfo-podinfo-canary").value()["spec"] == left_spec);
+}
+
+TEST_CASE("apisix refuses a canary without routeRef and a route without the canary's backend") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::apisix_routes();
+    Json user = serin::testing::load_document("tests/data/routes/apisix/route.yaml");
+    user["metadata"]["namespace"] = s.ns();
+    s.create(type, user);
+    auto context = bench.context("tests/data/routes/apisix/canary.yaml", "apisix", "frontend");
+    auto refused = bench.reconcile(context);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().message ==
+          "spec.routeRef: ApisixRoute podinfo." + s.ns() + ": no spec.http entry has the backend frontend");
+    context.canary.spec.route_ref.reset();
+    refused = bench.reconcile(context);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().message ==
+          "spec.routeRef: apisix route selector is empty (provider apisix needs the ApisixRoute to copy)");
+}
+
+TEST_CASE("examples/kuma and examples/apisix: each applies, and its routing object is built from it") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto apisix = route_types::apisix_routes();
+    Json route = serin::testing::load_document("examples/apisix/route.yaml");
+    route["metadata"].erase("namespace");
+    s.create(apisix, route);
+    auto context = bench.context("examples/apisix/canary.yaml", "apisix", "podinfo");
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+    REQUIRE(bench.set_routes(context, Routes{90, 10, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{90, 10, false});
+    CHECK(bench.cached(apisix, "podinfo-podinfo-canary")["spec"]["http"][0]["match"]["hosts"][0] == "app.example.com");
+
+    const auto kuma = route_types::kuma_traffic_routes();
+    const std::string name = s.ns() + "-example";
+    auto mesh = bench.context("examples/kuma/canary.yaml", "kuma", name);
+    REQUIRE(bench.reconcile(mesh).has_value());
+    REQUIRE(bench.set_routes(mesh, Routes{90, 10, false}).has_value());
+    CHECK(bench.get_routes(mesh).value() == Routes{90, 10, false});
+    REQUIRE(bench.finalize(mesh).has_value());
+    CHECK_FALSE(bench.read(kuma, name).has_value());
 }

@@ -8,11 +8,13 @@
 #include "analysis/release.hpp"
 #include "analysis/validate.hpp"
 #include "meshes/common/route_object.hpp"
+#include "meshes/apisix/apisix_router.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/gloo/gloo_router.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/knative/knative_router.hpp"
+#include "meshes/kuma/kuma_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 #include "meshes/traefik/traefik_router.hpp"
@@ -119,6 +121,20 @@ std::string build(const serin::meshes::RouteContext& context, const Routes& rout
         CHECK(serin::meshes::traefik_service_routes(context, *service).value() == plain);
     } else if (provider == "knative") {
         CHECK(knative_step(routes) == "");
+    } else if (provider == "kuma") {
+        auto route = serin::meshes::build_traffic_route(context, routes);
+        if (!route) {
+            return route.error().message;
+        }
+        CHECK(serin::meshes::traffic_route_routes(context, *route).value() == routes);
+    } else if (provider == "apisix") {
+        // The canary route is a copy of the user's ApisixRoute beside the example.
+        const Json user = serin::testing::load_document("examples/apisix/route.yaml");
+        auto route = serin::meshes::build_apisix_canary_route(context, user, routes);
+        if (!route) {
+            return route.error().message;
+        }
+        CHECK(serin::meshes::apisix_routes(context, *route).value() == routes);
     } else if (provider == "nginx") {
         // The canary Ingress is a copy of the user's Ingress beside the example.
         const Json user = serin::testing::load_document("examples/nginx/ingress.yaml");
@@ -206,6 +222,15 @@ std::optional<Routes> read_poisoned(const serin::meshes::RouteContext& context, 
         Json service = serin::meshes::build_traefik_service(context, routes).value();
         poison_weights(service, value);
         read = serin::meshes::traefik_service_routes(context, service);
+    } else if (provider == "kuma") {
+        Json route = serin::meshes::build_traffic_route(context, routes).value();
+        poison_weights(route, value);
+        read = serin::meshes::traffic_route_routes(context, route);
+    } else if (provider == "apisix") {
+        const Json user = serin::testing::load_document("examples/apisix/route.yaml");
+        Json route = serin::meshes::build_apisix_canary_route(context, user, routes).value();
+        poison_weights(route, value);
+        read = serin::meshes::apisix_routes(context, route);
     } else if (provider == "linkerd" || provider.starts_with("smi:")) {
         Json split = serin::meshes::build_traffic_split(
             context, routes, *serin::meshes::smi_flavour(provider));

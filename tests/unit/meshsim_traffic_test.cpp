@@ -147,10 +147,17 @@ TEST_CASE("the HTTP front sends requests to an apex's versions by their shares a
     using serin::meshsim::Version;
     Version primary{"test", "podinfo-primary", "p", 0, 10};
     Version canary{"test", "podinfo", "c", 0.5, 10};
-    const std::vector<Flow> flows{{"test", "podinfo", primary, 0.8, "", "", ""},
-                                  {"test", "podinfo", canary, 0.2, "", "", ""},
-                                  {"test", "podinfo", canary, 0.2, "", "", ""},  // a mirrored copy: not sent
-                                  {"other", "podinfo", primary, 1, "", "", ""}};
+    auto flow = [](const char* ns, const Version& v, double share) {
+        Flow f;
+        f.ns = ns;
+        f.apex = "podinfo";
+        f.version = v;
+        f.share = share;
+        return f;
+    };
+    const std::vector<Flow> flows{flow("test", primary, 0.8), flow("test", canary, 0.2),
+                                  flow("test", canary, 0.2),  // a mirrored copy: not sent
+                                  flow("other", primary, 1)};
     RequestRouter router;
     std::map<std::string, int> sent;
     int errors = 0;
@@ -273,4 +280,47 @@ TEST_CASE("a TraefikService's weights split the apex's stream, labelled with Tra
         }
     }
     CHECK(canary_errors == 4);  // the canary's 20% errors
+}
+
+TEST_CASE("a Kuma TrafficRoute's splits share the apex's stream, labelled with Kuma services") {
+    const Json route = Json::parse(R"({"kind": "TrafficRoute", "mesh": "default",
+        "metadata": {"name": "podinfo"},
+        "spec": {"destinations": [{"match": {"kuma.io/service": "podinfo_test_svc_9898"}}],
+                 "conf": {"split": [
+                     {"weight": 60, "destination": {"kuma.io/service": "podinfo-primary_test_svc_9898"}},
+                     {"weight": 40, "destination": {"kuma.io/service": "podinfo-canary_test_svc_9898"}}]}}})");
+    const auto flows = plan(services(), deployments(), {route});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.4}, {"podinfo-primary", 0.6}});
+    for (const Flow& f : flows) {
+        CHECK(f.kuma_service == (f.version.workload == "podinfo" ? "podinfo-canary_test_svc_9898"
+                                                                 : "podinfo-primary_test_svc_9898"));
+        CHECK(f.envoy_cluster.empty());
+    }
+    // Another namespace's TrafficRoute of the same name routes nothing here.
+    Json other = route;
+    other["spec"]["destinations"][0]["match"]["kuma.io/service"] = "podinfo_shop_svc_9898";
+    CHECK(shares(plan(services(), deployments(), {other})) ==
+          std::map<std::string, double>{{"podinfo-primary", 1.0}});
+}
+
+TEST_CASE("APISIX's canary route shadows the user's route and splits by its backend weights") {
+    const Json user = Json::parse(R"({"kind": "ApisixRoute",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"http": [{"name": "main", "match": {"paths": ["/*"]},
+                           "backends": [{"serviceName": "podinfo", "servicePort": 9898}]}]}})");
+    Json canary = user;
+    canary["metadata"]["name"] = "podinfo-podinfo-canary";
+    canary["spec"]["http"][0]["priority"] = 10000;
+    canary["spec"]["http"][0]["backends"] = Json::parse(R"([
+        {"serviceName": "podinfo-primary", "servicePort": 9898, "weight": 80},
+        {"serviceName": "podinfo-canary", "servicePort": 9898, "weight": 20}])");
+    const auto flows = plan(services(), deployments(), {user, canary});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.2}, {"podinfo-primary", 0.8}});
+    for (const Flow& f : flows) {
+        CHECK(f.apisix_route == "test_podinfo-podinfo-canary_main");
+    }
+    // The user's route alone sends the apex everything, under its own route name.
+    const auto direct = plan(services(), deployments(), {user});
+    REQUIRE_FALSE(direct.empty());
+    CHECK(direct[0].apisix_route == "test_podinfo_main");
 }

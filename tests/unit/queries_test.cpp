@@ -91,6 +91,40 @@ TEST_CASE("traefik's builtin queries read Traefik's service histogram of the can
     CHECK(observer_for("istio", spec("traefik")) == Observer::kTraefik);
 }
 
+TEST_CASE("kuma's builtin queries read Envoy's series of the canary's Kuma service") {
+    CHECK(rendered(Observer::kKuma, "request-success-rate") ==
+          "sum(rate(envoy_cluster_upstream_rq{service=~\"podinfo-canary_test_svc_[0-9a-zA-Z-]+\","
+          "envoy_response_code!~\"5.*\"}[30s])) / sum(rate(envoy_cluster_upstream_rq{"
+          "service=~\"podinfo-canary_test_svc_[0-9a-zA-Z-]+\"}[30s])) * 100");
+    CHECK(rendered(Observer::kKuma, "request-duration") ==
+          "histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{"
+          "service=~\"podinfo-canary_test_svc_[0-9a-zA-Z-]+\"}[30s])) by (le))");
+    CHECK(observer_for("istio", spec("kuma")) == Observer::kKuma);
+}
+
+TEST_CASE("apisix's builtin queries read APISIX's series of the canary route") {
+    // No routeRef in podinfo_vars: {{ route }} falls back to the target.
+    CHECK(rendered(Observer::kApisix, "request-success-rate") ==
+          "sum(rate(apisix_http_status{route=~\"test_podinfo-podinfo-canary_.+\",code!~\"5..\"}[30s])) / "
+          "sum(rate(apisix_http_status{route=~\"test_podinfo-podinfo-canary_.+\"}[30s])) * 100");
+    CHECK(rendered(Observer::kApisix, "request-duration") ==
+          "histogram_quantile(0.99, sum(rate(apisix_http_latency_bucket{type=~\"request\","
+          "route=~\"test_podinfo-podinfo-canary_.+\"}[30s])) by (le))");
+    CHECK(observer_for("istio", spec("apisix")) == Observer::kApisix);
+}
+
+TEST_CASE("kuma's and apisix's queries name S where Flagger's name the target") {
+    // Their objects are named after spec.service.name: Flagger's {{ target }} would miss them.
+    TemplateVars vars = podinfo_vars();
+    vars.service = "frontend";
+    vars.route = "shop";
+    auto render = [&](Observer observer) {
+        return collapse_whitespace(*render_query(builtin_query(observer, "request-duration")->query, vars));
+    };
+    CHECK(render(Observer::kKuma).find("service=~\"frontend-canary_test_svc_") != std::string::npos);
+    CHECK(render(Observer::kApisix).find("route=~\"test_shop-frontend-canary_.+\"") != std::string::npos);
+}
+
 TEST_CASE("builtin queries are Flagger's, rendered for the canary") {
     CHECK(rendered(Observer::kIstio, "request-success-rate") ==
           "sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace="
