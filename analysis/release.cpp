@@ -1,5 +1,6 @@
 #include "analysis/release.hpp"
 
+#include "analysis/pacing.hpp"
 #include "analysis/phases.hpp"
 
 #include "platform/core/assert.hpp"
@@ -65,10 +66,12 @@ public:
           obs_(obs),
           settings_(settings),
           now_(format_time(now)),
+          step_time_(format_micro_time(now)),
           status_(canary.status),
           skip_(canary.spec.skip_analysis || !canary.spec.analysis),
           kind_(canary.spec.target_ref.kind.empty() ? "Deployment" : canary.spec.target_ref.kind),
-          tick_due_(obs.tick_due) {
+          tick_due_(until_next_step(last_paced_step(canary.status, obs.last_step), now,
+                                    interval_of(canary)) == Duration::zero()) {
         if (canary.spec.analysis) {
             analysis_ = *canary.spec.analysis;
         }
@@ -86,6 +89,11 @@ public:
         }
         if (!same_state(status_, c_.status)) {
             status_.last_transition_time = now_;
+        }
+        // The step's time goes in the status write the step makes anyway; a paced tick that
+        // changes nothing (a wait reported, a refused gate asked again) adds no write for it.
+        if (decision_.consumed_tick && api::encode_status(status_) != api::encode_status(c_.status)) {
+            status_.last_step_time = step_time_;
         }
         decision_.status = std::move(status_);
         const auto& p = decision_.status.phase;
@@ -1100,6 +1108,7 @@ private:
     const Observations& obs_;
     const Settings& settings_;
     std::string now_;
+    std::string step_time_;  ///< now, to the microsecond: status.lastStepTime
     CanaryStatus status_;
     CanaryAnalysis analysis_;
     bool skip_;

@@ -117,10 +117,13 @@ struct Observations {
     std::map<HookType, HookRun> hooks;
     /// Metric checks already run in this reconcile, in spec order.
     std::optional<std::vector<MetricResult>> metrics;
-    /// Whether an analysis interval has passed since the last paced step. Detection of a new
-    /// revision, initialization, promotion once the primary is ready and rollbacks on a dead
-    /// workload happen whenever the reconciler runs; analysis steps only when a tick is due.
-    bool tick_due = true;
+    /// When this controller last took a paced step for the canary (its own record, wall
+    /// clock); nullopt: none since it started. advance() paces from the later of this and
+    /// status.lastStepTime (last_paced_step(), until_next_step()): a tick is due once an
+    /// analysis interval has passed. Detection of a new revision, initialization, promotion once
+    /// the primary is ready and rollbacks on a dead workload happen whenever the reconciler
+    /// runs; analysis steps only when a tick is due.
+    std::optional<SystemTime> last_step;
     /// The canary's pending CanaryRequests (status.phase empty), oldest first
     /// (api::handled_before). advance() handles at most one per call: the first whose uid is
     /// not in status.requests.
@@ -202,6 +205,9 @@ struct Decision {
     /// Set when advance() stopped to ask for the metric checks.
     bool need_metrics = false;
     /// True when this reconcile used up the analysis tick: the next paced step waits an interval.
+    /// When the decision's status differs from the canary's anyway, it carries the step's time
+    /// in status.lastStepTime (no write is added for it); otherwise only the reconciler's own
+    /// record (Observations::last_step) keeps it.
     bool consumed_tick = false;
     /// True when the canary is mid-release or waiting for something, so it needs ticks.
     bool active = false;

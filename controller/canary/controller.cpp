@@ -1,5 +1,6 @@
 #include "controller/canary/controller.hpp"
 
+#include "controller/canary/event_filter.hpp"
 #include "controller/canary/requests.hpp"
 
 #include "crds/api/json_access.hpp"
@@ -138,11 +139,7 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         [this](const ObjectPtr& object) { enqueue_canary(*object); }});
 
     for (const auto* type : {&types::deployments(), &types::daemon_sets()}) {
-        const std::string kind = type->kind;
-        watch(*caches.informer(*type), [this, kind](const Json& workload) {
-            enqueue_indexed("target", target_index(kube::object_namespace(workload), kind,
-                                                   kube::object_name(workload)));
-        });
+        watch_workloads(*caches.informer(*type), type->kind);
     }
     watch(*caches.informer(types::services()), nullptr);
     watch(*caches.informer(types::config_maps()), [this](const Json& config) {
@@ -197,27 +194,6 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
 
 Controller::~Controller() { deps_.caches.stop(); }
 
-std::function<void(const Json&)> Controller::route_enqueue(const kube::ResourceType& type) {
-    if (type.kind == "Ingress") {
-        return [this](const Json& i) { enqueue_indexed("ingress", kube::object_key(i)); };
-    }
-    if (type.group == "serving.knative.dev") {
-        // A Knative Service is a target (its spec, annotation and status.traffic); a Revision
-        // wakes the canary of its Service (its readiness is the primary's or the canary's).
-        const std::string label = type.kind == "Service" ? "" : "serving.knative.dev/service";
-        return [this, label](const Json& object) {
-            const std::string service = label.empty()
-                                            ? kube::object_name(object)
-                                            : string_at(object, {"metadata", "labels", label});
-            if (!service.empty()) {
-                enqueue_indexed("target",
-                                target_index(kube::object_namespace(object), "Service", service));
-            }
-        };
-    }
-    return nullptr;
-}
-
 void Controller::watch(kube::Informer& informer,
                        std::function<void(const Json&)> enqueue_for) {
     auto on_change = [this, enqueue_for](const Json& object) {
@@ -246,7 +222,40 @@ std::function<void(const kube::Json&)> Controller::route_enqueue(const kube::Res
             }
         };
     }
+    if (type.group == "serving.knative.dev") {
+        // A Knative Service is a target (its spec, annotation and status.traffic); a Revision
+        // wakes the canary of its Service (its readiness is the primary's or the canary's).
+        const std::string label = type.kind == "Service" ? "" : "serving.knative.dev/service";
+        return [this, label](const Json& object) {
+            const std::string service = label.empty()
+                                            ? kube::object_name(object)
+                                            : string_at(object, {"metadata", "labels", label});
+            if (!service.empty()) {
+                enqueue_indexed("target",
+                                target_index(kube::object_namespace(object), "Service", service));
+            }
+        };
+    }
     return nullptr;
+}
+
+void Controller::watch_workloads(kube::Informer& informer, const std::string& kind) {
+    auto on_change = [this, kind](const Json& workload, bool status_only) {
+        enqueue_owners(workload, status_only);
+        const std::string target = target_index(kube::object_namespace(workload), kind,
+                                                kube::object_name(workload));
+        for (const ObjectPtr& canary : deps_.caches.canaries().by_index("target", target)) {
+            if (!status_only || reads_workload_status(*canary)) {
+                enqueue_canary(*canary);
+            }
+        }
+    };
+    informer.add_handlers(kube::EventHandlers{
+        [on_change](const ObjectPtr& object) { on_change(*object, false); },
+        [on_change](const ObjectPtr& before, const ObjectPtr& after) {
+            on_change(*after, !workload_changed_beyond_status(*before, *after));
+        },
+        [on_change](const ObjectPtr& object) { on_change(*object, false); }});
 }
 
 void Controller::watch_requests() {
@@ -273,16 +282,25 @@ void Controller::watch_requests() {
 
 void Controller::enqueue_canary(const Json& canary) { queue_->add(kube::object_key(canary)); }
 
-void Controller::enqueue_owners(const Json& object) {
+void Controller::enqueue_owners(const Json& object, bool status_only) {
     const Json* owners = member(metadata(object), "ownerReferences");
     if (owners == nullptr || !owners->is_array()) {
         return;
     }
     for (const Json& owner : *owners) {
-        if (string_at(owner, {"kind"}) == "Canary" &&
-            string_at(owner, {"apiVersion"}).rfind("flagger.app/", 0) == 0) {
-            queue_->add(kube::object_namespace(object) + "/" + string_at(owner, {"name"}));
+        if (string_at(owner, {"kind"}) != "Canary" ||
+            string_at(owner, {"apiVersion"}).rfind("flagger.app/", 0) != 0) {
+            continue;
         }
+        const std::string ns = kube::object_namespace(object);
+        const std::string name = string_at(owner, {"name"});
+        if (status_only) {
+            const ObjectPtr canary = deps_.caches.canaries().get(ns, name);
+            if (canary != nullptr && !reads_workload_status(*canary)) {
+                continue;
+            }
+        }
+        queue_->add(ns + "/" + name);
     }
 }
 

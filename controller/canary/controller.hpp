@@ -101,7 +101,12 @@ private:
     /// The CanaryRequests' index and handlers, when the caches watch them.
     void watch_requests();
     void enqueue_canary(const kube::Json& canary);
-    void enqueue_owners(const kube::Json& object);
+    /// `status_only`: the object's change was to its status alone, which wakes only the owners
+    /// that read it in their phase (reads_workload_status).
+    void enqueue_owners(const kube::Json& object, bool status_only = false);
+    /// The handlers of a Deployment or DaemonSet informer: its owners and the canaries that
+    /// target it, except the canaries at rest for a status-only update.
+    void watch_workloads(kube::Informer& informer, const std::string& kind);
     void enqueue_indexed(const std::string& index, const std::string& value);
     boost::asio::awaitable<void> worker();
     /// Once draining, shuts the queue when no step is left in flight.

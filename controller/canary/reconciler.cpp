@@ -1,6 +1,7 @@
 #include "controller/canary/reconciler.hpp"
 
 #include "analysis/decide.hpp"
+#include "analysis/pacing.hpp"
 #include "analysis/validate.hpp"
 #include "controller/canary/answers.hpp"
 #include "controller/canary/requests.hpp"
@@ -28,11 +29,7 @@ namespace {
 
 constexpr std::string_view kTerminating = "Terminating";
 
-/// The interval between analysis steps.
-Duration interval_of(const api::Canary& canary) {
-    return canary.spec.analysis ? Duration(canary.spec.analysis->interval_duration)
-                                : Duration(std::chrono::seconds{60});
-}
+using analysis::interval_of;
 
 using api::find_path;
 using api::string_at;
@@ -172,8 +169,8 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     // ---- decide ----
     Observations obs = co_await observe(ctx);
     const SteadyTime steady_now = deps_.clock.steady_now();
-    const Memory& memory = memory_[ctx.key];
-    obs.tick_due = !memory.last_step || steady_now - *memory.last_step >= interval_of(ctx.canary);
+    const SystemTime now = deps_.clock.system_now();
+    obs.last_step = memory_[ctx.key].last_step;
     obs.requests = co_await pending_requests(ctx);
     analysis::Settings settings{ctx.provider};
     settings.mirror_blue_green = ctx.router->can_mirror(true);
@@ -181,7 +178,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     BackgroundAnswers answers(deps_.calls, deps_.webhooks, deps_.metrics, ctx,
                               question_about(ctx.canary));
     std::optional<Decision> decision =
-        analysis::decide(ctx.canary, obs, settings, deps_.clock.system_now(), answers);
+        analysis::decide(ctx.canary, obs, settings, now, answers);
     if (!decision) {
         co_return waiting();
     }
@@ -191,7 +188,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::reconcile_canary(std::strin
     if (obs.metrics) {
         reporter_.metrics_checked(ctx.key, ctx.canary.status.canary_weight, *obs.metrics);
     }
-    co_return co_await act(ctx, obs, *decision, steady_now);
+    co_return co_await act(ctx, obs, *decision, Instant{steady_now, now});
 }
 
 std::optional<std::string> Reconciler::admit(CanaryContext& ctx) const {
@@ -345,7 +342,8 @@ analysis::Readiness Reconciler::revision_readiness(const CanaryContext& ctx,
 
 asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
                                                          const Observations& obs,
-                                                         Decision& decision, SteadyTime started) {
+                                                         Decision& decision, Instant decided) {
+    const SteadyTime started = decided.steady;
     // The status before this decision, for the summary of an alert that ends the release.
     const api::CanaryStatus before = ctx.canary.status;
     if (starts_release(before.phase, decision.status.phase)) {
@@ -386,7 +384,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
     // below (an Event, an alert), and the answers it used are spent.
     Memory& memory = memory_[ctx.key];
     if (decision.consumed_tick) {
-        memory.last_step = started;
+        memory.last_step = decided.system;  // also in the status when it was written
     }
     deps_.calls.forget(ctx.key);
     // Alerts are handed to the notifier (which posts them in the background) before anything
@@ -416,9 +414,10 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
         // only looks again.
         result.requeue_after = interval_of(ctx.canary);
     } else if (decision.active) {
-        const SteadyTime next =
-            memory.last_step ? *memory.last_step + interval_of(ctx.canary) : started;
-        result.requeue_after = std::max<Duration>(next - started, std::chrono::milliseconds{50});
+        const Duration wait = analysis::until_next_step(
+            analysis::last_paced_step(decision.status, memory.last_step), decided.system,
+            interval_of(ctx.canary));
+        result.requeue_after = std::max<Duration>(wait, std::chrono::milliseconds{50});
     }
     co_return result;
 }

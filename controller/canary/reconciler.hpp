@@ -73,9 +73,10 @@ struct ReconcileResult {
 /// answered in the background), carries out the actions, writes the status when it changed, and
 /// has the Reporter tell the world.
 ///
-/// All release state is in the Canary's status; the only memory kept here is when each canary
-/// last took a paced step (so a watch event does not advance an analysis early) and which
-/// invalid-spec message was last reported. Reads come from the caches, never the API server.
+/// All release state is in the Canary's status, including when the last paced step was taken
+/// (status.lastStepTime); the only memory kept here is this process's own record of that time
+/// (for paced steps that wrote no status, so a watch event does not repeat them early) and
+/// which invalid-spec message was last reported. Reads come from the caches, never the API server.
 ///
 /// Errors: transient API failures (the key should be retried with backoff). Bad input is not an
 /// error: it is reported on the Canary (condition Accepted=False and a Warning Event).
@@ -92,8 +93,14 @@ public:
 
 private:
     struct Memory {
-        std::optional<SteadyTime> last_step;
+        /// When this process last took a paced step (wall clock, as status.lastStepTime).
+        std::optional<SystemTime> last_step;
         std::string reported_invalid;
+    };
+    /// When a decision was made, on both clocks.
+    struct Instant {
+        SteadyTime steady;
+        SystemTime system;
     };
 
     // The private steps take the context by reference: each is awaited at once by its caller,
@@ -120,7 +127,7 @@ private:
     boost::asio::awaitable<Result<ReconcileResult>> act(CanaryContext& ctx,
                                                         const analysis::Observations& obs,
                                                         analysis::Decision& decision,
-                                                        SteadyTime started);
+                                                        Instant decided);
     /// One routing, scaling or promoting action.
     boost::asio::awaitable<Result<void>> perform(CanaryContext& ctx, api::CanaryStatus& status,
                                                  const analysis::Action& action);

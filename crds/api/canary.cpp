@@ -815,6 +815,7 @@ CanaryStatus read_status(Reader& r, const Json& o, const std::string& path) {
     s.last_applied_spec = r.string(o, "lastAppliedSpec", path).value_or("");
     s.last_promoted_spec = r.string(o, "lastPromotedSpec", path).value_or("");
     s.last_transition_time = r.string(o, "lastTransitionTime", path).value_or("");
+    s.last_step_time = bounded(r, o, "lastStepTime", path);
     s.conditions = r.conditions(o, path);
     s.session_affinity_cookie = r.string(o, "sessionAffinityCookie", path).value_or("");
     s.primary_session_affinity_cookie =
@@ -910,6 +911,7 @@ Json encode_status(const CanaryStatus& status) {
     put("lastAppliedSpec", status.last_applied_spec);
     put("lastPromotedSpec", status.last_promoted_spec);
     put("lastTransitionTime", status.last_transition_time);
+    put("lastStepTime", status.last_step_time);
     if (status.paused) {
         out["paused"] = {{"since", status.paused->since}, {"request", status.paused->request}};
     }

@@ -345,6 +345,10 @@ struct CanaryStatus {
     std::string last_applied_spec;
     std::string last_promoted_spec;
     std::string last_transition_time;
+    /// Serin's additive `lastStepTime` (metav1.MicroTime): when the last paced step was taken,
+    /// written with that step's status, so the analysis interval survives a restart or a change
+    /// of leader (docs/release-engine.md, "Pacing"). Empty: none recorded.
+    std::string last_step_time;
     std::vector<Condition> conditions;
     std::string session_affinity_cookie;
     std::string primary_session_affinity_cookie;

@@ -2,6 +2,8 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdint>
+#include <cstdio>
 #include <ctime>
 
 namespace serin {
@@ -69,6 +71,38 @@ std::optional<SystemTime> parse_time(std::string_view text) {
     const auto t = std::chrono::sys_days{ymd} + std::chrono::hours{h} + std::chrono::minutes{mi} +
                    std::chrono::seconds{s} - offset;
     return std::chrono::time_point_cast<SystemTime::duration>(t);
+}
+
+std::string format_micro_time(SystemTime t) {
+    const auto seconds = std::chrono::floor<std::chrono::seconds>(t);
+    const auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(t - seconds).count();
+    std::string text = format_time(seconds);  // "...:SSZ"
+    char fraction[16];
+    std::snprintf(fraction, sizeof fraction, ".%06lldZ", static_cast<long long>(micros));
+    text.pop_back();
+    return text + fraction;
+}
+
+std::optional<SystemTime> parse_micro_time(std::string_view text) {
+    std::optional<SystemTime> whole = parse_time(text);
+    if (!whole || text.size() <= 20 || text[19] != '.') {
+        return whole;
+    }
+    // parse_time accepted the text, so digits follow the dot up to the zone.
+    std::int64_t micros = 0;
+    int digits = 0;
+    for (std::size_t i = 20; i < text.size() && digits < 6; ++i, ++digits) {
+        if (std::isdigit(static_cast<unsigned char>(text[i])) == 0) {
+            break;
+        }
+        micros = micros * 10 + (text[i] - '0');
+    }
+    for (; digits < 6; ++digits) {
+        micros *= 10;
+    }
+    return *whole + std::chrono::duration_cast<SystemTime::duration>(
+                        std::chrono::microseconds{micros});
 }
 
 }  // namespace serin

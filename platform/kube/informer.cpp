@@ -5,6 +5,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <algorithm>
 #include <mutex>
 
 #include "platform/core/backoff.hpp"
@@ -69,8 +70,20 @@ std::vector<std::string> label_index(const Json& object) {
 
 }  // namespace
 
+std::int64_t draw_watch_timeout(std::mt19937_64& random, std::int64_t min_seconds,
+                                std::int64_t max_seconds) {
+    const std::int64_t low = std::max<std::int64_t>(1, std::min(min_seconds, max_seconds));
+    const std::int64_t high = std::max(low, std::max(min_seconds, max_seconds));
+    return std::uniform_int_distribution<std::int64_t>(low, high)(random);
+}
+
 Informer::Informer(KubeClient& client, Clock& clock, ResourceType type, InformerOptions options)
-    : client_(client), clock_(clock), type_(std::move(type)), options_(std::move(options)) {
+    : client_(client),
+      clock_(clock),
+      type_(std::move(type)),
+      options_(std::move(options)),
+      random_(options_.watch_timeout_seed != 0 ? options_.watch_timeout_seed
+                                               : std::random_device{}()) {
     index_funcs_.emplace("namespace", namespace_index);
     index_funcs_.emplace("owner", owner_index);
     index_funcs_.emplace("label", label_index);
@@ -95,6 +108,11 @@ std::string Informer::resource_version() const {
 InformerStats Informer::stats() const {
     std::shared_lock lock(mutex_);
     return stats_;
+}
+
+std::int64_t Informer::last_watch_timeout() const {
+    std::shared_lock lock(mutex_);
+    return last_watch_timeout_;
 }
 
 ObjectPtr Informer::get(const std::string& key) const {
@@ -307,11 +325,13 @@ asio::awaitable<Result<void>> Informer::watch_once() {
     watch_options.resource_version = resource_version();
     watch_options.label_selector = options_.label_selector;
     watch_options.field_selector = options_.field_selector;
-    watch_options.timeout_seconds = options_.watch_timeout_seconds;
+    watch_options.timeout_seconds = draw_watch_timeout(
+        random_, options_.watch_timeout_min_seconds, options_.watch_timeout_max_seconds);
     watch_options.metadata_only = options_.metadata_only;
     {
         std::unique_lock lock(mutex_);
         ++stats_.watches;
+        last_watch_timeout_ = watch_options.timeout_seconds;
     }
     co_return co_await client_.watch(type_, options_.ns, watch_options, [this](WatchEvent&& event) {
         prepare(event.object);

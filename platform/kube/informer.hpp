@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -39,7 +40,15 @@ struct InformerOptions {
     std::string label_selector;
     std::string field_selector;
     std::int64_t page_size = 500;  ///< LIST pages
-    std::int64_t watch_timeout_seconds = 300;
+    /// Each watch request asks the server to end it after a number of seconds drawn uniformly
+    /// from [watch_timeout_min_seconds, watch_timeout_max_seconds], as client-go's reflector
+    /// does (5 to 10 minutes), so that many informers do not renew their watches in step. The
+    /// HTTP read of a watch gives up only a margin past that (RestClientOptions), so a quiet
+    /// watch is not taken for dead before the server ends it.
+    std::int64_t watch_timeout_min_seconds = 300;
+    std::int64_t watch_timeout_max_seconds = 600;
+    /// Seeds the draws (tests pass one); 0: a seed from std::random_device.
+    std::uint64_t watch_timeout_seed = 0;
     bool strip_managed_fields = true;  ///< managedFields are large and Serin never reads them
     /// Cache metadata only (PartialObjectMetadata): for Secrets, whose values Serin reads only
     /// for the few it uses (see FetchedObjects).
@@ -55,6 +64,11 @@ struct InformerStats {
     std::uint64_t watch_failures = 0; ///< watches that ended in an error
     std::uint64_t events = 0;         ///< watch events applied (bookmarks excluded)
 };
+
+/// The timeoutSeconds of one watch request: uniform in [min_seconds, max_seconds] (a reversed
+/// range is read in order; at least 1).
+std::int64_t draw_watch_timeout(std::mt19937_64& random, std::int64_t min_seconds,
+                                std::int64_t max_seconds);
 
 /// A cache of one resource type fed by LIST then WATCH.
 ///
@@ -87,6 +101,8 @@ public:
     /// The resourceVersion the cache reflects.
     std::string resource_version() const;
     InformerStats stats() const;
+    /// The timeoutSeconds of the watch request made last (0 before the first).
+    std::int64_t last_watch_timeout() const;
 
     ObjectPtr get(const std::string& key) const;
     ObjectPtr get(std::string_view ns, std::string_view name) const;
@@ -115,6 +131,7 @@ private:
     std::map<std::string, IndexFunc> index_funcs_;
     boost::asio::cancellation_signal stop_signal_;
     bool stopped_ = false;
+    std::mt19937_64 random_;  ///< watch timeouts
 
     mutable std::shared_mutex mutex_;  // guards everything below
     std::unordered_map<std::string, ObjectPtr> objects_;
@@ -122,6 +139,7 @@ private:
     std::string resource_version_;
     bool synced_ = false;
     InformerStats stats_;
+    std::int64_t last_watch_timeout_ = 0;
 };
 
 }  // namespace serin::kube

@@ -5,6 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -346,7 +347,7 @@ public:
 
         auto response = co_await with_auth_retry([&](http::Request request)
                                                      -> asio::awaitable<Result<http::Response>> {
-            request.timeout = options_.watch_idle_timeout;
+            request.timeout = watch_silence_limit(options.timeout_seconds);
             co_return co_await http_->stream(std::move(request), on_line);
         }, Method::kGet, type.collection_path(ns) + query.str(), {}, {}, "WATCH", &counted,
            options.metadata_only ? kMetadataAccept : "");
@@ -372,6 +373,16 @@ public:
     }
 
 private:
+    /// How long a watch may stay silent before it is taken for dead (RestClientOptions).
+    std::chrono::milliseconds watch_silence_limit(std::int64_t timeout_seconds) const {
+        if (timeout_seconds <= 0) {
+            return options_.watch_idle_timeout;
+        }
+        return std::max(options_.watch_idle_timeout,
+                        std::chrono::milliseconds(std::chrono::seconds{timeout_seconds}) +
+                            options_.watch_stall_margin);
+    }
+
     static Query write_query(const WriteOptions& options) {
         Query query;
         query.add("fieldManager", options.field_manager);

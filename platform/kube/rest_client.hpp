@@ -19,7 +19,11 @@ namespace serin::kube {
 
 struct RestClientOptions {
     std::chrono::milliseconds request_timeout{30'000};  ///< deadline of every non-watch call
-    std::chrono::milliseconds watch_idle_timeout{90'000};  ///< a silent watch is reconnected
+    /// A watch silent this long is taken for dead and reconnected. A watch that asks the server
+    /// to end it (timeoutSeconds) waits at least that long plus watch_stall_margin: kube-apiserver
+    /// 1.20 sends nothing on a quiet watch until a bookmark shortly before it ends it.
+    std::chrono::milliseconds watch_idle_timeout{90'000};
+    std::chrono::milliseconds watch_stall_margin{30'000};
     double write_qps = 50.0;   ///< token bucket on create/update/patch/delete
     double write_burst = 100.0;
     int max_retries = 5;       ///< for 429 and for transient failures of reads

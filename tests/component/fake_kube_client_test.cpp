@@ -10,6 +10,8 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <optional>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -1069,7 +1071,7 @@ TEST_CASE("the informer lists in pages then watches creates updates and deletes"
 
     // The server ends the watch after its timeout; the informer watches again from where it
     // was, without a re-list.
-    f.clock.advance(std::chrono::seconds{options.watch_timeout_seconds});
+    f.clock.advance(std::chrono::seconds{options.watch_timeout_max_seconds});
     f.run_until_idle();
     CHECK(informer.stats().watches == 2);
     CHECK(informer.stats().lists == 1);
@@ -1202,5 +1204,57 @@ TEST_CASE("a metadata-only informer of Secrets holds no data") {
     CHECK(cached->at("metadata").at("resourceVersion") == f.api.resource_version());
     CHECK(kube::secret_data(*f.api.object(types::secrets(), "ns", "s"), "token") == "new");
     informer.stop();
+    f.run_until_idle();
+}
+
+TEST_CASE("each watch request asks for 5 to 10 minutes, drawn anew, the same from the same seed") {
+    // The draws: within the range, spread over it, reproducible from a seed.
+    std::mt19937_64 a(7);
+    std::mt19937_64 b(7);
+    std::set<std::int64_t> drawn;
+    for (int i = 0; i < 2000; ++i) {
+        const std::int64_t x = kube::draw_watch_timeout(a, 300, 600);
+        REQUIRE(x >= 300);
+        REQUIRE(x <= 600);
+        REQUIRE(x == kube::draw_watch_timeout(b, 300, 600));
+        drawn.insert(x);
+    }
+    CHECK(drawn.size() > 250);
+    std::mt19937_64 c(1);
+    const std::int64_t reversed = kube::draw_watch_timeout(c, 600, 300);
+    CHECK((reversed >= 300 && reversed <= 600));
+    CHECK(kube::draw_watch_timeout(c, 0, 0) == 1);
+
+    // An informer on the fake: the timeout each watch request carries, and the renewal when
+    // the server ends the watch after it (not before).
+    Fixture f;
+    const auto& cm = types::config_maps();
+    kube::InformerOptions options;
+    options.ns = "ns";
+    options.watch_timeout_seed = 42;
+    kube::Informer informer(*f.client, f.clock, cm, options);
+    informer.start(f.io.get_executor());
+    f.run_until_idle();
+    REQUIRE(informer.has_synced());
+    REQUIRE(informer.stats().watches == 1);
+    const std::int64_t first = informer.last_watch_timeout();
+    CHECK(first >= 300);
+    CHECK(first <= 600);
+    f.clock.advance(std::chrono::seconds{first - 1});
+    f.run_until_idle();
+    CHECK(informer.stats().watches == 1);
+    f.clock.advance(std::chrono::seconds{1});
+    f.run_until_idle();
+    CHECK(informer.stats().watches == 2);
+    CHECK(informer.last_watch_timeout() >= 300);
+    CHECK(informer.last_watch_timeout() <= 600);
+    CHECK(informer.stats().lists == 1);
+
+    kube::Informer twin(*f.client, f.clock, cm, options);
+    twin.start(f.io.get_executor());
+    f.run_until_idle();
+    CHECK(twin.last_watch_timeout() == first);
+    informer.stop();
+    twin.stop();
     f.run_until_idle();
 }

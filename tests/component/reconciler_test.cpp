@@ -14,6 +14,7 @@
 #include "meshes/router.hpp"
 #include "metrics/metric_checker.hpp"
 #include "platform/http/http_client.hpp"
+#include "platform/core/time_format.hpp"
 #include "platform/kube/event_recorder.hpp"
 #include "tests/support/catch_result.hpp"
 #include "tests/support/fake_kube_client.hpp"
@@ -280,6 +281,7 @@ Outcome outcome_of(FakeApiServer& server) {
     if (auto c = server.object(types::canaries(), kNs, "podinfo")) {
         out.status = (*c)["status"];
         out.status.erase("lastTransitionTime");
+        out.status.erase("lastStepTime");
         for (Json& condition : out.status["conditions"]) {
             condition.erase("lastTransitionTime");
             condition.erase("lastUpdateTime");
@@ -1015,4 +1017,46 @@ TEST_CASE("a request for a canary that cannot be acted on is refused with the ca
     CHECK(status.value("message", "").rfind(
               "Promote requested by alice refused: podinfo cannot be acted on: spec.targetRef", 0) ==
           0);
+}
+
+TEST_CASE("a new controller on the stored objects waits out the rest of the interval (status.lastStepTime)") {
+    World w(Json{{"analysis", {{"iterations", 5}}}});
+    start_release(w);  // iteration 1, an interval ago
+    // One reconcile (and one per background answer) at the clock's time, which stays.
+    const auto reconcile_now = [&w] {
+        roll_out(*w.server);
+        settle(w.io);
+        auto result = w.process->reconcile();
+        while (result && w.process->woken()) {
+            roll_out(*w.server);
+            settle(w.io);
+            result = w.process->reconcile();
+        }
+        REQUIRE(result.has_value());
+        return *result;
+    };
+    const auto iterations = [&w] { return w.canary()->at("status").value("iterations", 0); };
+
+    const canary::ReconcileResult stepped = reconcile_now();
+    REQUIRE(iterations() == 2);
+    CHECK(w.canary()->at("status").value("lastStepTime", "") ==
+          serin::format_micro_time(w.clock.system_now()));
+    CHECK(stepped.requeue_after == std::optional<serin::Duration>(kInterval));
+
+    // Killed 4 s later: a fresh process starts on what the server stores.
+    w.clock.advance(4s);
+    w.process.reset();
+    w.process = std::make_unique<Process>(w.io, w.clock, *w.server, *w.http,
+                                          std::vector<kube::ResourceType>{});
+    const canary::ReconcileResult early = reconcile_now();
+    CHECK(iterations() == 2);
+    CHECK(early.requeue_after == std::optional<serin::Duration>(6s));
+
+    w.clock.advance(6s - 1ms);
+    reconcile_now();
+    CHECK(iterations() == 2);
+    w.clock.advance(1ms);
+    const canary::ReconcileResult due = reconcile_now();
+    CHECK(iterations() == 3);
+    CHECK(due.requeue_after == std::optional<serin::Duration>(kInterval));
 }

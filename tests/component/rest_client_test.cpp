@@ -349,3 +349,64 @@ TEST_CASE("an object with text that is not UTF-8 is sent with U+FFFD instead of 
     REQUIRE(f.server.requests().size() == 1);
     CHECK(f.server.requests()[0].body.find("caf\xEF\xBF\xBD") != std::string::npos);
 }
+
+TEST_CASE("a watch that stalls is taken for dead a margin past its timeoutSeconds, not before") {
+    asio::io_context io;
+    ManualClock clock;
+    // The server sends one event, then nothing, and never ends the watch.
+    TestHttpServer server{io.get_executor(),
+                          [](const TestRequest&, TestResponseWriter& writer)
+                              -> asio::awaitable<void> {
+                              co_await writer.start_chunked(200);
+                              const Json added = {
+                                  {"type", "ADDED"},
+                                  {"object", {{"metadata", {{"name", "a"}, {"resourceVersion", "5"}}}}}};
+                              co_await writer.write_chunk(added.dump() + "\n");
+                              co_await writer.hang();
+                          }};
+    kube::ClusterConfig config;
+    config.server = server.base_url();
+    auto http = http::make_beast_client(io.get_executor(), {});
+    REQUIRE(http);
+    kube::RestClientOptions options;
+    options.watch_idle_timeout = std::chrono::milliseconds{100};
+    options.watch_stall_margin = std::chrono::milliseconds{300};
+    auto client = kube::make_rest_client(std::move(*http), config, clock, options);
+
+    // Waits for the watch to end; returns its result and how long it ran (real time: the
+    // deadline is the HTTP client's).
+    const auto watch = [&](std::int64_t timeout_seconds) {
+        kube::WatchOptions watch_options;
+        watch_options.timeout_seconds = timeout_seconds;
+        int events = 0;
+        std::optional<Result<void>> out;
+        const auto started = std::chrono::steady_clock::now();
+        asio::co_spawn(io, client->watch(cm, "ns", watch_options, [&](kube::WatchEvent&&) {
+            ++events;
+            return true;
+        }), [&](std::exception_ptr e, Result<void> r) {
+            REQUIRE_FALSE(e);
+            out.emplace(std::move(r));
+        });
+        for (int i = 0; i < 1000 && !out; ++i) {
+            io.run_one_for(std::chrono::milliseconds{10});
+        }
+        REQUIRE(out.has_value());
+        CHECK(events == 1);
+        return std::pair{std::move(*out), std::chrono::steady_clock::now() - started};
+    };
+
+    // timeoutSeconds=1: silence is allowed for 1 s + the 300 ms margin.
+    auto [stalled, took] = watch(1);
+    REQUIRE_FALSE(stalled);
+    CHECK(stalled.error().kind == ErrorKind::kTransient);
+    CHECK(took >= std::chrono::milliseconds{1300});
+    CHECK(took < std::chrono::seconds{5});
+    // Without a timeoutSeconds the idle timeout alone decides.
+    auto [idle, idle_took] = watch(0);
+    REQUIRE_FALSE(idle);
+    CHECK(idle.error().kind == ErrorKind::kTransient);
+    CHECK(idle_took < std::chrono::milliseconds{1000});
+    server.stop();
+    io.run_for(std::chrono::milliseconds{50});
+}

@@ -3,8 +3,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <map>
 
+#include "platform/http/http_client.hpp"
 #include "platform/kube/fetched_objects.hpp"
 #include "platform/kube/informer.hpp"
 #include "platform/kube/rest_client.hpp"
@@ -310,4 +312,95 @@ TEST_CASE("Secrets: the informer holds metadata only, and only the Secrets fetch
     CHECK(fetched.get(ns.name(), "used") == nullptr);
     CHECK(fetched.size() == 0);
     informer.stop();
+}
+
+namespace {
+
+/// The Beast client with every watch request's URL and read deadline recorded on the way.
+class RecordingHttp final : public http::HttpClient {
+public:
+    struct Sent {
+        std::string url;
+        std::chrono::milliseconds timeout;
+    };
+
+    explicit RecordingHttp(http::HttpClientPtr inner) : inner_(std::move(inner)) {}
+
+    asio::awaitable<Result<http::Response>> send(http::Request request) override {
+        co_return co_await inner_->send(std::move(request));
+    }
+    asio::awaitable<Result<http::Response>> stream(http::Request request,
+                                                   http::LineHandler on_line) override {
+        watches_->push_back(Sent{request.url, request.timeout});
+        co_return co_await inner_->stream(std::move(request), std::move(on_line));
+    }
+    /// Shared, so the test reads it after the client took ownership of this object.
+    std::shared_ptr<std::vector<Sent>> watches() const { return watches_; }
+
+private:
+    http::HttpClientPtr inner_;
+    std::shared_ptr<std::vector<Sent>> watches_ = std::make_shared<std::vector<Sent>>();
+};
+
+/// The value of `key` in a URL's query, or -1.
+std::int64_t query_number(const std::string& url, const std::string& key) {
+    const auto at = url.find(key + "=");
+    if (at == std::string::npos) {
+        return -1;
+    }
+    return std::stoll(url.substr(at + key.size() + 1));
+}
+
+}  // namespace
+
+TEST_CASE("an informer's watch asks for 5 to 10 minutes, outlives a quiet spell and still sees events") {
+    asio::io_context io;
+    auto& cluster = shared_cluster();
+    http::ClientOptions http_options;
+    http_options.tls = cluster.config().tls;
+    auto beast = http::make_beast_client(io.get_executor(), http_options);
+    REQUIRE(beast);
+    auto recording = std::make_unique<RecordingHttp>(std::move(*beast));
+    const auto watches = recording->watches();
+    kube::RestClientOptions rest_options;
+    rest_options.write_qps = 0;
+    // Shorter than any quiet spell below: only the deadline past timeoutSeconds keeps the watch.
+    rest_options.watch_idle_timeout = std::chrono::seconds{1};
+    auto client = kube::make_rest_client(std::move(recording), cluster.config(), cluster.clock(),
+                                         rest_options);
+    TestNamespace ns;
+    const auto& cm = types::config_maps();
+
+    kube::InformerOptions options;
+    options.ns = ns.name();
+    kube::Informer informer(*client, cluster.clock(), cm, options);
+    Recorder recorder;
+    informer.add_handlers(recorder.handlers());
+    informer.start(io.get_executor());
+    REQUIRE(wait_until([&] {
+        pump(io, std::chrono::milliseconds{10});
+        return informer.has_synced() && informer.stats().watches >= 1;
+    }));
+    // kube-apiserver 1.20 sends nothing on a quiet watch: 3 s of silence, three times the idle
+    // timeout, and the watch is still the first one.
+    pump(io, std::chrono::seconds{3});
+    CHECK(informer.stats().watches == 1);
+    CHECK(informer.stats().watch_failures == 0);
+
+    REQUIRE(run(io, client->create(cm, ns.name(), config_map(ns.name(), "after-quiet"), {})));
+    REQUIRE(converges(io, *client, informer, ns.name()));
+    CHECK(std::count(recorder.added.begin(), recorder.added.end(), "after-quiet") == 1);
+    CHECK(informer.stats().watches == 1);
+
+    REQUIRE(watches->size() == 1);
+    const auto& sent = watches->front();
+    INFO(sent.url);
+    CHECK(sent.url.find("watch=true") != std::string::npos);
+    const std::int64_t timeout = query_number(sent.url, "timeoutSeconds");
+    CHECK(timeout >= 300);
+    CHECK(timeout <= 600);
+    CHECK(timeout == informer.last_watch_timeout());
+    CHECK(sent.timeout == std::chrono::seconds{timeout} + std::chrono::seconds{30});
+    informer.stop();
+    pump(io, std::chrono::milliseconds{50});
 }

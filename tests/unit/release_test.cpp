@@ -3,6 +3,7 @@
 // reconciler: it answers the hooks and metric checks advance() asks for, applies the routes the
 // decision sets and keeps the status, one reconcile per analysis interval.
 #include "analysis/decide.hpp"
+#include "analysis/pacing.hpp"
 #include "analysis/release.hpp"
 #include "analysis/validate.hpp"
 #include "platform/core/time_format.hpp"
@@ -234,7 +235,12 @@ struct World {
         obs.primary = primary;
         obs.canary = canary_workload;
         obs.routes = routes;
-        obs.tick_due = tick_due;
+        // Not due: this process has just taken a paced step (its own record, later than any in
+        // the status). Due: no record of its own, so the status' lastStepTime paces (reconcile()
+        // moves the time on an interval each call).
+        if (!tick_due) {
+            obs.last_step = now;
+        }
         for (const auto& request : requests) {
             if (request.status.phase.empty()) {
                 obs.requests.push_back(request);
@@ -2684,5 +2690,87 @@ TEST_CASE("requests: a recorded uid is not acted on again, one request per decis
         CHECK(handled(r).message ==
               "Abort requested by alice refused: podinfo is suspended (spec.suspend)");
         CHECK(w.phase() == "Progressing");
+    }
+}
+
+// ---- pacing across processes (docs/release-engine.md, "Pacing") ------------------------------
+
+TEST_CASE("until_next_step: an interval after the last step, at most two with a clock ahead, never stalled") {
+    const serin::Duration interval = 10s;
+    const serin::Duration zero = serin::Duration::zero();
+    const SystemTime now = kStart;
+    CHECK(until_next_step(std::nullopt, now, interval) == zero);
+    CHECK(until_next_step(now - 3s, now, interval) == serin::Duration(7s));
+    CHECK(until_next_step(now - 10s, now, interval) == zero);
+    CHECK(until_next_step(now - 24h, now, interval) == zero);
+    // A step time ahead of this clock (a previous leader's clock ahead of this one) is believed
+    // up to one interval: the wait is at most two intervals.
+    CHECK(until_next_step(now + 4s, now, interval) == serin::Duration(14s));
+    CHECK(until_next_step(now + 10s, now, interval) == serin::Duration(20s));
+    // Further ahead it is not believed at all, so no skew holds a canary back for long.
+    CHECK(until_next_step(now + 10s + 1ms, now, interval) == zero);
+    CHECK(until_next_step(now + 24h * 365, now, interval) == zero);
+}
+
+TEST_CASE("last_paced_step: the later of status.lastStepTime and the process's own record") {
+    api::CanaryStatus status;
+    CHECK_FALSE(last_paced_step(status, std::nullopt).has_value());
+    CHECK(last_paced_step(status, kStart) == kStart);
+    status.last_step_time = serin::format_micro_time(kStart + 1500ms);
+    CHECK(status.last_step_time == "2027-01-15T08:00:01.500000Z");
+    CHECK(last_paced_step(status, std::nullopt) == kStart + 1500ms);
+    CHECK(last_paced_step(status, kStart) == kStart + 1500ms);
+    CHECK(last_paced_step(status, kStart + 2s) == kStart + 2s);
+    SECTION("a record that does not read as a time counts as none") {
+        status.last_step_time = "yesterday";
+        CHECK_FALSE(last_paced_step(status, std::nullopt).has_value());
+        CHECK(last_paced_step(status, kStart) == kStart);
+    }
+}
+
+TEST_CASE("a paced step records its time, to the microsecond, in the status write it makes") {
+    World w(make_canary(weighted(10, 50)));
+    w.init();
+    Reconcile started = w.release("s1:rev-2");
+    REQUIRE(w.phase() == "Progressing");
+    CHECK(started.status().last_step_time == serin::format_micro_time(w.now - 1min));
+
+    const SystemTime at = w.now + 250ms;
+    w.now = at;
+    Reconcile step = w.reconcile();
+    REQUIRE(step.routes == std::vector<Routes>{split(90, 10)});
+    CHECK(step.decision.consumed_tick);
+    CHECK(step.status().last_step_time == serin::format_micro_time(at));
+
+    SECTION("a new controller, with no record of its own, waits out the rest of the interval") {
+        w.now = at + 40s;  // World::tick_due is true: only the status paces
+        Reconcile early = w.reconcile();
+        CHECK(early.routes.empty());
+        CHECK(early.events.empty());
+        CHECK_FALSE(early.decision.consumed_tick);
+        CHECK(w.weight() == 10);
+        CHECK(early.status().last_step_time == serin::format_micro_time(at));
+
+        w.now = at + 60s - 1ms;
+        CHECK(w.reconcile().routes.empty());
+        w.now = at + 60s;
+        Reconcile due = w.reconcile();
+        CHECK(due.routes == std::vector<Routes>{split(80, 20)});
+        CHECK(due.status().last_step_time == serin::format_micro_time(at + 60s));
+    }
+    SECTION("a paced tick that changes nothing else adds no status write") {
+        w.canary_workload = Readiness{false, true, str(kCanaryRollingOut)};
+        const api::CanaryStatus before = w.canary.status;
+        w.now = at + 60s;
+        Reconcile wait = w.reconcile();
+        CHECK(wait.decision.consumed_tick);  // the process's own record keeps it
+        CHECK(wait.warnings() == std::vector<std::string>{str(kCanaryRollingOut)});
+        CHECK(api::encode_status(wait.status()) == api::encode_status(before));
+    }
+    SECTION("a step time a little ahead of this clock is waited out, one far ahead is not") {
+        w.canary.status.last_step_time = serin::format_micro_time(w.now + 30s);
+        CHECK(w.reconcile().routes.empty());  // 30 s ahead: wait until 90 s from now
+        w.canary.status.last_step_time = serin::format_micro_time(w.now + 2h);
+        CHECK(w.reconcile().routes == std::vector<Routes>{split(80, 20)});
     }
 }
