@@ -1,9 +1,11 @@
+#include "meshes/appmesh/appmesh_router.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/istio/istio_router.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/router.hpp"
+#include "meshes/skipper/skipper_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 
 namespace serin::meshes {
@@ -36,6 +38,10 @@ void register_with(RouterRegistry& registry, const RouterSettings& settings) {
     registry.add("contour", [ingress_class](RouterDeps deps) {
         return make_contour_router(deps, ingress_class);
     });
+    registry.add("appmesh:v1beta2", [](RouterDeps deps) { return make_appmesh_router(deps); });
+    // Legacy "appmesh" (v1beta1) is not registered: the registry refuses it naming spec.provider
+    // and listing appmesh:v1beta2.
+    registry.add("skipper", [](RouterDeps deps) { return make_skipper_router(deps); });
 }
 
 }  // namespace

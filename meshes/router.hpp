@@ -61,6 +61,9 @@ public:
     /// Whether set_routes routes by the session affinity cookies of the canary's status; the
     /// reconciler then makes and retires them (update_session_cookies) before each set_routes.
     virtual bool supports_session_affinity() const { return false; }
+    /// Whether reconcile must run before the primary workload is created (App Mesh: its pods
+    /// get their Envoy sidecar only when a VirtualNode selects them as they start).
+    virtual bool routes_before_workload() const { return false; }
 };
 
 /// What routers are built from.

@@ -36,12 +36,32 @@ const kube::ResourceType& contour_http_proxies() {
     return type;
 }
 
+const kube::ResourceType& appmesh_virtual_nodes() {
+    static const kube::ResourceType type{"appmesh.k8s.aws", "v1beta2", "virtualnodes", "VirtualNode"};
+    return type;
+}
+
+const kube::ResourceType& appmesh_virtual_routers() {
+    static const kube::ResourceType type{"appmesh.k8s.aws", "v1beta2", "virtualrouters",
+                                         "VirtualRouter"};
+    return type;
+}
+
+const kube::ResourceType& appmesh_virtual_services() {
+    static const kube::ResourceType type{"appmesh.k8s.aws", "v1beta2", "virtualservices",
+                                         "VirtualService"};
+    return type;
+}
+
 std::vector<kube::ResourceType> all() {
     return {istio_virtual_services(),         istio_destination_rules(),
             smi_traffic_splits("v1alpha1"),   smi_traffic_splits("v1alpha2"),
             smi_traffic_splits("v1alpha3"),   gateway_http_routes("v1"),
             gateway_http_routes("v1beta1"),  ingresses(),
-            contour_http_proxies()};
+            contour_http_proxies(),
+            appmesh_virtual_nodes(),
+            appmesh_virtual_routers(),
+            appmesh_virtual_services()};
 }
 
 }  // namespace serin::meshes::route_types

@@ -19,6 +19,10 @@ kube::ResourceType gateway_http_routes(std::string_view version);
 const kube::ResourceType& ingresses();
 /// projectcontour.io/v1 HTTPProxy (the contour router).
 const kube::ResourceType& contour_http_proxies();
+/// appmesh.k8s.aws/v1beta2 VirtualNode, VirtualRouter and VirtualService (the appmesh router).
+const kube::ResourceType& appmesh_virtual_nodes();
+const kube::ResourceType& appmesh_virtual_routers();
+const kube::ResourceType& appmesh_virtual_services();
 
 /// Every routing type a router of this build may write.
 std::vector<kube::ResourceType> all();
