@@ -60,7 +60,9 @@ int main(int argc, char** argv) {
         serin::meshes::route_types::smi_traffic_splits("v1alpha2"),
         serin::meshes::route_types::gateway_http_routes("v1"),
         serin::meshes::route_types::ingresses(),
-        serin::meshes::route_types::contour_http_proxies()};
+        serin::meshes::route_types::contour_http_proxies(),
+        serin::meshes::route_types::appmesh_virtual_routers(),
+        serin::meshes::route_types::appmesh_virtual_nodes()};
     std::unique_ptr<serin::meshsim::Meshsim> sim;
     std::unique_ptr<prometheus::Exposer> exposer;
     std::unique_ptr<serin::http::HttpServer> front;

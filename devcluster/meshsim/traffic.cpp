@@ -1,5 +1,7 @@
 #include "devcluster/meshsim/traffic.hpp"
 
+#include "devcluster/meshsim/traffic_appmesh_skipper.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -318,11 +320,17 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
         Shares shares;
         bool routed = false;
         std::map<std::string, std::string> envoy_ports;  // Contour: service -> port
+        bool appmesh = false;
         for (const Json& r : routes) {
             const std::string kind = str(r, {"kind"});
             if (str(r, {"metadata", "namespace"}) != ns || str(r, {"metadata", "name"}) != name ||
                 kind == "Ingress") {
                 continue;
+            }
+            if (kind == "VirtualRouter") {
+                shares = virtual_router_shares(r, routes);
+                appmesh = routed = true;
+                break;
             }
             shares = kind == "VirtualService" ? virtual_service_shares(r)
                      : kind == "TrafficSplit" ? traffic_split_shares(r)
@@ -330,6 +338,11 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
                                               : http_route_shares(r);
             routed = true;
             break;
+        }
+        const std::optional<SkipperSplit> skipper = routed ? std::nullopt : skipper_split(routes, ns, name);
+        if (skipper) {
+            shares = skipper->shares;
+            routed = true;
         }
         std::optional<IngressSplit> nginx = routed ? std::nullopt : ingress_split(routes, ns, name);
         if (nginx) {
@@ -349,6 +362,10 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
                 if (auto port = envoy_ports.find(target); port != envoy_ports.end()) {
                     flow.envoy_cluster = ns + "_" + target + "_" + port->second;
                 }
+                flow.appmesh = appmesh;
+                if (skipper) {
+                    flow.skipper_route = skipper->route_ids.at(target);
+                }
                 if (nginx) {
                     flow.ingress = nginx->ingress;
                     flow.canary_upstream = target == name + "-canary" ? nginx->upstream : "";
@@ -366,7 +383,8 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
     for (const Flow& flow : flows) {
         auto& [requests, errors] =
             carry_[{flow.ns, flow.apex,
-                    flow.version.workload + "|" + flow.canary_upstream + "|" + flow.envoy_cluster}];
+                    flow.version.workload + "|" + flow.canary_upstream + "|" + flow.envoy_cluster +
+                        "|" + flow.skipper_route + (flow.appmesh ? "|appmesh" : "")}];
         requests += rate * seconds * flow.share;
         const double whole = std::floor(requests);
         requests -= whole;
@@ -374,11 +392,14 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
         const double failed = std::floor(errors + 1e-9);
         errors -= failed;
         Outcome& out = outcomes[{flow.version.ns, flow.version.workload, flow.ingress,
-                                 flow.canary_upstream, flow.envoy_cluster}];
+                                 flow.canary_upstream,
+                                 flow.envoy_cluster + "|" + flow.skipper_route + (flow.appmesh ? "|appmesh" : "")}];
         out.version = flow.version;
         out.ingress = flow.ingress;
         out.canary_upstream = flow.canary_upstream;
         out.envoy_cluster = flow.envoy_cluster;
+        out.appmesh = flow.appmesh;
+        out.skipper_route = flow.skipper_route;
         out.requests += static_cast<long>(whole);
         out.errors += static_cast<long>(failed);
     }

@@ -42,6 +42,10 @@ struct Flow {
     std::string canary_upstream;
     /// Through Contour's Envoy: the upstream cluster `<ns>_<service>_<port>`; "" otherwise.
     std::string envoy_cluster;
+    /// Through App Mesh's Envoy sidecars (a VirtualRouter S split the stream).
+    bool appmesh = false;
+    /// Through Skipper: the route id of the Ingress path that sent it; "" otherwise.
+    std::string skipper_route = {};
 };
 
 /// Requests that match a route other than the last (A/B matches, sticky cookies): this share
@@ -65,6 +69,8 @@ struct Outcome {
     std::string ingress;          ///< as the Flow's
     std::string canary_upstream;  ///< as the Flow's
     std::string envoy_cluster;    ///< as the Flow's
+    bool appmesh = false;         ///< as the Flow's
+    std::string skipper_route = {};  ///< as the Flow's
     long requests = 0;
     long errors = 0;
 };
