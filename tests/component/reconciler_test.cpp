@@ -746,8 +746,8 @@ TEST_CASE("a spec.provider that is not built is refused before the release") {
     World w(Json{{"provider", "gloo"}});
     check_refused_before_release(
         w, "spec.provider: \"gloo\" is not supported by this build of Serin (supported: "
-           "contour, gatewayapi:v1, gatewayapi:v1beta1, istio, kubernetes, linkerd, nginx, osm, "
-           "smi:v1alpha1, smi:v1alpha2, smi:v1alpha3)");
+           "appmesh:v1beta2, contour, gatewayapi:v1, gatewayapi:v1beta1, istio, kubernetes, linkerd, "
+           "nginx, osm, skipper, smi:v1alpha1, smi:v1alpha2, smi:v1alpha3)");
 }
 
 TEST_CASE("an autoscalerRef kind that is not built is refused before the release") {
