@@ -461,7 +461,10 @@ private:
                 }
                 return update;
             }
-            Json updated = update ? std::move(*update) : found;
+            Json updated = found;
+            if (update) {
+                updated = std::move(*update);
+            }
             bool pruned = false;
             Json& annotations = updated["metadata"]["annotations"];
             const Json* wanted = api::find_path(desired, {"metadata", "annotations"});

@@ -38,6 +38,8 @@ const std::vector<Overlay>& overlays() {
         {"overlays/kubernetes", "kubernetes", "http://prometheus.monitoring:9090"},
         {"overlays/nginx", "nginx", "http://prometheus.monitoring:9090"},
         {"overlays/contour", "contour", "http://prometheus.monitoring:9090"},
+        {"overlays/appmesh", "appmesh:v1beta2", "http://appmesh-prometheus.appmesh-system:9090"},
+        {"overlays/skipper", "skipper", "http://prometheus.monitoring:9090"},
     };
     return all;
 }
