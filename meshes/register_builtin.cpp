@@ -1,4 +1,5 @@
 #include "meshes/apisix/apisix_router.hpp"
+#include "meshes/appmesh/appmesh_router.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/gloo/gloo_router.hpp"
@@ -8,6 +9,7 @@
 #include "meshes/kuma/kuma_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
 #include "meshes/router.hpp"
+#include "meshes/skipper/skipper_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 #include "meshes/traefik/traefik_router.hpp"
 
@@ -46,6 +48,10 @@ void register_with(RouterRegistry& registry, const RouterSettings& settings) {
     registry.add("knative", [](RouterDeps deps) { return make_knative_router(deps); });
     registry.add("kuma", [](RouterDeps deps) { return make_kuma_router(deps); });
     registry.add("apisix", [](RouterDeps deps) { return make_apisix_router(deps); });
+    registry.add("appmesh:v1beta2", [](RouterDeps deps) { return make_appmesh_router(deps); });
+    // Legacy "appmesh" (v1beta1) is not registered: the registry refuses it naming spec.provider
+    // and listing appmesh:v1beta2.
+    registry.add("skipper", [](RouterDeps deps) { return make_skipper_router(deps); });
 }
 
 }  // namespace

@@ -73,6 +73,9 @@ public:
         (void)context;
         co_return Result<void>{};
     }
+    /// Whether reconcile must run before the primary workload is created (App Mesh: its pods
+    /// get their Envoy sidecar only when a VirtualNode selects them as they start).
+    virtual bool routes_before_workload() const { return false; }
 };
 
 /// What routers are built from.

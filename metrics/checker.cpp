@@ -92,6 +92,7 @@ Result<ProviderMetricChecker::Resolved> ProviderMetricChecker::resolve(
         }
         resolved.query = std::move(builtin->query);
         resolved.scale = builtin->scale;
+        resolved.word_names = builtin->word_names;
         resolved.source = metric.name == "request-success-rate" ? MetricSource::kBuiltinSuccessRate
                                                                 : MetricSource::kBuiltinDuration;
     }
@@ -183,8 +184,11 @@ asio::awaitable<MetricResult> ProviderMetricChecker::check_one(const api::Canary
     if (!resolved) {
         co_return error(metric.name, resolved.error().message);
     }
-    auto query = render(resolved->query, resolved->render, resolved->context,
-                        template_vars(canary, metric));
+    TemplateVars vars = template_vars(canary, metric);
+    if (resolved->word_names) {
+        vars = word_names(std::move(vars));
+    }
+    auto query = render(resolved->query, resolved->render, resolved->context, vars);
     if (!query) {
         co_return error(metric.name, query.error().message);
     }
@@ -213,7 +217,8 @@ asio::awaitable<MetricResult> ProviderMetricChecker::check_judged(const api::Can
     if (!resolved) {
         co_return error(metric.name, resolved.error().message);
     }
-    const TemplateVars canary_vars = template_vars(canary, metric);
+    const TemplateVars canary_vars = resolved->word_names ? word_names(template_vars(canary, metric))
+                                                          : template_vars(canary, metric);
     // The primary's series is the same query about the primary workload: only `target` names
     // it (the builtin queries and templates select workloads by {{ target }}).
     TemplateVars primary_vars = canary_vars;

@@ -60,6 +60,7 @@ private:
         std::string context;  ///< what a render error follows: "Metric template <id> " or ""
         MetricSource source = MetricSource::kInlineQuery;
         double scale = 1;  ///< turns the value into the metric's unit (builtin durations)
+        bool word_names = false;  ///< render with word_names() (Skipper's builtin queries)
     };
 
     boost::asio::awaitable<analysis::MetricResult> check_one(const api::Canary& canary,

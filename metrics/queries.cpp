@@ -157,6 +157,16 @@ std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view me
                                           1}
                            : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
         }
+        case Observer::kAppMesh: {
+            // The Envoy sidecars of the canary's pods (flagger-spec-providers §12).
+            const std::string labels =
+                "kubernetes_namespace=\"{{ namespace }}\","
+                "kubernetes_pod_name=~\"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)\"";
+            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
+                                                       "envoy_response_code!~\"5.*\""),
+                                          1}
+                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
+        }
         case Observer::kKuma: {
             // Kuma's Envoy series of the canary's Kuma service <S>-canary_<ns>_svc_<port>.
             // Flagger writes {{ target }} where its TrafficRoute uses S; Serin writes {{ service }}
@@ -199,9 +209,38 @@ std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view me
             return success ? BuiltinQuery{success_rate("apisix_http_status", route, "code!~\"5..\""), 1}
                            : BuiltinQuery{p99("apisix_http_latency_bucket", "type=~\"request\"," + route), 1};
         }
+        case Observer::kSkipper: {
+            // Skipper's routes of the canary Ingress to S-canary; the names with every non-word
+            // character as '_' (word_names), as Skipper's route ids have them.
+            const std::string route =
+                "route=~\"kube(ew)?_{{ namespace }}__{{ ingress }}_canary__.*__{{ service }}_canary(_[0-9]+)?\"";
+            const std::string window = "[{{ interval }}]))";
+            BuiltinQuery query;
+            query.word_names = true;
+            query.query =
+                success ? "sum(rate(skipper_response_duration_seconds_bucket{" + route +
+                              ",code!~\"5..\",le=\"+Inf\"}" + window +
+                              " / sum(rate(skipper_response_duration_seconds_bucket{" + route +
+                              ",le=\"+Inf\"}" + window + " * 100"
+                        : "sum(rate(skipper_serve_route_duration_seconds_sum{" + route + "}" + window +
+                              " / sum(rate(skipper_serve_route_duration_seconds_count{" + route + "}" +
+                              window + " * 1000";
+            return query;
+        }
         default:
             return std::nullopt;
     }
+}
+
+TemplateVars word_names(TemplateVars vars) {
+    for (std::string* value : {&vars.name, &vars.ns, &vars.target, &vars.service, &vars.ingress, &vars.route}) {
+        for (char& c : *value) {
+            if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '_') {
+                c = '_';
+            }
+        }
+    }
+    return vars;
 }
 
 TemplateVars template_vars(const api::Canary& canary, const api::CanaryMetric& metric) {

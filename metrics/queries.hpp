@@ -40,6 +40,7 @@ Observer observer_for(std::string_view mesh_provider_flag, const api::CanarySpec
 struct BuiltinQuery {
     std::string query;  ///< a template (§5.3) with {{ namespace }}, {{ target }}, {{ interval }}
     double scale = 1;
+    bool word_names = false;  ///< rendered with word_names(vars) (Skipper's route ids)
 };
 
 /// The query of builtin metric `metric` ("request-success-rate" or "request-duration") for
@@ -61,6 +62,10 @@ struct TemplateVars {
 };
 
 TemplateVars template_vars(const api::Canary& canary, const api::CanaryMetric& metric);
+
+/// `vars` with every character of the names (not the interval or variables) that is not a
+/// letter, digit or '_' replaced by '_': what Skipper's builtin queries render with.
+TemplateVars word_names(TemplateVars vars);
 
 /// Renders `text` the way Flagger's Go text/template does for these functions: actions
 /// `{{ name }}`, `{{ variables.key }}`, comments `{{/* ... */}}` and the trim markers `{{-`

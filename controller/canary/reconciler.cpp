@@ -268,6 +268,12 @@ asio::awaitable<Result<void>> Reconciler::ensure_owned(CanaryContext& ctx) {
     if (auto ok = co_await owned_.ensure_services(ctx); !ok) {
         co_return ok.error();
     }
+    const bool routes_first = ctx.router->routes_before_workload();
+    if (routes_first) {
+        if (auto routed = co_await ctx.router->reconcile(ctx.route_context()); !routed) {
+            co_return routed.error();
+        }
+    }
     auto primary = co_await owned_.ensure_primary(ctx);
     if (!primary) {
         co_return primary.error();
@@ -275,6 +281,9 @@ asio::awaitable<Result<void>> Reconciler::ensure_owned(CanaryContext& ctx) {
     ctx.primary = std::move(*primary);
     if (auto ok = co_await owned_.ensure_primary_hpa(ctx, false); !ok) {
         co_return ok.error();
+    }
+    if (routes_first) {
+        co_return Result<void>{};
     }
     co_return co_await ctx.router->reconcile(ctx.route_context());
 }

@@ -67,7 +67,9 @@ int main(int argc, char** argv) {
         serin::meshes::route_types::traefik_services(),
         serin::meshes::route_types::knative_services(),
         serin::meshes::route_types::kuma_traffic_routes(),
-        serin::meshes::route_types::apisix_routes()};
+        serin::meshes::route_types::apisix_routes(),
+        serin::meshes::route_types::appmesh_virtual_routers(),
+        serin::meshes::route_types::appmesh_virtual_nodes()};
     std::unique_ptr<serin::meshsim::Meshsim> sim;
     std::unique_ptr<prometheus::Exposer> exposer;
     std::unique_ptr<serin::http::HttpServer> front;

@@ -91,6 +91,16 @@ struct Meshsim::Families {
             .Name("apisix_http_latency")
             .Help("Request latency in ms of an APISIX route (meshsim)")
             .Register(*registry);
+    prometheus::Family<prometheus::Histogram>& skipper_response =
+        prometheus::BuildHistogram()
+            .Name("skipper_response_duration_seconds")
+            .Help("Response time in s of a Skipper route, by status code (meshsim)")
+            .Register(*registry);
+    prometheus::Family<prometheus::Histogram>& skipper_serve =
+        prometheus::BuildHistogram()
+            .Name("skipper_serve_route_duration_seconds")
+            .Help("Time in s Skipper spent serving a route (meshsim)")
+            .Register(*registry);
     prometheus::Family<prometheus::Counter>& http_requests =
         prometheus::BuildCounter()
             .Name("meshsim_http_requests_total")
@@ -201,6 +211,25 @@ void Meshsim::record(const std::vector<Outcome>& outcomes) {
             apisix_hist = &families_->apisix_latency.Add(with(apisix, "type", "request"),
                                                          millisecond_buckets());
         }
+        // Through App Mesh's Envoy sidecar: Envoy's families by the pod's namespace and name.
+        prometheus::Histogram* appmesh_hist = nullptr;
+        if (o.appmesh) {
+            const std::map<std::string, std::string> pod{{"kubernetes_namespace", v.ns},
+                                                         {"kubernetes_pod_name", v.pod}};
+            counted(families_->envoy_requests, with(pod, "envoy_response_code", "200"), ok);
+            counted(families_->envoy_requests, with(pod, "envoy_response_code", "500"), o.errors);
+            appmesh_hist = &families_->envoy_time.Add(pod, millisecond_buckets());
+        }
+        // Through Skipper: its route families by the route id of the Ingress path.
+        prometheus::Histogram* skipper_ok = nullptr;
+        prometheus::Histogram* skipper_error = nullptr;
+        prometheus::Histogram* skipper_serve = nullptr;
+        if (!o.skipper_route.empty()) {
+            const std::map<std::string, std::string> route{{"route", o.skipper_route}};
+            skipper_ok = &families_->skipper_response.Add(with(route, "code", "200"), second_buckets());
+            skipper_error = &families_->skipper_response.Add(with(route, "code", "500"), second_buckets());
+            skipper_serve = &families_->skipper_serve.Add(route, second_buckets());
+        }
         long& taken = samples_[v.ns + "/" + v.workload];
         for (long i = 0; i < o.requests; ++i) {
             const double ms = latency_sample(v, taken++);
@@ -221,6 +250,13 @@ void Meshsim::record(const std::vector<Outcome>& outcomes) {
             }
             if (apisix_hist != nullptr) {
                 apisix_hist->Observe(ms);
+            }
+            if (appmesh_hist != nullptr) {
+                appmesh_hist->Observe(ms);
+            }
+            if (skipper_serve != nullptr) {
+                (i < o.errors ? skipper_error : skipper_ok)->Observe(ms / 1000);
+                skipper_serve->Observe(ms / 1000);
             }
         }
     }

@@ -2,6 +2,7 @@
 
 #include "devcluster/meshsim/edge_routes.hpp"
 #include "devcluster/meshsim/kuma_apisix.hpp"
+#include "devcluster/meshsim/traffic_appmesh_skipper.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -323,6 +324,7 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
         std::map<std::string, std::string> envoy_ports;  // Contour: service -> port
         std::map<std::string, std::string> edge_labels;  // Gloo, Traefik: service -> label
         std::string edge_kind;
+        bool appmesh = false;
         for (const Json& r : routes) {
             const std::string kind = str(r, {"kind"});
             if (str(r, {"metadata", "namespace"}) != ns || str(r, {"metadata", "name"}) != name ||
@@ -336,6 +338,11 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
                 edge_labels = std::move(edge.labels);
                 edge_kind = kind;
                 routed = true;
+                break;
+            }
+            if (kind == "VirtualRouter") {
+                shares = virtual_router_shares(r, routes);
+                appmesh = routed = true;
                 break;
             }
             shares = kind == "VirtualService" ? virtual_service_shares(r)
@@ -356,6 +363,11 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
         if (auto apisix = routed ? std::nullopt : apisix_split(routes, ns, name)) {
             shares = apisix->shares;
             apisix_routes = apisix->labels;
+            routed = true;
+        }
+        const std::optional<SkipperSplit> skipper = routed ? std::nullopt : skipper_split(routes, ns, name);
+        if (skipper) {
+            shares = skipper->shares;
             routed = true;
         }
         std::optional<IngressSplit> nginx = routed ? std::nullopt : ingress_split(routes, ns, name);
@@ -389,6 +401,10 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
                 if (auto apisix = apisix_routes.find(target); apisix != apisix_routes.end()) {
                     flow.apisix_route = apisix->second;
                 }
+                flow.appmesh = appmesh;
+                if (skipper) {
+                    flow.skipper_route = skipper->route_ids.at(target);
+                }
                 if (nginx) {
                     flow.ingress = nginx->ingress;
                     flow.canary_upstream = target == name + "-canary" ? nginx->upstream : "";
@@ -409,7 +425,7 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
             carry_[{flow.ns, flow.apex,
                     flow.version.workload + "|" + flow.canary_upstream + "|" + flow.envoy_cluster +
                         "|" + flow.traefik_service + "|" + flow.kuma_service + "|" +
-                        flow.apisix_route}];
+                        flow.apisix_route + "|" + flow.skipper_route + (flow.appmesh ? "|appmesh" : "")}];
         requests += rate * seconds * flow.share;
         const double whole = std::floor(requests);
         requests -= whole;
@@ -419,7 +435,8 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
         Outcome& out = outcomes[{flow.version.ns, flow.version.workload, flow.ingress,
                                  flow.canary_upstream, flow.envoy_cluster,
                                  flow.traefik_service + "|" + flow.kuma_service + "|" +
-                                     flow.apisix_route}];
+                                     flow.apisix_route + "|" + flow.skipper_route +
+                                     (flow.appmesh ? "|appmesh" : "")}];
         out.version = flow.version;
         out.ingress = flow.ingress;
         out.canary_upstream = flow.canary_upstream;
@@ -427,6 +444,8 @@ std::vector<Outcome> Stream::step(const std::vector<Flow>& flows, double rate, d
         out.traefik_service = flow.traefik_service;
         out.kuma_service = flow.kuma_service;
         out.apisix_route = flow.apisix_route;
+        out.appmesh = flow.appmesh;
+        out.skipper_route = flow.skipper_route;
         out.requests += static_cast<long>(whole);
         out.errors += static_cast<long>(failed);
     }

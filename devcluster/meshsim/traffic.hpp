@@ -49,6 +49,10 @@ struct Flow {
     std::string kuma_service = {};
     /// Through APISIX: the route `<ns>_<ApisixRoute>_<http entry>`.
     std::string apisix_route = {};
+    /// Through App Mesh's Envoy sidecars (a VirtualRouter S split the stream).
+    bool appmesh = false;
+    /// Through Skipper: the route id of the Ingress path that sent it; "" otherwise.
+    std::string skipper_route = {};
 };
 
 /// Requests that match a route other than the last (A/B matches, sticky cookies): this share
@@ -77,6 +81,8 @@ struct Outcome {
     std::string traefik_service;  ///< as the Flow's
     std::string kuma_service;     ///< as the Flow's
     std::string apisix_route;     ///< as the Flow's
+    bool appmesh = false;         ///< as the Flow's
+    std::string skipper_route = {};  ///< as the Flow's
     long requests = 0;
     long errors = 0;
 };

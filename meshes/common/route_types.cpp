@@ -79,6 +79,23 @@ const kube::ResourceType& apisix_routes() {
     return type;
 }
 
+const kube::ResourceType& appmesh_virtual_nodes() {
+    static const kube::ResourceType type{"appmesh.k8s.aws", "v1beta2", "virtualnodes", "VirtualNode"};
+    return type;
+}
+
+const kube::ResourceType& appmesh_virtual_routers() {
+    static const kube::ResourceType type{"appmesh.k8s.aws", "v1beta2", "virtualrouters",
+                                         "VirtualRouter"};
+    return type;
+}
+
+const kube::ResourceType& appmesh_virtual_services() {
+    static const kube::ResourceType type{"appmesh.k8s.aws", "v1beta2", "virtualservices",
+                                         "VirtualService"};
+    return type;
+}
+
 std::vector<kube::ResourceType> all() {
     std::vector<kube::ResourceType> types{istio_virtual_services(),         istio_destination_rules(),
             smi_traffic_splits("v1alpha1"),   smi_traffic_splits("v1alpha2"),
@@ -93,6 +110,9 @@ std::vector<kube::ResourceType> all() {
             knative_revisions()};
     types.push_back(kuma_traffic_routes());
     types.push_back(apisix_routes());
+    types.push_back(appmesh_virtual_nodes());
+    types.push_back(appmesh_virtual_routers());
+    types.push_back(appmesh_virtual_services());
     return types;
 }
 

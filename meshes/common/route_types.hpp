@@ -35,6 +35,10 @@ const kube::ResourceType& knative_revisions();
 const kube::ResourceType& kuma_traffic_routes();
 /// apisix.apache.org/v2 ApisixRoute (the apisix router's canary route and the user's it copies).
 const kube::ResourceType& apisix_routes();
+/// appmesh.k8s.aws/v1beta2 VirtualNode, VirtualRouter and VirtualService (the appmesh router).
+const kube::ResourceType& appmesh_virtual_nodes();
+const kube::ResourceType& appmesh_virtual_routers();
+const kube::ResourceType& appmesh_virtual_services();
 
 /// Every routing type a router of this build may write.
 std::vector<kube::ResourceType> all();

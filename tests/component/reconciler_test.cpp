@@ -748,8 +748,9 @@ TEST_CASE("a spec.provider that is not built is refused before the release") {
     World w(Json{{"provider", "ambassador"}});
     check_refused_before_release(
         w, "spec.provider: \"ambassador\" is not supported by this build of Serin (supported: "
-           "apisix, contour, gatewayapi:v1, gatewayapi:v1beta1, gloo, istio, knative, kubernetes, "
-           "kuma, linkerd, nginx, osm, smi:v1alpha1, smi:v1alpha2, smi:v1alpha3, traefik)");
+           "apisix, appmesh:v1beta2, contour, gatewayapi:v1, gatewayapi:v1beta1, gloo, istio, knative, "
+           "kubernetes, kuma, linkerd, nginx, osm, skipper, smi:v1alpha1, smi:v1alpha2, smi:v1alpha3, "
+           "traefik)");
 }
 
 TEST_CASE("an autoscalerRef kind that is not built is refused before the release") {

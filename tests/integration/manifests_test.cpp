@@ -42,6 +42,8 @@ const std::vector<Overlay>& overlays() {
         {"overlays/traefik", "traefik", "http://prometheus.monitoring:9090"},
         {"overlays/kuma", "kuma", "http://prometheus-server.kuma-metrics:80"},
         {"overlays/apisix", "apisix", "http://flagger-prometheus.apisix:9090"},
+        {"overlays/appmesh", "appmesh:v1beta2", "http://appmesh-prometheus.appmesh-system:9090"},
+        {"overlays/skipper", "skipper", "http://prometheus.monitoring:9090"},
     };
     return all;
 }

@@ -238,6 +238,13 @@ public:
     /// The namespace of objects of `type`: the scenario's, none for cluster-scoped ones.
     std::string scope(const kube::ResourceType& type) const { return type.namespaced ? s_.ns() : ""; }
 
+    /// Deletes an object as another tool would, and waits until the cache has lost it.
+    void remove(const kube::ResourceType& type, const std::string& name) {
+        auto removed = serin::testing::run(s_.io(), real_->remove(type, scope(type), name, kube::DeleteOptions{}));
+        REQUIRE(removed.has_value());
+        wait_for([&] { return store_.get(type, scope(type), name) == nullptr; }, "the cache to lose " + name);
+    }
+
 private:
     /// Runs the io_context until `condition` holds, failing after 30 s.
     void wait_for(const std::function<bool()>& condition, const std::string& what) {
@@ -1193,4 +1200,216 @@ TEST_CASE("examples/kuma and examples/apisix: each applies, and its routing obje
     CHECK(bench.get_routes(mesh).value() == Routes{90, 10, false});
     REQUIRE(bench.finalize(mesh).has_value());
     CHECK_FALSE(bench.read(kuma, name).has_value());
+}
+
+TEST_CASE("App Mesh VirtualNodes, VirtualRouters and VirtualServices are stored as written and kept without rewrites") {
+    const Json owned = {{"spec", {{"listeners", Json::array({{{"portMapping", {{"port", 1234}, {"protocol", "http"}}}}})}}}};
+    const auto type = route_types::appmesh_virtual_routers();
+    exercise_all({
+        {"appmesh/canary.yaml", "appmesh:v1beta2", kCanarySteps, type, owned},
+        {"appmesh/service-fields.yaml", "appmesh:v1beta2", kCanarySteps, type, owned},
+        {"appmesh/ab.yaml", "appmesh:v1beta2", kAbSteps, type, owned},
+    });
+}
+
+TEST_CASE("appmesh keeps its VirtualServices in shape, takes over a user's objects and gives their specs back") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto nodes = route_types::appmesh_virtual_nodes();
+    const auto routers = route_types::appmesh_virtual_routers();
+    const auto services = route_types::appmesh_virtual_services();
+
+    // Serin's own objects: the gateway annotations follow service.hosts, a VirtualService edited
+    // by hand is repaired (Flagger never updates them).
+    auto context = bench.context("tests/data/routes/appmesh/service-fields.yaml", "appmesh:v1beta2", "own");
+    REQUIRE(bench.reconcile(context).has_value());
+    for (const char* name : {"own-primary", "own-canary"}) {
+        CHECK(bench.cached(nodes, name)["metadata"]["ownerReferences"][0]["name"] == "own");
+    }
+    CHECK(bench.cached(routers, "own-canary")["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"][0]
+              ["weight"] == 100);
+    CHECK(bench.cached(services, "own")["metadata"]["annotations"]["gateway.appmesh.k8s.aws/domain"] ==
+          "app.example.com,www.example.com,");
+    bench.drift(services, "own", {{"spec", {{"provider", {{"virtualRouter", {{"virtualRouterRef", {{"name", "elsewhere"}}}}}}}}}});
+    std::size_t mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 1);
+    CHECK(bench.cached(services, "own")["spec"]["provider"]["virtualRouter"]["virtualRouterRef"]["name"] == "own");
+    context.canary.spec.service.hosts.clear();
+    REQUIRE(bench.reconcile(context).has_value());
+    const Json annotations = bench.cached(services, "own")["metadata"]["annotations"];
+    CHECK_FALSE(annotations.contains("gateway.appmesh.k8s.aws/expose"));
+    CHECK_FALSE(annotations.contains("gateway.appmesh.k8s.aws/domain"));
+
+    // A user's VirtualRouter and VirtualNode: Serin's fields written, the rest (and the App Mesh
+    // controller's awsName) kept, the specs given back by finalize.
+    const Json router_spec = Json::parse(R"({"awsName": "takeover_team",
+        "listeners": [{"portMapping": {"port": 8080, "protocol": "http"}}],
+        "routes": [{"name": "all", "httpRoute": {"match": {"prefix": "/"},
+                    "action": {"weightedTargets": [{"virtualNodeRef": {"name": "takeover-v1"}, "weight": 1}]}}}]})");
+    const Json node_spec = Json::parse(R"({"awsName": "takeover-primary_team",
+        "listeners": [{"portMapping": {"port": 8080, "protocol": "http"}}],
+        "serviceDiscovery": {"dns": {"hostname": "takeover-v1.example.svc.cluster.local."}},
+        "backendDefaults": {"clientPolicy": {"tls": {"enforce": false, "validation": {"trust": {"file": {"certificateChain": "/ca.pem"}}}}}}})");
+    s.create(routers, {{"apiVersion", routers.api_version()}, {"kind", routers.kind},
+                       {"metadata", {{"name", "takeover"}}}, {"spec", router_spec}});
+    s.create(nodes, {{"apiVersion", nodes.api_version()}, {"kind", nodes.kind},
+                     {"metadata", {{"name", "takeover-primary"}}}, {"spec", node_spec}});
+    bench.drift(routers, "takeover", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    bench.drift(nodes, "takeover-primary", {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    auto taken = bench.context("tests/data/routes/appmesh/canary.yaml", "appmesh:v1beta2", "takeover");
+    REQUIRE(bench.reconcile(taken).has_value());
+    const Json router = bench.cached(routers, "takeover");
+    CHECK(router["spec"]["awsName"] == "takeover_team");
+    CHECK(router["spec"]["routes"][0]["name"] == "takeover");
+    CHECK_FALSE(router["metadata"].contains("ownerReferences"));
+    CHECK(Json::parse(router["metadata"]["annotations"]["flagger.kubernetes.io/original-configuration"]
+                          .get<std::string>()) == router_spec);
+    const Json node = bench.cached(nodes, "takeover-primary");
+    CHECK(node["spec"]["backendDefaults"] == node_spec["backendDefaults"]);
+    CHECK(node["spec"]["podSelector"]["matchLabels"]["app"] == "podinfo-primary");
+    CHECK(bench.get_routes(taken).value() == Routes{100, 0, false});
+    REQUIRE(bench.set_routes(taken, Routes{60, 40, false}).has_value());
+    CHECK(bench.get_routes(taken).value() == Routes{60, 40, false});
+
+    REQUIRE(bench.finalize(taken).has_value());
+    CHECK(bench.cached(routers, "takeover")["spec"] == router_spec);
+    CHECK(bench.cached(nodes, "takeover-primary")["spec"] == node_spec);
+    CHECK_FALSE(bench.cached(routers, "takeover")["metadata"]["annotations"].contains(
+        "flagger.kubernetes.io/original-configuration"));
+    // Objects Serin created are left for the garbage collector.
+    CHECK(bench.cached(routers, "takeover-canary")["metadata"]["ownerReferences"][0]["name"] == "takeover");
+}
+
+namespace {
+
+/// The user's Ingress of tests/data/routes/skipper/ingress.yaml as `name`, its backends podinfo
+/// sending to `apex` instead; created and seen by the cache.
+Json create_skipper_ingress(Scenario& s, RouteBench& bench, const std::string& name, const std::string& apex) {
+    Json ingress = serin::testing::load_document("tests/data/routes/skipper/ingress.yaml");
+    ingress["metadata"] = Json{{"name", name},
+                               {"labels", ingress["metadata"]["labels"]},
+                               {"annotations", ingress["metadata"]["annotations"]}};
+    for (Json& rule : ingress["spec"]["rules"]) {
+        for (Json& path : rule["http"]["paths"]) {
+            if (path["backend"]["service"]["name"] == "podinfo") {
+                path["backend"]["service"]["name"] = apex;
+            }
+        }
+    }
+    s.create(route_types::ingresses(), ingress);
+    bench.drift(route_types::ingresses(), name, {{"metadata", {{"annotations", {{"example.com/seen", "yes"}}}}}});
+    return bench.cached(route_types::ingresses(), name);
+}
+
+meshes::RouteContext skipper_context(RouteBench& bench, const std::string& file, const std::string& name,
+                                     const std::string& ingress) {
+    meshes::RouteContext context = bench.context("tests/data/routes/skipper/" + file, "skipper", name);
+    context.canary.spec.ingress_ref->name = ingress;
+    return context;
+}
+
+}  // namespace
+
+TEST_CASE("skipper canary Ingresses are stored as written, follow the user's Ingress and keep their weights") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::ingresses();
+    const Json user_ingress = create_skipper_ingress(s, bench, "k-web", "k");
+    auto context = skipper_context(bench, "canary.yaml", "k", "k-web");
+    const std::string canary = "k-web-canary";
+
+    std::size_t mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 1);
+    CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+    const Json created = bench.cached(type, canary);
+    const Json& paths = created["spec"]["rules"][0]["http"]["paths"];
+    CHECK(paths[0]["backend"]["service"]["name"] == "k-primary");
+    CHECK(paths[2]["backend"]["service"]["name"] == "k-canary");
+    CHECK(created["metadata"]["annotations"]["zalando.org/skipper-predicate"] ==
+          R"(False() && Method("GET") && Header("X-Team", "web"))");
+    mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 0);
+
+    for (const Routes& step : kCanarySteps) {
+        INFO("routes " << step.primary << "/" << step.canary);
+        mark = bench.write_count();
+        REQUIRE(bench.set_routes(context, step).has_value());
+        CHECK(bench.writes_since(mark) == 1);
+        CHECK(bench.get_routes(context).value() == step);
+        CHECK(bench.cached(type, canary)["metadata"]["annotations"]["zalando.org/skipper-predicate"]
+                  .get<std::string>()
+                  .starts_with(step.canary == 0 ? "False() && " : "Weight(100) && "));
+        mark = bench.write_count();
+        REQUIRE(bench.reconcile(context).has_value());
+        CHECK(bench.writes_since(mark) == 0);
+    }
+
+    // Mid-release: an edit of the canary Ingress's spec is repaired with the weights kept
+    // (Flagger resets them to 100/0), and the user's edits are followed.
+    const Routes mid{90, 10, false};
+    REQUIRE(bench.set_routes(context, mid).has_value());
+    bench.drift(type, canary, {{"spec", {{"ingressClassName", "other"}}}});
+    mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 1);
+    CHECK(bench.cached(type, canary)["spec"]["ingressClassName"] == "skipper");
+    CHECK(bench.get_routes(context).value() == mid);
+    bench.drift(type, "k-web", {{"spec", {{"tls", Json::array({{{"hosts", {"app.example.com"}}, {"secretName", "new-tls"}}})}}}});
+    mark = bench.write_count();
+    REQUIRE(bench.reconcile(context).has_value());
+    CHECK(bench.writes_since(mark) == 1);
+    CHECK(bench.cached(type, canary)["spec"]["tls"][0]["secretName"] == "new-tls");
+    CHECK(bench.get_routes(context).value() == mid);
+    CHECK(bench.cached(type, "k-web")["metadata"]["annotations"] == user_ingress["metadata"]["annotations"]);
+
+    // finalize sends everything back to the user's Ingress; a canary Ingress deleted by hand
+    // is done (Flagger's finalize fails on it forever).
+    REQUIRE(bench.finalize(context).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{100, 0, false});
+    bench.remove(type, canary);
+    REQUIRE(bench.finalize(context).has_value());
+}
+
+TEST_CASE("skipper refuses A/B, takes over an existing canary Ingress and gives it back on finalize") {
+    Scenario s;
+    RouteBench bench(s);
+    const auto type = route_types::ingresses();
+    create_skipper_ingress(s, bench, "t-web", "t");
+    auto ab = skipper_context(bench, "canary.yaml", "t", "t-web");
+    ab.canary.spec.analysis->match = Json::parse(R"([{"headers": {"x-canary": {"exact": "insider"}}}])");
+    auto refused = bench.reconcile(ab);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind == serin::ErrorKind::kInvalid);
+    CHECK(refused.error().message.starts_with("spec.analysis.match: A/B testing is not supported by provider skipper"));
+
+    Json left = serin::testing::load_document("tests/data/routes/skipper/ingress.yaml");
+    left["metadata"] = Json{{"name", "t-web-canary"},
+                            {"annotations", {{"zalando.org/backend-weights", R"({"t-canary":5,"t-primary":95})"},
+                                             {"zalando.org/skipper-predicate", "Weight(100)"},
+                                             {"example.com/owner", "ops"}}}};
+    left["spec"]["rules"].erase(1);
+    left["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = "t-canary";
+    const Json left_spec = s.create(type, left)["spec"];
+    bench.drift(type, "t-web-canary", {{"metadata", {{"labels", {{"example.com/seen", "yes"}}}}}});
+    auto context = ab;  // the same Canary t, now without A/B
+    context.canary.spec.analysis->match = Json();
+    CHECK(bench.get_routes(context).value() == Routes{95, 5, false});
+    REQUIRE(bench.reconcile(context).has_value());  // the user's spec copied, the weights kept
+    const Json taken = bench.cached(type, "t-web-canary");
+    CHECK(taken["spec"]["rules"].size() == 2);
+    CHECK_FALSE(taken["metadata"].contains("ownerReferences"));
+    CHECK(bench.get_routes(context).value() == Routes{95, 5, false});
+    REQUIRE(bench.set_routes(context, Routes{40, 60, false}).has_value());
+    CHECK(bench.get_routes(context).value() == Routes{40, 60, false});
+
+    REQUIRE(bench.finalize(context).has_value());
+    const Json given_back = bench.cached(type, "t-web-canary");
+    CHECK(given_back["spec"] == left_spec);
+    CHECK(given_back["metadata"]["annotations"]["zalando.org/backend-weights"] == R"({"t-canary":5,"t-primary":95})");
+    CHECK(given_back["metadata"]["annotations"]["zalando.org/skipper-predicate"] == "Weight(100)");
+    CHECK_FALSE(given_back["metadata"]["annotations"].contains("serin.dev/original-skipper-annotations"));
+    CHECK_FALSE(given_back["metadata"]["annotations"].contains("flagger.kubernetes.io/original-configuration"));
 }

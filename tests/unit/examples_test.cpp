@@ -9,6 +9,7 @@
 #include "analysis/validate.hpp"
 #include "meshes/common/route_object.hpp"
 #include "meshes/apisix/apisix_router.hpp"
+#include "meshes/appmesh/appmesh_router.hpp"
 #include "meshes/contour/contour_router.hpp"
 #include "meshes/gatewayapi/gatewayapi_router.hpp"
 #include "meshes/gloo/gloo_router.hpp"
@@ -16,6 +17,7 @@
 #include "meshes/knative/knative_router.hpp"
 #include "meshes/kuma/kuma_router.hpp"
 #include "meshes/nginx/nginx_router.hpp"
+#include "meshes/skipper/skipper_router.hpp"
 #include "meshes/smi/smi_router.hpp"
 #include "meshes/traefik/traefik_router.hpp"
 #include "tests/support/golden.hpp"
@@ -148,6 +150,23 @@ std::string build(const serin::meshes::RouteContext& context, const Routes& rout
         Routes plain = routes;
         plain.mirrored = false;
         CHECK(*read == plain);
+    } else if (provider == "appmesh:v1beta2") {
+        auto objects = serin::meshes::build_appmesh_objects(context, routes);
+        if (!objects) {
+            return objects.error().message;
+        }
+        Routes plain = routes;
+        plain.mirrored = false;
+        CHECK(serin::meshes::virtual_router_routes(context, objects->apex_router).value() == plain);
+    } else if (provider == "skipper") {
+        const Json user = serin::testing::load_document("examples/skipper/ingress.yaml");
+        auto ingress = serin::meshes::build_skipper_ingress(context, user, routes);
+        if (!ingress) {
+            return ingress.error().message;
+        }
+        Routes plain = routes;
+        plain.mirrored = false;
+        CHECK(serin::meshes::skipper_ingress_routes(context, *ingress).value() == plain);
     }
     return {};
 }
@@ -231,6 +250,10 @@ std::optional<Routes> read_poisoned(const serin::meshes::RouteContext& context, 
         Json route = serin::meshes::build_apisix_canary_route(context, user, routes).value();
         poison_weights(route, value);
         read = serin::meshes::apisix_routes(context, route);
+    } else if (provider == "appmesh:v1beta2") {
+        Json router = serin::meshes::build_appmesh_objects(context, routes).value().apex_router;
+        poison_weights(router, value);
+        read = serin::meshes::virtual_router_routes(context, router);
     } else if (provider == "linkerd" || provider.starts_with("smi:")) {
         Json split = serin::meshes::build_traffic_split(
             context, routes, *serin::meshes::smi_flavour(provider));

@@ -324,3 +324,49 @@ TEST_CASE("APISIX's canary route shadows the user's route and splits by its back
     REQUIRE_FALSE(direct.empty());
     CHECK(direct[0].apisix_route == "test_podinfo_main");
 }
+
+TEST_CASE("an App Mesh VirtualRouter's weighted targets split the apex's stream through Envoy sidecars") {
+    const Json router = Json::parse(R"({"kind": "VirtualRouter",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"routes": [{"name": "podinfo", "httpRoute": {"match": {"prefix": "/"}, "action": {
+            "weightedTargets": [{"virtualNodeRef": {"name": "podinfo-canary"}, "weight": 40},
+                                {"virtualNodeRef": {"name": "podinfo-primary"}, "weight": 60}]}}}]}})");
+    // The node's DNS hostname names the Service it stands for.
+    const Json node = Json::parse(R"({"kind": "VirtualNode",
+        "metadata": {"name": "podinfo-canary", "namespace": "test"},
+        "spec": {"serviceDiscovery": {"dns": {"hostname": "podinfo-canary.test.svc.cluster.local."}}}})");
+    const auto flows = plan(services(), deployments(), {node, router});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.4}, {"podinfo-primary", 0.6}});
+    for (const Flow& f : flows) {
+        CHECK(f.appmesh);
+        CHECK(f.envoy_cluster.empty());
+    }
+    Stream stream;
+    long appmesh = 0;
+    for (const Outcome& o : stream.step(flows, 100, 1)) {
+        appmesh += o.appmesh ? o.requests : 0;
+    }
+    CHECK(appmesh == 100);
+}
+
+TEST_CASE("a Skipper canary Ingress splits the apex's stream by its backend weights, or not at all with False()") {
+    Json canary = Json::parse(R"J({"kind": "Ingress",
+        "metadata": {"name": "web-canary", "namespace": "test", "annotations": {
+            "zalando.org/backend-weights": "{\"podinfo-canary\":30,\"podinfo-primary\":70}",
+            "zalando.org/skipper-predicate": "Weight(100)"}},
+        "spec": {"rules": [{"host": "app.example.com", "http": {"paths": [
+            {"path": "/", "backend": {"service": {"name": "podinfo-primary", "port": {"number": 9898}}}},
+            {"path": "/", "backend": {"service": {"name": "podinfo-canary", "port": {"number": 9898}}}}]}}]}})J");
+    auto flows = plan(services(), deployments(), {canary});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo", 0.3}, {"podinfo-primary", 0.7}});
+    for (const Flow& f : flows) {
+        CHECK(f.skipper_route == (f.version.workload == "podinfo"
+                                      ? "kube_test__web_canary__app_example_com_____podinfo_canary"
+                                      : "kube_test__web_canary__app_example_com_____podinfo_primary"));
+        CHECK(f.ingress.empty());  // not NGINX's
+    }
+    canary["metadata"]["annotations"]["zalando.org/skipper-predicate"] = "False()";
+    flows = plan(services(), deployments(), {canary});
+    CHECK(shares(flows) == std::map<std::string, double>{{"podinfo-primary", 1}});
+    CHECK(flows[0].skipper_route == "kube_test__web__app_example_com_____podinfo");
+}

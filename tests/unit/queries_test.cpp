@@ -228,3 +228,41 @@ TEST_CASE("defaults of the template variables") {
 TEST_CASE("whitespace collapses to single spaces") {
     CHECK(collapse_whitespace("  sum(x)\n\t/  sum(y)  \n") == "sum(x) / sum(y)");
 }
+
+TEST_CASE("appmesh's builtin queries read the Envoy sidecars of the canary's pods") {
+    CHECK(rendered(Observer::kAppMesh, "request-success-rate") ==
+          "sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace=\"test\",kubernetes_pod_name=~"
+          "\"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)\",envoy_response_code!~\"5.*\"}[30s])) / "
+          "sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace=\"test\",kubernetes_pod_name=~"
+          "\"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)\"}[30s])) * 100");
+    CHECK(rendered(Observer::kAppMesh, "request-duration") ==
+          "histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{kubernetes_namespace="
+          "\"test\",kubernetes_pod_name=~\"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)\"}[30s])) by (le))");
+    CHECK(observer_for("istio", spec("appmesh:v1beta2")) == Observer::kAppMesh);
+    CHECK(observer_for("appmesh:v1beta2", spec("")) == Observer::kAppMesh);
+}
+
+TEST_CASE("skipper's builtin queries read the canary Ingress's routes with the names as word characters") {
+    // Flagger's worked example: namespace skipper, ingress skipper-ingress, service backend.
+    TemplateVars vars = podinfo_vars();
+    vars.ns = "skipper";
+    vars.ingress = "skipper-ingress";
+    vars.service = "backend";
+    auto render = [&](const char* metric) {
+        auto query = builtin_query(Observer::kSkipper, metric);
+        REQUIRE(query.has_value());
+        CHECK(query->word_names);
+        return collapse_whitespace(render_query(query->query, word_names(vars)).value());
+    };
+    const std::string route = "route=~\"kube(ew)?_skipper__skipper_ingress_canary__.*__backend_canary(_[0-9]+)?\"";
+    CHECK(render("request-success-rate") ==
+          "sum(rate(skipper_response_duration_seconds_bucket{" + route +
+              ",code!~\"5..\",le=\"+Inf\"}[30s])) / sum(rate(skipper_response_duration_seconds_bucket{" +
+              route + ",le=\"+Inf\"}[30s])) * 100");
+    CHECK(render("request-duration") == "sum(rate(skipper_serve_route_duration_seconds_sum{" + route +
+                                            "}[30s])) / sum(rate(skipper_serve_route_duration_seconds_count{" +
+                                            route + "}[30s])) * 1000");
+    CHECK(word_names(vars).interval == "30s");
+    CHECK(word_names(vars).target == "podinfo");
+    CHECK(observer_for("istio", spec("skipper")) == Observer::kSkipper);
+}

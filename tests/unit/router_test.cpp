@@ -97,3 +97,24 @@ TEST_CASE("the builtin registry gives gloo every provider string starting with g
     CHECK_FALSE(registry.find("glo").has_value());
     CHECK_FALSE(registry.find("traefik2").has_value());
 }
+
+TEST_CASE("the builtin registry serves appmesh:v1beta2 and skipper, and refuses legacy appmesh naming the version to use") {
+    NoClient client;
+    serin::ManualClock clock;
+    serin::kube::ObjectStore store(clock);
+    serin::kube::CachedClient kube(client, store);
+    RouterRegistry registry(serin::meshes::RouterDeps{kube});
+    serin::meshes::register_builtin_routers(registry);
+    CHECK(registry.find("appmesh:v1beta2").has_value());
+    CHECK(registry.find("skipper").has_value());
+    CHECK(registry.find("appmesh:v1beta2").value()->routes_before_workload());
+    CHECK_FALSE(registry.find("skipper").value()->routes_before_workload());
+    for (const char* legacy : {"appmesh", "appmesh:v1beta1"}) {
+        auto refused = registry.find(legacy);
+        REQUIRE_FALSE(refused.has_value());
+        CHECK(refused.error().kind == serin::ErrorKind::kInvalid);
+        CHECK(refused.error().message.starts_with("spec.provider: \"" + std::string(legacy) +
+                                                  "\" is not supported by this build of Serin (supported: "
+                                                  "appmesh:v1beta2, "));
+    }
+}
