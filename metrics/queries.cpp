@@ -77,12 +77,48 @@ std::string p99(std::string_view bucket, std::string_view labels) {
            std::string(labels) + "}[{{ interval }}])) by (le))";
 }
 
+/// The selector of Envoy's upstream-cluster series for the observers whose data plane is Envoy
+/// (their queries differ only in it), or nullopt for the others.
+std::optional<std::string> envoy_labels(Observer observer) {
+    switch (observer) {
+        case Observer::kContour:
+            // Envoy's upstream cluster of S-canary as Contour names it: <ns>_<S>-canary_<port>.
+            return "envoy_cluster_name=~\"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+\"";
+        case Observer::kGloo:
+            // Envoy's cluster of the canary Upstream as Gloo names it: <upstream>_<namespace>.
+            // Flagger writes {{ target }} where its Upstreams are named from S: S is used here.
+            return "envoy_cluster_name=~\"{{ namespace }}-{{ service }}-canaryupstream-[0-9a-zA-Z-]+_"
+                "[0-9a-zA-Z-]+\"";
+        case Observer::kAppMesh:
+            // The Envoy sidecars of the canary's pods (flagger-spec-providers §12).
+            return "kubernetes_namespace=\"{{ namespace }}\","
+                "kubernetes_pod_name=~\"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)\"";
+        case Observer::kKuma:
+            // Kuma's Envoy series of the canary's Kuma service <S>-canary_<ns>_svc_<port>.
+            // Flagger writes {{ target }} where its TrafficRoute uses S; Serin writes {{ service }}
+            // (the same when spec.service.name is unset), so the query finds what was routed.
+            return "service=~\"{{ service }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+\"";
+        case Observer::kKnative:
+            // Envoy's upstream cluster of the latest created revision, <ns>/<revision>: the
+            // template variable `route` is that revision for Knative targets (§5.3).
+            return "envoy_cluster_name=~\"{{ namespace }}/{{ route }}\"";
+        default:
+            return std::nullopt;
+    }
+}
+
 }  // namespace
 
 std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view metric) {
     const bool success = metric == "request-success-rate";
     if (!success && metric != "request-duration") {
         return std::nullopt;
+    }
+    if (const std::optional<std::string> labels = envoy_labels(observer)) {
+        return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", *labels,
+                                                   "envoy_response_code!~\"5.*\""),
+                                      1}
+                       : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", *labels), 1};
     }
     switch (observer) {
         case Observer::kIstio: {
@@ -136,56 +172,6 @@ std::optional<BuiltinQuery> builtin_query(Observer observer, std::string_view me
                                               "duration_seconds_count{" + labels + "}" + window +
                                               " * 1000",
                                           1};
-        }
-        case Observer::kContour: {
-            // Envoy's upstream cluster of S-canary as Contour names it: <ns>_<S>-canary_<port>.
-            const std::string labels =
-                "envoy_cluster_name=~\"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+\"";
-            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
-                                                       "envoy_response_code!~\"5.*\""),
-                                          1}
-                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
-        }
-        case Observer::kGloo: {
-            // Envoy's cluster of the canary Upstream as Gloo names it: <upstream>_<namespace>.
-            // Flagger writes {{ target }} where its Upstreams are named from S: S is used here.
-            const std::string labels =
-                "envoy_cluster_name=~\"{{ namespace }}-{{ service }}-canaryupstream-[0-9a-zA-Z-]+_"
-                "[0-9a-zA-Z-]+\"";
-            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
-                                                       "envoy_response_code!~\"5.*\""),
-                                          1}
-                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
-        }
-        case Observer::kAppMesh: {
-            // The Envoy sidecars of the canary's pods (flagger-spec-providers §12).
-            const std::string labels =
-                "kubernetes_namespace=\"{{ namespace }}\","
-                "kubernetes_pod_name=~\"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)\"";
-            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
-                                                       "envoy_response_code!~\"5.*\""),
-                                          1}
-                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
-        }
-        case Observer::kKuma: {
-            // Kuma's Envoy series of the canary's Kuma service <S>-canary_<ns>_svc_<port>.
-            // Flagger writes {{ target }} where its TrafficRoute uses S; Serin writes {{ service }}
-            // (the same when spec.service.name is unset), so the query finds what was routed.
-            const std::string labels =
-                "service=~\"{{ service }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+\"";
-            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
-                                                       "envoy_response_code!~\"5.*\""),
-                                          1}
-                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
-        }
-        case Observer::kKnative: {
-            // Envoy's upstream cluster of the latest created revision, <ns>/<revision>: the
-            // template variable `route` is that revision for Knative targets (§5.3).
-            const std::string labels = "envoy_cluster_name=~\"{{ namespace }}/{{ route }}\"";
-            return success ? BuiltinQuery{success_rate("envoy_cluster_upstream_rq", labels,
-                                                       "envoy_response_code!~\"5.*\""),
-                                          1}
-                           : BuiltinQuery{p99("envoy_cluster_upstream_rq_time_bucket", labels), 1};
         }
         case Observer::kTraefik: {
             // Traefik's service of S-canary from the TraefikService: <ns>-<S>-canary-<port>@kubernetescrd

@@ -19,10 +19,10 @@ struct CampaignOptions {
     int releases = 12;
     /// Faults are injected and releases started for this long; then the ones running finish.
     double minutes = 2.5;
-    /// "early-step" (two analysis steps closer than the interval allows) counts as a failure
-    /// only with this: a restarted serin steps at once until pacing is persisted (issue 18,
-    /// item 1); without it such steps are reported, not failed.
-    bool enforce_pacing = false;
+    /// "early-step" (two analysis steps closer than the interval allows) counts as a failure.
+    /// Pacing is persisted in the Canary's status (docs/release-engine.md), so a restarted or
+    /// newly leading serin waits out the interval; without this such steps are only reported.
+    bool enforce_pacing = true;
     /// Everything fails the run, "alert-lost-at-serin-exit" too: an alert whose status change
     /// was written just before a serin exited (killed, stopped, or gone with its lease) and that
     /// never arrived. Serin keeps unsent alerts in memory, so delivery across an exit is at most

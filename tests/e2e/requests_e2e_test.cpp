@@ -126,12 +126,14 @@ TEST_CASE("an abort request rolls the release back and leaves the primary untouc
     release_until(s, analysis(gates, 30, "2s"), 1);
     const std::string uid = request(s, "podinfo-abort-e2e", "abort");
     wait_handled(s, "podinfo-abort-e2e");
+    // The rollback's own Event comes after the request's (Events are best effort: one not yet
+    // written when serin is killed is not written again), so it is awaited before the kill.
+    s.wait_event("aborted by e2e (request podinfo-abort-e2e)");
     kill_and_restart_after(s, serin, "podinfo-abort-e2e");
     const Json failed = s.wait_phase("Failed", 20s);
     CHECK(records_of(failed, uid) == 1);
     s.wait_target_replicas(0);
     CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV1);
-    s.wait_event("aborted by e2e (request podinfo-abort-e2e)");
     // Failed stays Failed: the aborted revision is not released again on its own.
     CHECK(s.canary_stays([](const Json& c) { return phase(c) != "Failed"; }, 3s));
     CHECK(events_naming(s, "podinfo-abort-e2e") == 1);

@@ -948,6 +948,8 @@ TEST_CASE("examples/gloo and examples/traefik: each Canary applies and its routi
         REQUIRE(bench.set_routes(context, on).has_value());
         CHECK(bench.get_routes(context).value() == on);
     }
+}
+
 TEST_CASE(
     "knative writes the primary-revision annotation and spec.traffic, and reads back what Knative "
     "applied") {
