@@ -28,6 +28,21 @@ prometheus::Histogram::BucketBoundaries second_buckets() {
     return out;
 }
 
+/// Adds `n` to the counter of `labels` in `family` (a counter with nothing counted is not made).
+void counted(prometheus::Family<prometheus::Counter>& family,
+             const std::map<std::string, std::string>& labels, long n) {
+    if (n > 0) {
+        family.Add(labels).Increment(static_cast<double>(n));
+    }
+}
+
+/// `labels` with `key` set to `value`.
+std::map<std::string, std::string> with(std::map<std::string, std::string> labels,
+                                        const char* key, const char* value) {
+    labels[key] = value;
+    return labels;
+}
+
 }  // namespace
 
 struct Meshsim::Families {
@@ -137,20 +152,9 @@ void Meshsim::record(const std::vector<Outcome>& outcomes) {
     for (const Outcome& o : outcomes) {
         const Version& v = o.version;
         const long ok = o.requests - o.errors;
-        auto counted = [&](prometheus::Family<prometheus::Counter>& family,
-                           const std::map<std::string, std::string>& labels, long n) {
-            if (n > 0) {
-                family.Add(labels).Increment(static_cast<double>(n));
-            }
-        };
         const std::map<std::string, std::string> istio{{"reporter", "destination"},
                                                        {"destination_workload_namespace", v.ns},
                                                        {"destination_workload", v.workload}};
-        auto with = [](std::map<std::string, std::string> labels, const char* key,
-                       const char* value) {
-            labels[key] = value;
-            return labels;
-        };
         counted(families_->istio_requests, with(istio, "response_code", "200"), ok);
         counted(families_->istio_requests, with(istio, "response_code", "500"), o.errors);
         const std::map<std::string, std::string> linkerd{

@@ -288,6 +288,24 @@ Shares http_proxy_shares(const Json& proxy, std::map<std::string, std::string>& 
     return shares;
 }
 
+/// The versions (ready Deployments) `service` reaches.
+std::vector<Version> reached(const Json& service, const std::vector<Json>& deployments) {
+    std::vector<Version> out;
+    const std::string ns = str(service, {"metadata", "namespace"});
+    const Json& selector = member(member(service, "spec"), "selector");
+    for (const Json& d : deployments) {
+        if (str(d, {"metadata", "namespace"}) != ns ||
+            !selects(selector,
+                     member(member(member(member(d, "spec"), "template"), "metadata"), "labels"))) {
+            continue;
+        }
+        if (auto v = version_of(d)) {
+            out.push_back(*v);
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json>& deployments,
@@ -296,23 +314,6 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
     for (const Json& s : services) {
         by_name[{str(s, {"metadata", "namespace"}), str(s, {"metadata", "name"})}] = &s;
     }
-    // The Deployments a Service reaches (ready ones only).
-    auto reached = [&](const Json& service) {
-        std::vector<Version> out;
-        const std::string ns = str(service, {"metadata", "namespace"});
-        const Json& selector = member(member(service, "spec"), "selector");
-        for (const Json& d : deployments) {
-            if (str(d, {"metadata", "namespace"}) != ns ||
-                !selects(selector, member(member(member(member(d, "spec"), "template"), "metadata"),
-                                          "labels"))) {
-                continue;
-            }
-            if (auto v = version_of(d)) {
-                out.push_back(*v);
-            }
-        }
-        return out;
-    };
     std::vector<Flow> flows;
     for (const auto& [key, service] : by_name) {
         const auto& [ns, name] = key;
@@ -382,7 +383,7 @@ std::vector<Flow> plan(const std::vector<Json>& services, const std::vector<Json
             if (share <= 0 || found == by_name.end()) {
                 continue;
             }
-            const std::vector<Version> versions = reached(*found->second);
+            const std::vector<Version> versions = reached(*found->second, deployments);
             for (const Version& v : versions) {
                 Flow flow;  // fields by name: every router adds its own
                 flow.ns = ns;
