@@ -30,6 +30,14 @@ Result<void> validate_knative(const api::CanarySpec& spec, std::string_view prov
                     "spec.autoscalerRef: not allowed with a Knative Service target (Knative "
                     "scales its revisions itself)");
     }
+    // A Knative Service's traffic block splits by percent only; Flagger would send every request
+    // to the canary during the A/B iterations instead.
+    if (knative_target && spec.analysis && spec.analysis->match.is_array() &&
+        !spec.analysis->match.empty()) {
+        return fail(ErrorKind::kInvalid,
+                    "spec.analysis.match: A/B testing is not supported by provider knative (a "
+                    "Knative Service's traffic splits by percent only)");
+    }
     return Result<void>{};
 }
 

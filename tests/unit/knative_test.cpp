@@ -200,6 +200,17 @@ TEST_CASE("a Knative Service target needs provider knative, and provider knative
         "spec.targetRef: provider knative releases only Knative Services"));
 }
 
+TEST_CASE("A/B matches are refused with a Knative Service target, naming the field") {
+    auto spec = knative_spec();
+    spec.analysis.emplace();
+    spec.analysis->match = nlohmann::json::parse(R"([{"headers": {"x-canary": {"exact": "insider"}}}])");
+    auto refused = serin::analysis::validate(spec, "knative");
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind == serin::ErrorKind::kInvalid);
+    CHECK(refused.error().message.starts_with(
+        "spec.analysis.match: A/B testing is not supported by provider knative"));
+}
+
 TEST_CASE("autoscalerRef is refused with a Knative Service target, naming the field") {
     auto spec = knative_spec();
     spec.autoscaler_ref = serin::api::AutoscalerRef{};
