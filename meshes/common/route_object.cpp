@@ -166,10 +166,13 @@ std::optional<Json> original_spec(const Json& live) {
         if (found == annotations->end() || !found->is_string()) {
             continue;
         }
-        Json parsed = Json::parse(found->get<std::string>(), nullptr, false);
-        if (parsed.is_discarded() || !parsed.is_object()) {
+        // A user can write anything into an annotation: its nesting is bounded before anything
+        // recurses into it.
+        auto parsed_text = parse_json(found->get<std::string>(), kMaxRemoteJsonDepth, key);
+        if (!parsed_text || !parsed_text->is_object()) {
             continue;
         }
+        Json parsed = std::move(*parsed_text);
         // last-applied holds a whole object; the original configuration only its spec.
         if (key == kLastAppliedKey) {
             if (const Json* spec = api::member(parsed, "spec")) {
@@ -180,6 +183,28 @@ std::optional<Json> original_spec(const Json& live) {
         return parsed;
     }
     return std::nullopt;
+}
+
+asio::awaitable<Result<void>> restore_original_spec(RouterDeps deps, RouteContext context,
+                                                  kube::ResourceType type, std::string name) {
+    auto live = live_route(deps, context, type, name);
+    if (!live) {
+        co_return live.error();
+    }
+    if (*live == nullptr) {
+        co_return Result<void>{};
+    }
+    std::optional<Json> original = original_spec(**live);
+    if (!original) {
+        co_return Result<void>{};  // created by Serin: it goes with the canary
+    }
+    Json restored = **live;
+    restored["spec"] = std::move(*original);
+    auto written = co_await deps.kube.update(type, context.ns(), restored);
+    if (!written) {
+        co_return written.error();
+    }
+    co_return Result<void>{};
 }
 
 asio::awaitable<Result<Json>> apply_route(RouterDeps deps, RouteContext context,

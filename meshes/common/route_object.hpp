@@ -84,6 +84,13 @@ boost::asio::awaitable<Result<nlohmann::json>> apply_route(RouterDeps deps, Rout
 /// kOriginalConfigKey), or nullopt when none is recorded.
 std::optional<nlohmann::json> original_spec(const nlohmann::json& live);
 
+/// Gives the object `name` of `type` that Serin took over its original spec back (finalize with
+/// revertOnDeletion); nothing for one that is gone or that Serin created (no original recorded).
+/// Errors: live_route's, the KubeClient's.
+boost::asio::awaitable<Result<void>> restore_original_spec(RouterDeps deps, RouteContext context,
+                                                           kube::ResourceType type,
+                                                           std::string name);
+
 /// The routes a routing object holds, or the default (100/0, no mirror) when it does not exist
 /// yet or `parse` cannot read it. Reconcile builds the desired object with these, so that a
 /// change elsewhere in the object does not reset an analysis in progress.

@@ -236,25 +236,9 @@ public:
     }
 
     asio::awaitable<Result<void>> finalize(RouteContext context) override {
-        const kube::ResourceType& type = route_types::gloo_route_tables();
-        auto live = live_route(deps_, context, type, context.apex);
-        if (!live) {
-            co_return live.error();
-        }
-        if (*live == nullptr) {
-            co_return Result<void>{};
-        }
-        std::optional<Json> original = original_spec(**live);
-        if (!original) {
-            co_return Result<void>{};  // created by Serin: it goes with the canary
-        }
-        Json restored = **live;
-        restored["spec"] = std::move(*original);
-        auto written = co_await deps_.kube.update(type, context.ns(), restored);
-        if (!written) {
-            co_return written.error();
-        }
-        co_return Result<void>{};
+        std::string name = context.apex;
+        co_return co_await restore_original_spec(deps_, std::move(context), route_types::gloo_route_tables(),
+                                                 std::move(name));
     }
 
 private:

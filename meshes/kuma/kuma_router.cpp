@@ -266,10 +266,11 @@ private:
             co_return co_await deps_.kube.remove(type, "", context.apex, options);
         }
         Json restored = *live;
-        const Json original = Json::parse(api::string_at(*live, {"metadata", "annotations", original_key}),
-                                          nullptr, false);
-        if (original.is_object()) {
-            restored["spec"] = original;
+        // Only Serin's own record: a TrafficRoute it created carries none and is deleted above.
+        auto original = parse_json(api::string_at(*live, {"metadata", "annotations", original_key}),
+                                   kMaxRemoteJsonDepth, kOriginalConfigKey);
+        if (original && original->is_object()) {
+            restored["spec"] = std::move(*original);
         }
         Json& kept = restored["metadata"]["annotations"];
         kept.erase(original_key);

@@ -2,6 +2,7 @@
 // comparison: the pure parts of the routing seam.
 #include <catch2/catch.hpp>
 
+#include "meshes/common/route_object.hpp"
 #include "meshes/kubernetes/kubernetes_router.hpp"
 #include "meshes/router.hpp"
 #include "platform/kube/object_store.hpp"
@@ -117,4 +118,18 @@ TEST_CASE("the builtin registry serves appmesh:v1beta2 and skipper, and refuses 
                                                   "\" is not supported by this build of Serin (supported: "));
         CHECK(refused.error().message.find(" appmesh:v1beta2, ") != std::string::npos);
     }
+}
+
+TEST_CASE("original_spec reads the recorded spec and ignores an annotation nested past the bound") {
+    auto with_annotation = [](const std::string& key, const std::string& value) {
+        return Json{{"metadata", {{"annotations", {{key, value}}}}}};
+    };
+    const std::string key(serin::meshes::kOriginalConfigKey);
+    CHECK(serin::meshes::original_spec(with_annotation(key, R"({"hosts":["a"]})")) ==
+          Json{{"hosts", {"a"}}});
+    // A user can write any text into an annotation: a spec 100,000 levels deep is not parsed
+    // (nlohmann's copy and comparison would recurse once per level).
+    const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+    CHECK_FALSE(serin::meshes::original_spec(with_annotation(key, "{\"a\":" + deep + "}")));
+    CHECK_FALSE(serin::meshes::original_spec(with_annotation(key, "not json")));
 }
