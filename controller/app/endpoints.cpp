@@ -1,6 +1,7 @@
 #include "controller/app/endpoints.hpp"
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,6 +25,11 @@ http::ServerResponse metrics(const EndpointSources& sources) {
         const auto informers = live->informer_stats();
         totals.watch_failures = informers.watch_failures;
         totals.relists = informers.relists_after_gone;
+        std::map<std::string, telemetry::Telemetry::CacheSize> caches;
+        for (const auto& [resource, size] : live->cache_sizes()) {
+            caches[resource] = {size.objects, size.encoded_bytes};
+        }
+        sources.telemetry.set_cache_sizes(caches);
     }
     sources.telemetry.set_totals(totals);
     return {200, "text/plain; version=0.0.4; charset=utf-8", sources.telemetry.scrape()};

@@ -1,15 +1,27 @@
 #include "controller/canary/caches.hpp"
 
 #include "controller/canary/requests.hpp"
+#include "crds/api/json_access.hpp"
 
 namespace serin::canary {
 
 namespace types = kube::types;
+using api::find_path;
+using api::string_at;
 
 Caches::Caches(kube::KubeClient& client, Clock& clock, CacheOptions options)
     : client_(client), clock_(clock), options_(std::move(options)), store_(clock),
       kube_(client, store_) {
     canaries_ = &add(types::canaries());
+    canaries_->add_index(kCanariesByTarget, [](const kube::Json& canary) {
+        std::vector<std::string> out;
+        const kube::Json* ref = find_path(canary, {"spec", "targetRef"});
+        if (ref != nullptr && ref->is_object()) {
+            out.push_back(target_key(kube::object_namespace(canary), string_at(*ref, {"kind"}),
+                                     string_at(*ref, {"name"})));
+        }
+        return out;
+    });
     add(types::deployments());
     add(types::daemon_sets());
     add(types::services());
@@ -28,6 +40,11 @@ Caches::Caches(kube::KubeClient& client, Clock& clock, CacheOptions options)
 }
 
 Caches::~Caches() { stop(); }
+
+std::string Caches::target_key(const std::string& ns, const std::string& kind,
+                               const std::string& name) {
+    return ns + "/" + kind + "/" + name;
+}
 
 kube::Informer& Caches::add(const kube::ResourceType& type, bool metadata_only) {
     kube::InformerOptions informer_options;
@@ -82,6 +99,21 @@ kube::InformerStats Caches::stats() const {
         sum.events += one.events;
     }
     return sum;
+}
+
+}  // namespace serin::canary
+
+namespace serin::canary {
+
+std::map<std::string, kube::CacheSize> Caches::sizes() const {
+    std::map<std::string, kube::CacheSize> out;
+    for (const auto& informer : informers_) {
+        const kube::ResourceType& type = informer->type();
+        // Qualified by group but for the core API: Knative's "services" are not the core ones.
+        out[type.group.empty() ? type.resource : type.resource + "." + type.group] =
+            informer->cache_size();
+    }
+    return out;
 }
 
 }  // namespace serin::canary

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,12 @@ public:
     kube::KubeClient& client() { return client_; }
     const kube::ObjectStore& store() const { return store_; }
     kube::FetchedObjects& secrets() { return *secrets_; }
+    /// The Canaries' index by target: "<ns>/<kind>/<name>" of spec.targetRef, built here so every
+    /// reader (the controller's event routing, the reconciler's look for a canary competing for
+    /// the same target) agrees on it.
+    static constexpr const char* kCanariesByTarget = "target";
+    static std::string target_key(const std::string& ns, const std::string& kind,
+                                  const std::string& name);
     /// The informer of `type`; nullptr when none runs for it.
     kube::Informer* informer(const kube::ResourceType& type);
     kube::Informer& canaries() { return *canaries_; }
@@ -61,6 +68,9 @@ public:
     const CacheOptions& options() const { return options_; }
     /// The informers' counters, summed.
     kube::InformerStats stats() const;
+    /// What each informer holds, by resource and group ("services", "deployments.apps",
+    /// "canaries.flagger.app", ...).
+    std::map<std::string, kube::CacheSize> sizes() const;
 
 private:
     kube::Informer& add(const kube::ResourceType& type, bool metadata_only = false);

@@ -45,10 +45,6 @@ bool canary_changed(const Json& before, const Json& after) {
     return false;
 }
 
-std::string target_index(const std::string& ns, const std::string& kind, const std::string& name) {
-    return ns + "/" + kind + "/" + name;
-}
-
 /// The user's Ingress the nginx router copies (spec.ingressRef, "<ns>/<name>"): a change to it
 /// is copied.
 std::vector<std::string> ingress_index(const Json& canary) {
@@ -80,15 +76,6 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
     : deps_(deps), options_(std::move(options)) {
     Caches& caches = deps_.caches;
     kube::Informer& canaries = caches.canaries();
-    canaries.add_index("target", [](const Json& canary) -> std::vector<std::string> {
-        const Json* spec = member(canary, "spec");
-        const Json* ref = spec != nullptr ? member(*spec, "targetRef") : nullptr;
-        if (ref == nullptr) {
-            return {};
-        }
-        return {target_index(kube::object_namespace(canary), string_at(*ref, {"kind"}),
-                             string_at(*ref, {"name"}))};
-    });
     canaries.add_index("config", [](const Json& canary) -> std::vector<std::string> {
         std::vector<std::string> out;
         const Json* status = member(canary, "status");
@@ -231,8 +218,9 @@ std::function<void(const kube::Json&)> Controller::route_enqueue(const kube::Res
                                             ? kube::object_name(object)
                                             : string_at(object, {"metadata", "labels", label});
             if (!service.empty()) {
-                enqueue_indexed("target",
-                                target_index(kube::object_namespace(object), "Service", service));
+                enqueue_indexed(Caches::kCanariesByTarget,
+                                Caches::target_key(kube::object_namespace(object), "Service",
+                                                   service));
             }
         };
     }
@@ -242,9 +230,10 @@ std::function<void(const kube::Json&)> Controller::route_enqueue(const kube::Res
 void Controller::watch_workloads(kube::Informer& informer, const std::string& kind) {
     auto on_change = [this, kind](const Json& workload, bool status_only) {
         enqueue_owners(workload, status_only);
-        const std::string target = target_index(kube::object_namespace(workload), kind,
-                                                kube::object_name(workload));
-        for (const ObjectPtr& canary : deps_.caches.canaries().by_index("target", target)) {
+        const std::string target =
+            Caches::target_key(kube::object_namespace(workload), kind, kube::object_name(workload));
+        for (const ObjectPtr& canary :
+             deps_.caches.canaries().by_index(Caches::kCanariesByTarget, target)) {
             if (!status_only || reads_workload_status(*canary)) {
                 enqueue_canary(*canary);
             }
@@ -320,6 +309,10 @@ std::map<std::string, std::size_t> Controller::canaries_per_namespace() const {
 
 kube::InformerStats Controller::informer_stats() const { return deps_.caches.stats(); }
 
+std::map<std::string, kube::CacheSize> Controller::cache_sizes() const {
+    return deps_.caches.sizes();
+}
+
 std::size_t Controller::queue_depth() const { return queue_ ? queue_->depth() : 0; }
 
 bool Controller::synced() const { return deps_.caches.synced(); }
@@ -356,7 +349,11 @@ asio::awaitable<void> Controller::worker() {
             CanaryLog(*key).warn("{}; retrying", result.error().describe());
             queue_->add_rate_limited(*key);
         } else {
+            // This result says when to look again: a retry left from an earlier failure (one
+            // per failure while a primary rolled out, up to minutes later) would wake a canary
+            // with nothing to do.
             queue_->forget(*key);
+            queue_->unschedule(*key);
             if (result->requeue_after) {
                 queue_->add_after(*key, *result->requeue_after);
             }
@@ -439,6 +436,14 @@ asio::awaitable<void> Controller::run() {
     co_await run_workers(std::max(1, options_.workers), one_worker);
     calls_->cancel_all();  // cancelled (a lost lease, the end of the grace): nothing goes on
     queue_->shut_down();
+    // Drained: the Events the last reconciles posted are written before serin exits (within
+    // the shutdown grace, which cancels this wait).
+    while (draining_ && deps_.recorder.pending() > 0) {
+        const bool slept = co_await deps_.clock.sleep_for(std::chrono::milliseconds{20});
+        if (!slept) {
+            break;
+        }
+    }
     deps_.caches.stop();
 }
 

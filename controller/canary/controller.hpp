@@ -91,6 +91,8 @@ public:
     std::map<std::string, std::size_t> canaries_per_namespace() const;
     /// The informers' counters, summed.
     kube::InformerStats informer_stats() const;
+    /// What each informer cache holds, by resource.
+    std::map<std::string, kube::CacheSize> cache_sizes() const;
 
 private:
     void watch(kube::Informer& informer, std::function<void(const kube::Json&)> enqueue_for);

@@ -4,6 +4,7 @@
 #include "analysis/pacing.hpp"
 #include "analysis/validate.hpp"
 #include "controller/canary/answers.hpp"
+#include "controller/canary/caches.hpp"
 #include "controller/canary/requests.hpp"
 #include "crds/api/json_access.hpp"
 #include "meshes/common/session_affinity.hpp"
@@ -411,7 +412,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
     reporter_.telemetry(ctx, obs, decision, before, started);
     for (const analysis::Action& action : decision.actions) {
         if (const auto* event = std::get_if<analysis::RecordEvent>(&action)) {
-            co_await reporter_.event(ctx, *event);
+            reporter_.event(ctx, *event);
         } else if (const auto* hooks = std::get_if<analysis::RunHooks>(&action)) {
             reporter_.post_rollout(ctx, hooks->phase);
         }
@@ -460,11 +461,14 @@ asio::awaitable<Result<void>> Reconciler::perform(CanaryContext& ctx, api::Canar
 std::optional<std::string> Reconciler::competing_canary(const CanaryContext& ctx) const {
     const std::string created = string_at(*ctx.raw, {"metadata", "creationTimestamp"});
     std::optional<std::pair<std::string, std::string>> first;
-    for (const ObjectPtr& other : deps_.kube.list(types::canaries(), ctx.ns())) {
+    // The canaries of this namespace with the same target, from the index (not a scan of the
+    // namespace's canaries, which would decode them all on every reconcile).
+    const std::string target =
+        Caches::target_key(ctx.ns(), ctx.canary.spec.target_ref.kind, ctx.target_name());
+    for (const ObjectPtr& other :
+         deps_.kube.by_index(types::canaries(), Caches::kCanariesByTarget, target)) {
         const std::string name = kube::object_name(*other);
         if (name == ctx.canary.metadata.name ||
-            string_at(*other, {"spec", "targetRef", "name"}) != ctx.target_name() ||
-            string_at(*other, {"spec", "targetRef", "kind"}) != ctx.canary.spec.target_ref.kind ||
             find_path(*other, {"metadata", "deletionTimestamp"}) != nullptr) {
             continue;
         }
@@ -577,7 +581,7 @@ asio::awaitable<Result<void>> Reconciler::report_invalid(ObjectPtr raw, std::str
         }
     }
     if (changed || memory.reported_invalid != message) {
-        co_await reporter_.warning(raw, key, message);
+        reporter_.warning(raw, key, message);
         memory.reported_invalid = message;
     }
     co_return Result<void>{};
@@ -599,7 +603,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(CanaryContext& ctx
         // Named, not a braced temporary in the co_await: g++ 12 destroys those twice.
         const analysis::RecordEvent terminating{false, "Terminating canary " + ctx.id(),
                                                 std::string(kTerminating)};
-        co_await reporter_.event(ctx, terminating);
+        reporter_.event(ctx, terminating);
         ctx.canary.status = std::move(status);
     }
     auto kind =
@@ -649,7 +653,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::finalize(CanaryContext& ctx
     }
     const analysis::RecordEvent terminated{false, "Terminated canary " + ctx.id(),
                                            std::string(kTerminating)};
-    co_await reporter_.event(ctx, terminated);
+    reporter_.event(ctx, terminated);
     Json body = *ctx.raw;
     auto& finalizers = body["metadata"]["finalizers"];
     Json kept = Json::array();

@@ -35,34 +35,33 @@ const char* severity_name(analysis::Severity s) {
     return "info";
 }
 
-/// Records an Event; a failure is only logged.
-asio::awaitable<void> record(kube::EventRecorder& recorder, const kube::Json& involved,
-                             kube::EventType type, const std::string& message,
-                             const std::string& key) {
-    auto recorded = co_await recorder.record(involved, type, "Synced", message);
-    if (!recorded) {
-        CanaryLog(key).warn("event not recorded: {}", recorded.error().describe());
-    }
-}
-
 }  // namespace
 
-asio::awaitable<void> Reporter::event(const CanaryContext& ctx,
-                                      const analysis::RecordEvent& event) {
+void Reporter::event(const CanaryContext& ctx, const analysis::RecordEvent& event) {
     if (event.warning) {
         CanaryLog(ctx.key).warn("{}", event.message);
     } else {
         CanaryLog(ctx.key).info("{}", event.message);
     }
-    co_await record(deps_.recorder, *ctx.raw,
-                    event.warning ? kube::EventType::kWarning : kube::EventType::kNormal,
-                    event.message, ctx.key);
+    record(*ctx.raw, event.warning ? kube::EventType::kWarning : kube::EventType::kNormal,
+           event.message, ctx.key);
     post_event_webhooks(ctx, event);
 }
 
-asio::awaitable<void> Reporter::warning(kube::ObjectPtr raw, std::string key, std::string message) {
+void Reporter::warning(const kube::ObjectPtr& raw, const std::string& key,
+                       const std::string& message) {
     CanaryLog(key).warn("{}", message);
-    co_await record(deps_.recorder, *raw, kube::EventType::kWarning, message, key);
+    record(*raw, kube::EventType::kWarning, message, key);
+}
+
+void Reporter::record(const kube::Json& involved, kube::EventType type, const std::string& message,
+                      const std::string& key) {
+    // Written in the background, in order: a worker does not wait on the API server for what
+    // only reports (a release's first reconcile posts four Events).
+    deps_.recorder.post(deps_.executor, involved, type, "Synced", message,
+                        [key](const Error& error) {
+                            CanaryLog(key).warn("event not recorded: {}", error.describe());
+                        });
 }
 
 std::vector<notify::Field> Reporter::summary(const std::string& key,
@@ -104,18 +103,11 @@ asio::awaitable<void> Reporter::alert(const CanaryContext& ctx, const analysis::
         if (deps_.telemetry != nullptr) {
             deps_.telemetry->count_notification_failure();
         }
-        asio::co_spawn(deps_.executor,
-                       deps_.recorder.record(involved, kube::EventType::kWarning, "Synced", why),
-                       [key](std::exception_ptr, Result<void> recorded) {
-                           if (!recorded) {
-                               CanaryLog(key).warn("event not recorded: {}",
-                                                   recorded.error().describe());
-                           }
-                       });
+        record(involved, kube::EventType::kWarning, why, key);
     };
     for (const std::string& problem : deps_.alerts->send(ctx.canary, alert, extra, on_failure)) {
         CanaryLog(ctx.key).warn("{}", problem);
-        co_await record(deps_.recorder, *ctx.raw, kube::EventType::kWarning, problem, ctx.key);
+        record(*ctx.raw, kube::EventType::kWarning, problem, ctx.key);
     }
 }
 
@@ -169,7 +161,7 @@ asio::awaitable<void> Reporter::run_post_rollout(CanaryContext ctx, std::string 
         outcome.warning = !call.ok;
         outcome.message = call.ok ? "Post-rollout check " + call.name + " passed"
                                   : "Post-rollout hook " + call.name + " failed " + call.error;
-        co_await event(ctx, outcome);
+        event(ctx, outcome);
     }
 }
 

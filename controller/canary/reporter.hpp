@@ -18,7 +18,7 @@
 namespace serin::canary {
 
 struct ReporterDeps {
-    boost::asio::any_io_executor executor;  ///< where failed alert posts record their Event
+    boost::asio::any_io_executor executor;  ///< where Events are written and failed alert posts record theirs
     Clock& clock;
     kube::EventRecorder& recorder;
     WebhookClient& webhooks;
@@ -41,11 +41,11 @@ public:
     Reporter(ReporterDeps deps, std::string event_webhook)
         : deps_(deps), event_webhook_(std::move(event_webhook)) {}
 
-    /// Logs the event, records it as a Kubernetes Event and posts it to the event webhooks.
-    boost::asio::awaitable<void> event(const CanaryContext& ctx,
-                                       const analysis::RecordEvent& event);
+    /// Logs the event, records it as a Kubernetes Event and posts it to the event webhooks, all
+    /// in the background (the Events in the order they were reported).
+    void event(const CanaryContext& ctx, const analysis::RecordEvent& event);
     /// A Warning Event about `raw` (a canary that could not be decoded has no context).
-    boost::asio::awaitable<void> warning(kube::ObjectPtr raw, std::string key, std::string message);
+    void warning(const kube::ObjectPtr& raw, const std::string& key, const std::string& message);
     /// Sends an alert, with the analysis summary when it ends the release (`before`: the status
     /// the release ended from).
     boost::asio::awaitable<void> alert(const CanaryContext& ctx, const analysis::Alert& alert,
@@ -75,6 +75,9 @@ private:
     };
 
     void post_event_webhooks(const CanaryContext& ctx, const analysis::RecordEvent& event);
+    /// Posts an Event ("Synced", as Flagger's) to the recorder; a failure is only logged.
+    void record(const kube::Json& involved, kube::EventType type, const std::string& message,
+                const std::string& key);
     boost::asio::awaitable<void> run_post_rollout(CanaryContext ctx, std::string phase);
     std::vector<notify::Field> summary(const std::string& key,
                                        const api::CanaryStatus& before) const;

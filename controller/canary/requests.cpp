@@ -119,7 +119,7 @@ asio::awaitable<void> Reconciler::finish_request(CanaryContext& ctx,
     // The Event once the request is complete: a controller stopped before this point records
     // it when it completes the request from the canary's record.
     const analysis::RecordEvent event{outcome.warning, outcome.event, status.phase};
-    co_await reporter_.event(ctx, event);
+    reporter_.event(ctx, event);
 }
 
 asio::awaitable<void> Reconciler::refuse_requests_of_rejected(const std::string& ns,

@@ -65,6 +65,14 @@ Telemetry::Telemetry(std::string_view version, std::string_view mesh_provider)
                         .Help("Canaries waiting in the work queue")
                         .Register(*registry_)
                         .Add({});
+    cache_objects_ = &prometheus::BuildGauge()
+                          .Name("serin_cache_objects")
+                          .Help("Objects in the informer cache, by resource")
+                          .Register(*registry_);
+    cache_bytes_ = &prometheus::BuildGauge()
+                        .Name("serin_cache_encoded_bytes")
+                        .Help("Bytes of the cached objects' encodings, by resource")
+                        .Register(*registry_);
     queue_wait_ = &prometheus::BuildHistogram()
                        .Name("serin_workqueue_wait_seconds")
                        .Help("Time a canary waited in the work queue, ready, before a worker took it")
@@ -199,6 +207,13 @@ void Telemetry::observe_reconcile(double seconds, bool ok) {
 
 void Telemetry::set_queue_depth(std::size_t depth) {
     queue_depth_->Set(static_cast<double>(depth));
+}
+
+void Telemetry::set_cache_sizes(const std::map<std::string, CacheSize>& per_resource) {
+    for (const auto& [resource, size] : per_resource) {
+        cache_objects_->Add({{"resource", resource}}).Set(static_cast<double>(size.objects));
+        cache_bytes_->Add({{"resource", resource}}).Set(static_cast<double>(size.encoded_bytes));
+    }
 }
 
 void Telemetry::observe_queue_wait(double seconds) { queue_wait_->Observe(seconds); }

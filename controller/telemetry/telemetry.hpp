@@ -70,6 +70,13 @@ public:
     void observe_reconcile(double seconds, bool ok);
     /// serin_workqueue_depth: keys waiting to be reconciled.
     void set_queue_depth(std::size_t depth);
+    /// What an informer cache holds.
+    struct CacheSize {
+        std::size_t objects = 0;
+        std::size_t encoded_bytes = 0;
+    };
+    /// serin_cache_objects{resource} and serin_cache_encoded_bytes{resource}.
+    void set_cache_sizes(const std::map<std::string, CacheSize>& per_resource);
     /// serin_workqueue_wait_seconds: how long a canary waited, ready, before a worker took it.
     void observe_queue_wait(double seconds);
     /// serin_prometheus_query_duration_seconds{result = ok | error}: each request to Prometheus.
@@ -106,6 +113,8 @@ private:
     prometheus::Family<prometheus::Histogram>* reconcile_;
     prometheus::Gauge* queue_depth_;
     prometheus::Histogram* queue_wait_;
+    prometheus::Family<prometheus::Gauge>* cache_objects_;
+    prometheus::Family<prometheus::Gauge>* cache_bytes_;
     prometheus::Family<prometheus::Histogram>* metric_queries_;
     prometheus::Counter* notification_failures_;
     prometheus::Family<prometheus::Counter>* api_requests_;

@@ -34,6 +34,12 @@ public:
     std::vector<ObjectPtr> list(const ResourceType& type, std::string_view ns) const {
         return store_.list(type, ns);
     }
+    /// The objects of `type` whose index `index` has `value` (writes of this process not
+    /// overlaid, as list()).
+    std::vector<ObjectPtr> by_index(const ResourceType& type, const std::string& index,
+                                    const std::string& value) const {
+        return store_.by_index(type, index, value);
+    }
     /// Whether reads of `type` are served (an informer runs for it).
     bool serves(const ResourceType& type) const { return store_.serves(type); }
 

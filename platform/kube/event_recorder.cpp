@@ -4,6 +4,8 @@
 #include "platform/core/text.hpp"
 #include "platform/core/time_format.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <cstdio>
 #include <ctime>
 
@@ -27,6 +29,39 @@ std::string metadata_field(const Json& object, const char* field) {
 
 EventRecorder::EventRecorder(KubeClient& client, Clock& clock, EventRecorderOptions options)
     : client_(client), clock_(clock), options_(std::move(options)) {}
+
+void EventRecorder::post(const asio::any_io_executor& executor, Json involved, EventType type,
+                         std::string reason, std::string message, OnError on_error) {
+    if (queue_.size() >= options_.queue_limit) {
+        ++dropped_;
+        if (on_error) {
+            on_error(fail(ErrorKind::kTooManyRequests,
+                          "dropped: " + std::to_string(queue_.size()) + " Events wait already"));
+        }
+        return;
+    }
+    queue_.push_back(Posted{std::move(involved), type, std::move(reason), std::move(message),
+                            std::move(on_error)});
+    if (!writing_) {
+        writing_ = true;
+        asio::co_spawn(executor, write_posted(), asio::detached);
+    }
+}
+
+asio::awaitable<void> EventRecorder::write_posted() {
+    while (!queue_.empty()) {
+        Posted next = std::move(queue_.front());
+        queue_.pop_front();
+        in_flight_ = true;
+        auto recorded = co_await record(std::move(next.involved), next.type,
+                                        std::move(next.reason), std::move(next.message));
+        in_flight_ = false;
+        if (!recorded && next.on_error) {
+            next.on_error(recorded.error());
+        }
+    }
+    writing_ = false;
+}
 
 void EventRecorder::remember(const std::string& key, Seen seen) {
     lru_.push_front(key);

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <list>
 #include <string>
 #include <unordered_map>
@@ -17,6 +20,9 @@ struct EventRecorderOptions {
     std::string component = "flagger";  ///< source.component; Flagger's, so alert rules carry over
     std::string host;                   ///< source.host and reportingInstance
     std::size_t cache_size = 4096;      ///< distinct events remembered for aggregation
+    /// Events post() holds, not yet written; past it a new one is dropped (client-go's
+    /// broadcaster keeps 1000).
+    std::size_t queue_limit = 1000;
 };
 
 /// Posts core/v1 Events about an object. A repeat of the same event (same object, type, reason
@@ -33,6 +39,20 @@ public:
     boost::asio::awaitable<Result<void>> record(Json involved, EventType type, std::string reason,
                                                 std::string message);
 
+    /// What post() does when an Event could not be written (or was dropped).
+    using OnError = std::function<void(const Error&)>;
+    /// record() in the background: queues the Event and returns. One coroutine on `executor`
+    /// writes the queued Events in the order they were posted, as client-go's broadcaster does,
+    /// so no reconcile waits on the API server for an Event it only reports. Past
+    /// `queue_limit` pending Events the new one is dropped and `on_error` told. Events still
+    /// queued when the process exits are lost (they are best effort, as in client-go). The
+    /// recorder must outlive the io_context's runs.
+    void post(const boost::asio::any_io_executor& executor, Json involved, EventType type,
+              std::string reason, std::string message, OnError on_error = nullptr);
+    /// Events posted and not yet written.
+    std::size_t pending() const { return queue_.size() + (in_flight_ ? 1 : 0); }
+    std::uint64_t dropped() const { return dropped_; }
+
     std::uint64_t created() const { return created_; }
     std::uint64_t aggregated() const { return aggregated_; }
 
@@ -44,6 +64,15 @@ private:
         std::list<std::string>::iterator lru;
     };
     void remember(const std::string& key, Seen seen);
+    struct Posted {
+        Json involved;
+        EventType type;
+        std::string reason;
+        std::string message;
+        OnError on_error;
+    };
+    /// Writes queue_ until it is empty.
+    boost::asio::awaitable<void> write_posted();
 
     KubeClient& client_;
     Clock& clock_;
@@ -53,6 +82,10 @@ private:
     std::uint64_t sequence_ = 0;
     std::uint64_t created_ = 0;
     std::uint64_t aggregated_ = 0;
+    std::deque<Posted> queue_;
+    bool writing_ = false;    ///< write_posted() runs
+    bool in_flight_ = false;  ///< it awaits the write of one it took from queue_
+    std::uint64_t dropped_ = 0;
 };
 
 }  // namespace serin::kube

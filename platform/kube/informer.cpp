@@ -118,7 +118,7 @@ std::int64_t Informer::last_watch_timeout() const {
 ObjectPtr Informer::get(const std::string& key) const {
     std::shared_lock lock(mutex_);
     auto it = objects_.find(key);
-    return it == objects_.end() ? nullptr : it->second;
+    return it == objects_.end() ? nullptr : materialize(it->second);
 }
 
 ObjectPtr Informer::get(std::string_view ns, std::string_view name) const {
@@ -130,8 +130,8 @@ std::vector<ObjectPtr> Informer::list() const {
     std::shared_lock lock(mutex_);
     std::vector<ObjectPtr> out;
     out.reserve(objects_.size());
-    for (const auto& [key, object] : objects_) {
-        out.push_back(object);
+    for (const auto& [key, stored] : objects_) {
+        out.push_back(materialize(stored));
     }
     return out;
 }
@@ -139,6 +139,11 @@ std::vector<ObjectPtr> Informer::list() const {
 std::size_t Informer::size() const {
     std::shared_lock lock(mutex_);
     return objects_.size();
+}
+
+CacheSize Informer::cache_size() const {
+    std::shared_lock lock(mutex_);
+    return CacheSize{objects_.size(), encoded_bytes_};
 }
 
 std::vector<ObjectPtr> Informer::by_index(const std::string& index,
@@ -155,7 +160,7 @@ std::vector<ObjectPtr> Informer::by_index(const std::string& index,
     }
     for (const auto& key : keys->second) {
         if (auto it = objects_.find(key); it != objects_.end()) {
-            out.push_back(it->second);
+            out.push_back(materialize(it->second));
         }
     }
     return out;
@@ -175,6 +180,35 @@ void Informer::prepare(Json& object) const {
         object["apiVersion"] = type_.api_version();
         object["kind"] = type_.kind;
     }
+}
+
+Informer::Stored Informer::store(ObjectPtr object) const {
+    Stored stored;
+    stored.resource_version = object_resource_version(*object);
+    if (!options_.compact) {
+        stored.tree = std::move(object);
+        return stored;
+    }
+    Json::to_cbor(*object, stored.encoded);
+    // The encoder grows the string as it writes: keep only what it holds.
+    stored.encoded.shrink_to_fit();
+    stored.decoded = object;
+    return stored;
+}
+
+// The caller holds mutex_, shared or unique.
+ObjectPtr Informer::materialize(const Stored& stored) const {
+    if (stored.tree) {
+        return stored.tree;
+    }
+    std::lock_guard memo(memo_mutex_);
+    if (ObjectPtr live = stored.decoded.lock()) {
+        return live;
+    }
+    // Encoded here from a tree that was valid JSON, so decoding cannot fail.
+    auto object = std::make_shared<const Json>(Json::from_cbor(stored.encoded));
+    stored.decoded = object;
+    return object;
 }
 
 // The caller holds the unique lock.
@@ -229,16 +263,24 @@ void Informer::notify_delete(const ObjectPtr& object) {
 
 void Informer::apply_upsert(ObjectPtr object) {
     std::string key = object_key(*object);
+    Stored stored = store(object);
+    apply_upsert(key, std::move(stored), object);
+}
+
+void Informer::apply_upsert(const std::string& key, Stored stored, const ObjectPtr& object) {
     ObjectPtr old;
     {
         std::unique_lock lock(mutex_);
         auto it = objects_.find(key);
         if (it != objects_.end()) {
-            old = it->second;
+            old = materialize(it->second);
             index_erase(key, *old);
-            it->second = object;
+            encoded_bytes_ -= it->second.encoded.size();
+            it->second = std::move(stored);
+            encoded_bytes_ += it->second.encoded.size();
         } else {
-            objects_.emplace(key, object);
+            encoded_bytes_ += stored.encoded.size();
+            objects_.emplace(key, std::move(stored));
         }
         index_insert(key, *object);
     }
@@ -257,15 +299,18 @@ void Informer::apply_delete(const std::string& key) {
         if (it == objects_.end()) {
             return;
         }
-        old = it->second;
+        old = materialize(it->second);
         index_erase(key, *old);
+        encoded_bytes_ -= it->second.encoded.size();
         objects_.erase(it);
     }
     notify_delete(old);
 }
 
 asio::awaitable<Result<void>> Informer::list_and_replace() {
-    std::unordered_map<std::string, ObjectPtr> fresh;
+    // Each item is stored (encoded) as its page arrives, so a LIST of many objects never holds
+    // more than one page of them as trees.
+    std::unordered_map<std::string, Stored> fresh;
     ListOptions list_options;
     list_options.label_selector = options_.label_selector;
     list_options.field_selector = options_.field_selector;
@@ -279,8 +324,9 @@ asio::awaitable<Result<void>> Informer::list_and_replace() {
         }
         for (auto& item : page->items) {
             prepare(item);
-            auto object = std::make_shared<const Json>(std::move(item));
-            fresh.emplace(object_key(*object), std::move(object));
+            std::string key = object_key(item);
+            fresh.insert_or_assign(std::move(key),
+                                   store(std::make_shared<const Json>(std::move(item))));
         }
         // The resourceVersion of the first page is the snapshot the whole list belongs to; later
         // pages repeat it.
@@ -295,7 +341,7 @@ asio::awaitable<Result<void>> Informer::list_and_replace() {
     std::vector<std::string> gone;
     {
         std::shared_lock lock(mutex_);
-        for (const auto& [key, object] : objects_) {
+        for (const auto& [key, stored] : objects_) {
             if (!fresh.contains(key)) {
                 gone.push_back(key);
             }
@@ -304,12 +350,19 @@ asio::awaitable<Result<void>> Informer::list_and_replace() {
     for (const auto& key : gone) {
         apply_delete(key);
     }
-    for (auto& [key, object] : fresh) {
-        auto current = get(key);
-        if (current && object_resource_version(*current) == object_resource_version(*object)) {
-            continue;
+    for (auto& [key, stored] : fresh) {
+        bool unchanged = false;
+        {
+            std::shared_lock lock(mutex_);
+            auto it = objects_.find(key);
+            unchanged = it != objects_.end() &&
+                        it->second.resource_version == stored.resource_version;
         }
-        apply_upsert(object);
+        if (!unchanged) {
+            // The tree for the handlers, decoded one at a time.
+            const ObjectPtr object = materialize(stored);
+            apply_upsert(key, std::move(stored), object);
+        }
     }
     {
         std::unique_lock lock(mutex_);

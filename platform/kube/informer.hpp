@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <shared_mutex>
@@ -50,6 +51,11 @@ struct InformerOptions {
     /// Seeds the draws (tests pass one); 0: a seed from std::random_device.
     std::uint64_t watch_timeout_seed = 0;
     bool strip_managed_fields = true;  ///< managedFields are large and Serin never reads them
+    /// Keep each cached object as its CBOR encoding (about the size of its JSON text) and decode
+    /// it when read, instead of as a JSON tree (about eight times larger: a node, a map entry and
+    /// a heap string for most fields). A decoded object is shared while anyone holds it, so a
+    /// reconcile that reads it twice decodes it once. Off: trees, as read (tests that compare).
+    bool compact = true;
     /// Cache metadata only (PartialObjectMetadata): for Secrets, whose values Serin reads only
     /// for the few it uses (see FetchedObjects).
     bool metadata_only = false;
@@ -63,6 +69,14 @@ struct InformerStats {
     std::uint64_t watches = 0;        ///< watch requests started
     std::uint64_t watch_failures = 0; ///< watches that ended in an error
     std::uint64_t events = 0;         ///< watch events applied (bookmarks excluded)
+};
+
+/// What a cache holds now.
+struct CacheSize {
+    std::size_t objects = 0;
+    /// Bytes of the objects' encodings (0 for an informer that is not compact): the payload, not
+    /// the map entries and keys around it.
+    std::size_t encoded_bytes = 0;
 };
 
 /// The timeoutSeconds of one watch request: uniform in [min_seconds, max_seconds] (a reversed
@@ -108,14 +122,29 @@ public:
     ObjectPtr get(std::string_view ns, std::string_view name) const;
     std::vector<ObjectPtr> list() const;
     std::size_t size() const;
+    CacheSize cache_size() const;
     /// Objects whose index `index` has value `value`.
     std::vector<ObjectPtr> by_index(const std::string& index, const std::string& value) const;
 
 private:
+    /// One cached object: its encoding, or the tree itself when the informer is not compact.
+    struct Stored {
+        ObjectPtr tree;                        ///< set when !options_.compact
+        std::string encoded;                   ///< CBOR, when options_.compact
+        std::string resource_version;          ///< compared by a re-list without decoding
+        mutable std::weak_ptr<const Json> decoded;  ///< guarded by memo_mutex_
+    };
+    Stored store(ObjectPtr object) const;
+    /// The object as a tree: the one a reader still holds, else decoded. For an entry of
+    /// objects_, the caller holds mutex_ (shared or unique).
+    ObjectPtr materialize(const Stored& stored) const;
+
     boost::asio::awaitable<Result<void>> list_and_replace();
     boost::asio::awaitable<Result<void>> watch_once();
     void prepare(Json& object) const;
     void apply_upsert(ObjectPtr object);
+    /// Stores `object` (as `stored`, its encoding) under `key` and tells the handlers.
+    void apply_upsert(const std::string& key, Stored stored, const ObjectPtr& object);
     void apply_delete(const std::string& key);
     void index_insert(const std::string& key, const Json& object);
     void index_erase(const std::string& key, const Json& object);
@@ -134,7 +163,9 @@ private:
     std::mt19937_64 random_;  ///< watch timeouts
 
     mutable std::shared_mutex mutex_;  // guards everything below
-    std::unordered_map<std::string, ObjectPtr> objects_;
+    std::unordered_map<std::string, Stored> objects_;
+    std::size_t encoded_bytes_ = 0;
+    mutable std::mutex memo_mutex_;  // guards Stored::decoded
     std::map<std::string, std::unordered_map<std::string, std::set<std::string>>> indexes_;
     std::string resource_version_;
     bool synced_ = false;

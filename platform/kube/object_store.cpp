@@ -53,6 +53,7 @@ ObjectPtr ObjectStore::get(const ResourceType& type, std::string_view ns,
     }
     const auto full = fetched_.find(type_key(type));
     ObjectPtr cached = full != fetched_.end() ? full->second->get(ns, name) : source->get(ns, name);
+    drop_expired();
     auto it = overlay_.find(Key{type_key(type), std::string(ns), std::string(name)});
     if (it == overlay_.end()) {
         return cached;
@@ -100,16 +101,36 @@ void ObjectStore::wrote(const ResourceType& type, Json object) {
     }
     Key key{type_key(type), object_namespace(object), object_name(object)};
     std::string version = object_resource_version(object);
-    overlay_[key] = Entry{std::make_shared<const Json>(std::move(object)), std::move(version),
-                          clock_.steady_now()};
+    drop_expired();
+    const SteadyTime now = clock_.steady_now();
+    written_order_.emplace_back(now, key);
+    overlay_[std::move(key)] =
+        Entry{std::make_shared<const Json>(std::move(object)), std::move(version), now};
 }
 
 void ObjectStore::deleted(const ResourceType& type, std::string_view ns, std::string_view name) {
     if (!serves(type)) {
         return;
     }
-    overlay_[Key{type_key(type), std::string(ns), std::string(name)}] =
-        Entry{nullptr, {}, clock_.steady_now()};
+    drop_expired();
+    const SteadyTime now = clock_.steady_now();
+    Key key{type_key(type), std::string(ns), std::string(name)};
+    written_order_.emplace_back(now, key);
+    overlay_[std::move(key)] = Entry{nullptr, {}, now};
+}
+
+void ObjectStore::drop_expired() const {
+    const SteadyTime now = clock_.steady_now();
+    while (!written_order_.empty() && now - written_order_.front().first > overlay_ttl_) {
+        const auto& [written_at, key] = written_order_.front();
+        // Only the turn that wrote the entry now there drops it: a key written again since
+        // stays until its own turn.
+        const auto it = overlay_.find(key);
+        if (it != overlay_.end() && it->second.written_at == written_at) {
+            overlay_.erase(it);
+        }
+        written_order_.pop_front();
+    }
 }
 
 }  // namespace serin::kube

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <deque>
 #include <map>
 #include <string>
 #include <string_view>
@@ -61,12 +62,18 @@ private:
     };
     static std::string type_key(const ResourceType& type);
     const Informer* informer(const ResourceType& type) const;
+    /// Drops the entries written more than overlay_ttl ago: an object written and never read
+    /// again would otherwise be held, as a tree, for as long as the process runs.
+    void drop_expired() const;
 
     Clock& clock_;
     Duration overlay_ttl_;
     std::map<std::string, const Informer*> informers_;
     std::map<std::string, FetchedObjects*> fetched_;
     mutable std::map<Key, Entry> overlay_;
+    /// The overlay's keys in the order they were written (a key written again appears again;
+    /// drop_expired() skips the stale turns).
+    mutable std::deque<std::pair<SteadyTime, Key>> written_order_;
 };
 
 /// Whether resourceVersion `a` is at least `b` (integers compared numerically).

@@ -47,6 +47,16 @@ bool WorkQueueCore::add_at(std::string key, SteadyTime deadline) {
     return true;
 }
 
+bool WorkQueueCore::unschedule(const std::string& key) {
+    auto it = scheduled_.find(key);
+    if (it == scheduled_.end()) {
+        return false;
+    }
+    by_deadline_.erase(it->second);
+    scheduled_.erase(it);
+    return true;
+}
+
 Duration WorkQueueCore::next_backoff(const std::string& key) {
     int exponent = failures_[key]++;
     // base * 2^exponent in floating point, so that large exponents saturate instead of
@@ -243,6 +253,11 @@ asio::awaitable<void> WorkQueue::drive(std::shared_ptr<State> state) {
 }
 
 void WorkQueue::forget(const std::string& key) { state_->core.forget(key); }
+
+void WorkQueue::unschedule(const std::string& key) {
+    // The driver may still wake for the dropped deadline: it then finds nothing due.
+    state_->core.unschedule(key);
+}
 
 void WorkQueue::set_wait_observer(std::function<void(Duration waited)> observer) {
     state_->on_wait = std::move(observer);

@@ -56,6 +56,8 @@ public:
     Duration next_backoff(const std::string& key);
     /// Forgets the failures of `key` (after a success); a scheduled add stays.
     void forget(const std::string& key) { failures_.erase(key); }
+    /// Drops the scheduled add of `key`, if any; returns whether there was one.
+    bool unschedule(const std::string& key);
     /// Consecutive failures of `key` since the last forget().
     int failures(const std::string& key) const;
 
@@ -123,6 +125,11 @@ public:
     void add_rate_limited(std::string key);
     /// Resets the failure count of `key`.
     void forget(const std::string& key);
+    /// Drops the delayed add of `key`, if any (a retry after a failure, or an earlier
+    /// add_after). A controller calls it when a reconcile has succeeded: the new result says
+    /// when to look again, and a retry scheduled by an older failure would only reconcile a
+    /// canary with nothing to do.
+    void unschedule(const std::string& key);
     /// Called by get() with how long the key it hands out waited, ready, in the FIFO: from
     /// add(), its deadline being reached, or done() re-queueing it. For the controller's metrics.
     void set_wait_observer(std::function<void(Duration waited)> observer);

@@ -30,6 +30,7 @@
 //     requests in that window and the analysis steps taken in it (status changes of the released
 //     canaries: a new phase or a new iteration).
 #include <dirent.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -232,6 +233,12 @@ struct SerinCounters {
     bool ok = false;
     Requests requests;  ///< serin_kube_requests_total by verb and resource
     double reconciles = 0;  ///< serin_reconcile_duration_seconds_count, every result
+    double reconcile_seconds = 0;  ///< serin_reconcile_duration_seconds_sum
+    double queue_waits = 0;        ///< serin_workqueue_wait_seconds_count
+    double queue_wait_seconds = 0; ///< serin_workqueue_wait_seconds_sum
+    double throttled = 0;          ///< serin_api_throttled_total
+    /// serin_cache_objects and serin_cache_encoded_bytes by resource.
+    std::map<std::string, std::pair<double, double>> caches;
 };
 
 SerinCounters parse_metrics(const std::string& text) {
@@ -249,6 +256,18 @@ SerinCounters parse_metrics(const std::string& text) {
             out.requests[{label(labels, "verb"), label(labels, "resource")}] += value;
         } else if (line.rfind("serin_reconcile_duration_seconds_count", 0) == 0) {
             out.reconciles += value;
+        } else if (line.rfind("serin_reconcile_duration_seconds_sum", 0) == 0) {
+            out.reconcile_seconds += value;
+        } else if (line.rfind("serin_workqueue_wait_seconds_count", 0) == 0) {
+            out.queue_waits += value;
+        } else if (line.rfind("serin_workqueue_wait_seconds_sum", 0) == 0) {
+            out.queue_wait_seconds += value;
+        } else if (line.rfind("serin_api_throttled_total", 0) == 0) {
+            out.throttled += value;
+        } else if (line.rfind("serin_cache_objects{", 0) == 0) {
+            out.caches[label(std::string_view(line.data(), space), "resource")].first = value;
+        } else if (line.rfind("serin_cache_encoded_bytes{", 0) == 0) {
+            out.caches[label(std::string_view(line.data(), space), "resource")].second = value;
         }
     }
     return out;
@@ -491,6 +510,10 @@ struct Window {
     Requests serin;  ///< from its /metrics
     Requests audit;  ///< from the audit log
     double reconciles = 0;
+    double reconcile_seconds = 0;
+    double queue_waits = 0;
+    double queue_wait_seconds = 0;
+    double throttled = 0;
     bool serin_counted = false;
 
     double cpu_percent() const { return seconds > 0 ? 100 * cpu_seconds / seconds : 0; }
@@ -564,9 +587,76 @@ struct Bench {
         w.serin_counted = start.counters.ok && end.counters.ok;
         w.serin = minus(end.counters.requests, start.counters.requests);
         w.reconciles = end.counters.reconciles - start.counters.reconciles;
+        w.reconcile_seconds = end.counters.reconcile_seconds - start.counters.reconcile_seconds;
+        w.queue_waits = end.counters.queue_waits - start.counters.queue_waits;
+        w.queue_wait_seconds = end.counters.queue_wait_seconds - start.counters.queue_wait_seconds;
+        w.throttled = end.counters.throttled - start.counters.throttled;
         return w;
     }
 };
+
+// ---- what the caches hold ------------------------------------------------------------------------
+
+/// One resource in serin's caches: its objects and the bytes of their encodings (serin's own
+/// metrics), beside what the same objects take as JSON text and as JSON trees (nlohmann::json, as
+/// a cache of trees would hold them), measured here on a LIST of them.
+struct CacheRow {
+    std::string resource;
+    double objects = 0;
+    double encoded_bytes = 0;
+    std::size_t listed = 0;
+    double text_bytes = 0;  ///< per object, managedFields left out as serin does
+    double tree_bytes = 0;  ///< per object: heap in use after parsing the text, minus before
+};
+
+std::vector<CacheRow> measure_caches(asio::io_context& io, kube::KubeClient& client,
+                                     const SerinCounters& counters) {
+    std::vector<CacheRow> rows;
+    for (const auto& type : {kube::types::canaries(), kube::types::deployments(),
+                             kube::types::services()}) {
+        CacheRow row;
+        row.resource = type.group.empty() ? type.resource : type.resource + "." + type.group;
+        if (auto it = counters.caches.find(row.resource); it != counters.caches.end()) {
+            row.objects = it->second.first;
+            row.encoded_bytes = it->second.second;
+        }
+        std::vector<std::string> texts;
+        kube::ListOptions options;
+        options.limit = 500;
+        do {
+            auto page = run_sync(io, client.list(type, kNamespace, options));
+            if (!page) {
+                break;
+            }
+            for (Json& item : page->items) {
+                item["metadata"].erase("managedFields");
+                texts.push_back(item.dump());
+            }
+            options.continue_token = page->continue_token;
+        } while (!options.continue_token.empty());
+        row.listed = texts.size();
+        if (texts.empty()) {
+            rows.push_back(row);
+            continue;
+        }
+        std::vector<Json> trees;
+        trees.reserve(texts.size());
+        const std::size_t before = mallinfo2().uordblks;
+        for (const std::string& text : texts) {
+            trees.push_back(Json::parse(text));
+        }
+        const std::size_t after = mallinfo2().uordblks;
+        double text_total = 0;
+        for (const std::string& text : texts) {
+            text_total += static_cast<double>(text.size());
+        }
+        const auto count = static_cast<double>(texts.size());
+        row.text_bytes = text_total / count;
+        row.tree_bytes = static_cast<double>(after - before) / count;
+        rows.push_back(row);
+    }
+    return rows;
+}
 
 // ---- Flagger's polling, modelled ------------------------------------------------------------------
 
@@ -851,6 +941,8 @@ int main(int argc, char** argv) {
     std::cerr << (settled ? "settled after " : "not settled, measuring anyway after ")
               << fixed(settle_seconds) << " s; at rest for " << rest_seconds << " s...\n";
     const Window rest = bench.measure(std::chrono::seconds{rest_seconds});
+    const std::vector<CacheRow> cache_rows =
+        measure_caches(io, client, run_sync(io, scrape(**metrics_http, bench.metrics_url)));
 
     struct Sample {
         double seconds;
@@ -959,10 +1051,28 @@ int main(int argc, char** argv) {
             std::printf("| releases: API requests per step, all (writes) | %.2f (%.2f) |\n",
                         total(during.audit) / steps, writes(during.audit) / steps);
         }
-        std::printf("| releases: reconciles run | %.0f |\n", during.reconciles);
+        std::printf("| releases: reconciles run; mean duration | %.0f; %.3f s |\n",
+                    during.reconciles,
+                    during.reconciles > 0 ? during.reconcile_seconds / during.reconciles : 0.0);
+        std::printf("| releases: work queue waits; mean wait | %.0f; %.3f s |\n",
+                    during.queue_waits,
+                    during.queue_waits > 0 ? during.queue_wait_seconds / during.queue_waits : 0.0);
+        std::printf("| releases: writes that waited for the token bucket | %.0f |\n",
+                    during.throttled);
     }
     if (!rest.serin_counted) {
         std::printf("\n(serin's /metrics could not be read: its counts are missing)\n");
+    }
+
+    std::printf("\nWhat serin's caches hold at rest (bytes per object; the JSON tree is what a cache "
+                "of nlohmann::json trees would hold, measured by parsing the listed objects):\n\n");
+    std::printf("| resource | objects in serin's cache | JSON text | JSON tree (heap) | serin's "
+                "encoding | tree / encoding |\n|---|---|---|---|---|---|\n");
+    for (const CacheRow& row : cache_rows) {
+        const double encoded = row.objects > 0 ? row.encoded_bytes / row.objects : 0;
+        std::printf("| %s | %.0f (listed: %zu) | %.0f | %.0f | %.0f | %.1f |\n",
+                    row.resource.c_str(), row.objects, row.listed, row.text_bytes, row.tree_bytes,
+                    encoded, encoded > 0 ? row.tree_bytes / encoded : 0.0);
     }
 
     std::printf("\nAPI requests per minute by verb:\n\n");

@@ -1117,6 +1117,82 @@ TEST_CASE("the informer re-lists after 410 Gone and reports exactly what changed
     f.run_until_idle();
 }
 
+TEST_CASE("a compact informer serves the objects the server holds and counts their encoded bytes") {
+    Fixture f;
+    const auto& cm = types::config_maps();
+    // Every kind of JSON value, since the cache keeps an encoding and decodes it when read.
+    Json odd = config_map("ns", "odd", {{"text", "caf\u00e9 \u2603 \"quoted\""}});
+    odd["metadata"]["annotations"] = {{"serin.dev/x", "y"}};
+    odd["extra"] = {{"int", -42},
+                    {"big", std::uint64_t{18446744073709551615ULL}},
+                    {"float", 1.5},
+                    {"whole-float", 2.0},
+                    {"null", nullptr},
+                    {"bools", {true, false}},
+                    {"nested", {{"a", {1, {{"b", Json::array()}}}}}}};
+    REQUIRE(f.api.seed(cm, odd));
+    REQUIRE(f.api.seed(cm, config_map("ns", "plain", {{"k", "v"}})));
+
+    kube::Informer compact(*f.client, f.clock, cm);
+    kube::InformerOptions trees_options;
+    trees_options.compact = false;
+    kube::Informer trees(*f.client, f.clock, cm, trees_options);
+    compact.start(f.io.get_executor());
+    trees.start(f.io.get_executor());
+    f.run_until_idle();
+    REQUIRE(compact.has_synced());
+    REQUIRE(trees.has_synced());
+
+    for (const char* name : {"odd", "plain"}) {
+        INFO(name);
+        const kube::ObjectPtr decoded = compact.get("ns", name);
+        REQUIRE(decoded);
+        CHECK(*decoded == *trees.get("ns", name));
+        // Types survive the round trip: a float that is whole stays a float.
+        CHECK(decoded->dump() == trees.get("ns", name)->dump());
+    }
+    CHECK(compact.get("ns", "odd")->at("extra").at("whole-float").is_number_float());
+    CHECK(compact.get("ns", "odd")->at("extra").at("big").get<std::uint64_t>() ==
+          18446744073709551615ULL);
+
+    // While a reader holds an object, readers share it instead of decoding it again.
+    const kube::ObjectPtr held = compact.get("ns", "plain");
+    CHECK(compact.get("ns", "plain").get() == held.get());
+    CHECK(compact.by_index("namespace", "ns").size() == 2);
+
+    // The encodings are counted, and are no larger than the JSON text.
+    const kube::CacheSize two = compact.cache_size();
+    CHECK(two.objects == 2);
+    CHECK(two.encoded_bytes > 0);
+    CHECK(two.encoded_bytes <= compact.get("ns", "odd")->dump().size() + held->dump().size());
+    CHECK(trees.cache_size().encoded_bytes == 0);
+
+    // An update replaces the encoding (the handlers see the old and the new object), a delete
+    // removes it from the count.
+    std::vector<std::pair<std::string, std::string>> updates;
+    compact.add_handlers({nullptr,
+                          [&](const kube::ObjectPtr& before, const kube::ObjectPtr& after) {
+                              updates.emplace_back(before->at("data").dump(),
+                                                   after->at("data").dump());
+                          },
+                          nullptr});
+    REQUIRE(f.run(
+        f.client->patch(cm, "ns", "plain", kube::PatchType::kMerge, R"({"data":{"k":"w"}})")));
+    f.run_until_idle();
+    REQUIRE(updates.size() == 1);
+    CHECK(updates[0] == std::pair<std::string, std::string>{R"({"k":"v"})", R"({"k":"w"})"});
+    CHECK(compact.get("ns", "plain")->at("data").at("k") == "w");
+    CHECK(held->at("data").at("k") == "v");  // a reader's copy is its own
+    REQUIRE(f.run(f.client->remove(cm, "ns", "odd")));
+    f.run_until_idle();
+    CHECK(compact.cache_size().objects == 1);
+    CHECK(compact.cache_size().encoded_bytes < two.encoded_bytes);
+    CHECK(compact.get("ns", "odd") == nullptr);
+    compact.stop();
+    trees.stop();
+    f.run_until_idle();
+}
+
 namespace {
 
 struct StoreCheck {
@@ -1180,6 +1256,36 @@ TEST_CASE("ObjectStore reads its own writes through wrote until the informer cat
     CHECK(store.overlaid() == 0);
     informer.stop();
     f.run_until_idle();
+}
+
+TEST_CASE("ObjectStore lets go of a write nobody reads again once its time is over") {
+    Fixture f;
+    const auto& deployments = types::deployments();
+    kube::Informer informer(*f.client, f.clock, deployments);
+    kube::ObjectStore store(f.clock, std::chrono::seconds{30});
+    store.add(informer);
+    // Written and never read again (a Service created once, say): before, held for good.
+    Json written = deployment("ns", "once", "app:1");
+    written["metadata"]["resourceVersion"] = "7";
+    store.wrote(deployments, written);
+    store.deleted(deployments, "ns", "gone");
+    CHECK(store.overlaid() == 2);
+    f.clock.advance(std::chrono::seconds{20});
+    Json again = deployment("ns", "again", "app:1");
+    again["metadata"]["resourceVersion"] = "8";
+    store.wrote(deployments, again);
+    CHECK(store.overlaid() == 3);  // none is 30 s old yet
+    // "again" is written a second time later: its first turn must not drop the second write.
+    f.clock.advance(std::chrono::seconds{11});
+    store.wrote(deployments, again);
+    CHECK(store.overlaid() == 1);  // "once" and "gone" are over; "again" stays
+    CHECK(store.get(deployments, "ns", "again") != nullptr);
+    f.clock.advance(std::chrono::seconds{25});
+    store.deleted(deployments, "ns", "other");
+    CHECK(store.overlaid() == 2);  // the second "again" is 25 s old: it stays
+    f.clock.advance(std::chrono::seconds{6});
+    CHECK(store.get(deployments, "ns", "missing") == nullptr);
+    CHECK(store.overlaid() == 1);  // a read lets go of the old ones too
 }
 
 TEST_CASE("a metadata-only informer of Secrets holds no data") {

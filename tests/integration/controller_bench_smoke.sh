@@ -15,7 +15,10 @@ for want in '| serin start -> every Canary Initialized |' \
             '| per minute | get | list | watch | create | update | patch | delete |' \
             '| Flagger'"'"'s polling (model) at rest |' \
             '| a tick of one canary | at rest | progressing |' \
-            '| soak time (s) | RSS (MiB) | open fds |'; do
+            '| soak time (s) | RSS (MiB) | open fds |' \
+            '| releases: work queue waits; mean wait |' \
+            '| canaries.flagger.app | 5 (listed: 5) |' '| deployments.apps | 10 (listed: 10) |' \
+            '| services | 15 (listed: 15) |'; do
   if ! grep -qF -- "$want" "$out"; then
     echo "missing from the output: $want" >&2
     exit 1

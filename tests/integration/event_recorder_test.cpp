@@ -1,6 +1,11 @@
 // Events on the real API server: a repeated event is aggregated into one with a count.
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "platform/kube/event_recorder.hpp"
 #include "tests/support/catch_result.hpp"
@@ -89,4 +94,47 @@ TEST_CASE("a long message that is not UTF-8 is recorded cut at a character, vali
     CHECK(stored.size() <= 1024);
     CHECK(stored.rfind("webhook said \xEF\xBF\xBD: \xC3\xA4", 0) == 0);
     CHECK(stored.substr(stored.size() - 3) == "...");
+}
+
+TEST_CASE("posted events are written in the background in the order they were posted") {
+    boost::asio::io_context io;
+    auto client = make_admin_client(io);
+    TestNamespace ns;
+    Json subject = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
+                    {"metadata", {{"name", "posted"}, {"namespace", ns.name()}, {"uid", "u-2"}}}};
+    kube::EventRecorderOptions options;
+    options.queue_limit = 3;
+    kube::EventRecorder recorder(*client, shared_cluster().clock(), options);
+    std::vector<std::string> errors;
+    const auto on_error = [&errors](const Error& error) { errors.push_back(error.message); };
+    for (const char* message : {"first", "second", "third", "fourth: past the limit"}) {
+        recorder.post(io.get_executor(), subject, kube::EventType::kNormal, "Synced", message,
+                      on_error);
+    }
+    // post() returned without writing anything; the fourth found three waiting.
+    CHECK(recorder.created() == 0);
+    CHECK(recorder.pending() == 3);
+    CHECK(recorder.dropped() == 1);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("dropped") != std::string::npos);
+
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+    while (recorder.pending() > 0 && std::chrono::steady_clock::now() < deadline) {
+        io.run_one_for(std::chrono::milliseconds{100});
+    }
+    REQUIRE(recorder.pending() == 0);
+    CHECK(recorder.created() == 3);
+    CHECK(errors.size() == 1);
+    auto events = run(io, client->list(kube::types::events(), ns.name()));
+    REQUIRE(events);
+    // In the order the server stored them: resourceVersions grow with each write.
+    std::vector<std::pair<long long, std::string>> written;
+    for (const auto& e : events->items) {
+        written.emplace_back(std::stoll(kube::object_resource_version(e)), e.value("message", ""));
+    }
+    std::sort(written.begin(), written.end());
+    REQUIRE(written.size() == 3);
+    CHECK(written[0].second == "first");
+    CHECK(written[1].second == "second");
+    CHECK(written[2].second == "third");
 }

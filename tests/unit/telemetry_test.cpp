@@ -77,6 +77,16 @@ TEST_CASE("telemetry exposes Serin's own series") {
     CHECK(has(text, "serin_notification_failures_total 1"));
 }
 
+TEST_CASE("the informer caches' sizes become serin_cache_objects and serin_cache_encoded_bytes") {
+    serin::telemetry::Telemetry t("0.1.0", "istio");
+    t.set_cache_sizes({{"deployments.apps", {2000, 2'900'000}}, {"services", {3000, 0}}});
+    t.set_cache_sizes({{"deployments.apps", {1999, 2'898'000}}});
+    const std::string text = t.scrape();
+    CHECK(has(text, "serin_cache_objects{resource=\"deployments.apps\"} 1999"));
+    CHECK(has(text, "serin_cache_encoded_bytes{resource=\"deployments.apps\"} 2898000"));
+    CHECK(has(text, "serin_cache_objects{resource=\"services\"} 3000"));
+}
+
 TEST_CASE("totals read at each scrape become counters that only go up") {
     serin::telemetry::Telemetry t("0.1.0", "istio");
     serin::telemetry::Telemetry::Totals totals;

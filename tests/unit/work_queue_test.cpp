@@ -128,6 +128,23 @@ TEST_CASE("core: the earlier deadline wins when a key is delayed twice") {
     CHECK(core.run_due(t0 + 1h) == 0);  // the replaced deadline left nothing behind
 }
 
+TEST_CASE("core: unschedule drops a key's pending add and leaves the others") {
+    WorkQueueCore core;
+    core.add_rate_limited("a", t0);  // a retry 5 ms on
+    core.add_at("b", t0 + 1s);
+    CHECK(core.unschedule("a"));
+    CHECK_FALSE(core.unschedule("a"));
+    CHECK_FALSE(core.unschedule("never"));
+    CHECK(core.scheduled() == 1);
+    CHECK(core.next_deadline() == t0 + 1s);
+    CHECK(core.run_due(t0 + 1h) == 1);
+    CHECK(drain(core) == Keys{"b"});
+    // Unscheduled, a key can be scheduled again.
+    CHECK(core.add_at("a", t0 + 2s));
+    CHECK(core.run_due(t0 + 2s) == 1);
+    CHECK(drain(core) == Keys{"a"});
+}
+
 TEST_CASE("core: a due key that is already queued or processing is not duplicated") {
     WorkQueueCore core;
     core.add("a");
@@ -294,6 +311,27 @@ TEST_CASE("queue: delayed keys are delivered at their deadline, not before") {
     clock.advance(1s);
     ioc.poll();
     CHECK(consumer.seen.back() == "again");
+    queue.shut_down();
+    ioc.poll();
+}
+
+TEST_CASE("queue: a retry dropped by unschedule is never delivered") {
+    asio::io_context ioc;
+    ManualClock clock;
+    WorkQueue queue(ioc.get_executor(), clock);
+    Consumer consumer;
+    consumer.start(ioc, queue);
+
+    // Failures left retries behind (5, 10, 20 ms: the earliest stands); the reconcile that then
+    // succeeded drops them.
+    queue.add_rate_limited("a");
+    queue.add_rate_limited("a");
+    queue.add_after("b", 50ms);
+    queue.unschedule("a");
+    clock.advance(1s);
+    ioc.poll();
+    CHECK(consumer.seen == Keys{"b"});
+    CHECK(queue.scheduled() == 0);
     queue.shut_down();
     ioc.poll();
 }
