@@ -73,6 +73,10 @@ Telemetry::Telemetry(std::string_view version, std::string_view mesh_provider)
                         .Name("serin_cache_encoded_bytes")
                         .Help("Bytes of the cached objects' encodings, by resource")
                         .Register(*registry_);
+    heap_ = &prometheus::BuildGauge()
+                 .Name("serin_heap_bytes")
+                 .Help("The allocator's heap: bytes allocated (in_use) and held free (free)")
+                 .Register(*registry_);
     queue_wait_ = &prometheus::BuildHistogram()
                        .Name("serin_workqueue_wait_seconds")
                        .Help("Time a canary waited in the work queue, ready, before a worker took it")
@@ -214,6 +218,11 @@ void Telemetry::set_cache_sizes(const std::map<std::string, CacheSize>& per_reso
         cache_objects_->Add({{"resource", resource}}).Set(static_cast<double>(size.objects));
         cache_bytes_->Add({{"resource", resource}}).Set(static_cast<double>(size.encoded_bytes));
     }
+}
+
+void Telemetry::set_heap(std::size_t in_use, std::size_t free) {
+    heap_->Add({{"state", "in_use"}}).Set(static_cast<double>(in_use));
+    heap_->Add({{"state", "free"}}).Set(static_cast<double>(free));
 }
 
 void Telemetry::observe_queue_wait(double seconds) { queue_wait_->Observe(seconds); }

@@ -77,6 +77,9 @@ public:
     };
     /// serin_cache_objects{resource} and serin_cache_encoded_bytes{resource}.
     void set_cache_sizes(const std::map<std::string, CacheSize>& per_resource);
+    /// serin_heap_bytes{state = in_use | free}: the allocator's heap, what is allocated and what
+    /// it holds free (RSS beyond the two is code and mappings).
+    void set_heap(std::size_t in_use, std::size_t free);
     /// serin_workqueue_wait_seconds: how long a canary waited, ready, before a worker took it.
     void observe_queue_wait(double seconds);
     /// serin_prometheus_query_duration_seconds{result = ok | error}: each request to Prometheus.
@@ -115,6 +118,7 @@ private:
     prometheus::Histogram* queue_wait_;
     prometheus::Family<prometheus::Gauge>* cache_objects_;
     prometheus::Family<prometheus::Gauge>* cache_bytes_;
+    prometheus::Family<prometheus::Gauge>* heap_;
     prometheus::Family<prometheus::Histogram>* metric_queries_;
     prometheus::Counter* notification_failures_;
     prometheus::Family<prometheus::Counter>* api_requests_;

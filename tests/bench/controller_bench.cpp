@@ -237,6 +237,8 @@ struct SerinCounters {
     double queue_waits = 0;        ///< serin_workqueue_wait_seconds_count
     double queue_wait_seconds = 0; ///< serin_workqueue_wait_seconds_sum
     double throttled = 0;          ///< serin_api_throttled_total
+    double heap_in_use = 0;        ///< serin_heap_bytes{state="in_use"}
+    double heap_free = 0;          ///< serin_heap_bytes{state="free"}
     /// serin_cache_objects and serin_cache_encoded_bytes by resource.
     std::map<std::string, std::pair<double, double>> caches;
 };
@@ -264,6 +266,9 @@ SerinCounters parse_metrics(const std::string& text) {
             out.queue_wait_seconds += value;
         } else if (line.rfind("serin_api_throttled_total", 0) == 0) {
             out.throttled += value;
+        } else if (line.rfind("serin_heap_bytes{", 0) == 0) {
+            const std::string state = label(std::string_view(line.data(), space), "state");
+            (state == "in_use" ? out.heap_in_use : out.heap_free) = value;
         } else if (line.rfind("serin_cache_objects{", 0) == 0) {
             out.caches[label(std::string_view(line.data(), space), "resource")].first = value;
         } else if (line.rfind("serin_cache_encoded_bytes{", 0) == 0) {
@@ -941,8 +946,8 @@ int main(int argc, char** argv) {
     std::cerr << (settled ? "settled after " : "not settled, measuring anyway after ")
               << fixed(settle_seconds) << " s; at rest for " << rest_seconds << " s...\n";
     const Window rest = bench.measure(std::chrono::seconds{rest_seconds});
-    const std::vector<CacheRow> cache_rows =
-        measure_caches(io, client, run_sync(io, scrape(**metrics_http, bench.metrics_url)));
+    const SerinCounters rest_end = run_sync(io, scrape(**metrics_http, bench.metrics_url));
+    const std::vector<CacheRow> cache_rows = measure_caches(io, client, rest_end);
 
     struct Sample {
         double seconds;
@@ -1024,6 +1029,8 @@ int main(int argc, char** argv) {
     std::printf("| at rest: reconciles run | %.0f (%.1f / min) |\n", rest.reconciles,
                 rest.per_minute(rest.reconciles));
     std::printf("| at rest: open fds | %d |\n", rest.fds_end);
+    std::printf("| at rest: heap in use; held free (serin_heap_bytes) | %.1f MiB; %.1f MiB |\n",
+                rest_end.heap_in_use / (1024.0 * 1024.0), rest_end.heap_free / (1024.0 * 1024.0));
     if (releases > 0) {
         std::printf("| releases: bump -> Progressing p50 / p99 / max | %.3f / %.3f / %.3f s (%zu "
                     "of %d seen) |\n",

@@ -18,7 +18,7 @@ for want in '| serin start -> every Canary Initialized |' \
             '| soak time (s) | RSS (MiB) | open fds |' \
             '| releases: work queue waits; mean wait |' \
             '| canaries.flagger.app | 5 (listed: 5) |' '| deployments.apps | 10 (listed: 10) |' \
-            '| services | 15 (listed: 15) |'; do
+            '| services | 15 (listed: 15) |' '| at rest: heap in use; held free (serin_heap_bytes) |'; do
   if ! grep -qF -- "$want" "$out"; then
     echo "missing from the output: $want" >&2
     exit 1

@@ -85,6 +85,10 @@ TEST_CASE("the informer caches' sizes become serin_cache_objects and serin_cache
     CHECK(has(text, "serin_cache_objects{resource=\"deployments.apps\"} 1999"));
     CHECK(has(text, "serin_cache_encoded_bytes{resource=\"deployments.apps\"} 2898000"));
     CHECK(has(text, "serin_cache_objects{resource=\"services\"} 3000"));
+    t.set_heap(22'000'000, 57'000'000);
+    const std::string heap = t.scrape();
+    CHECK(has(heap, "serin_heap_bytes{state=\"in_use\"} 22000000"));
+    CHECK(has(heap, "serin_heap_bytes{state=\"free\"} 57000000"));
 }
 
 TEST_CASE("totals read at each scrape become counters that only go up") {
