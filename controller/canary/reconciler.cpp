@@ -398,7 +398,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
     }
     deps_.calls.forget(ctx.key);
     // Alerts are handed to the notifier (which posts them in the background) before anything
-    // else is awaited: a history or Event write can wait long on a struggling API server, and a
+    // else is awaited: the history write can wait long on a struggling API server, and a
     // controller that loses its lease meanwhile would take the alert with it (chaos campaign,
     // seed 1: "Failed checks threshold reached" lost behind the rollback's Event).
     for (const analysis::Action& action : decision.actions) {
