@@ -150,8 +150,13 @@ std::vector<FlagDef> cluster_flags(Config& c, RawFlags& raw) {
         {"ingress-class", FlagType::kString, "",
          "spec.ingressClassName of the Contour router's HTTPProxy", false,
          text_to(c.ingress_class)},
-        {"threadiness", FlagType::kInt, "2", "Canaries reconciled concurrently", false,
-         int_to(c.threadiness, 1, 64)},
+        {"threadiness", FlagType::kInt, "2",
+         "Canaries reconciled at once, at least (the larger of this and -concurrent-reconciles)",
+         false, int_to(c.threadiness, 1, 64)},
+        {"concurrent-reconciles", FlagType::kInt, "16",
+         "Canaries reconciled at once (coroutines on one thread: API round trips in flight); "
+         "-threadiness raises it",
+         false, int_to(c.concurrent_reconciles, 1, 256)},
     };
 }
 

@@ -42,7 +42,17 @@ struct Config {
     std::string ns;  ///< -namespace: "" watches every namespace
     std::vector<std::string> selector_labels = {"app", "name", "app.kubernetes.io/name"};
     std::vector<std::string> include_label_prefixes;
+    /// -threadiness: Flagger's work-queue workers, which only sync its Canary cache while each
+    /// canary's analysis runs in a goroutine of its own. Serin reconciles
+    /// max(threadiness, concurrent_reconciles) canaries at once (`reconcile_workers()`).
     int threadiness = 2;
+    /// -concurrent-reconciles: canaries reconciled at once (coroutines on one thread, so mostly
+    /// API round trips in flight; writes stay behind the -kubeconfig-qps token bucket).
+    int concurrent_reconciles = 16;
+
+    [[nodiscard]] int reconcile_workers() const {
+        return threadiness > concurrent_reconciles ? threadiness : concurrent_reconciles;
+    }
     bool leader_election = false;
     std::string leader_election_namespace = "kube-system";
     std::string leader_election_id = "flagger-leader-election";

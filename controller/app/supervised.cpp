@@ -18,7 +18,7 @@ canary::ControllerOptions controller_options(const Config& config,
     canary::ControllerOptions options;
     options.alerts.cluster_name = config.cluster_name;
     options.alerts.global = std::move(global_notifier);
-    options.workers = config.threadiness;
+    options.workers = config.reconcile_workers();
     meshes::RouterSettings routers;
     routers.ingress_annotations_prefix = config.ingress_annotations_prefix;
     routers.ingress_class = config.ingress_class;

@@ -24,7 +24,8 @@
 //     (serin_reconcile_duration_seconds_count).
 //  4. --soak-seconds S > 0 (the soak): S more seconds at rest, RSS and open fds sampled every
 //     --sample-seconds (a minute), then the releases.
-//  5. R releases at once (an image bump of R Deployments spread over the N): bump -> Progressing
+//  5. R releases (an image bump of R Deployments spread over the N), at once or one every
+//     --bump-every-ms: bump -> Progressing
 //     latency per canary (from just before the bump's PATCH is sent to the first watch event
 //     showing the Canary Progressing), RSS and CPU over --release-seconds from the first bump,
 //     requests in that window and the analysis steps taken in it (status changes of the released
@@ -39,6 +40,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -502,6 +506,19 @@ asio::awaitable<void> bump(Bumps& bumps, std::string name) {
     bumps.failures += done ? 0 : 1;
 }
 
+/// Sends the bumps of `names` one every `every` (each on its own, so a slow patch delays no
+/// other).
+asio::awaitable<void> bump_paced(Bumps& bumps, std::vector<std::string> names,
+                                 std::chrono::milliseconds every) {
+    const auto executor = co_await asio::this_coro::executor;
+    asio::steady_timer timer(executor);
+    for (std::string& name : names) {
+        asio::co_spawn(executor, bump(bumps, std::move(name)), asio::detached);
+        timer.expires_after(every);
+        co_await timer.async_wait(asio::use_awaitable);
+    }
+}
+
 // ---- measuring windows ----------------------------------------------------------------------------
 
 /// serin's CPU, RSS and requests over a window.
@@ -776,7 +793,10 @@ int main(int argc, char** argv) {
     bool keep = false;
     app.add_option("--canaries", canaries, "Deployments with a Canary each")
         ->check(CLI::PositiveNumber);
-    app.add_option("--releases", releases, "image bumps at once after the rest window");
+    app.add_option("--releases", releases, "image bumps after the rest window");
+    int bump_every_ms = 0;
+    app.add_option("--bump-every-ms", bump_every_ms,
+                   "send the bumps this many ms apart (default 0: all at once)");
     app.add_option("--rest-seconds", rest_seconds, "length of the rest window")
         ->check(CLI::PositiveNumber);
     app.add_option("--release-seconds", release_seconds,
@@ -794,6 +814,9 @@ int main(int argc, char** argv) {
                    "seconds for each of: objects available, every canary initialized");
     app.add_option("--interval", interval, "the canaries' analysis interval");
     app.add_option("--serin", serin_binary, "the serin binary");
+    std::vector<std::string> serin_flags;
+    app.add_option("--serin-flag", serin_flags,
+                   "a flag passed on to serin, e.g. --serin-flag=-concurrent-reconciles=2");
     app.add_option("--keep", keep, "keep the cluster's folder (logs, audit log) afterwards");
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
@@ -908,6 +931,7 @@ int main(int argc, char** argv) {
     spec.args = {"-kubeconfig=" + serin_kubeconfig.string(), std::string("-namespace=") + kNamespace,
                  "-mesh-provider=kubernetes", "-log-level=info",
                  "-port=" + std::to_string(*port)};
+    spec.args.insert(spec.args.end(), serin_flags.begin(), serin_flags.end());
     spec.log_file = work_dir / "logs" / "serin.log";
     std::cerr << "starting serin...\n";
     const auto serin_start = WallClock::now();
@@ -974,7 +998,10 @@ int main(int argc, char** argv) {
     Window during;
     std::vector<double> latencies;
     if (releases > 0) {
-        std::cerr << releases << " releases at once...\n";
+        std::cerr << releases << " releases"
+                  << (bump_every_ms > 0 ? ", one bump every " + std::to_string(bump_every_ms) + " ms"
+                                        : std::string(" at once"))
+                  << "...\n";
         watcher.counting_steps = true;
         Bumps bumps{client, watcher};
         std::function<bool()> all_progressing = [&] {
@@ -985,10 +1012,20 @@ int main(int argc, char** argv) {
         during = bench.measure(std::chrono::seconds{release_seconds}, [&] {
             if (!launched) {
                 launched = true;
+                std::vector<std::string> names;
                 for (int r = 0; r < releases; ++r) {
                     const int index = static_cast<int>(static_cast<long>(r) * canaries / releases);
-                    asio::co_spawn(io, bump(bumps, "app-" + std::to_string(index)),
+                    names.push_back("app-" + std::to_string(index));
+                }
+                if (bump_every_ms > 0) {
+                    asio::co_spawn(io,
+                                   bump_paced(bumps, std::move(names),
+                                              std::chrono::milliseconds{bump_every_ms}),
                                    asio::detached);
+                } else {
+                    for (std::string& name : names) {
+                        asio::co_spawn(io, bump(bumps, std::move(name)), asio::detached);
+                    }
                 }
             }
             return false;
@@ -1007,9 +1044,16 @@ int main(int argc, char** argv) {
     const double ticks_per_minute = 60.0 / interval_s;
     const double flagger_rest_per_min = canaries * flagger_reads(false) * ticks_per_minute;
 
-    std::printf("Serin %s at %d canaries (blue/green, provider kubernetes, interval %s, no "
-                "metrics); %d releases at once.\n\n",
-                serin_binary.c_str(), canaries, interval.c_str(), releases);
+    std::string flags_given;
+    for (const std::string& flag : serin_flags) {
+        flags_given += " " + flag;
+    }
+    const std::string pacing =
+        bump_every_ms > 0 ? "one bump every " + std::to_string(bump_every_ms) + " ms" : "at once";
+    std::printf("Serin %s%s at %d canaries (blue/green, provider kubernetes, interval %s, no "
+                "metrics); %d releases, %s.\n\n",
+                serin_binary.c_str(), flags_given.c_str(), canaries, interval.c_str(), releases,
+                pacing.c_str());
     std::printf("| %d canaries | serin |\n|---|---|\n", canaries);
     std::printf("| objects created (Deployment + Canary each) | %.1f s |\n", create_seconds);
     std::printf("| serin start -> every Canary Initialized | %.1f s |\n", init_seconds);

@@ -55,6 +55,8 @@ TEST_CASE("no flags: Flagger's defaults") {
     CHECK(c.selector_labels == std::vector<std::string>{"app", "name", "app.kubernetes.io/name"});
     CHECK(c.include_label_prefixes.empty());
     CHECK(c.threadiness == 2);
+    CHECK(c.concurrent_reconciles == 16);
+    CHECK(c.reconcile_workers() == 16);
     CHECK_FALSE(c.leader_election);
     CHECK(c.leader_election_namespace == "kube-system");
     CHECK(c.leader_election_id == "flagger-leader-election");
@@ -71,6 +73,12 @@ TEST_CASE("no flags: Flagger's defaults") {
     CHECK_FALSE(serin::app::inert_flags_warning(c).has_value());
 }
 
+TEST_CASE("canaries reconciled at once: the larger of -threadiness and -concurrent-reconciles") {
+    CHECK(config_of({"-concurrent-reconciles=4"}).reconcile_workers() == 4);
+    CHECK(config_of({"-concurrent-reconciles=1", "-threadiness=1"}).reconcile_workers() == 1);
+    CHECK(config_of({"-threadiness=32"}).reconcile_workers() == 32);
+}
+
 TEST_CASE("flags are taken with one dash or two, with = or a space") {
     const Config c =
         config_of({"-mesh-provider=kubernetes", "--namespace", "test", "-threadiness", "4",
@@ -82,6 +90,7 @@ TEST_CASE("flags are taken with one dash or two, with = or a space") {
     CHECK(c.mesh_provider == "kubernetes");
     CHECK(c.ns == "test");
     CHECK(c.threadiness == 4);
+    CHECK(c.reconcile_workers() == 16);  // -threadiness is a lower bound
     CHECK(c.leader_election);
     CHECK(c.retry_period == std::chrono::milliseconds{500});
     CHECK(c.shutdown_grace == std::chrono::seconds{90});
@@ -212,6 +221,8 @@ TEST_CASE("a bad flag or value exits 2 and says why, with the usage, on stderr")
         {{"---port=1"}, "bad flag syntax: ---port=1"},
         {{"-=x"}, "bad flag syntax: -=x"},
         {{"--threadiness=0"}, "invalid value \"0\" for flag -threadiness: not in range 1 to 64"},
+        {{"--concurrent-reconciles=300"},
+         "for flag -concurrent-reconciles: not in range 1 to 256"},
         {{"--log-format=xml"}, "invalid value \"xml\" for flag -log-format"},
         {{"--port=abc"}, "invalid value \"abc\" for flag -port: parse error"},
         {{"--port=70000"}, "for flag -port: not in range 0 to 65535"},
