@@ -98,12 +98,12 @@ asio::awaitable<void> Reporter::alert(const CanaryContext& ctx, const analysis::
         extra = summary(ctx.key, before);
     }
     // A post that fails later is reported on the canary too; the recorder outlives the post.
-    const kube::Json involved = *ctx.raw;
-    auto on_failure = [this, involved, key = ctx.key](const std::string& why) {
+    // The canary is shared, not copied: alerts in flight at 1,000 canaries would hold a tree each.
+    auto on_failure = [this, involved = ctx.raw, key = ctx.key](const std::string& why) {
         if (deps_.telemetry != nullptr) {
             deps_.telemetry->count_notification_failure();
         }
-        record(involved, kube::EventType::kWarning, why, key);
+        record(*involved, kube::EventType::kWarning, why, key);
     };
     for (const std::string& problem : deps_.alerts->send(ctx.canary, alert, extra, on_failure)) {
         CanaryLog(ctx.key).warn("{}", problem);

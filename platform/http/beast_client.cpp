@@ -830,6 +830,9 @@ private:
             co_return conn;
         }
 
+        if (auto roots = load_system_roots(); !roots) {
+            co_return roots.error();
+        }
         auto& tls = conn->tls.emplace(std::move(tcp_stream), *tls_context_);
         if (!is_ip_literal(url.host)) {
             // SNI; IP literals are not allowed in server_name (RFC 6066).
@@ -862,9 +865,26 @@ private:
         co_return conn;
     }
 
+    /// The system's CA store, loaded at the first TLS connection that verifies against it
+    /// (~0.7 MB parsed: serin makes five clients, and most never speak TLS).
+    Result<void> load_system_roots() {
+        if (system_roots_loaded_ || options_.tls.insecure_skip_verify ||
+            !options_.tls.ca_pem.empty()) {
+            return Result<void>{};
+        }
+        error_code ec;
+        tls_context_->set_default_verify_paths(ec);
+        if (ec) {
+            return fail(ErrorKind::kInvalid, "cannot load the system CA store: " + ec.message());
+        }
+        system_roots_loaded_ = true;
+        return Result<void>{};
+    }
+
     asio::any_io_executor executor_;
     ClientOptions options_;
     std::unique_ptr<ssl::context> tls_context_;
+    bool system_roots_loaded_ = false;
     /// Idle connections per pool key; a key with none has no entry.
     std::unordered_map<std::string, std::deque<ConnectionPtr>> idle_;
     std::size_t idle_total_ = 0;
@@ -894,12 +914,7 @@ Result<std::unique_ptr<ssl::context>> make_tls_context(const TlsOptions& tls) {
         if (ec) {
             return fail(ErrorKind::kInvalid, "cannot load the CA certificate: " + ec.message());
         }
-    } else {
-        context->set_default_verify_paths(ec);
-        if (ec) {
-            return fail(ErrorKind::kInvalid, "cannot load the system CA store: " + ec.message());
-        }
-    }
+    }  // else the system's store, when first needed (BeastClient::load_system_roots)
     if (tls.client_cert_pem.empty() != tls.client_key_pem.empty()) {
         return fail(ErrorKind::kInvalid,
                     "a client certificate needs both the certificate and the key");

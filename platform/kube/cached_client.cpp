@@ -8,8 +8,11 @@ Result<ObjectPtr> CachedClient::remember(const ResourceType& type, Result<Json> 
     if (!written) {
         return written.error();
     }
+    if (auto meta = written->find("metadata"); meta != written->end() && meta->is_object()) {
+        meta->erase("managedFields");  // as the informers drop them: never read, and large
+    }
     auto object = std::make_shared<const Json>(std::move(*written));
-    store_.wrote(type, *object);
+    store_.wrote(type, object);  // shared: the overlay holds no copy
     return object;
 }
 

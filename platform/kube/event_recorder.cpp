@@ -30,8 +30,9 @@ std::string metadata_field(const Json& object, const char* field) {
 EventRecorder::EventRecorder(KubeClient& client, Clock& clock, EventRecorderOptions options)
     : client_(client), clock_(clock), options_(std::move(options)) {}
 
-void EventRecorder::post(const asio::any_io_executor& executor, Json involved, EventType type,
-                         std::string reason, std::string message, OnError on_error) {
+void EventRecorder::post(const asio::any_io_executor& executor, const Json& involved,
+                         EventType type, std::string reason, std::string message,
+                         OnError on_error) {
     if (queue_.size() >= options_.queue_limit) {
         ++dropped_;
         if (on_error) {
@@ -40,7 +41,21 @@ void EventRecorder::post(const asio::any_io_executor& executor, Json involved, E
         }
         return;
     }
-    queue_.push_back(Posted{std::move(involved), type, std::move(reason), std::move(message),
+    Json reference = Json::object();
+    for (const char* field : {"apiVersion", "kind"}) {
+        if (const auto it = involved.find(field); it != involved.end()) {
+            reference[field] = *it;
+        }
+    }
+    if (const auto meta = involved.find("metadata"); meta != involved.end() && meta->is_object()) {
+        Json& out = reference["metadata"];
+        for (const char* field : {"name", "namespace", "uid", "resourceVersion"}) {
+            if (const auto it = meta->find(field); it != meta->end()) {
+                out[field] = *it;
+            }
+        }
+    }
+    queue_.push_back(Posted{std::move(reference), type, std::move(reason), std::move(message),
                             std::move(on_error)});
     if (!writing_) {
         writing_ = true;

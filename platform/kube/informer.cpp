@@ -126,6 +126,18 @@ ObjectPtr Informer::get(std::string_view ns, std::string_view name) const {
     return get(key);
 }
 
+std::optional<std::string> Informer::cached_version(std::string_view ns,
+                                                    std::string_view name) const {
+    const std::string key =
+        ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name);
+    std::shared_lock lock(mutex_);
+    const auto it = objects_.find(key);
+    if (it == objects_.end()) {
+        return std::nullopt;
+    }
+    return it->second.resource_version;
+}
+
 std::vector<ObjectPtr> Informer::list() const {
     std::shared_lock lock(mutex_);
     std::vector<ObjectPtr> out;

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <shared_mutex>
@@ -120,6 +121,8 @@ public:
 
     ObjectPtr get(const std::string& key) const;
     ObjectPtr get(std::string_view ns, std::string_view name) const;
+    /// The resourceVersion of the cached object, without decoding it; nullopt when not cached.
+    std::optional<std::string> cached_version(std::string_view ns, std::string_view name) const;
     std::vector<ObjectPtr> list() const;
     std::size_t size() const;
     CacheSize cache_size() const;

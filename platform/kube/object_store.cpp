@@ -22,8 +22,15 @@ std::string ObjectStore::type_key(const ResourceType& type) {
     return type.group + "/" + type.version + "/" + type.resource;
 }
 
-void ObjectStore::add(const Informer& informer, FetchedObjects* full) {
-    informers_[type_key(informer.type())] = &informer;
+void ObjectStore::add(Informer& informer, FetchedObjects* full) {
+    const std::string type = type_key(informer.type());
+    informers_[type] = &informer;
+    informer.add_handlers(EventHandlers{
+        [this, type](const ObjectPtr& object) { caught_up(type, *object, false); },
+        [this, type](const ObjectPtr& /*before*/, const ObjectPtr& after) {
+            caught_up(type, *after, false);
+        },
+        [this, type](const ObjectPtr& object) { caught_up(type, *object, true); }});
     if (full != nullptr) {
         fetched_[type_key(informer.type())] = full;
     }
@@ -91,21 +98,44 @@ std::vector<ObjectPtr> ObjectStore::by_index(const ResourceType& type, const std
     return source->by_index(index, value);
 }
 
-void ObjectStore::wrote(const ResourceType& type, Json object) {
-    if (!serves(type) || !object.is_object()) {
+void ObjectStore::wrote(const ResourceType& type, ObjectPtr object) {
+    const Informer* source = informer(type);
+    if (source == nullptr || object == nullptr || !object->is_object()) {
         return;
     }
     if (const auto full = fetched_.find(type_key(type)); full != fetched_.end()) {
         // Held in full from now on, so the informer's echo of this write costs no GET.
-        full->second->wrote(object);
+        full->second->wrote(*object);
     }
-    Key key{type_key(type), object_namespace(object), object_name(object)};
-    std::string version = object_resource_version(object);
+    Key key{type_key(type), object_namespace(*object), object_name(*object)};
+    std::string version = object_resource_version(*object);
     drop_expired();
+    // The watch may have delivered this version before the write's answer was read.
+    const std::optional<std::string> cached =
+        source->cached_version(std::get<1>(key), std::get<2>(key));
+    if (cached && resource_version_at_least(*cached, version)) {
+        overlay_.erase(key);
+        return;
+    }
     const SteadyTime now = clock_.steady_now();
     written_order_.emplace_back(now, key);
-    overlay_[std::move(key)] =
-        Entry{std::make_shared<const Json>(std::move(object)), std::move(version), now};
+    overlay_[std::move(key)] = Entry{std::move(object), std::move(version), now};
+}
+
+void ObjectStore::caught_up(const std::string& type, const Json& object, bool deleted) {
+    const auto it = overlay_.find(Key{type, object_namespace(object), object_name(object)});
+    if (it == overlay_.end()) {
+        return;
+    }
+    const Entry& entry = it->second;
+    // A delete event carries the object's last version: deleted after this write, it is gone.
+    const bool done = entry.object == nullptr
+                          ? deleted
+                          : resource_version_at_least(object_resource_version(object),
+                                                      entry.resource_version);
+    if (done) {
+        overlay_.erase(it);  // written_order_'s turn for it finds nothing to drop
+    }
 }
 
 void ObjectStore::deleted(const ResourceType& type, std::string_view ns, std::string_view name) {

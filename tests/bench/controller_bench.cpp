@@ -434,6 +434,10 @@ struct Watcher {
     /// Released canaries: when their bump was sent, and the latency to Progressing once seen.
     std::unordered_map<std::string, WallClock::time_point> bumped;
     std::unordered_map<std::string, double> progressing;
+    /// When the new template was first seen in the Deployment watch (the bump committed, as
+    /// serin's informer learns of it), and the latency from there to Progressing.
+    std::unordered_map<std::string, WallClock::time_point> template_seen;
+    std::unordered_map<std::string, double> progressing_after_seen;
     bool counting_steps = false;
     std::uint64_t steps = 0;  ///< status changes (phase or iteration) of released canaries
 
@@ -450,6 +454,9 @@ struct Watcher {
         }
         if (phase == "Progressing" && !progressing.contains(name)) {
             progressing[name] = seconds_since(bump->second);
+            if (const auto seen = template_seen.find(name); seen != template_seen.end()) {
+                progressing_after_seen[name] = seconds_since(seen->second);
+            }
         }
         if (counting_steps && old_object != nullptr) {
             const auto iterations = "/status/iterations"_json_pointer;
@@ -465,6 +472,10 @@ struct Watcher {
         const std::string name = object.value("/metadata/name"_json_pointer, "");
         if (name.ends_with("-primary")) {
             return;
+        }
+        if (bumped.contains(name) && !template_seen.contains(name) &&
+            object.value("/spec/template/spec/containers/0/image"_json_pointer, "") == kNewImage) {
+            template_seen[name] = WallClock::now();
         }
         const auto available_pointer = "/status/availableReplicas"_json_pointer;
         const bool was = old_object != nullptr && old_object->value(available_pointer, 0) > 0;
@@ -997,6 +1008,7 @@ int main(int argc, char** argv) {
     // ---- releases ----
     Window during;
     std::vector<double> latencies;
+    std::vector<double> latencies_after_seen;
     if (releases > 0) {
         std::cerr << releases << " releases"
                   << (bump_every_ms > 0 ? ", one bump every " + std::to_string(bump_every_ms) + " ms"
@@ -1032,6 +1044,9 @@ int main(int argc, char** argv) {
         });
         for (const auto& entry : watcher.progressing) {
             latencies.push_back(entry.second);
+        }
+        for (const auto& entry : watcher.progressing_after_seen) {
+            latencies_after_seen.push_back(entry.second);
         }
         if (bumps.failures > 0 || !all_progressing()) {
             std::cerr << bumps.failures << " bumps failed; " << watcher.progressing.size() << " of "
@@ -1080,6 +1095,10 @@ int main(int argc, char** argv) {
                     "of %d seen) |\n",
                     percentile(latencies, 0.5), percentile(latencies, 0.99),
                     percentile(latencies, 1.0), latencies.size(), releases);
+        std::printf("| releases: new template seen in a watch -> Progressing p50 / p99 / max | "
+                    "%.3f / %.3f / %.3f s (%zu) |\n",
+                    percentile(latencies_after_seen, 0.5), percentile(latencies_after_seen, 0.99),
+                    percentile(latencies_after_seen, 1.0), latencies_after_seen.size());
         std::printf("| releases: window from the first bump | %.0f s |\n", during.seconds);
         std::printf("| releases: RSS (end, max) | %.1f MiB, %.1f MiB |\n", during.rss_end_mib,
                     during.rss_max_mib);

@@ -1251,9 +1251,59 @@ TEST_CASE("ObjectStore reads its own writes through wrote until the informer cat
     CHECK(check.informer_was_behind);
     CHECK(check.read_image == "app:2");
     CHECK(check.overlaid == 1);
-    // Now the informer has the write; the overlay goes on the next read.
-    CHECK(image_of(*store.get(deployments, "ns", "web")) == "app:2");
+    // The informer's own event for the write let go of the overlay, before any read.
     CHECK(store.overlaid() == 0);
+    CHECK(image_of(*store.get(deployments, "ns", "web")) == "app:2");
+    informer.stop();
+    f.run_until_idle();
+}
+
+TEST_CASE("ObjectStore keeps no write the informer has already delivered, nor a copy of any") {
+    Fixture f;
+    const auto& deployments = types::deployments();
+    REQUIRE(f.api.seed(deployments, deployment("ns", "web", "app:1")));
+    kube::Informer informer(*f.client, f.clock, deployments);
+    kube::ObjectStore store(f.clock);
+    store.add(informer);
+    informer.start(f.io.get_executor());
+    f.run_until_idle();
+    const kube::ObjectPtr cached = informer.get("ns", "web");
+    REQUIRE(cached != nullptr);
+    // The watch delivered this version before the write's answer was read: nothing to overlay.
+    store.wrote(deployments, std::make_shared<const Json>(*cached));
+    CHECK(store.overlaid() == 0);
+    // An older version than the cache's is not overlaid either.
+    Json older = *cached;
+    older["metadata"]["resourceVersion"] = "1";
+    store.wrote(deployments, older);
+    CHECK(store.overlaid() == 0);
+    // A newer one is, and is the very object written (shared with the writer, not copied).
+    auto newer = std::make_shared<Json>(*cached);
+    (*newer)["metadata"]["resourceVersion"] = "999999";
+    (*newer)["spec"]["template"]["spec"]["containers"][0]["image"] = "app:3";
+    const kube::ObjectPtr written = newer;
+    store.wrote(deployments, written);
+    CHECK(store.overlaid() == 1);
+    CHECK(store.get(deployments, "ns", "web") == written);
+    informer.stop();
+    f.run_until_idle();
+}
+
+TEST_CASE("ObjectStore lets go of a delete once the informer sees the object gone") {
+    Fixture f;
+    const auto& deployments = types::deployments();
+    REQUIRE(f.api.seed(deployments, deployment("ns", "web", "app:1")));
+    kube::Informer informer(*f.client, f.clock, deployments);
+    kube::ObjectStore store(f.clock);
+    store.add(informer);
+    informer.start(f.io.get_executor());
+    f.run_until_idle();
+    REQUIRE(f.api.remove(deployments, "ns", "web"));
+    store.deleted(deployments, "ns", "web");
+    CHECK(store.overlaid() == 1);
+    CHECK(store.get(deployments, "ns", "web") == nullptr);
+    f.run_until_idle();
+    CHECK(store.overlaid() == 0);  // the informer's delete event let go of it
     informer.stop();
     f.run_until_idle();
 }
