@@ -1226,18 +1226,35 @@ asio::awaitable<void> update_and_read(FakeKubeClient* client, const kube::Inform
     out->done = true;
 }
 
+/// Deployment "ns/web" (app:1) served by a synced informer through an ObjectStore.
+struct StoredWeb {
+    explicit StoredWeb(Fixture& f) : fixture(f) {
+        REQUIRE(f.api.seed(types::deployments(), deployment("ns", "web", "app:1")));
+        store.add(informer);
+        informer.start(f.io.get_executor());
+        f.run_until_idle();
+        REQUIRE(store.synced());
+    }
+    ~StoredWeb() {
+        informer.stop();
+        fixture.run_until_idle();
+    }
+    StoredWeb(const StoredWeb&) = delete;
+    StoredWeb& operator=(const StoredWeb&) = delete;
+
+    Fixture& fixture;
+    kube::Informer informer{*fixture.client, fixture.clock, types::deployments()};
+    kube::ObjectStore store{fixture.clock};
+};
+
 }  // namespace
 
 TEST_CASE("ObjectStore reads its own writes through wrote until the informer catches up") {
     Fixture f;
     const auto& deployments = types::deployments();
-    REQUIRE(f.api.seed(deployments, deployment("ns", "web", "app:1")));
-    kube::Informer informer(*f.client, f.clock, deployments);
-    kube::ObjectStore store(f.clock);
-    store.add(informer);
-    informer.start(f.io.get_executor());
-    f.run_until_idle();
-    REQUIRE(store.synced());
+    StoredWeb web(f);
+    kube::Informer& informer = web.informer;
+    kube::ObjectStore& store = web.store;
 
     StoreCheck check;
     asio::co_spawn(f.io, update_and_read(f.client.get(), &informer, &store, &check),
@@ -1254,20 +1271,14 @@ TEST_CASE("ObjectStore reads its own writes through wrote until the informer cat
     // The informer's own event for the write let go of the overlay, before any read.
     CHECK(store.overlaid() == 0);
     CHECK(image_of(*store.get(deployments, "ns", "web")) == "app:2");
-    informer.stop();
-    f.run_until_idle();
 }
 
 TEST_CASE("ObjectStore keeps no write the informer has already delivered, nor a copy of any") {
     Fixture f;
     const auto& deployments = types::deployments();
-    REQUIRE(f.api.seed(deployments, deployment("ns", "web", "app:1")));
-    kube::Informer informer(*f.client, f.clock, deployments);
-    kube::ObjectStore store(f.clock);
-    store.add(informer);
-    informer.start(f.io.get_executor());
-    f.run_until_idle();
-    const kube::ObjectPtr cached = informer.get("ns", "web");
+    StoredWeb web(f);
+    kube::ObjectStore& store = web.store;
+    const kube::ObjectPtr cached = web.informer.get("ns", "web");
     REQUIRE(cached != nullptr);
     // The watch delivered this version before the write's answer was read: nothing to overlay.
     store.wrote(deployments, std::make_shared<const Json>(*cached));
@@ -1285,27 +1296,19 @@ TEST_CASE("ObjectStore keeps no write the informer has already delivered, nor a 
     store.wrote(deployments, written);
     CHECK(store.overlaid() == 1);
     CHECK(store.get(deployments, "ns", "web") == written);
-    informer.stop();
-    f.run_until_idle();
 }
 
 TEST_CASE("ObjectStore lets go of a delete once the informer sees the object gone") {
     Fixture f;
     const auto& deployments = types::deployments();
-    REQUIRE(f.api.seed(deployments, deployment("ns", "web", "app:1")));
-    kube::Informer informer(*f.client, f.clock, deployments);
-    kube::ObjectStore store(f.clock);
-    store.add(informer);
-    informer.start(f.io.get_executor());
-    f.run_until_idle();
+    StoredWeb web(f);
+    kube::ObjectStore& store = web.store;
     REQUIRE(f.api.remove(deployments, "ns", "web"));
     store.deleted(deployments, "ns", "web");
     CHECK(store.overlaid() == 1);
     CHECK(store.get(deployments, "ns", "web") == nullptr);
     f.run_until_idle();
     CHECK(store.overlaid() == 0);  // the informer's delete event let go of it
-    informer.stop();
-    f.run_until_idle();
 }
 
 TEST_CASE("ObjectStore lets go of a write nobody reads again once its time is over") {
