@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -51,7 +52,7 @@ struct Config {
     int concurrent_reconciles = 16;
 
     [[nodiscard]] int reconcile_workers() const {
-        return threadiness > concurrent_reconciles ? threadiness : concurrent_reconciles;
+        return std::max(threadiness, concurrent_reconciles);
     }
     bool leader_election = false;
     std::string leader_election_namespace = "kube-system";

@@ -21,6 +21,11 @@ std::string object_key(const Json& object) {
 
 namespace {
 
+/// The cache's key of `ns`/`name`, as object_key() makes it of an object.
+std::string cache_key(std::string_view ns, std::string_view name) {
+    return ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name);
+}
+
 std::vector<std::string> namespace_index(const Json& object) {
     std::string ns = object_namespace(object);
     if (ns.empty()) {
@@ -122,14 +127,12 @@ ObjectPtr Informer::get(const std::string& key) const {
 }
 
 ObjectPtr Informer::get(std::string_view ns, std::string_view name) const {
-    std::string key = ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name);
-    return get(key);
+    return get(cache_key(ns, name));
 }
 
 std::optional<std::string> Informer::cached_version(std::string_view ns,
                                                     std::string_view name) const {
-    const std::string key =
-        ns.empty() ? std::string(name) : std::string(ns) + "/" + std::string(name);
+    const std::string key = cache_key(ns, name);
     std::shared_lock lock(mutex_);
     const auto it = objects_.find(key);
     if (it == objects_.end()) {

@@ -32,7 +32,7 @@ void ObjectStore::add(Informer& informer, FetchedObjects* full) {
         },
         [this, type](const ObjectPtr& object) { caught_up(type, *object, true); }});
     if (full != nullptr) {
-        fetched_[type_key(informer.type())] = full;
+        fetched_[type] = full;
     }
 }
 
