@@ -653,6 +653,7 @@ Result<void> respawn(asio::io_context& io, http::HttpClient& http, std::optional
         return {};
     }
     ProcessSpec spec = slot->spec();
+    spdlog::info("devcluster: starting {} again ({})", name, slot->describe_exit());
     mark_log(spec.log_file, "starting " + name + " again, same ports and data");
     auto process = Process::spawn(std::move(spec));
     if (!process) {

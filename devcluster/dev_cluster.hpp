@@ -105,6 +105,9 @@ public:
     /// then SIGKILL after a grace period), and removes a temporary work dir (or etcd's data in a
     /// given one) unless `keep`. Idempotent.
     void stop();
+    /// From now on stop() leaves the work dir (logs, etcd's data) in place, as `keep` would:
+    /// for a post-mortem of a run that ended badly.
+    void keep_work_dir() { options_.keep = true; }
 
     // Fault injection. The API server keeps its port and flags across a restart, so clients
     // reconnect to the same URL.

@@ -406,6 +406,9 @@ private:
     void bring_back(const std::string& what, const std::function<Result<void>()>& first,
                     const std::function<Result<void>()>& again);
     void heal();
+    /// Injects `order` until `stop_at` while releases run, then heals the cluster, lets the
+    /// releases end and checks the alerts. Throws when a component never comes back.
+    void run_faults(const std::vector<Fault>& order, Clock::time_point stop_at);
     void run_pending();
     void sample_api(bool force);
     void check_alerts();
@@ -876,8 +879,16 @@ void Campaign::inject(Fault fault) {
             break;
         }
         case Fault::kApiserverRestart:
+            // An API server that does not come back may be one that cannot reach etcd (seen
+            // after an etcd restart that had reported healthy): bring etcd back too, which does
+            // nothing while it runs.
             bring_back("kube-apiserver", [this] { return dev().restart_apiserver(); },
-                       [this] { return dev().start_apiserver(); });
+                       [this]() -> Result<void> {
+                           if (auto r = dev().resume_etcd(); !r) {
+                               return r;
+                           }
+                           return dev().start_apiserver();
+                       });
             disturbances_.emplace_back(now, Clock::now() + 2s);
             break;
         case Fault::kEtcdRestart:
@@ -1083,13 +1094,28 @@ CampaignReport Campaign::run() {
     wait_initialized();
 
     const std::vector<Fault> order = schedule();
-    std::size_t next_fault = 0;
     const auto window = std::chrono::duration_cast<Clock::duration>(
         std::chrono::duration<double>(options_.minutes * 60));
-    const auto faults_from = Clock::now() + 5s;
     const auto stop_at = Clock::now() + window;
-    auto next_fault_at = faults_from;
     sample_api(true);
+    try {
+        run_faults(order, stop_at);
+    } catch (const std::exception& e) {
+        // A component that never came back: the invariants cannot be judged from here on, but
+        // what was counted so far, and the cluster's logs, are what a post-mortem needs.
+        report_.stopped_early = e.what();
+        report_.cluster_dir = dev().work_dir().string();
+        dev().keep_work_dir();
+        spdlog::error("chaos: stopped early: {} (the devcluster's folder is kept: {})", e.what(),
+                      report_.cluster_dir);
+    }
+    report_.seconds = seconds_between(began, Clock::now());
+    return report_;
+}
+
+void Campaign::run_faults(const std::vector<Fault>& order, Clock::time_point stop_at) {
+    std::size_t next_fault = 0;
+    auto next_fault_at = Clock::now() + 5s;
     while (Clock::now() < stop_at) {
         poll();
         maybe_start_releases(true);
@@ -1127,8 +1153,6 @@ CampaignReport Campaign::run() {
         report_.alerts_received = static_cast<int>(shared_.alert_log.size());
         report_.webhook_calls = static_cast<int>(shared_.hook_calls);
     }
-    report_.seconds = seconds_between(began, Clock::now());
-    return report_;
 }
 
 }  // namespace
@@ -1166,7 +1190,7 @@ CampaignOptions options_from_environment() {
 }
 
 int CampaignReport::failures() const {
-    int n = 0;
+    int n = stopped_early.empty() ? 0 : 1;
     for (const auto& [kind, count] : violations) {
         n += report_only.contains(kind) ? 0 : count;
     }
@@ -1210,6 +1234,11 @@ std::string CampaignReport::table() const {
         for (const std::string& line : details) {
             out << "  " << line << "\n";
         }
+    }
+    if (!stopped_early.empty()) {
+        out << "\nresult: STOPPED EARLY: " << stopped_early << "\n(the devcluster's folder, "
+            << "with every component's log, is kept: " << cluster_dir << ")\n";
+        return out.str();
     }
     out << (failures() == 0 ? "\nresult: no violation" : "\nresult: VIOLATIONS") << "\n";
     return out.str();

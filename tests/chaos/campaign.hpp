@@ -56,7 +56,11 @@ struct CampaignReport {
     int leader_kills_skipped = 0;
     int early_step_unjudged = 0;
     int slow_restarts = 0;
-    int serin_exits_by_itself = 0;            ///< e.g. a leader that could not renew its lease                    ///< a component restarted again after a timeout              ///< step pairs an API fault may have skewed             ///< no leader known at that moment
+    int serin_exits_by_itself = 0;            ///< e.g. a leader that could not renew its lease
+    /// Why the campaign stopped before its end (a component that never came back), or empty.
+    /// The table is still printed, and the devcluster's folder kept at `cluster_dir`.
+    std::string stopped_early;
+    std::string cluster_dir;
 
     /// Violations of kinds that fail the run.
     int failures() const;
@@ -66,7 +70,8 @@ struct CampaignReport {
 
 /// Runs a whole campaign: starts its own devcluster (the faults restart its control plane),
 /// returns when every release has ended (or timed out) and the alerts have been counted.
-/// Throws std::runtime_error when the set-up itself fails (no cluster, no serin).
+/// Throws std::runtime_error when the set-up itself fails (no cluster, no serin); a failure
+/// after the faults began ends the campaign with `stopped_early` set instead.
 CampaignReport run_campaign(const CampaignOptions& options);
 
 }  // namespace serin::chaos

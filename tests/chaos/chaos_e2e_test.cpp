@@ -13,6 +13,7 @@ TEST_CASE("chaos: releases under a seeded schedule of faults keep every invarian
     const serin::chaos::CampaignReport report = serin::chaos::run_campaign(options);
     std::cout << report.table() << std::flush;
     INFO(report.table());
+    CHECK(report.stopped_early.empty());
     CHECK(report.releases_ended == report.releases_started);
     CHECK(report.releases_started >= std::min(options.releases, options.canaries));
     CHECK(report.failures() == 0);
