@@ -300,11 +300,9 @@ void Controller::enqueue_indexed(const std::string& index, const std::string& va
 }
 
 std::map<std::string, std::size_t> Controller::canaries_per_namespace() const {
-    std::map<std::string, std::size_t> counts;
-    for (const ObjectPtr& canary : deps_.caches.canaries().list()) {
-        ++counts[kube::object_namespace(*canary)];
-    }
-    return counts;
+    // Read at every scrape of /metrics: from the namespace index, not by decoding every Canary
+    // (at 10,000 canaries that was ~70 MB of trees per scrape, which the heap then kept).
+    return deps_.caches.canaries().count_by_index("namespace");
 }
 
 kube::InformerStats Controller::informer_stats() const { return deps_.caches.stats(); }

@@ -181,6 +181,19 @@ std::vector<ObjectPtr> Informer::by_index(const std::string& index,
     return out;
 }
 
+std::map<std::string, std::size_t> Informer::count_by_index(const std::string& index) const {
+    std::shared_lock lock(mutex_);
+    std::map<std::string, std::size_t> out;
+    if (auto idx = indexes_.find(index); idx != indexes_.end()) {
+        for (const auto& [value, keys] : idx->second) {
+            if (!keys.empty()) {
+                out.emplace(value, keys.size());
+            }
+        }
+    }
+    return out;
+}
+
 void Informer::prepare(Json& object) const {
     if (!object.is_object()) {
         return;

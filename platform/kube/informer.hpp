@@ -128,6 +128,9 @@ public:
     CacheSize cache_size() const;
     /// Objects whose index `index` has value `value`.
     std::vector<ObjectPtr> by_index(const std::string& index, const std::string& value) const;
+    /// How many objects each value of index `index` has (values with none left out), from the
+    /// index alone: nothing is decoded. by_index("namespace", ...) counted per namespace, say.
+    std::map<std::string, std::size_t> count_by_index(const std::string& index) const;
 
 private:
     /// One cached object: its encoding, or the tree itself when the informer is not compact.

@@ -1084,6 +1084,29 @@ TEST_CASE("the informer lists in pages then watches creates updates and deletes"
     CHECK(f.api.open_watches() == 0);
 }
 
+TEST_CASE("the informer counts its objects per index value as they come and go") {
+    Fixture f;
+    const auto& cm = types::config_maps();
+    REQUIRE(f.api.seed(cm, config_map("a", "one")));
+    REQUIRE(f.api.seed(cm, config_map("a", "two")));
+    REQUIRE(f.api.seed(cm, config_map("b", "one")));
+    kube::Informer informer(*f.client, f.clock, cm);
+    informer.start(f.io.get_executor());
+    f.run_until_idle();
+    REQUIRE(informer.has_synced());
+    using Counts = std::map<std::string, std::size_t>;
+    CHECK(informer.count_by_index("namespace") == Counts{{"a", 2}, {"b", 1}});
+    CHECK(informer.count_by_index("no such index").empty());
+
+    REQUIRE(f.run(f.client->remove(cm, "b", "one")));
+    REQUIRE(f.run(f.client->create(cm, "c", config_map("c", "three"))));
+    f.run_until_idle();
+    // A namespace whose last object went is not counted as 0: it is gone.
+    CHECK(informer.count_by_index("namespace") == Counts{{"a", 2}, {"c", 1}});
+    informer.stop();
+    f.run_until_idle();
+}
+
 TEST_CASE("the informer re-lists after 410 Gone and reports exactly what changed meanwhile") {
     Fixture f;
     const auto& cm = types::config_maps();
