@@ -1109,6 +1109,11 @@ CampaignReport Campaign::run() {
         spdlog::error("chaos: stopped early: {} (the devcluster's folder is kept: {})", e.what(),
                       report_.cluster_dir);
     }
+    {
+        std::lock_guard lock(shared_.mutex);
+        report_.alerts_received = static_cast<int>(shared_.alert_log.size());
+        report_.webhook_calls = static_cast<int>(shared_.hook_calls);
+    }
     report_.seconds = seconds_between(began, Clock::now());
     return report_;
 }
@@ -1148,11 +1153,6 @@ void Campaign::run_faults(const std::vector<Fault>& order, Clock::time_point sto
     }
     sample_api(true);
     check_alerts();
-    {
-        std::lock_guard lock(shared_.mutex);
-        report_.alerts_received = static_cast<int>(shared_.alert_log.size());
-        report_.webhook_calls = static_cast<int>(shared_.hook_calls);
-    }
 }
 
 }  // namespace
