@@ -186,9 +186,7 @@ std::map<std::string, std::size_t> Informer::count_by_index(const std::string& i
     std::map<std::string, std::size_t> out;
     if (auto idx = indexes_.find(index); idx != indexes_.end()) {
         for (const auto& [value, keys] : idx->second) {
-            if (!keys.empty()) {
-                out.emplace(value, keys.size());
-            }
+            out.emplace(value, keys.size());  // index_erase drops a value's last key with it
         }
     }
     return out;
