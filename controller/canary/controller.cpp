@@ -228,23 +228,28 @@ std::function<void(const kube::Json&)> Controller::route_enqueue(const kube::Res
 }
 
 void Controller::watch_workloads(kube::Informer& informer, const std::string& kind) {
-    auto on_change = [this, kind](const Json& workload, bool status_only) {
+    auto on_change = [this, kind](const Json& workload, bool status_only, kube::Lane lane) {
         enqueue_owners(workload, status_only);
         const std::string target =
             Caches::target_key(kube::object_namespace(workload), kind, kube::object_name(workload));
         for (const ObjectPtr& canary :
              deps_.caches.canaries().by_index(Caches::kCanariesByTarget, target)) {
             if (!status_only || reads_workload_status(*canary)) {
-                enqueue_canary(*canary);
+                queue_->add(kube::object_key(*canary), lane);
             }
         }
     };
     informer.add_handlers(kube::EventHandlers{
-        [on_change](const ObjectPtr& object) { on_change(*object, false); },
+        [on_change](const ObjectPtr& object) { on_change(*object, false, kube::Lane::kNormal); },
         [on_change](const ObjectPtr& before, const ObjectPtr& after) {
-            on_change(*after, !workload_changed_beyond_status(*before, *after));
+            // A new pod template is a release to start: its canary goes ahead of the wake-ups
+            // (rollout progress, echoes of serin's own writes) of releases already running.
+            const kube::Lane lane = workload_template_changed(*before, *after)
+                                        ? kube::Lane::kFirst
+                                        : kube::Lane::kNormal;
+            on_change(*after, !workload_changed_beyond_status(*before, *after), lane);
         },
-        [on_change](const ObjectPtr& object) { on_change(*object, false); }});
+        [on_change](const ObjectPtr& object) { on_change(*object, false, kube::Lane::kNormal); }});
 }
 
 void Controller::watch_requests() {

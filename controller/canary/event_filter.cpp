@@ -35,6 +35,10 @@ bool workload_changed_beyond_status(const kube::Json& before, const kube::Json& 
     return false;
 }
 
+bool workload_template_changed(const kube::Json& before, const kube::Json& after) {
+    return field(field(before, "spec"), "template") != field(field(after, "spec"), "template");
+}
+
 bool reads_workload_status(const kube::Json& canary) {
     if (api::find_path(canary, {"metadata", "deletionTimestamp"}) != nullptr) {
         return true;

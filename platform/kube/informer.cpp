@@ -34,6 +34,8 @@ std::vector<std::string> namespace_index(const Json& object) {
     return {std::move(ns)};
 }
 
+}  // namespace
+
 std::vector<std::string> owner_index(const Json& object) {
     std::vector<std::string> out;
     auto meta = object.find("metadata");
@@ -73,8 +75,6 @@ std::vector<std::string> label_index(const Json& object) {
     return out;
 }
 
-}  // namespace
-
 std::int64_t draw_watch_timeout(std::mt19937_64& random, std::int64_t min_seconds,
                                 std::int64_t max_seconds) {
     const std::int64_t low = std::max<std::int64_t>(1, std::min(min_seconds, max_seconds));
@@ -90,8 +90,6 @@ Informer::Informer(KubeClient& client, Clock& clock, ResourceType type, Informer
       random_(options_.watch_timeout_seed != 0 ? options_.watch_timeout_seed
                                                : std::random_device{}()) {
     index_funcs_.emplace("namespace", namespace_index);
-    index_funcs_.emplace("owner", owner_index);
-    index_funcs_.emplace("label", label_index);
 }
 
 void Informer::add_handlers(EventHandlers handlers) { handlers_.push_back(std::move(handlers)); }

@@ -37,6 +37,11 @@ struct EventHandlers {
 /// Computes the index values of an object (e.g. its owners' uids).
 using IndexFunc = std::function<std::vector<std::string>(const Json& object)>;
 
+/// Index functions for add_index(): the uids in an object's ownerReferences, and its labels as
+/// "key=value".
+std::vector<std::string> owner_index(const Json& object);
+std::vector<std::string> label_index(const Json& object);
+
 struct InformerOptions {
     std::string ns;  ///< "" = all namespaces
     std::string label_selector;
@@ -91,7 +96,8 @@ std::int64_t draw_watch_timeout(std::mt19937_64& random, std::int64_t min_second
 /// backoff and jitter after failures, and re-lists after 410 Gone; a re-list is diffed against the
 /// cache so handlers see exactly the adds, updates and deletes that happened meanwhile.
 ///
-/// Built-in indexes: "namespace", "owner" (ownerReferences uid), "label" ("key=value").
+/// Built-in index: "namespace". Others are added with add_index() (owner_index, label_index
+/// below, or the caller's own): each index costs memory per object, so only what is queried.
 /// Thread safety: run() and the handlers run on one thread (or strand); the read methods may be
 /// called from any thread. Cancellation: stop(), or cancelling run()'s coroutine, ends run().
 class Informer {

@@ -18,18 +18,38 @@ namespace asio = boost::asio;
 
 // ---- WorkQueueCore ------------------------------------------------------------------------
 
-bool WorkQueueCore::add(std::string key) {
+bool WorkQueueCore::add(std::string key, Lane lane) {
     if (dirty_.contains(key)) {
-        return false;  // already waiting, or already due again after its processing
+        // Already waiting, or already due again after its processing. Moving up to the first
+        // lane is the one change an add can still make.
+        if (lane == Lane::kFirst && first_keys_.insert(key).second &&
+            !processing_.contains(key)) {
+            const auto waiting = std::find(queue_.begin(), queue_.end(), key);
+            SERIN_ASSERT(waiting != queue_.end(), "a dirty key is in no lane: " + key);
+            queue_.erase(waiting);
+            first_.push_back(std::move(key));
+        }
+        return false;
     }
     ++stats_.adds;
     dirty_.insert(key);
+    if (lane == Lane::kFirst) {
+        first_keys_.insert(key);
+    }
     if (processing_.contains(key)) {
         return false;  // done() re-queues it
     }
-    queue_.push_back(std::move(key));
-    stats_.max_depth = std::max(stats_.max_depth, queue_.size());
+    enqueue(std::move(key));
     return true;
+}
+
+void WorkQueueCore::enqueue(std::string key) {
+    if (first_keys_.contains(key)) {
+        first_.push_back(std::move(key));
+    } else {
+        queue_.push_back(std::move(key));
+    }
+    stats_.max_depth = std::max(stats_.max_depth, depth());
 }
 
 bool WorkQueueCore::add_at(std::string key, SteadyTime deadline) {
@@ -106,11 +126,13 @@ std::optional<SteadyTime> WorkQueueCore::next_deadline() const {
 }
 
 std::optional<std::string> WorkQueueCore::pop() {
-    if (queue_.empty()) {
+    std::deque<std::string>& lane = first_.empty() ? queue_ : first_;
+    if (lane.empty()) {
         return std::nullopt;
     }
-    std::string key = std::move(queue_.front());
-    queue_.pop_front();
+    std::string key = std::move(lane.front());
+    lane.pop_front();
+    first_keys_.erase(key);
     dirty_.erase(key);
     // The queue's promise: a key is never handed out while it is being processed (a key added
     // meanwhile waits in dirty_ until done()). Two workers on one canary could write its status
@@ -127,8 +149,7 @@ bool WorkQueueCore::done(const std::string& key) {
     if (!dirty_.contains(key)) {
         return false;
     }
-    queue_.push_back(key);
-    stats_.max_depth = std::max(stats_.max_depth, queue_.size());
+    enqueue(key);
     return true;
 }
 
@@ -136,7 +157,12 @@ void WorkQueueCore::clear() {
     for (const auto& key : queue_) {
         dirty_.erase(key);
     }
+    for (const auto& key : first_) {
+        dirty_.erase(key);
+        first_keys_.erase(key);
+    }
     queue_.clear();
+    first_.clear();
     by_deadline_.clear();
     scheduled_.clear();
 }
@@ -187,11 +213,11 @@ WorkQueue::WorkQueue(asio::any_io_executor executor, Clock& clock, WorkQueueOpti
 
 WorkQueue::~WorkQueue() { shut_down(); }
 
-void WorkQueue::add(std::string key) {
+void WorkQueue::add(std::string key, Lane lane) {
     if (state_->shut_down) {
         return;
     }
-    if (state_->core.add(key)) {
+    if (state_->core.add(key, lane)) {
         state_->joined(key);
         state_->notify(1);
     }

@@ -24,6 +24,12 @@ struct WorkQueueOptions {
     Duration max_delay = std::chrono::seconds{1000};
 };
 
+/// Which lane of the FIFO a key joins. Keys in the first lane are handed out before any in the
+/// normal lane (each lane first in, first out): a canary whose target got a new revision starts
+/// its release ahead of the wake-ups (rollout progress, echoes of serin's own writes) queued
+/// before it.
+enum class Lane { kNormal, kFirst };
+
 /// Counters for the controller's metrics.
 struct WorkQueueStats {
     std::uint64_t adds = 0;     ///< keys that became due for processing (duplicates not counted)
@@ -45,7 +51,9 @@ public:
     explicit WorkQueueCore(WorkQueueOptions options = {}) : options_(options) {}
 
     /// Marks `key` dirty. Returns true when it joined the FIFO (a waiting consumer can run).
-    bool add(std::string key);
+    /// kFirst moves a key that waits in the normal lane to the end of the first lane; a key
+    /// being processed rejoins in the first lane after done().
+    bool add(std::string key, Lane lane = Lane::kNormal);
     /// Schedules `key` to be added at `deadline`; a key already scheduled keeps the earlier of
     /// the two deadlines. Independent of whether the key is ready or processing now. Returns
     /// true when the key's deadline changed.
@@ -68,13 +76,13 @@ public:
     /// The earliest scheduled deadline, if any key is scheduled.
     std::optional<SteadyTime> next_deadline() const;
 
-    /// Takes the front of the FIFO and marks it processing.
+    /// Takes the front of the first lane, else of the normal lane, and marks it processing.
     std::optional<std::string> pop();
     /// Ends the processing of `key`; if it was added meanwhile it rejoins the FIFO and done()
     /// returns true. A key that is not processing is ignored.
     bool done(const std::string& key);
 
-    std::size_t depth() const { return queue_.size(); }          ///< keys ready
+    std::size_t depth() const { return queue_.size() + first_.size(); }  ///< keys ready
     std::size_t scheduled() const { return scheduled_.size(); }  ///< keys waiting for a deadline
     std::size_t processing() const { return processing_.size(); }
     bool is_processing(const std::string& key) const { return processing_.contains(key); }
@@ -86,8 +94,14 @@ public:
 private:
     using Slot = std::pair<SteadyTime, std::uint64_t>;  // deadline, then order of scheduling
 
+    /// Puts a dirty key that is not processing into its lane.
+    void enqueue(std::string key);
+
     WorkQueueOptions options_;
-    std::deque<std::string> queue_;
+    std::deque<std::string> queue_;  ///< the normal lane
+    std::deque<std::string> first_;  ///< the first lane
+    /// Dirty keys of the first lane (waiting in first_, or processing and added meanwhile).
+    std::unordered_set<std::string> first_keys_;
     std::unordered_set<std::string> dirty_;
     std::unordered_set<std::string> processing_;
     std::map<Slot, std::string> by_deadline_;
@@ -116,8 +130,9 @@ public:
     WorkQueue& operator=(const WorkQueue&) = delete;
 
     /// Queues `key` unless it is already waiting; if it is being processed it is handed out
-    /// again after done(). Ignored after shut_down().
-    void add(std::string key);
+    /// again after done(). Ignored after shut_down(). Lane::kFirst: ahead of the normal lane
+    /// (a key already waiting there moves up).
+    void add(std::string key, Lane lane = Lane::kNormal);
     /// Adds `key` once `delay` has passed (at once when it is not positive). Adding a key that
     /// is already delayed keeps the earlier deadline.
     void add_after(std::string key, Duration delay);
@@ -136,7 +151,8 @@ public:
     /// Failures of `key` since the last forget().
     int failures(const std::string& key) const;
 
-    /// The next key, first in first out, waiting until there is one. Returns nullopt once the
+    /// The next key, first in first out (the first lane before the normal one), waiting until
+    /// there is one. Returns nullopt once the
     /// queue is shut down (keys still waiting are dropped) or when the awaiting coroutine is
     /// cancelled. The caller must call done(key) when it has processed the key.
     boost::asio::awaitable<std::optional<std::string>> get();

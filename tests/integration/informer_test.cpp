@@ -110,6 +110,8 @@ TEST_CASE("the informer syncs follows adds updates and deletes and keeps its ind
     options.ns = ns.name();
     options.page_size = 7;  // several pages
     kube::Informer informer(*client, cluster.clock(), cm, options);
+    informer.add_index("owner", kube::owner_index);
+    informer.add_index("label", kube::label_index);
     Recorder recorder;
     informer.add_handlers(recorder.handlers());
     informer.start(io.get_executor());

@@ -9,6 +9,7 @@ namespace {
 using Json = nlohmann::json;
 using serin::canary::reads_workload_status;
 using serin::canary::workload_changed_beyond_status;
+using serin::canary::workload_template_changed;
 
 Json deployment() {
     return Json::parse(R"({
@@ -67,6 +68,25 @@ TEST_CASE("a workload update of its spec or of the metadata Serin reads is more 
     CHECK(changed([](Json& d) { d["metadata"]["finalizers"] = Json::array({"x"}); }));
     CHECK(changed([](Json& d) { d["metadata"]["deletionTimestamp"] = "2026-12-05T10:01:00Z"; }));
     CHECK(changed([](Json& d) { d.erase("spec"); }));
+}
+
+TEST_CASE("a new revision is a change of the workload's pod template, not of its scale or status") {
+    const Json before = deployment();
+    const auto changed = [&before](const auto& edit) {
+        Json after = before;
+        edit(after);
+        return workload_template_changed(before, after);
+    };
+    CHECK(changed([](Json& d) {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:6.0.1";
+    }));
+    CHECK(changed([](Json& d) {
+        d["spec"]["template"]["metadata"]["annotations"]["restartedAt"] = "now";
+    }));
+    CHECK(changed([](Json& d) { d.erase("spec"); }));
+    CHECK_FALSE(changed([](Json& d) { d["spec"]["replicas"] = 0; }));
+    CHECK_FALSE(changed([](Json& d) { d["metadata"]["generation"] = 4; }));
+    CHECK_FALSE(changed([](Json& d) { d["status"]["readyReplicas"] = 1; }));
 }
 
 TEST_CASE("only canaries that initialize, release, promote or are deleted read workload status") {

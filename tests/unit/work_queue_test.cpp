@@ -20,6 +20,7 @@ using serin::Duration;
 using serin::ManualClock;
 using serin::SteadyTime;
 using serin::SystemClock;
+using serin::kube::Lane;
 using serin::kube::WorkQueue;
 using serin::kube::WorkQueueCore;
 using serin::kube::WorkQueueOptions;
@@ -95,6 +96,60 @@ TEST_CASE("core: a key added while processing is handed out again after done, on
     CHECK(core.depth() == 0);
     CHECK(core.processing() == 0);
     CHECK_FALSE(core.done("never-popped"));
+}
+
+TEST_CASE("core: keys of the first lane are handed out before the normal lane, each in order") {
+    WorkQueueCore core;
+    core.add("a");
+    core.add("b");
+    CHECK(core.add("new-1", Lane::kFirst));
+    core.add("c");
+    CHECK(core.add("new-2", Lane::kFirst));
+    CHECK(core.depth() == 5);
+    CHECK(drain(core) == Keys{"new-1", "new-2", "a", "b", "c"});
+    CHECK(core.stats().adds == 5);
+}
+
+TEST_CASE("core: a key waiting in the normal lane moves to the first lane, once") {
+    WorkQueueCore core;
+    core.add("a");
+    core.add("b");
+    core.add("c");
+    CHECK_FALSE(core.add("c", Lane::kFirst));  // already waiting: no new add, but it moves up
+    CHECK_FALSE(core.add("c", Lane::kFirst));
+    CHECK_FALSE(core.add("c"));  // a normal add does not move it back
+    CHECK(core.depth() == 3);
+    CHECK(drain(core) == Keys{"c", "a", "b"});
+    CHECK(core.stats().adds == 3);
+}
+
+TEST_CASE("core: a key added to the first lane while processing rejoins there after done") {
+    WorkQueueCore core;
+    core.add("busy");
+    REQUIRE(core.pop() == "busy");
+    core.add("a");
+    CHECK_FALSE(core.add("busy", Lane::kFirst));
+    CHECK(core.depth() == 1);
+    CHECK(core.done("busy"));
+    CHECK(drain(core) == Keys{"busy", "a"});
+    CHECK_FALSE(core.done("busy"));
+    CHECK_FALSE(core.done("a"));
+    // Handed out once: the lane is not remembered past it.
+    core.add("busy");
+    core.add("z", Lane::kFirst);
+    CHECK(drain(core) == Keys{"z", "busy"});
+}
+
+TEST_CASE("core: clear drops the keys of both lanes") {
+    WorkQueueCore core;
+    core.add("a");
+    core.add("b", Lane::kFirst);
+    core.clear();
+    CHECK(core.depth() == 0);
+    CHECK_FALSE(core.pop().has_value());
+    CHECK(core.add("b"));  // not dirty any more, and not in the first lane
+    core.add("c", Lane::kFirst);
+    CHECK(drain(core) == Keys{"c", "b"});
 }
 
 TEST_CASE("core: delayed keys become ready at their deadline, earliest first") {
