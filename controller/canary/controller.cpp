@@ -171,7 +171,7 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         alerts_ = std::make_unique<AlertDispatcher>(*deps_.notifier, caches.store(),
                                                     options_.alerts);
     }
-    history_ = std::make_unique<HistoryStore>(caches.client(), deps_.clock);
+    history_ = std::make_unique<HistoryStore>(caches.client(), deps_.clock, deps_.executor);
     reconciler_ = std::make_unique<Reconciler>(
         ReconcilerDeps{deps_.executor, caches.kube(), deps_.clock, deps_.recorder,
                        deps_.webhooks, *routers_, deps_.metrics, alerts_.get(), *calls_,
@@ -439,9 +439,9 @@ asio::awaitable<void> Controller::run() {
     co_await run_workers(std::max(1, options_.workers), one_worker);
     calls_->cancel_all();  // cancelled (a lost lease, the end of the grace): nothing goes on
     queue_->shut_down();
-    // Drained: the Events the last reconciles posted are written before serin exits (within
-    // the shutdown grace, which cancels this wait).
-    while (draining_ && deps_.recorder.pending() > 0) {
+    // Drained: the Events and history records the last reconciles made are written before
+    // serin exits (within the shutdown grace, which cancels this wait).
+    while (draining_ && (deps_.recorder.pending() > 0 || history_->pending() > 0)) {
         const bool slept = co_await deps_.clock.sleep_for(std::chrono::milliseconds{20});
         if (!slept) {
             break;

@@ -1,7 +1,10 @@
 #include "controller/canary/history_store.hpp"
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <chrono>
+#include <exception>
 #include <utility>
 #include <vector>
 
@@ -55,34 +58,81 @@ bool has_open_release(const api::CanaryHistory& history) {
 
 }  // namespace
 
-HistoryStore::HistoryStore(kube::KubeClient& api, Clock& clock) : api_(api), clock_(clock) {}
+HistoryStore::HistoryStore(kube::KubeClient& api, Clock& clock, asio::any_io_executor executor,
+                           HistoryStoreOptions options)
+    : api_(api), clock_(clock), executor_(std::move(executor)), options_(options) {}
 
-void HistoryStore::forget(const std::string& key) { entries_.erase(key); }
+void HistoryStore::forget(const std::string& key) {
+    entries_.erase(key);
+    const auto queued = queued_.find(key);
+    if (queued == queued_.end()) {
+        return;
+    }
+    pending_ -= queued->second.size();
+    if (writing_.count(key) > 0) {
+        queued->second.clear();  // the writer ends after the write under way
+        forgotten_.insert(key);
+        return;
+    }
+    queued_.erase(queued);
+    waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), key), waiting_.end());
+}
 
-asio::awaitable<void> HistoryStore::record(const api::Canary& canary, kube::ObjectPtr target,
-                                           const analysis::Observations& observations,
-                                           const analysis::Decision& decision) {
+void HistoryStore::record(const api::Canary& canary, const kube::ObjectPtr& target,
+                          const analysis::Observations& observations,
+                          const analysis::Decision& decision) {
     const std::string key = canary.metadata.ns + "/" + canary.metadata.name;
     const auto kept = entries_.find(key);
     const bool in_memory =
-        kept != entries_.end() && (kept->second.pending || has_open_release(kept->second.history));
+        queued_.count(key) > 0 ||
+        (kept != entries_.end() && (kept->second.pending || has_open_release(kept->second.history)));
     if (!in_memory && !analysis::concerns_history(canary.status, decision)) {
-        co_return;  // a canary at rest: nothing to read or write
+        return;  // a canary at rest: nothing to read or write
     }
-    const std::string image = image_of(target);
-    const SystemTime now = clock_.system_now();
-    Update update = [&](api::CanaryHistory& history) {
-        return analysis::update_history(history, canary, decision, observations, image, now);
-    };
-    co_await apply(canary, std::move(update));
+    auto [queued, fresh] = queued_.try_emplace(key);
+    queued->second.push_back(
+        Record{canary, decision, observations, image_of(target), clock_.system_now()});
+    ++pending_;
+    if (fresh) {
+        waiting_.push_back(key);
+        start_writers();
+    }
 }
 
-asio::awaitable<void> HistoryStore::record_request(const api::Canary& canary,
-                                                   analysis::RequestRecord request) {
-    Update update = [&](api::CanaryHistory& history) {
-        return analysis::record_request(history, request);
-    };
-    co_await apply(canary, std::move(update));
+void HistoryStore::start_writers() {
+    const std::size_t limit = std::max<std::size_t>(1, options_.max_writers);
+    while (writing_.size() < limit && !waiting_.empty()) {
+        std::string key = std::move(waiting_.front());
+        waiting_.pop_front();
+        writing_.insert(key);
+        asio::co_spawn(executor_, write_queued(std::move(key)), asio::detached);
+    }
+}
+
+asio::awaitable<void> HistoryStore::write_queued(std::string key) {
+    for (auto queued = queued_.find(key); queued != queued_.end() && !queued->second.empty();
+         queued = queued_.find(key)) {
+        Record next = std::move(queued->second.front());
+        queued->second.pop_front();
+        Update update = [&next](api::CanaryHistory& history) {
+            return analysis::update_history(history, next.canary, next.decision,
+                                            next.observations, next.image, next.at);
+        };
+        try {
+            co_await apply(next.canary, std::move(update));
+        } catch (const std::exception& e) {
+            // A bug must not leave the canary's later records queued for ever.
+            ++stats_.failures;
+            CanaryLog(key).error("recording its release history failed: {}", e.what());
+        }
+        --pending_;
+        if (forgotten_.erase(key) > 0) {
+            entries_.erase(key);  // the canary is gone: what the write kept goes too
+        }
+    }
+    queued_.erase(key);
+    writing_.erase(key);
+    start_writers();
 }
 
 asio::awaitable<bool> HistoryStore::served() {

@@ -1,10 +1,14 @@
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "analysis/history.hpp"
@@ -24,41 +28,55 @@ struct HistoryStats {
     std::uint64_t conflicts = 0;  ///< writes that found the object changed and read it again
 };
 
+struct HistoryStoreOptions {
+    /// Canaries whose records are written at once; past it a canary's records wait their turn
+    /// (first queued, first written).
+    std::size_t max_writers = 8;
+};
+
 /// Keeps each canary's CanaryHistory object up to date with its releases (analysis/history).
 ///
 /// The Reconciler calls record() after it has written a decision's status and before the
-/// Reporter. The store reads the history of a canary once, when a release first needs it after a
-/// start (so history survives restarts), and keeps it in memory while the release runs; a
-/// release that has ended leaves memory after its last write, and the next one reads the object
-/// again. It is never in an informer cache. Writes carry the resourceVersion; a Conflict reads
-/// the object again and applies the same update to it. The object is created with an
+/// Reporter. record() only queues: the reads and writes run in the background, one writer per
+/// canary (its records in the order they were made, each stamped when it was made) and at most
+/// `max_writers` canaries at once, so no reconcile waits on the API server for a record of what
+/// is already in the status. With 100 releases starting at once, the two round trips of each
+/// release's first record (the GET, then the create) held a worker each after `Progressing`.
+///
+/// The store reads the history of a canary once, when a release first needs it after a start
+/// (so history survives restarts), and keeps it in memory while the release runs; a release
+/// that has ended leaves memory after its last write, and the next one reads the object again.
+/// It is never in an informer cache. Writes carry the resourceVersion; a Conflict reads the
+/// object again and applies the same update to it. The object is created with an
 /// ownerReference to the Canary, so it is deleted with it.
 ///
 /// Best effort: nothing here fails a reconcile. A failed write is logged and counted, and its
 /// record is kept in memory and written with the next change; a controller stopped in between
-/// loses it. When the API server does not serve CanaryHistory (its CRD is not installed), or
-/// forbids it, the store logs once and records nothing; it looks again after five minutes.
+/// (or before its queued records were written: the Controller waits for them only when it
+/// drains) loses it. When the API server does not serve CanaryHistory (its CRD is not
+/// installed), or forbids it, the store logs once and records nothing; it looks again after
+/// five minutes.
 ///
-/// Thread safety: one io_context thread; calls for one canary must not overlap (the work queue
-/// never hands one key out twice at once).
+/// Thread safety: one io_context thread. Lifetime: the writers use the store; it must outlive
+/// the io_context's runs, or have nothing pending() when it is destroyed (as EventRecorder).
 class HistoryStore {
 public:
-    HistoryStore(kube::KubeClient& api, Clock& clock);
+    HistoryStore(kube::KubeClient& api, Clock& clock, boost::asio::any_io_executor executor,
+                 HistoryStoreOptions options = {});
 
-    /// Records one decision about `canary` (as it was before it), made on `observations`, whose
-    /// target is `target` (for its image; may be null).
-    boost::asio::awaitable<void> record(const api::Canary& canary, kube::ObjectPtr target,
-                                        const analysis::Observations& observations,
-                                        const analysis::Decision& decision);
-    /// Records a runtime request handled for `canary` in its newest release.
-    boost::asio::awaitable<void> record_request(const api::Canary& canary,
-                                                analysis::RequestRecord request);
-    /// Drops what is kept about a canary that no longer exists.
+    /// Queues the record of one decision about `canary` (as it was before it), made on
+    /// `observations`, whose target is `target` (for its image; may be null), and returns.
+    void record(const api::Canary& canary, const kube::ObjectPtr& target,
+                const analysis::Observations& observations, const analysis::Decision& decision);
+    /// Drops what is kept and queued about a canary that no longer exists (a write under way
+    /// finishes).
     void forget(const std::string& key);
 
     const HistoryStats& stats() const { return stats_; }
     /// How many canaries' histories are kept in memory now.
     std::size_t kept() const { return entries_.size(); }
+    /// Records queued or being written.
+    std::size_t pending() const { return pending_; }
 
 private:
     struct Entry {
@@ -66,8 +84,20 @@ private:
         api::CanaryHistory history;
         bool pending = false;  ///< holds a change whose write failed
     };
+    /// One decision to record, with copies of what it was made on (the reconcile moves on).
+    struct Record {
+        api::Canary canary;
+        analysis::Decision decision;
+        analysis::Observations observations;
+        std::string image;
+        SystemTime at{};
+    };
     using Update = std::function<bool(api::CanaryHistory&)>;
 
+    /// Starts writers for waiting canaries while fewer than max_writers run.
+    void start_writers();
+    /// Writes the records queued for `key`, in order, until none is left.
+    boost::asio::awaitable<void> write_queued(std::string key);
     boost::asio::awaitable<void> apply(const api::Canary& canary, Update update);
     /// Whether CanaryHistory is served (discovery, cached for five minutes when it is not).
     boost::asio::awaitable<bool> served();
@@ -80,7 +110,15 @@ private:
 
     kube::KubeClient& api_;
     Clock& clock_;
+    boost::asio::any_io_executor executor_;
+    HistoryStoreOptions options_;
     std::map<std::string, Entry> entries_;
+    /// Records not yet written, per canary, oldest first; a canary is here while it has any.
+    std::map<std::string, std::deque<Record>> queued_;
+    std::deque<std::string> waiting_;  ///< canaries with records and no writer, oldest first
+    std::set<std::string> writing_;    ///< canaries whose writer runs
+    std::set<std::string> forgotten_;  ///< forgotten while their writer ran
+    std::size_t pending_ = 0;
     std::optional<bool> served_;
     SteadyTime look_again_{};
     HistoryStats stats_;

@@ -398,16 +398,16 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
     }
     deps_.calls.forget(ctx.key);
     // Alerts are handed to the notifier (which posts them in the background) before anything
-    // else is awaited: the history write can wait long on a struggling API server, and a
-    // controller that loses its lease meanwhile would take the alert with it (chaos campaign,
-    // seed 1: "Failed checks threshold reached" lost behind the rollback's Event).
+    // else is awaited: a controller that loses its lease meanwhile would take the alert with it
+    // (chaos campaign, seed 1: "Failed checks threshold reached" lost behind the rollback's
+    // Event, when the history write was still awaited here).
     for (const analysis::Action& action : decision.actions) {
         if (const auto* alert = std::get_if<analysis::Alert>(&action)) {
             co_await reporter_.alert(ctx, *alert, before);
         }
     }
-    if (deps_.history != nullptr) {  // best effort, after the status it records
-        co_await deps_.history->record(ctx.canary, ctx.target, obs, decision);
+    if (deps_.history != nullptr) {  // best effort, in the background, after the status
+        deps_.history->record(ctx.canary, ctx.target, obs, decision);
     }
     reporter_.telemetry(ctx, obs, decision, before, started);
     for (const analysis::Action& action : decision.actions) {

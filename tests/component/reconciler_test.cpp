@@ -19,6 +19,7 @@
 #include "tests/support/catch_result.hpp"
 #include "tests/support/fake_kube_client.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <memory>
@@ -98,7 +99,7 @@ public:
           calls_(io.get_executor(), clock, {},
                  [this](const std::string& key) { woken_.insert(key); }),
           routers_(serin::meshes::RouterDeps{caches_.kube()}),
-          history_(*client_, clock),
+          history_(*client_, clock, io.get_executor()),
           reconciler_(canary::ReconcilerDeps{io.get_executor(), caches_.kube(), clock, recorder_,
                                              webhooks_, routers_, metrics_, nullptr, calls_,
                                              caches_.secrets(), nullptr, &history_},
@@ -129,6 +130,23 @@ public:
             return std::nullopt;
         }
         return **out;
+    }
+
+    /// Starts a reconcile of the canary and runs the io_context only until it has ended (what
+    /// it left to the background may still be under way). false: it failed.
+    bool reconcile_without_settling(const std::string& key = kKey) {
+        std::optional<bool> ok;
+        asio::co_spawn(io_, reconciler_.reconcile(key),
+                       [&](std::exception_ptr e, serin::Result<canary::ReconcileResult> r) {
+                           REQUIRE_FALSE(e);
+                           ok = r.has_value();
+                       });
+        for (int i = 0; i < 10'000 && !ok; ++i) {
+            io_.restart();
+            io_.poll_one();
+        }
+        REQUIRE(ok.has_value());
+        return *ok;
     }
 
     /// Whether a background answer woke the canary since the last call.
@@ -538,6 +556,57 @@ TEST_CASE("a whole release is recorded in the canary's CanaryHistory, and a rest
     CHECK((*stored)["spec"]["releases"][1]["image"] == "podinfo:3.0.0");
     CHECK((*stored)["spec"]["releases"][1]["outcome"] == "Succeeded");
     CHECK((*stored)["spec"]["releases"][1]["previousRevision"] == first["revision"]);
+}
+
+TEST_CASE("a reconcile does not wait for its history record, which is written after the status") {
+    World w;
+    run_until(w, "Initialized");
+    bump(w, "podinfo:2.0.0");
+    roll_out(*w.server);
+    settle(w.io);
+    w.server->clear_write_log();
+    // The reconcile that starts the release ends once `Progressing` is written: the record of
+    // the new release (a GET, then the create) is still to come.
+    REQUIRE(w.process->reconcile_without_settling());
+    CHECK(phase_of(*w.server) == "Progressing");
+    CHECK_FALSE(w.server->object(kube::types::canary_histories(), kNs, "podinfo").has_value());
+    CHECK(w.process->history().pending() == 1);
+
+    settle(w.io);
+    CHECK(w.process->history().pending() == 0);
+    auto stored = w.server->object(kube::types::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    REQUIRE((*stored)["spec"]["releases"].size() == 1);
+    CHECK((*stored)["spec"]["releases"][0]["image"] == "podinfo:2.0.0");
+    CHECK((*stored)["spec"]["releases"][0]["outcome"] == "Running");
+    // In the order the server saw them: the status first, the record after it.
+    std::vector<std::string> log = w.server->write_log(true);
+    const auto status = std::find_if(log.begin(), log.end(), [](const std::string& line) {
+        return line.find("canaries test/podinfo/status") != std::string::npos;
+    });
+    const auto history = std::find_if(log.begin(), log.end(), [](const std::string& line) {
+        return line.find("create canaryhistories") != std::string::npos;
+    });
+    INFO(log.size() << " writes");
+    REQUIRE(status != log.end());
+    REQUIRE(history != log.end());
+    CHECK(status < history);
+}
+
+TEST_CASE("a deleted canary leaves nothing of its history in memory, even with a record under way") {
+    World w;
+    run_until(w, "Initialized");
+    bump(w, "podinfo:2.0.0");
+    roll_out(*w.server);
+    settle(w.io);
+    REQUIRE(w.process->reconcile_without_settling());
+    REQUIRE(w.process->history().pending() == 1);
+    // The canary goes before its record is written; the next reconcile finds it gone.
+    REQUIRE(w.server->remove(types::canaries(), kNs, "podinfo").has_value());
+    settle(w.io);
+    REQUIRE(w.process->reconcile().has_value());
+    CHECK(w.process->history().pending() == 0);
+    CHECK(w.process->history().kept() == 0);
 }
 
 TEST_CASE("history writes that conflict are applied again to the stored object") {

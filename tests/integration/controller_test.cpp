@@ -88,10 +88,10 @@ TEST_CASE("an analysis tick reads nothing from the API server and writes only wh
 
     CHECK(reads == 0);
     CHECK(hooks >= static_cast<std::size_t>(ticks));
-    // Each tick writes the status (one more iteration), then its step into the CanaryHistory,
-    // then records one Event: three writes, and no rewrite of the owned objects, which have not
-    // changed. The window opens and closes when a tick's status is seen, so the history write
-    // and Event of the tick before it, or of its last tick, may fall on either side.
+    // Each tick writes the status (one more iteration), then, in the background, its step into
+    // the CanaryHistory and one Event: three writes, and no rewrite of the owned objects, which
+    // have not changed. The window opens and closes when a tick's status is seen, so the history
+    // write and Event of the tick before it, or of its last tick, may fall on either side.
     CHECK(writes >= static_cast<std::uint64_t>(3 * ticks - 2));
     CHECK(writes <= static_cast<std::uint64_t>(3 * ticks + 2));
 
