@@ -89,6 +89,16 @@ void HistoryStore::record(const api::Canary& canary, const kube::ObjectPtr& targ
     if (!in_memory && !analysis::concerns_history(canary.status, decision)) {
         return;  // a canary at rest: nothing to read or write
     }
+    if (pending_ >= options_.max_queued) {
+        ++stats_.dropped;
+        ++stats_.failures;
+        if (stats_.dropped % 100 == 1) {  // the first of each hundred: the log must not flood
+            CanaryLog(key).warn(
+                "a release history record was dropped ({} so far): {} records wait to be written",
+                stats_.dropped, pending_);
+        }
+        return;
+    }
     auto [queued, fresh] = queued_.try_emplace(key);
     queued->second.push_back(
         Record{canary, decision, observations, image_of(target), clock_.system_now()});

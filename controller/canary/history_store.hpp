@@ -26,12 +26,20 @@ struct HistoryStats {
     std::uint64_t writes = 0;     ///< creates and updates that succeeded
     std::uint64_t failures = 0;   ///< reads and writes that failed (the record waits or is lost)
     std::uint64_t conflicts = 0;  ///< writes that found the object changed and read it again
+    std::uint64_t dropped = 0;    ///< records not queued: max_queued were waiting already
 };
 
 struct HistoryStoreOptions {
     /// Canaries whose records are written at once; past it a canary's records wait their turn
-    /// (first queued, first written).
-    std::size_t max_writers = 8;
+    /// (first queued, first written). Few, as the Events have one writer: a record is best
+    /// effort and must not crowd out the releases' own writes on a busy API server (100
+    /// releases starting at once queue 200 requests here). Steps that come faster than the
+    /// writers write them wait in memory, a record each.
+    std::size_t max_writers = 2;
+    /// Records queued, over all canaries; past it a new record is dropped (logged and counted
+    /// as a failure), as the Events' queue drops past 1,000: an API server that answers
+    /// slowly must not grow serin's memory without bound.
+    std::size_t max_queued = 1000;
 };
 
 /// Keeps each canary's CanaryHistory object up to date with its releases (analysis/history).

@@ -29,7 +29,9 @@
 //     latency per canary (from just before the bump's PATCH is sent to the first watch event
 //     showing the Canary Progressing), RSS and CPU over --release-seconds from the first bump,
 //     requests in that window and the analysis steps taken in it (status changes of the released
-//     canaries: a new phase or a new iteration).
+//     canaries: a new phase or a new iteration). Each release's latency is broken down by placing
+//     serin's scale-up and status write (their receipt and answer in the audit log) between the
+//     moments the watches saw: bump sent, new template seen, Progressing seen.
 #include <dirent.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
@@ -47,6 +49,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <fstream>
 #include <functional>
@@ -76,6 +79,8 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace serin;
 using WallClock = std::chrono::steady_clock;
+/// For what is compared with the audit log's timestamps.
+using SysClock = std::chrono::system_clock;
 using kube::Json;
 
 constexpr const char* kNamespace = "bench";
@@ -293,12 +298,41 @@ asio::awaitable<SerinCounters> scrape(http::HttpClient& http, std::string url) {
     co_return parse_metrics(response->body);
 }
 
+/// One write of serin's in the audit log: when the API server received it and when it answered.
+struct AuditWrite {
+    std::string verb;      ///< "patch", "update", ...
+    std::string resource;  ///< "deployments", "canaries/status", ...
+    std::string name;
+    SysClock::time_point received;
+    SysClock::time_point completed;
+};
+
+/// An audit timestamp ("2026-12-06T19:30:12.123456Z", RFC 3339 with microseconds); nullopt when
+/// it is not one.
+std::optional<SysClock::time_point> audit_time(const std::string& text) {
+    std::tm tm{};
+    int micros = 0;
+    char fraction[8] = {};
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%6[0-9]Z", &tm.tm_year, &tm.tm_mon,
+                    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, fraction) != 7) {
+        return std::nullopt;
+    }
+    std::string digits(fraction);
+    digits.resize(6, '0');
+    micros = std::stoi(digits);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    const std::time_t seconds = timegm(&tm);
+    return SysClock::from_time_t(seconds) + std::chrono::microseconds{micros};
+}
+
 /// Reads the audit log from `offset` up to its last complete line, counting the requests of
 /// `user`: an ordinary request at its ResponseComplete line, a watch at its first line
 /// (ResponseStarted once established, as serin counts it; `watches_seen` holds the auditIDs of
-/// those counted). Advances `offset`.
+/// those counted). Advances `offset`. With `writes`, appends each write of `user` to it.
 Requests read_audit(const fs::path& file, std::uintmax_t& offset, const std::string& user,
-                    std::set<std::string>& watches_seen) {
+                    std::set<std::string>& watches_seen,
+                    std::vector<AuditWrite>* writes = nullptr) {
     Requests out;
     std::ifstream in(file, std::ios::binary);
     if (!in) {
@@ -336,6 +370,15 @@ Requests read_audit(const fs::path& file, std::uintmax_t& offset, const std::str
             resource += "/" + sub;
         }
         out[{verb, resource}] += 1;
+        if (writes != nullptr && (verb == "create" || verb == "update" || verb == "patch")) {
+            const auto received = audit_time(entry.value("requestReceivedTimestamp", ""));
+            const auto completed = audit_time(entry.value("stageTimestamp", ""));
+            if (received && completed) {
+                writes->push_back({verb, resource,
+                                   entry.value("/objectRef/name"_json_pointer, ""), *received,
+                                   *completed});
+            }
+        }
     }
     return out;
 }
@@ -438,6 +481,10 @@ struct Watcher {
     /// serin's informer learns of it), and the latency from there to Progressing.
     std::unordered_map<std::string, WallClock::time_point> template_seen;
     std::unordered_map<std::string, double> progressing_after_seen;
+    /// The same moments on the system clock, to place serin's writes (audit log) between them.
+    std::unordered_map<std::string, SysClock::time_point> bumped_system;
+    std::unordered_map<std::string, SysClock::time_point> template_seen_system;
+    std::unordered_map<std::string, SysClock::time_point> progressing_system;
     bool counting_steps = false;
     std::uint64_t steps = 0;  ///< status changes (phase or iteration) of released canaries
 
@@ -454,6 +501,7 @@ struct Watcher {
         }
         if (phase == "Progressing" && !progressing.contains(name)) {
             progressing[name] = seconds_since(bump->second);
+            progressing_system[name] = SysClock::now();
             if (const auto seen = template_seen.find(name); seen != template_seen.end()) {
                 progressing_after_seen[name] = seconds_since(seen->second);
             }
@@ -476,6 +524,7 @@ struct Watcher {
         if (bumped.contains(name) && !template_seen.contains(name) &&
             object.value("/spec/template/spec/containers/0/image"_json_pointer, "") == kNewImage) {
             template_seen[name] = WallClock::now();
+            template_seen_system[name] = SysClock::now();
         }
         const auto available_pointer = "/status/availableReplicas"_json_pointer;
         const bool was = old_object != nullptr && old_object->value(available_pointer, 0) > 0;
@@ -507,6 +556,7 @@ struct Bumps {
 
 asio::awaitable<void> bump(Bumps& bumps, std::string name) {
     bumps.watcher.bumped[name] = WallClock::now();
+    bumps.watcher.bumped_system[name] = SysClock::now();
     std::string body =
         Json{{"spec",
               {{"template",
@@ -542,6 +592,7 @@ struct Window {
     int fds_end = 0;
     Requests serin;  ///< from its /metrics
     Requests audit;  ///< from the audit log
+    std::vector<AuditWrite> audit_writes;  ///< serin's writes in the window, from the audit log
     double reconciles = 0;
     double reconcile_seconds = 0;
     double queue_waits = 0;
@@ -570,8 +621,8 @@ struct Bench {
 
     /// Now, for a window's start or end; what the audit log holds up to now is returned and
     /// consumed, so that the next window counts from here.
-    Mark mark(Requests* audit = nullptr) {
-        Requests read = read_audit(audit_log, audit_offset, kSerinUser, watches_seen);
+    Mark mark(Requests* audit = nullptr, std::vector<AuditWrite>* writes = nullptr) {
+        Requests read = read_audit(audit_log, audit_offset, kSerinUser, watches_seen, writes);
         if (audit != nullptr) {
             *audit = std::move(read);
         }
@@ -611,7 +662,7 @@ struct Bench {
                     next_period += period;
                 }
             });
-        const Mark end = mark(&w.audit);
+        const Mark end = mark(&w.audit, &w.audit_writes);
         w.seconds = std::chrono::duration<double>(end.at - start.at).count();
         w.cpu_seconds = end.cpu - start.cpu;
         w.rss_end_mib = process_rss_mib(serin_pid);
@@ -761,6 +812,58 @@ void print_breakdown(const std::string& title, const Requests& requests) {
         std::printf(" %s %s x %.0f;", key.first.c_str(), key.second.c_str(), count);
     }
     std::printf("\n");
+}
+
+/// The first write of serin's to `resource` `name` the API server received at or after `from`.
+const AuditWrite* first_write(const std::vector<AuditWrite>& writes, const std::string& resource,
+                              const std::string& name, SysClock::time_point from) {
+    const AuditWrite* first = nullptr;
+    for (const AuditWrite& w : writes) {
+        if (w.resource == resource && w.name == name && w.received >= from &&
+            (first == nullptr || w.received < first->received)) {
+            first = &w;
+        }
+    }
+    return first;
+}
+
+/// Where each release's bump -> Progressing went, placing serin's two writes of the release's
+/// first reconcile (the target's scale-up, then the status) from the audit log between what
+/// the benchmark's watches saw. Only releases with every moment found are counted.
+void print_release_breakdown(const Watcher& watcher, const std::vector<AuditWrite>& writes) {
+    std::vector<double> to_seen, to_scale, to_status, status_took, to_watch;
+    for (const auto& [name, bumped] : watcher.bumped_system) {
+        const auto seen = watcher.template_seen_system.find(name);
+        const auto progressing = watcher.progressing_system.find(name);
+        const AuditWrite* scale = first_write(writes, "deployments", name, bumped);
+        const AuditWrite* status = first_write(writes, "canaries/status", name, bumped);
+        if (seen == watcher.template_seen_system.end() ||
+            progressing == watcher.progressing_system.end() || scale == nullptr ||
+            status == nullptr) {
+            continue;
+        }
+        const auto secs = [](SysClock::duration d) {
+            return std::chrono::duration<double>(d).count();
+        };
+        to_seen.push_back(secs(seen->second - bumped));
+        to_scale.push_back(secs(scale->received - seen->second));
+        to_status.push_back(secs(status->received - scale->received));
+        status_took.push_back(secs(status->completed - status->received));
+        to_watch.push_back(secs(progressing->second - status->completed));
+    }
+    std::printf("\nWhere bump -> Progressing went, per release (%zu of %zu placed; serin's writes "
+                "from the audit log, the rest from this benchmark's watches):\n\n",
+                to_seen.size(), watcher.bumped_system.size());
+    std::printf("| segment | p50 (s) | p99 (s) | max (s) |\n|---|---|---|---|\n");
+    const auto row = [](const char* what, const std::vector<double>& v) {
+        std::printf("| %s | %.3f | %.3f | %.3f |\n", what, percentile(v, 0.5), percentile(v, 0.99),
+                    percentile(v, 1.0));
+    };
+    row("bump sent -> new template seen in the benchmark's watch", to_seen);
+    row("new template seen -> serin's scale-up of the target received", to_scale);
+    row("scale-up received -> serin's status write (Progressing) received", to_status);
+    row("status write received -> answered", status_took);
+    row("status write answered -> Progressing seen in the benchmark's watch", to_watch);
 }
 
 int parse_interval_seconds(const std::string& interval) {
@@ -1132,6 +1235,9 @@ int main(int argc, char** argv) {
     }
     if (!rest.serin_counted) {
         std::printf("\n(serin's /metrics could not be read: its counts are missing)\n");
+    }
+    if (releases > 0) {
+        print_release_breakdown(watcher, during.audit_writes);
     }
 
     std::printf("\nWhat serin's caches hold at rest (bytes per object; the JSON tree is what a cache "

@@ -90,7 +90,8 @@ public:
 class Process {
 public:
     Process(asio::io_context& io, serin::ManualClock& clock, FakeApiServer& server,
-            serin::http::HttpClient& http, std::vector<kube::ResourceType> route_types)
+            serin::http::HttpClient& http, std::vector<kube::ResourceType> route_types,
+            canary::HistoryStoreOptions history_options = {})
         : io_(io),
           client_(server.client()),
           caches_(*client_, clock, cache_options(std::move(route_types))),
@@ -99,7 +100,7 @@ public:
           calls_(io.get_executor(), clock, {},
                  [this](const std::string& key) { woken_.insert(key); }),
           routers_(serin::meshes::RouterDeps{caches_.kube()}),
-          history_(*client_, clock, io.get_executor()),
+          history_(*client_, clock, io.get_executor(), history_options),
           reconciler_(canary::ReconcilerDeps{io.get_executor(), caches_.kube(), clock, recorder_,
                                              webhooks_, routers_, metrics_, nullptr, calls_,
                                              caches_.secrets(), nullptr, &history_},
@@ -607,6 +608,26 @@ TEST_CASE("a deleted canary leaves nothing of its history in memory, even with a
     REQUIRE(w.process->reconcile().has_value());
     CHECK(w.process->history().pending() == 0);
     CHECK(w.process->history().kept() == 0);
+}
+
+TEST_CASE("past max_queued a history record is dropped and counted, and the release goes on") {
+    World w;
+    run_until(w, "Initialized");
+    canary::HistoryStoreOptions full;
+    full.max_queued = 0;
+    w.process.reset();
+    w.process = std::make_unique<Process>(w.io, w.clock, *w.server, *w.http,
+                                          std::vector<kube::ResourceType>{}, full);
+    bump(w, "podinfo:2.0.0");
+    roll_out(*w.server);
+    settle(w.io);
+    REQUIRE(w.process->reconcile_without_settling());
+    CHECK(phase_of(*w.server) == "Progressing");
+    CHECK(w.process->history().pending() == 0);
+    CHECK(w.process->history().stats().dropped == 1);
+    CHECK(w.process->history().stats().failures == 1);
+    settle(w.io);
+    CHECK_FALSE(w.server->object(kube::types::canary_histories(), kNs, "podinfo").has_value());
 }
 
 TEST_CASE("history writes that conflict are applied again to the stored object") {
