@@ -121,7 +121,8 @@ private:
     boost::asio::any_io_executor executor_;
     HistoryStoreOptions options_;
     std::map<std::string, Entry> entries_;
-    /// Records not yet written, per canary, oldest first; a canary is here while it has any.
+    /// Records not yet written, per canary, oldest first; a canary is here while it has any or
+    /// its writer runs.
     std::map<std::string, std::deque<Record>> queued_;
     std::deque<std::string> waiting_;  ///< canaries with records and no writer, oldest first
     std::set<std::string> writing_;    ///< canaries whose writer runs
