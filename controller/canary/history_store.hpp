@@ -24,7 +24,8 @@ namespace serin::canary {
 /// What the store did since it was built.
 struct HistoryStats {
     std::uint64_t writes = 0;     ///< creates and updates that succeeded
-    std::uint64_t failures = 0;   ///< reads and writes that failed (the record waits or is lost)
+    /// Reads and writes that failed (the record waits or is lost), and records dropped.
+    std::uint64_t failures = 0;
     std::uint64_t conflicts = 0;  ///< writes that found the object changed and read it again
     std::uint64_t dropped = 0;    ///< records not queued: max_queued were waiting already
 };

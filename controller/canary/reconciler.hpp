@@ -59,7 +59,8 @@ struct ReconcilerDeps {
     /// The Secrets a canary uses, fetched on demand; the caches serve them once fetched.
     kube::FetchedObjects& secrets;
     telemetry::Telemetry* telemetry = nullptr;  ///< null: no metrics kept
-    /// Records each release in its CanaryHistory after the status write; null: none recorded.
+    /// Records each release in its CanaryHistory after the status write, in the background;
+    /// null: none recorded.
     HistoryStore* history = nullptr;
 };
 

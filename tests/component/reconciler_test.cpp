@@ -119,35 +119,17 @@ public:
 
     /// One reconcile of the canary, run to its end. nullopt: it failed (a crashed client).
     std::optional<canary::ReconcileResult> reconcile(const std::string& key = kKey) {
-        std::optional<serin::Result<canary::ReconcileResult>> out;
-        asio::co_spawn(io_, reconciler_.reconcile(key),
-                       [&](std::exception_ptr e, serin::Result<canary::ReconcileResult> r) {
-                           REQUIRE_FALSE(e);
-                           out = std::move(r);
-                       });
-        settle(io_);
-        REQUIRE(out.has_value());
-        if (!*out) {
+        serin::Result<canary::ReconcileResult> out = run_reconcile(key, true);
+        if (!out) {
             return std::nullopt;
         }
-        return **out;
+        return *out;
     }
 
     /// Starts a reconcile of the canary and runs the io_context only until it has ended (what
     /// it left to the background may still be under way). false: it failed.
     bool reconcile_without_settling(const std::string& key = kKey) {
-        std::optional<bool> ok;
-        asio::co_spawn(io_, reconciler_.reconcile(key),
-                       [&](std::exception_ptr e, serin::Result<canary::ReconcileResult> r) {
-                           REQUIRE_FALSE(e);
-                           ok = r.has_value();
-                       });
-        for (int i = 0; i < 10'000 && !ok; ++i) {
-            io_.restart();
-            io_.poll_one();
-        }
-        REQUIRE(ok.has_value());
-        return *ok;
+        return run_reconcile(key, false).has_value();
     }
 
     /// Whether a background answer woke the canary since the last call.
@@ -157,6 +139,26 @@ public:
     const canary::HistoryStore& history() const { return history_; }
 
 private:
+    /// One reconcile of `key`; then the io_context runs until idle (`settle_all`) or only until
+    /// the reconcile has ended.
+    serin::Result<canary::ReconcileResult> run_reconcile(const std::string& key, bool settle_all) {
+        std::optional<serin::Result<canary::ReconcileResult>> out;
+        asio::co_spawn(io_, reconciler_.reconcile(key),
+                       [&](std::exception_ptr e, serin::Result<canary::ReconcileResult> r) {
+                           REQUIRE_FALSE(e);
+                           out = std::move(r);
+                       });
+        if (settle_all) {
+            settle(io_);
+        }
+        for (int i = 0; i < 10'000 && !out; ++i) {
+            io_.restart();
+            io_.poll_one();
+        }
+        REQUIRE(out.has_value());
+        return std::move(*out);
+    }
+
     static canary::CacheOptions cache_options(std::vector<kube::ResourceType> route_types) {
         canary::CacheOptions options;
         options.route_types = std::move(route_types);
