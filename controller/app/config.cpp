@@ -157,6 +157,10 @@ std::vector<FlagDef> cluster_flags(Config& c, RawFlags& raw) {
          "Canaries reconciled at once (coroutines on one thread: API round trips in flight); "
          "-threadiness raises it",
          false, int_to(c.concurrent_reconciles, 1, 256)},
+        {"release-start-workers", FlagType::kInt, "64",
+         "Canaries whose target got a new pod template reconciled at once beside those (their "
+         "release starts; 0: only -concurrent-reconciles)",
+         false, int_to(c.release_start_workers, 0, 256)},
     };
 }
 

@@ -50,6 +50,10 @@ struct Config {
     /// -concurrent-reconciles: canaries reconciled at once (coroutines on one thread, so mostly
     /// API round trips in flight; writes stay behind the -kubeconfig-qps token bucket).
     int concurrent_reconciles = 16;
+    /// -release-start-workers: beside those, workers that take only canaries whose target got a
+    /// new pod template, so that many releases started at once (a fleet-wide image bump) begin
+    /// together while the steady state keeps the fewer workers above and their memory.
+    int release_start_workers = 64;
 
     [[nodiscard]] int reconcile_workers() const {
         return std::max(threadiness, concurrent_reconciles);

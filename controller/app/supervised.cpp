@@ -19,6 +19,7 @@ canary::ControllerOptions controller_options(const Config& config,
     options.alerts.cluster_name = config.cluster_name;
     options.alerts.global = std::move(global_notifier);
     options.workers = config.reconcile_workers();
+    options.release_start_workers = config.release_start_workers;
     meshes::RouterSettings routers;
     routers.ingress_annotations_prefix = config.ingress_annotations_prefix;
     routers.ingress_class = config.ingress_class;

@@ -320,11 +320,11 @@ std::size_t Controller::queue_depth() const { return queue_ ? queue_->depth() : 
 
 bool Controller::synced() const { return deps_.caches.synced(); }
 
-asio::awaitable<void> Controller::worker() {
+asio::awaitable<void> Controller::worker(kube::Take take) {
     // Cancellation (SIGTERM after the drain grace, a lost lease) ends reconciles through their
     // results, so each is logged and the worker ends cleanly instead of by exception.
     co_await asio::this_coro::throw_if_cancelled(false);
-    while (auto key = co_await queue_->get()) {
+    while (auto key = co_await queue_->get(take)) {
         if (draining_ && !drain_wait_.contains(*key)) {
             queue_->done(*key);  // draining: only the steps in flight are finished
             continue;
@@ -435,8 +435,19 @@ asio::awaitable<void> Controller::run() {
                          .count(),
                      deps_.caches.canaries().size());
     }
-    const std::function<asio::awaitable<void>()> one_worker = [this] { return worker(); };
-    co_await run_workers(std::max(1, options_.workers), one_worker);
+    using namespace asio::experimental::awaitable_operators;
+    const std::function<asio::awaitable<void>()> any_lane = [this] {
+        return worker(kube::Take::kAny);
+    };
+    if (options_.release_start_workers > 0) {
+        const std::function<asio::awaitable<void>()> first_lane = [this] {
+            return worker(kube::Take::kFirstLane);
+        };
+        co_await (run_workers(std::max(1, options_.workers), any_lane) &&
+                  run_workers(options_.release_start_workers, first_lane));
+    } else {
+        co_await run_workers(std::max(1, options_.workers), any_lane);
+    }
     calls_->cancel_all();  // cancelled (a lost lease, the end of the grace): nothing goes on
     queue_->shut_down();
     // Drained: the Events and history records the last reconciles made are written before

@@ -20,6 +20,10 @@ namespace serin::canary {
 
 struct ControllerOptions {
     int workers = 2;  ///< -threadiness: canaries reconciled at once (coroutines on one thread)
+    /// -release-start-workers: workers beside those that take only canaries whose target got a
+    /// new pod template (the work queue's first lane), so that releases started at once do not
+    /// queue behind each other; the steady state keeps `workers` (and their memory).
+    int release_start_workers = 0;
     ReconcilerOptions reconciler;
     /// Adds the routers of this build to the registry (main passes register_builtin_routers).
     std::function<void(meshes::RouterRegistry&)> register_routers;
@@ -110,7 +114,9 @@ private:
     /// target it, except the canaries at rest for a status-only update.
     void watch_workloads(kube::Informer& informer, const std::string& kind);
     void enqueue_indexed(const std::string& index, const std::string& value);
-    boost::asio::awaitable<void> worker();
+    /// Takes keys from the queue (`take`: any, or only the first lane's) and reconciles each,
+    /// until the queue shuts down or the worker is cancelled.
+    boost::asio::awaitable<void> worker(kube::Take take);
     /// Once draining, shuts the queue when no step is left in flight.
     void finish_drain_if_done();
 

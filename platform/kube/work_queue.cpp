@@ -125,8 +125,9 @@ std::optional<SteadyTime> WorkQueueCore::next_deadline() const {
     return by_deadline_.begin()->first.first;
 }
 
-std::optional<std::string> WorkQueueCore::pop() {
-    std::deque<std::string>& lane = first_.empty() ? queue_ : first_;
+std::optional<std::string> WorkQueueCore::pop(Take take) {
+    const bool normal = first_.empty() && take == Take::kAny;
+    std::deque<std::string>& lane = normal ? queue_ : first_;
     if (lane.empty()) {
         return std::nullopt;
     }
@@ -175,15 +176,26 @@ struct WorkQueue::State {
           clock(c),
           core(options),
           ready(ex, SteadyTime::max()),
+          ready_first(ex, SteadyTime::max()),
           wake(ex, SteadyTime::max()) {}
 
-    /// Lets `count` waiting consumers run (one per key that joined the FIFO).
+    /// Lets `count` waiting consumers of any lane run.
     void notify(std::size_t count) {
         for (std::size_t i = 0; i < count; ++i) {
             if (ready.cancel_one() == 0) {
                 break;
             }
         }
+    }
+
+    /// Wakes one consumer for `key`, which has just joined the FIFO: a consumer of the first
+    /// lane when the key waits there and one such consumer waits, else one of any lane.
+    void wake_for(const std::string& key) {
+        joined(key);
+        if (core.waits_first(key) && ready_first.cancel_one() > 0) {
+            return;
+        }
+        ready.cancel_one();
     }
 
     /// Records that `key` joined the FIFO now, for the wait observer.
@@ -200,6 +212,8 @@ struct WorkQueue::State {
     std::unordered_map<std::string, SteadyTime> ready_since;  ///< keys in the FIFO, when on_wait
     /// Never expires: consumers wait on it, cancel_one() wakes the longest waiting one.
     asio::steady_timer ready;
+    /// Never expires: consumers of the first lane only (Take::kFirstLane) wait on it.
+    asio::steady_timer ready_first;
     /// Never expires: the driver waits on it beside the clock, to be woken for an earlier
     /// deadline or the shutdown.
     asio::steady_timer wake;
@@ -217,9 +231,13 @@ void WorkQueue::add(std::string key, Lane lane) {
     if (state_->shut_down) {
         return;
     }
+    const bool waited_first = state_->core.waits_first(key);
     if (state_->core.add(key, lane)) {
-        state_->joined(key);
-        state_->notify(1);
+        state_->wake_for(key);
+    } else if (!waited_first && state_->core.waits_first(key)) {
+        // Moved up from the normal lane, whose consumers were woken for it when it joined: a
+        // consumer of the first lane may take it now.
+        state_->ready_first.cancel_one();
     }
 }
 
@@ -273,7 +291,7 @@ asio::awaitable<void> WorkQueue::drive(std::shared_ptr<State> state) {
             s.driver_target.reset();
             continue;
         }
-        s.notify(s.core.run_due(now, [&s](const std::string& key) { s.joined(key); }));
+        s.core.run_due(now, [&s](const std::string& key) { s.wake_for(key); });
     }
     s.driver_running = false;
 }
@@ -291,7 +309,7 @@ void WorkQueue::set_wait_observer(std::function<void(Duration waited)> observer)
 
 int WorkQueue::failures(const std::string& key) const { return state_->core.failures(key); }
 
-asio::awaitable<std::optional<std::string>> WorkQueue::get() {
+asio::awaitable<std::optional<std::string>> WorkQueue::get(Take take) {
     std::shared_ptr<State> state = state_;  // keeps the timer alive if the queue goes away
     for (;;) {
         if (state->shut_down) {
@@ -304,7 +322,7 @@ asio::awaitable<std::optional<std::string>> WorkQueue::get() {
             state->notify(state->core.depth());
             co_return std::nullopt;
         }
-        if (auto key = state->core.pop()) {
+        if (auto key = state->core.pop(take)) {
             if (auto since = state->ready_since.find(*key); since != state->ready_since.end()) {
                 const Duration waited = state->clock.steady_now() - since->second;
                 state->ready_since.erase(since);
@@ -312,7 +330,13 @@ asio::awaitable<std::optional<std::string>> WorkQueue::get() {
             }
             co_return key;
         }
-        co_await state->ready.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (take == Take::kFirstLane && state->core.depth() > 0) {
+            // Woken for a first-lane key that a consumer of any lane took instead, maybe the one
+            // woken for a normal key still waiting: pass that wake-up on.
+            state->notify(1);
+        }
+        asio::steady_timer& ready = take == Take::kFirstLane ? state->ready_first : state->ready;
+        co_await ready.async_wait(asio::as_tuple(asio::use_awaitable));
     }
 }
 
@@ -324,8 +348,7 @@ void WorkQueue::done(const std::string& key) {
         state_->core.clear();
         state_->ready_since.clear();
     } else {
-        state_->joined(key);
-        state_->notify(1);
+        state_->wake_for(key);
     }
 }
 
@@ -344,6 +367,7 @@ void WorkQueue::shut_down() {
     s.core.clear();
     s.ready_since.clear();
     s.ready.cancel();
+    s.ready_first.cancel();
     s.wake.cancel();
 }
 

@@ -30,6 +30,12 @@ struct WorkQueueOptions {
 /// before it.
 enum class Lane { kNormal, kFirst };
 
+/// Which keys a consumer takes: any (the first lane, else the normal one), or only the first
+/// lane's. A controller runs consumers of the first lane beside its usual ones, so that releases
+/// starting at once do not wait behind each other while the usual consumers (and the memory their
+/// work holds at once) stay as few as the steady state needs.
+enum class Take { kAny, kFirstLane };
+
 /// Counters for the controller's metrics.
 struct WorkQueueStats {
     std::uint64_t adds = 0;     ///< keys that became due for processing (duplicates not counted)
@@ -76,13 +82,19 @@ public:
     /// The earliest scheduled deadline, if any key is scheduled.
     std::optional<SteadyTime> next_deadline() const;
 
-    /// Takes the front of the first lane, else of the normal lane, and marks it processing.
-    std::optional<std::string> pop();
+    /// Takes the front of the first lane, else (Take::kAny) of the normal lane, and marks it
+    /// processing.
+    std::optional<std::string> pop(Take take = Take::kAny);
     /// Ends the processing of `key`; if it was added meanwhile it rejoins the FIFO and done()
     /// returns true. A key that is not processing is ignored.
     bool done(const std::string& key);
 
     std::size_t depth() const { return queue_.size() + first_.size(); }  ///< keys ready
+    std::size_t first_lane_depth() const { return first_.size(); }  ///< keys ready, first lane
+    /// Whether `key` waits in the first lane (ready, not processing).
+    bool waits_first(const std::string& key) const {
+        return first_keys_.contains(key) && !processing_.contains(key);
+    }
     std::size_t scheduled() const { return scheduled_.size(); }  ///< keys waiting for a deadline
     std::size_t processing() const { return processing_.size(); }
     bool is_processing(const std::string& key) const { return processing_.contains(key); }
@@ -151,11 +163,12 @@ public:
     /// Failures of `key` since the last forget().
     int failures(const std::string& key) const;
 
-    /// The next key, first in first out (the first lane before the normal one), waiting until
-    /// there is one. Returns nullopt once the
-    /// queue is shut down (keys still waiting are dropped) or when the awaiting coroutine is
-    /// cancelled. The caller must call done(key) when it has processed the key.
-    boost::asio::awaitable<std::optional<std::string>> get();
+    /// The next key, first in first out (the first lane before the normal one; with
+    /// Take::kFirstLane only the first lane's), waiting until there is one. A key joining the
+    /// first lane wakes a first-lane consumer when one waits, else any consumer. Returns nullopt
+    /// once the queue is shut down (keys still waiting are dropped) or when the awaiting
+    /// coroutine is cancelled. The caller must call done(key) when it has processed the key.
+    boost::asio::awaitable<std::optional<std::string>> get(Take take = Take::kAny);
     /// Ends the processing of `key`.
     void done(const std::string& key);
 

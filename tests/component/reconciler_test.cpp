@@ -137,6 +137,7 @@ public:
 
     StubMetricChecker& metrics() { return metrics_; }
     const canary::HistoryStore& history() const { return history_; }
+    canary::HistoryStore& history() { return history_; }
 
 private:
     /// One reconcile of `key`; then the io_context runs until idle (`settle_all`) or only until
@@ -594,6 +595,43 @@ TEST_CASE("a reconcile does not wait for its history record, which is written af
     REQUIRE(status != log.end());
     REQUIRE(history != log.end());
     CHECK(status < history);
+}
+
+TEST_CASE("records queued for one canary before its writer runs are written in the order made") {
+    World w;
+    run_until(w, "Initialized");
+    auto decoded = serin::api::decode_canary(*w.canary());
+    REQUIRE(decoded.has_value());
+    serin::api::Canary canary = *decoded;
+    canary.status.phase = "Progressing";  // mid-release, with no release recorded yet
+    // Three analysis steps in a row, each queued before anything is written.
+    for (int iteration = 1; iteration <= 3; ++iteration) {
+        serin::analysis::Decision decision;
+        decision.status = canary.status;
+        decision.status.iterations = iteration;
+        decision.consumed_tick = true;
+        decision.active = true;
+        w.process->history().record(canary, nullptr, serin::analysis::Observations{}, decision);
+        canary.status = decision.status;
+        w.clock.advance(kInterval);
+    }
+    CHECK(w.process->history().pending() == 3);
+    settle(w.io);
+    CHECK(w.process->history().pending() == 0);
+    auto stored = w.server->object(kube::types::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    REQUIRE((*stored)["spec"]["releases"].size() == 1);
+    std::vector<int> iterations;
+    std::vector<std::string> times;
+    for (const Json& step : (*stored)["spec"]["releases"][0]["steps"]) {
+        iterations.push_back(step["iteration"].get<int>());
+        times.push_back(step["time"].get<std::string>());
+    }
+    CHECK(iterations == std::vector<int>{1, 2, 3});
+    // Each stamped when it was made, not when written.
+    REQUIRE(times.size() == 3);
+    CHECK(times[0] < times[1]);
+    CHECK(times[1] < times[2]);
 }
 
 TEST_CASE("a deleted canary leaves nothing of its history in memory, even with a record under way") {

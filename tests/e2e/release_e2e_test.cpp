@@ -3,6 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "tests/e2e/e2e.hpp"
 
@@ -11,6 +15,7 @@ namespace {
 using namespace serin::e2e;
 namespace types = serin::kube::types;
 using Clock = std::chrono::steady_clock;
+using serin::Result;
 
 const std::string kV1 = "ghcr.io/stefanprodan/podinfo:6.0.0";
 const std::string kV2 = "ghcr.io/stefanprodan/podinfo:6.0.1";
@@ -264,6 +269,104 @@ TEST_CASE("a change to a tracked ConfigMap starts a release and reaches the prim
     s.wait_phase("Progressing", 10s);
     s.wait_phase("Succeeded");
     CHECK(at(s.get(types::config_maps(), "podinfo-config-primary"), "/data/color") == "green");
+}
+
+TEST_CASE("an image bump starts its release ahead of the canaries woken before it") {
+    // One worker and no release-start workers: what is left is the work queue's order. Twenty
+    // canaries whose tracked ConfigMaps change at once wait in the queue; the bump that comes
+    // after them must not wait for all their release starts.
+    constexpr int kTracked = 20;
+    Scenario s;
+    SerinProcess serin(s.cluster(), s.ns(),
+                       {"--threadiness=1", "--concurrent-reconciles=1", "--release-start-workers=0"});
+    const Json analysis = {{"interval", "1m"}, {"threshold", 2}, {"iterations", 10}};
+    std::vector<std::string> tracked;
+    for (int i = 0; i < kTracked; ++i) {
+        const std::string name = "tracked-" + std::to_string(i);
+        tracked.push_back(name);
+        s.create(types::config_maps(),
+                 serin::testing::config_map(s.ns(), name + "-config", {{"color", "blue"}}));
+        Json deployment = s.deployment(kV1, 1);
+        deployment["metadata"]["name"] = name;
+        deployment["metadata"]["labels"]["app"] = name;
+        deployment["spec"]["selector"]["matchLabels"]["app"] = name;
+        deployment["spec"]["template"]["metadata"]["labels"]["app"] = name;
+        deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+            Json::array({{{"configMapRef", {{"name", name + "-config"}}}}});
+        s.create(types::deployments(), deployment);
+        Json canary = s.canary(analysis);
+        canary["metadata"]["name"] = name;
+        canary["spec"]["targetRef"]["name"] = name;
+        s.create(types::canaries(), canary);
+    }
+    s.create(types::deployments(), s.deployment(kV1, 1));
+    s.create(types::canaries(), s.canary(analysis));
+    auto initialized = serin::testing::run(
+        s.io(),
+        serin::testing::wait_for_objects(
+            s.client(), types::canaries(), s.ns(), "",
+            [](const serin::testing::ObjectMap& m) {
+                return m.size() == kTracked + 1 &&
+                       std::all_of(m.begin(), m.end(),
+                                   [](const auto& c) { return phase(c.second) == "Initialized"; });
+            },
+            180s),
+        200s);
+    REQUIRE(initialized.has_value());
+
+    // The order in which the canaries turn Progressing, as one watch sees their status writes.
+    std::vector<std::string> order;
+    bool listed = false;
+    std::optional<Result<serin::testing::ObjectMap>> watched;
+    boost::asio::co_spawn(
+        s.io(),
+        serin::testing::wait_for_objects(
+            s.client(), types::canaries(), s.ns(), "",
+            [&order, &listed](const serin::testing::ObjectMap& m) {
+                listed = true;
+                for (const auto& [name, c] : m) {
+                    if (phase(c) == "Progressing" &&
+                        std::find(order.begin(), order.end(), name) == order.end()) {
+                        order.push_back(name);
+                    }
+                }
+                return order.size() == kTracked + 1;
+            },
+            120s),
+        [&watched](std::exception_ptr, Result<serin::testing::ObjectMap> result) {
+            watched = std::move(result);
+        });
+    // Listed before anything changes: its watch starts from that list, so it misses nothing.
+    // (Each wait below runs the io_context, which keeps the watch going.)
+    s.wait_until([&] { return listed; }, "the canaries listed");
+
+    // Every tracked ConfigMap changes at once (the patches in flight together), then the image.
+    int patched = 0;
+    for (const std::string& name : tracked) {
+        boost::asio::co_spawn(
+            s.io(),
+            s.client().patch(types::config_maps(), s.ns(), name + "-config",
+                             serin::kube::PatchType::kMerge,
+                             Json{{"data", {{"color", "green"}}}}.dump()),
+            [&patched](std::exception_ptr, Result<Json> result) {
+                CHECK(result.has_value());
+                ++patched;
+            });
+    }
+    s.wait_until([&] { return patched == kTracked; }, "the ConfigMap patches");
+    s.bump_image(kV2);
+    s.wait_until([&] { return watched.has_value(); }, "every canary Progressing", 120s);
+    REQUIRE(watched->has_value());
+
+    const auto bumped = std::find(order.begin(), order.end(), "podinfo");
+    REQUIRE(bumped != order.end());
+    const auto ahead = bumped - order.begin();
+    INFO("turned Progressing, in order: " << Json(order).dump());
+    // Behind the twenty in first-in, first-out order it would be last; ahead of them it waits
+    // at most for the reconciles begun before its watch event arrived.
+    CHECK(ahead < kTracked / 2);
+    // And the canaries woken before it still start their releases.
+    CHECK(order.size() == kTracked + 1);
 }
 
 TEST_CASE("deleting a canary with revertOnDeletion gives the target its replicas back") {

@@ -57,6 +57,7 @@ TEST_CASE("no flags: Flagger's defaults") {
     CHECK(c.threadiness == 2);
     CHECK(c.concurrent_reconciles == 16);
     CHECK(c.reconcile_workers() == 16);
+    CHECK(c.release_start_workers == 64);
     CHECK_FALSE(c.leader_election);
     CHECK(c.leader_election_namespace == "kube-system");
     CHECK(c.leader_election_id == "flagger-leader-election");
@@ -77,6 +78,12 @@ TEST_CASE("canaries reconciled at once: the larger of -threadiness and -concurre
     CHECK(config_of({"-concurrent-reconciles=4"}).reconcile_workers() == 4);
     CHECK(config_of({"-concurrent-reconciles=1", "-threadiness=1"}).reconcile_workers() == 1);
     CHECK(config_of({"-threadiness=32"}).reconcile_workers() == 32);
+}
+
+TEST_CASE("release starts get their own workers: -release-start-workers, 0 for none") {
+    CHECK(config_of({"-release-start-workers=0"}).release_start_workers == 0);
+    CHECK(config_of({"-release-start-workers=8"}).release_start_workers == 8);
+    CHECK(config_of({"-release-start-workers=8"}).reconcile_workers() == 16);  // unchanged
 }
 
 TEST_CASE("flags are taken with one dash or two, with = or a space") {
@@ -223,6 +230,8 @@ TEST_CASE("a bad flag or value exits 2 and says why, with the usage, on stderr")
         {{"--threadiness=0"}, "invalid value \"0\" for flag -threadiness: not in range 1 to 64"},
         {{"--concurrent-reconciles=300"},
          "for flag -concurrent-reconciles: not in range 1 to 256"},
+        {{"--release-start-workers=-1"},
+         "for flag -release-start-workers: not in range 0 to 256"},
         {{"--log-format=xml"}, "invalid value \"xml\" for flag -log-format"},
         {{"--port=abc"}, "invalid value \"abc\" for flag -port: parse error"},
         {{"--port=70000"}, "for flag -port: not in range 0 to 65535"},

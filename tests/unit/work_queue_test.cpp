@@ -1,11 +1,14 @@
 #include "platform/kube/work_queue.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <optional>
@@ -21,6 +24,7 @@ using serin::ManualClock;
 using serin::SteadyTime;
 using serin::SystemClock;
 using serin::kube::Lane;
+using serin::kube::Take;
 using serin::kube::WorkQueue;
 using serin::kube::WorkQueueCore;
 using serin::kube::WorkQueueOptions;
@@ -40,17 +44,19 @@ std::vector<std::string> drain(WorkQueueCore& core) {
 using Keys = std::vector<std::string>;
 
 /// A consumer that takes keys until the queue shuts down, recording each one; it calls done()
-/// at once unless `hold` is set, in which case the test calls done() itself.
+/// at once unless `hold` is set, in which case the test calls done() itself. `take`: which
+/// lanes it takes from.
 struct Consumer {
     Keys seen;
     bool finished = false;
     bool hold = false;
+    Take take = Take::kAny;
 
     void start(asio::io_context& ioc, WorkQueue& queue) {
         asio::co_spawn(
             ioc,
             [this, &queue]() -> asio::awaitable<void> {
-                while (auto key = co_await queue.get()) {
+                while (auto key = co_await queue.get(take)) {
                     seen.push_back(*key);
                     if (!hold) {
                         queue.done(*key);
@@ -60,6 +66,31 @@ struct Consumer {
             },
             asio::detached);
     }
+};
+
+/// A consumer that reconciles one key at a time: it takes a key, then stays busy with it until
+/// the test calls finish(), which ends that key with done() and lets it take the next.
+struct Worker {
+    Keys seen;
+    bool finished = false;
+    Take take = Take::kAny;
+    std::optional<asio::steady_timer> busy;
+
+    void start(asio::io_context& ioc, WorkQueue& queue) {
+        busy.emplace(ioc, asio::steady_timer::time_point::max());
+        asio::co_spawn(
+            ioc,
+            [this, &queue]() -> asio::awaitable<void> {
+                while (auto key = co_await queue.get(take)) {
+                    seen.push_back(*key);
+                    co_await busy->async_wait(asio::as_tuple(asio::use_awaitable));
+                    queue.done(*key);
+                }
+                finished = true;
+            },
+            asio::detached);
+    }
+    void finish() { busy->cancel(); }
 };
 
 }  // namespace
@@ -138,6 +169,19 @@ TEST_CASE("core: a key added to the first lane while processing rejoins there af
     core.add("busy");
     core.add("z", Lane::kFirst);
     CHECK(drain(core) == Keys{"z", "busy"});
+}
+
+TEST_CASE("core: a first-lane pop takes only keys of the first lane") {
+    WorkQueueCore core;
+    core.add("a");
+    CHECK_FALSE(core.pop(Take::kFirstLane).has_value());
+    CHECK(core.depth() == 1);
+    core.add("new", Lane::kFirst);
+    CHECK(core.first_lane_depth() == 1);
+    CHECK(core.pop(Take::kFirstLane) == "new");
+    CHECK(core.is_processing("new"));
+    CHECK_FALSE(core.pop(Take::kFirstLane).has_value());
+    CHECK(core.pop() == "a");
 }
 
 TEST_CASE("core: clear drops the keys of both lanes") {
@@ -330,6 +374,82 @@ TEST_CASE("queue: a key added during processing is re-delivered after done, exac
     ioc.poll();
     CHECK(first.finished);
     CHECK(second.finished);
+}
+
+TEST_CASE("queue: a first-lane consumer sleeps through normal keys and takes the first lane's") {
+    asio::io_context ioc;
+    ManualClock clock;
+    WorkQueue queue(ioc.get_executor(), clock);
+    Worker usual;
+    Worker starts;
+    starts.take = Take::kFirstLane;
+    usual.start(ioc, queue);
+    starts.start(ioc, queue);
+    ioc.poll();
+
+    queue.add("a");
+    queue.add("b");
+    ioc.poll();
+    CHECK(usual.seen == Keys{"a"});  // busy: "b" waits for it, not for the first-lane consumer
+    CHECK(starts.seen.empty());
+    CHECK(queue.depth() == 1);
+
+    // A release starts while the usual consumer is busy: the first-lane consumer takes it.
+    queue.add("new", Lane::kFirst);
+    ioc.poll();
+    CHECK(starts.seen == Keys{"new"});
+    // A key moved up from the normal lane wakes it too, once it is free.
+    starts.finish();
+    ioc.poll();
+    queue.add("b", Lane::kFirst);
+    ioc.poll();
+    CHECK(starts.seen == Keys{"new", "b"});
+    CHECK(usual.seen == Keys{"a"});
+    // Normal keys still go to the usual consumer alone.
+    queue.add("c");
+    starts.finish();
+    ioc.poll();
+    CHECK(starts.seen == Keys{"new", "b"});
+    usual.finish();
+    ioc.poll();
+    CHECK(usual.seen == Keys{"a", "c"});
+    queue.shut_down();
+    usual.finish();
+    ioc.poll();
+    CHECK(usual.finished);
+    CHECK(starts.finished);
+}
+
+TEST_CASE("queue: a normal key is not stranded when its consumer takes a first-lane key") {
+    asio::io_context ioc;
+    ManualClock clock;
+    WorkQueue queue(ioc.get_executor(), clock);
+    Worker usual_1;
+    Worker starts;
+    Worker usual_2;
+    starts.take = Take::kFirstLane;
+    usual_1.start(ioc, queue);
+    starts.start(ioc, queue);
+    usual_2.start(ioc, queue);
+    ioc.poll();
+
+    // "a" wakes usual_1, "new" wakes the first-lane consumer; usual_1 runs first and takes
+    // "new" (the first lane comes first). The first-lane consumer, finding nothing for it,
+    // must pass its wake-up on, or "a" waits although usual_2 is idle.
+    queue.add("a");
+    queue.add("new", Lane::kFirst);
+    ioc.poll();
+    CHECK(usual_1.seen == Keys{"new"});
+    CHECK(starts.seen.empty());
+    CHECK(usual_2.seen == Keys{"a"});
+    CHECK(queue.depth() == 0);
+    queue.shut_down();
+    usual_1.finish();
+    usual_2.finish();
+    ioc.poll();
+    CHECK(usual_1.finished);
+    CHECK(usual_2.finished);
+    CHECK(starts.finished);
 }
 
 TEST_CASE("queue: delayed keys are delivered at their deadline, not before") {
