@@ -155,7 +155,8 @@ TEST_CASE("a canary waiting on a slow webhook does not hold up another one") {
     Scenario s;
     GateServer hooks(s.io());
     // One worker: before, the slow canary's reconcile held it for the whole webhook call.
-    SerinProcess serin(s.cluster(), s.ns(), {"--threadiness=1", "--concurrent-reconciles=1"});
+    SerinProcess serin(s.cluster(), s.ns(),
+                       {"--threadiness=1", "--concurrent-reconciles=1", "--release-start-workers=0"});
     s.create(types::deployments(), s.deployment(kV1));
     s.create(types::canaries(),
              s.canary({{"interval", "1s"},
