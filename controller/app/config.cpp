@@ -158,8 +158,8 @@ std::vector<FlagDef> cluster_flags(Config& c, RawFlags& raw) {
          "-threadiness raises it",
          false, int_to(c.concurrent_reconciles, 1, 256)},
         {"release-start-workers", FlagType::kInt, "64",
-         "Canaries whose target got a new pod template reconciled at once beside those (their "
-         "release starts; 0: only -concurrent-reconciles)",
+         "Workers beside -concurrent-reconciles that take only canaries whose target got a new "
+         "pod template (release starts); 0: none",
          false, int_to(c.release_start_workers, 0, 256)},
     };
 }

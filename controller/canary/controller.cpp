@@ -398,9 +398,13 @@ std::optional<std::string> stuck_reconcile(const std::map<std::string, SteadyTim
 
 namespace {
 
+/// Runs `n` workers (none when `n` is 0) until they all end.
 asio::awaitable<void> run_workers(int n, std::function<asio::awaitable<void>()> worker) {
     using namespace asio::experimental::awaitable_operators;
-    if (n <= 1) {
+    if (n <= 0) {
+        co_return;
+    }
+    if (n == 1) {
         co_await worker();
         co_return;
     }
@@ -439,15 +443,11 @@ asio::awaitable<void> Controller::run() {
     const std::function<asio::awaitable<void>()> any_lane = [this] {
         return worker(kube::Take::kAny);
     };
-    if (options_.release_start_workers > 0) {
-        const std::function<asio::awaitable<void>()> first_lane = [this] {
-            return worker(kube::Take::kFirstLane);
-        };
-        co_await (run_workers(std::max(1, options_.workers), any_lane) &&
-                  run_workers(options_.release_start_workers, first_lane));
-    } else {
-        co_await run_workers(std::max(1, options_.workers), any_lane);
-    }
+    const std::function<asio::awaitable<void>()> first_lane = [this] {
+        return worker(kube::Take::kFirstLane);
+    };
+    co_await (run_workers(std::max(1, options_.workers), any_lane) &&
+              run_workers(options_.release_start_workers, first_lane));
     calls_->cancel_all();  // cancelled (a lost lease, the end of the grace): nothing goes on
     queue_->shut_down();
     // Drained: the Events and history records the last reconciles made are written before

@@ -20,9 +20,9 @@ namespace serin::canary {
 
 struct ControllerOptions {
     int workers = 2;  ///< -threadiness: canaries reconciled at once (coroutines on one thread)
-    /// -release-start-workers: workers beside those that take only canaries whose target got a
-    /// new pod template (the work queue's first lane), so that releases started at once do not
-    /// queue behind each other; the steady state keeps `workers` (and their memory).
+    /// -release-start-workers: more workers, beside `workers`, that take only canaries whose
+    /// target got a new pod template (the work queue's first lane), so that releases started at
+    /// once do not queue behind each other; the steady state keeps `workers` (and their memory).
     int release_start_workers = 0;
     ReconcilerOptions reconciler;
     /// Adds the routers of this build to the registry (main passes register_builtin_routers).

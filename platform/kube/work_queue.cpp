@@ -331,8 +331,9 @@ asio::awaitable<std::optional<std::string>> WorkQueue::get(Take take) {
             co_return key;
         }
         if (take == Take::kFirstLane && state->core.depth() > 0) {
-            // Woken for a first-lane key that a consumer of any lane took instead, maybe the one
-            // woken for a normal key still waiting: pass that wake-up on.
+            // Nothing for it, but normal keys wait: it may have been woken for a first-lane key
+            // that a consumer of any lane took instead, maybe one woken for such a normal key.
+            // Pass that wake-up on.
             state->notify(1);
         }
         asio::steady_timer& ready = take == Take::kFirstLane ? state->ready_first : state->ready;

@@ -90,7 +90,6 @@ public:
     bool done(const std::string& key);
 
     std::size_t depth() const { return queue_.size() + first_.size(); }  ///< keys ready
-    std::size_t first_lane_depth() const { return first_.size(); }  ///< keys ready, first lane
     /// Whether `key` waits in the first lane (ready, not processing).
     bool waits_first(const std::string& key) const {
         return first_keys_.contains(key) && !processing_.contains(key);

@@ -177,7 +177,7 @@ TEST_CASE("core: a first-lane pop takes only keys of the first lane") {
     CHECK_FALSE(core.pop(Take::kFirstLane).has_value());
     CHECK(core.depth() == 1);
     core.add("new", Lane::kFirst);
-    CHECK(core.first_lane_depth() == 1);
+    CHECK(core.waits_first("new"));
     CHECK(core.pop(Take::kFirstLane) == "new");
     CHECK(core.is_processing("new"));
     CHECK_FALSE(core.pop(Take::kFirstLane).has_value());
