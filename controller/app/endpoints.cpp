@@ -21,6 +21,9 @@ http::ServerResponse metrics(const EndpointSources& sources) {
     totals.api_requests = sources.api.by_verb_and_code;
     totals.kube_requests = sources.api.by_verb_resource_code;
     totals.api_throttled = sources.api.throttled;
+    totals.api_connections_opened = sources.api.connections_opened;
+    totals.api_connections_reused = sources.api.connections_reused;
+    totals.api_tls_resumed = sources.api.tls_sessions_resumed;
     if (const canary::Controller* live = sources.controller()) {
         sources.telemetry.set_queue_depth(live->queue_depth());
         sources.telemetry.set_canary_totals(live->canaries_per_namespace());

@@ -108,6 +108,24 @@ Telemetry::Telemetry(std::string_view version, std::string_view mesh_provider)
                           .Help("Writes that waited for the client's token bucket")
                           .Register(*registry_)
                           .Add({});
+    api_connections_opened_ = &prometheus::BuildCounter()
+                                   .Name("serin_api_connections_opened_total")
+                                   .Help("Connections to the Kubernetes API server established "
+                                         "(TCP, and TLS when https), watches' included")
+                                   .Register(*registry_)
+                                   .Add({});
+    api_connections_reused_ = &prometheus::BuildCounter()
+                                   .Name("serin_api_connections_reused_total")
+                                   .Help("Requests to the Kubernetes API server sent on a "
+                                         "kept-alive connection")
+                                   .Register(*registry_)
+                                   .Add({});
+    api_tls_resumed_ = &prometheus::BuildCounter()
+                            .Name("serin_api_tls_sessions_resumed_total")
+                            .Help("Connections to the Kubernetes API server whose TLS handshake "
+                                  "resumed an earlier session")
+                            .Register(*registry_)
+                            .Add({});
     watch_restarts_ = &prometheus::BuildCounter()
                            .Name("serin_watch_restarts_total")
                            .Help("Informer watches restarted, by reason (error, gone)")
@@ -251,6 +269,9 @@ void Telemetry::set_totals(const Totals& now) {
                 totals_.kube_requests[key], total);
     }
     advance(*api_throttled_, totals_.api_throttled, now.api_throttled);
+    advance(*api_connections_opened_, totals_.api_connections_opened, now.api_connections_opened);
+    advance(*api_connections_reused_, totals_.api_connections_reused, now.api_connections_reused);
+    advance(*api_tls_resumed_, totals_.api_tls_resumed, now.api_tls_resumed);
     advance(watch_restarts_->Add({{"reason", "error"}}), totals_.watch_failures, now.watch_failures);
     advance(watch_restarts_->Add({{"reason", "gone"}}), totals_.relists, now.relists);
 }

@@ -96,11 +96,15 @@ public:
         /// resource ("canaries/status" for a subresource) and code.
         std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> kube_requests;
         std::uint64_t api_throttled = 0;  ///< writes that waited for the token bucket
+        std::uint64_t api_connections_opened = 0;  ///< connections (TCP, TLS) established
+        std::uint64_t api_connections_reused = 0;  ///< requests sent on a kept-alive one
+        std::uint64_t api_tls_resumed = 0;  ///< connections whose TLS handshake resumed
         std::uint64_t watch_failures = 0; ///< watches that ended in an error (then restarted)
         std::uint64_t relists = 0;        ///< re-lists after 410 Gone
     };
     /// serin_api_requests_total{verb, code}, serin_kube_requests_total{verb, resource, code},
-    /// serin_api_throttled_total,
+    /// serin_api_throttled_total, serin_api_connections_opened_total,
+    /// serin_api_connections_reused_total, serin_api_tls_sessions_resumed_total,
     /// serin_watch_restarts_total{reason = error | gone}.
     void set_totals(const Totals& totals);
 
@@ -124,6 +128,9 @@ private:
     prometheus::Family<prometheus::Counter>* api_requests_;
     prometheus::Family<prometheus::Counter>* kube_requests_;
     prometheus::Counter* api_throttled_;
+    prometheus::Counter* api_connections_opened_;
+    prometheus::Counter* api_connections_reused_;
+    prometheus::Counter* api_tls_resumed_;
     prometheus::Family<prometheus::Counter>* watch_restarts_;
     Totals totals_;
     std::set<std::string> namespaces_;  ///< with a flagger_canary_total series

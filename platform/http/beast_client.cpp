@@ -181,6 +181,11 @@ struct Connection {
 
 using ConnectionPtr = std::unique_ptr<Connection>;
 
+struct SslSessionFree {
+    void operator()(SSL_SESSION* session) const { SSL_SESSION_free(session); }
+};
+using SslSessionPtr = std::unique_ptr<SSL_SESSION, SslSessionFree>;
+
 /// The error of an answer (a body, a streamed line) over the request's limit. Not worth a retry:
 /// the server would send the same again.
 Error too_large(std::string_view origin, std::size_t limit) {
@@ -555,6 +560,7 @@ private:
                 }
                 co_return to_error(out.ec, out.phase, origin, conn.get(), limit);
             }
+            keep_tls_session(origin, *conn);
             if (out.reusable) {
                 put_idle(std::move(conn));
             }
@@ -857,12 +863,53 @@ private:
         if (is_cancelled(state)) {
             co_return cancelled_error(origin);
         }
+        const auto kept = tls_sessions_.find(origin);
+        if (kept != tls_sessions_.end()) {
+            SSL_set_session(tls.native_handle(), kept->second.copy.get());  // it may be declined
+        }
         tls.next_layer().expires_at(connect_deadline);
         auto [handshake_ec] = co_await tls.async_handshake(ssl::stream_base::client, kIo);
         if (handshake_ec) {
+            tls_sessions_.erase(origin);
             co_return to_error(handshake_ec, Phase::kHandshake, origin, conn.get(), 0);
         }
+        if (SSL_session_reused(tls.native_handle()) == 1) {
+            ++stats_.tls_sessions_resumed;
+        }
         co_return conn;
+    }
+
+    /// Keeps the TLS session of a connection that carried an exchange, so the next connection to
+    /// the same origin resumes it: no certificate sent, parsed and verified, no signature made by
+    /// the server (a burst of release starts opens tens of connections to the API server at
+    /// once). TLS 1.3 tickets arrive after the handshake, so the session is taken once an answer
+    /// was read. Only a session this client verified for this very origin is offered again.
+    void keep_tls_session(const std::string& origin, Connection& conn) {
+        if (!conn.tls) {
+            return;
+        }
+        SslSessionPtr session{SSL_get1_session(conn.tls->native_handle())};
+        if (session == nullptr || SSL_SESSION_is_resumable(session.get()) != 1) {
+            return;
+        }
+        auto kept = tls_sessions_.find(origin);
+        if (kept != tls_sessions_.end() && kept->second.source == session) {
+            return;  // kept already
+        }
+        // A copy: OpenSSL marks a session unresumable when its connection is freed without a
+        // close_notify, as a pooled connection the server dropped is.
+        SslSessionPtr copy{SSL_SESSION_dup(session.get())};
+        if (copy == nullptr) {
+            return;
+        }
+        if (kept == tls_sessions_.end()) {
+            if (tls_sessions_.size() >= std::max<std::size_t>(1, options_.max_idle_total)) {
+                tls_sessions_.erase(tls_sessions_.begin());  // origins are not ours to bound
+            }
+            tls_sessions_.emplace(origin, KeptSession{std::move(session), std::move(copy)});
+        } else {
+            kept->second = KeptSession{std::move(session), std::move(copy)};
+        }
     }
 
     /// The system's CA store, loaded at the first TLS connection that verifies against it
@@ -888,6 +935,12 @@ private:
     /// Idle connections per pool key; a key with none has no entry.
     std::unordered_map<std::string, std::deque<ConnectionPtr>> idle_;
     std::size_t idle_total_ = 0;
+    /// The last resumable TLS session per origin, at most max_idle_total of them.
+    struct KeptSession {
+        SslSessionPtr source;  ///< the connection's, held so it is recognized when seen again
+        SslSessionPtr copy;    ///< what new connections offer
+    };
+    std::unordered_map<std::string, KeptSession> tls_sessions_;
     ClientStats stats_;
 };
 

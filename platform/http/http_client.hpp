@@ -110,9 +110,13 @@ struct ClientOptions {
 struct ClientStats {
     std::size_t connections_opened = 0;  ///< connections established (TCP, and TLS if https)
     std::size_t connections_reused = 0;  ///< requests sent on a kept-alive idle connection
+    /// TLS handshakes that resumed a session kept from an earlier connection to the origin.
+    std::size_t tls_sessions_resumed = 0;
 };
 
-/// An HTTP/1.1 client with keep-alive connection reuse, TLS and a deadline on every operation.
+/// An HTTP/1.1 client with keep-alive connection reuse, TLS (a new connection resumes the TLS
+/// session of the last one to its origin when the server agrees) and a deadline on every
+/// operation.
 /// What a server sends is bounded: headers by Beast's 8 KiB limit, a body or a streamed line by
 /// max_body_bytes.
 ///

@@ -337,6 +337,7 @@ public:
             if (line.empty()) {
                 return true;
             }
+            count_connections();  // the watch's own connection, before the stream ends
             auto event = decode_watch_frame(line);
             if (!event) {
                 stream_error = event.error();
@@ -348,7 +349,9 @@ public:
         auto response = co_await with_auth_retry([&](http::Request request)
                                                      -> asio::awaitable<Result<http::Response>> {
             request.timeout = watch_silence_limit(options.timeout_seconds);
-            co_return co_await http_->stream(std::move(request), on_line);
+            auto streamed = co_await http_->stream(std::move(request), on_line);
+            count_connections();
+            co_return streamed;
         }, Method::kGet, type.collection_path(ns) + query.str(), {}, {}, "WATCH", &counted,
            options.metadata_only ? kMetadataAccept : "");
         if (!response) {
@@ -473,7 +476,9 @@ private:
         for (int attempt = 0;; ++attempt) {
             auto response = co_await with_auth_retry(
                 [this](http::Request request) -> asio::awaitable<Result<http::Response>> {
-                    co_return co_await http_->send(std::move(request));
+                    auto answer = co_await http_->send(std::move(request));
+                    count_connections();
+                    co_return answer;
                 },
                 method, path, body, type, http::to_string(method), nullptr, accept);
             std::optional<Error> error;
@@ -509,6 +514,14 @@ private:
             co_return response.error();
         }
         co_return parse_body(*response);
+    }
+
+    /// Copies the HttpClient's connection counters into stats_ (read by reference elsewhere).
+    void count_connections() {
+        const http::ClientStats now = http_->stats();
+        stats_.connections_opened = now.connections_opened;
+        stats_.connections_reused = now.connections_reused;
+        stats_.tls_sessions_resumed = now.tls_sessions_resumed;
     }
 
     http::HttpClientPtr http_;

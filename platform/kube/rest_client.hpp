@@ -41,6 +41,11 @@ struct RestClientStats {
     std::uint64_t writes = 0;  ///< POST, PUT, PATCH, DELETE
     std::uint64_t watches = 0;
     std::uint64_t throttled = 0;  ///< writes that waited for a token
+    /// Connections to the API server established (TCP, TLS), requests sent on a kept-alive one
+    /// and handshakes that resumed a TLS session, as the HttpClient counts them.
+    std::uint64_t connections_opened = 0;
+    std::uint64_t connections_reused = 0;
+    std::uint64_t tls_sessions_resumed = 0;  ///< connections whose TLS handshake resumed
     /// HTTP requests sent, retries included, by verb (the method, or WATCH) and code (the
     /// answer's status, or "error" when none came: a connection failure or a timeout).
     std::map<std::pair<std::string, std::string>, std::uint64_t> by_verb_and_code;

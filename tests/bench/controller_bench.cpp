@@ -246,6 +246,9 @@ struct SerinCounters {
     double queue_waits = 0;        ///< serin_workqueue_wait_seconds_count
     double queue_wait_seconds = 0; ///< serin_workqueue_wait_seconds_sum
     double throttled = 0;          ///< serin_api_throttled_total
+    double connections_opened = 0; ///< serin_api_connections_opened_total
+    double connections_reused = 0; ///< serin_api_connections_reused_total
+    double tls_resumed = 0;        ///< serin_api_tls_sessions_resumed_total
     double heap_in_use = 0;        ///< serin_heap_bytes{state="in_use"}
     double heap_free = 0;          ///< serin_heap_bytes{state="free"}
     /// serin_cache_objects and serin_cache_encoded_bytes by resource.
@@ -275,6 +278,12 @@ SerinCounters parse_metrics(const std::string& text) {
             out.queue_wait_seconds += value;
         } else if (line.rfind("serin_api_throttled_total", 0) == 0) {
             out.throttled += value;
+        } else if (line.rfind("serin_api_connections_opened_total", 0) == 0) {
+            out.connections_opened += value;
+        } else if (line.rfind("serin_api_connections_reused_total", 0) == 0) {
+            out.connections_reused += value;
+        } else if (line.rfind("serin_api_tls_sessions_resumed_total", 0) == 0) {
+            out.tls_resumed += value;
         } else if (line.rfind("serin_heap_bytes{", 0) == 0) {
             const std::string state = label(std::string_view(line.data(), space), "state");
             (state == "in_use" ? out.heap_in_use : out.heap_free) = value;
@@ -598,6 +607,9 @@ struct Window {
     double queue_waits = 0;
     double queue_wait_seconds = 0;
     double throttled = 0;
+    double connections_opened = 0;
+    double connections_reused = 0;
+    double tls_resumed = 0;
     bool serin_counted = false;
 
     double cpu_percent() const { return seconds > 0 ? 100 * cpu_seconds / seconds : 0; }
@@ -675,6 +687,9 @@ struct Bench {
         w.queue_waits = end.counters.queue_waits - start.counters.queue_waits;
         w.queue_wait_seconds = end.counters.queue_wait_seconds - start.counters.queue_wait_seconds;
         w.throttled = end.counters.throttled - start.counters.throttled;
+        w.connections_opened = end.counters.connections_opened - start.counters.connections_opened;
+        w.connections_reused = end.counters.connections_reused - start.counters.connections_reused;
+        w.tls_resumed = end.counters.tls_resumed - start.counters.tls_resumed;
         return w;
     }
 };
@@ -1232,6 +1247,9 @@ int main(int argc, char** argv) {
                     during.queue_waits > 0 ? during.queue_wait_seconds / during.queue_waits : 0.0);
         std::printf("| releases: writes that waited for the token bucket | %.0f |\n",
                     during.throttled);
+        std::printf("| releases: API connections opened (TLS resumed); requests on kept-alive "
+                    "ones | %.0f (%.0f); %.0f |\n",
+                    during.connections_opened, during.tls_resumed, during.connections_reused);
     }
     if (!rest.serin_counted) {
         std::printf("\n(serin's /metrics could not be read: its counts are missing)\n");

@@ -539,6 +539,36 @@ TEST_CASE("tls: a server certificate signed by the trusted CA is accepted", "[ht
     CHECK(client->stats().connections_opened == 1);
 }
 
+TEST_CASE("tls: a new connection resumes the session of the last one to the same origin",
+          "[http][tls]") {
+    asio::io_context io;
+    TestHttpServer server{io.get_executor(), answer_ok, server_tls()};
+    ClientOptions options = trusting(serin::test::test_pki().ca.cert_pem);
+    options.max_idle_per_origin = 0;  // every request opens a connection
+    auto client = make_client(io, options);
+    const std::string by_ip = server.base_url();
+    const std::string by_name = "https://localhost:" + std::to_string(server.port());
+
+    std::vector<Result<Response>> responses;
+    std::vector<std::size_t> resumed;
+    run(io, [&]() -> asio::awaitable<void> {
+        for (const std::string& base : {by_ip, by_ip, by_ip, by_name, by_name}) {
+            responses.push_back(co_await client->send(get(base + "/")));
+            resumed.push_back(client->stats().tls_sessions_resumed);
+        }
+    }());
+
+    for (const auto& response : responses) {
+        INFO((response ? std::string{} : response.error().describe()));
+        REQUIRE(response.has_value());
+        CHECK(response->body == "ok");
+    }
+    CHECK(client->stats().connections_opened == 5);
+    // The first connection to each origin makes a full handshake (its certificate verified for
+    // that name): a session is never offered to another origin, even on the same server.
+    CHECK(resumed == std::vector<std::size_t>{0, 1, 2, 2, 3});
+}
+
 TEST_CASE("tls: the host name localhost is checked against the DNS SAN", "[http][tls]") {
     asio::io_context io;
     TestHttpServer server{io.get_executor(), answer_ok, server_tls()};

@@ -178,6 +178,17 @@ TEST_CASE("a 5xx is retried for reads and returned at once for writes") {
           std::optional<std::string_view>("application/merge-patch+json"));
 }
 
+TEST_CASE("the client counts connections opened and requests sent on a kept-alive one") {
+    Fixture f;
+    REQUIRE(f.await(f.client->get(cm, "ns", "a")));
+    CHECK(f.client->stats().connections_opened == 1);
+    CHECK(f.client->stats().connections_reused == 0);
+    REQUIRE(f.await(f.client->get(cm, "ns", "b")));
+    REQUIRE(f.await(f.client->remove(cm, "ns", "c")));
+    CHECK(f.client->stats().connections_opened == 1);
+    CHECK(f.client->stats().connections_reused == 2);
+}
+
 TEST_CASE("writes wait on the token bucket but reads do not") {
     kube::RestClientOptions options;
     options.write_qps = 1;

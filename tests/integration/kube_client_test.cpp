@@ -262,6 +262,32 @@ TEST_CASE("LIST pages through 2000 objects with limit and continue") {
     CHECK(made == kObjects);
 }
 
+TEST_CASE("new connections to the API server resume the TLS session of an earlier one") {
+    asio::io_context io;
+    auto client = unthrottled_client(io);
+    TestNamespace ns;
+    const auto& cm = types::config_maps();
+    REQUIRE(run(io, client->create(cm, ns.name(), config_map(ns.name(), "tls", {{"a", "1"}}))));
+    const kube::RestClientStats before = client->stats();
+    REQUIRE(before.connections_opened >= 1);
+
+    run(io, [&]() -> asio::awaitable<void> {
+        // Reads at once: one may take the kept-alive connection, the others open their own.
+        using namespace asio::experimental::awaitable_operators;
+        auto read = [&]() -> asio::awaitable<void> {
+            auto got = co_await client->get(cm, ns.name(), "tls");
+            REQUIRE(got);
+        };
+        co_await ((read() && read()) && (read() && read()));
+    }());
+
+    const kube::RestClientStats after = client->stats();
+    const std::uint64_t opened = after.connections_opened - before.connections_opened;
+    CHECK(opened >= 3);
+    // kube-apiserver (Go's crypto/tls) takes the session back: no certificate sent or verified.
+    CHECK(after.tls_sessions_resumed - before.tls_sessions_resumed == opened);
+}
+
 TEST_CASE("a server certificate from an unknown CA fails with a clear TLS error") {
     asio::io_context io;
     auto config = shared_cluster().config();

@@ -20,6 +20,9 @@ TEST_CASE("without a controller: /healthz 200, /readyz 503, /metrics with the AP
     Endpoints e;
     e.api.by_verb_and_code[{"GET", "200"}] = 7;
     e.api.throttled = 2;
+    e.api.connections_opened = 5;
+    e.api.connections_reused = 11;
+    e.api.tls_sessions_resumed = 4;
 
     const auto health = e.handler("GET", "/healthz");
     CHECK(health.status == 200);
@@ -35,6 +38,9 @@ TEST_CASE("without a controller: /healthz 200, /readyz 503, /metrics with the AP
     CHECK_THAT(metrics.body,
                Catch::Contains("serin_api_requests_total{code=\"200\",verb=\"GET\"} 7"));
     CHECK_THAT(metrics.body, Catch::Contains("serin_api_throttled_total 2"));
+    CHECK_THAT(metrics.body, Catch::Contains("serin_api_connections_opened_total 5"));
+    CHECK_THAT(metrics.body, Catch::Contains("serin_api_connections_reused_total 11"));
+    CHECK_THAT(metrics.body, Catch::Contains("serin_api_tls_sessions_resumed_total 4"));
 }
 
 TEST_CASE("other methods get 405 and other paths 404") {

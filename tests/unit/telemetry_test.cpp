@@ -98,8 +98,12 @@ TEST_CASE("totals read at each scrape become counters that only go up") {
     totals.api_requests[{"PUT", "409"}] = 4;
     totals.api_requests[{"WATCH", "200"}] = 2;
     totals.watch_failures = 1;
+    totals.api_connections_opened = 3;
+    totals.api_connections_reused = 9;
+    totals.api_tls_resumed = 2;
     t.set_totals(totals);
     totals.api_requests[{"GET", "200"}] = 15;
+    totals.api_connections_opened = 4;
     totals.api_requests[{"GET", "error"}] = 1;
     totals.relists = 1;
     t.set_totals(totals);
@@ -109,6 +113,9 @@ TEST_CASE("totals read at each scrape become counters that only go up") {
     CHECK(has(text, "serin_api_requests_total{code=\"409\",verb=\"PUT\"} 4"));
     CHECK(has(text, "serin_api_requests_total{code=\"200\",verb=\"WATCH\"} 2"));
     CHECK(has(text, "serin_api_throttled_total 0"));
+    CHECK(has(text, "serin_api_connections_opened_total 4"));
+    CHECK(has(text, "serin_api_connections_reused_total 9"));
+    CHECK(has(text, "serin_api_tls_sessions_resumed_total 2"));
     CHECK(has(text, "serin_watch_restarts_total{reason=\"error\"} 1"));
     CHECK(has(text, "serin_watch_restarts_total{reason=\"gone\"} 1"));
     totals.api_requests[{"GET", "200"}] = 3;  // a lower total (it cannot happen) never lowers it
