@@ -16,7 +16,8 @@ namespace serin::app {
 /// What the controller's own endpoints read.
 struct EndpointSources {
     telemetry::Telemetry& telemetry;
-    /// The API client's request counters (serin_api_requests_total, serin_api_throttled_total).
+    /// The API client's counters (serin_api_requests_total, serin_api_throttled_total,
+    /// serin_api_connections_*_total, serin_api_tls_sessions_resumed_total).
     const kube::RestClientStats& api;
     /// The controller while there is one, else null: it is built only once the API server has
     /// answered, and goes before the process ends.

@@ -142,6 +142,7 @@ struct Connection {
     Clock::time_point idle_since;  ///< when it last went back to the pool
     std::optional<beast::tcp_stream> plain;
     std::optional<TlsStream> tls;
+    bool tls_session_kept = false;  ///< its TLS session is kept for new connections
     beast::flat_buffer buffer;
 
     beast::tcp_stream& tcp() { return tls ? tls->next_layer() : *plain; }
@@ -865,7 +866,7 @@ private:
         }
         const auto kept = tls_sessions_.find(origin);
         if (kept != tls_sessions_.end()) {
-            SSL_set_session(tls.native_handle(), kept->second.copy.get());  // it may be declined
+            SSL_set_session(tls.native_handle(), kept->second.get());  // it may be declined
         }
         tls.next_layer().expires_at(connect_deadline);
         auto [handshake_ec] = co_await tls.async_handshake(ssl::stream_base::client, kIo);
@@ -882,19 +883,16 @@ private:
     /// Keeps the TLS session of a connection that carried an exchange, so the next connection to
     /// the same origin resumes it: no certificate sent, parsed and verified, no signature made by
     /// the server (a burst of release starts opens tens of connections to the API server at
-    /// once). TLS 1.3 tickets arrive after the handshake, so the session is taken once an answer
-    /// was read. Only a session this client verified for this very origin is offered again.
+    /// once). TLS 1.3 tickets arrive after the handshake, so the session is taken after the
+    /// first answer read on the connection, once. Only a session this client verified for this
+    /// very origin is offered again.
     void keep_tls_session(const std::string& origin, Connection& conn) {
-        if (!conn.tls) {
-            return;
+        if (!conn.tls || conn.tls_session_kept) {
+            return;  // once per connection, not on every request it carries
         }
-        SslSessionPtr session{SSL_get1_session(conn.tls->native_handle())};
+        const SslSessionPtr session{SSL_get1_session(conn.tls->native_handle())};
         if (session == nullptr || SSL_SESSION_is_resumable(session.get()) != 1) {
             return;
-        }
-        auto kept = tls_sessions_.find(origin);
-        if (kept != tls_sessions_.end() && kept->second.source == session) {
-            return;  // kept already
         }
         // A copy: OpenSSL marks a session unresumable when its connection is freed without a
         // close_notify, as a pooled connection the server dropped is.
@@ -902,14 +900,12 @@ private:
         if (copy == nullptr) {
             return;
         }
-        if (kept == tls_sessions_.end()) {
-            if (tls_sessions_.size() >= std::max<std::size_t>(1, options_.max_idle_total)) {
-                tls_sessions_.erase(tls_sessions_.begin());  // origins are not ours to bound
-            }
-            tls_sessions_.emplace(origin, KeptSession{std::move(session), std::move(copy)});
-        } else {
-            kept->second = KeptSession{std::move(session), std::move(copy)};
+        conn.tls_session_kept = true;
+        if (!tls_sessions_.contains(origin) &&
+            tls_sessions_.size() >= std::max<std::size_t>(1, options_.max_idle_total)) {
+            tls_sessions_.erase(tls_sessions_.begin());  // origins are not ours to bound
         }
+        tls_sessions_[origin] = std::move(copy);
     }
 
     /// The system's CA store, loaded at the first TLS connection that verifies against it
@@ -935,12 +931,9 @@ private:
     /// Idle connections per pool key; a key with none has no entry.
     std::unordered_map<std::string, std::deque<ConnectionPtr>> idle_;
     std::size_t idle_total_ = 0;
-    /// The last resumable TLS session per origin, at most max_idle_total of them.
-    struct KeptSession {
-        SslSessionPtr source;  ///< the connection's, held so it is recognized when seen again
-        SslSessionPtr copy;    ///< what new connections offer
-    };
-    std::unordered_map<std::string, KeptSession> tls_sessions_;
+    /// The resumable TLS session of the last connection opened per origin (a copy), at most
+    /// max_idle_total of them (at least one).
+    std::unordered_map<std::string, SslSessionPtr> tls_sessions_;
     ClientStats stats_;
 };
 
