@@ -78,7 +78,7 @@ std::string format_micro_time(SystemTime t) {
     const auto micros =
         std::chrono::duration_cast<std::chrono::microseconds>(t - seconds).count();
     std::string text = format_time(seconds);  // "...:SSZ"
-    char fraction[16];
+    char fraction[24];  // room for any long long, so -O3 sees no truncation
     std::snprintf(fraction, sizeof fraction, ".%06lldZ", static_cast<long long>(micros));
     text.pop_back();
     return text + fraction;
