@@ -215,6 +215,26 @@ TEST_CASE("a new revision in the middle of an analysis restarts it") {
     s.wait_event("New revision detected! Restarting analysis for podinfo." + s.ns());
 }
 
+TEST_CASE("a target scaled to zero in the middle of an analysis is scaled up again and the release goes on") {
+    Scenario s;
+    s.start_serin();
+    initialize(s, s.canary({{"interval", "1s"}, {"threshold", 2}, {"iterations", 8}}));
+    s.bump_image(kV2);
+    s.wait_canary([](const Json& c) { return phase(c) == "Progressing" && iterations(c) >= 1; },
+                  "one iteration");
+    s.patch(types::deployments(), "podinfo", {{"spec", {{"replicas", 0}}}});
+    s.wait_event("Scaling up podinfo." + s.ns() + ": the analysis needs it running");
+    s.wait_object(
+        types::deployments(), "podinfo",
+        [](const Json& d) {
+            const Json replicas = at(d, "/spec/replicas");
+            return replicas.is_number() && replicas.get<int>() > 0;
+        },
+        "the target scaled up again");
+    s.wait_phase("Succeeded");
+    CHECK(image_of(s.get(types::deployments(), "podinfo-primary")) == kV2);
+}
+
 TEST_CASE("skipAnalysis promotes a new revision as soon as it is ready") {
     Scenario s;
     s.start_serin();

@@ -203,6 +203,7 @@ struct World {
     std::optional<std::string> primary_revision;
     Readiness primary{true, true, ""};
     Readiness canary_workload{true, true, ""};
+    bool canary_scaled_down = false;  ///< Observations::canary_scaled_down
     Routes routes;
     bool tick_due = true;
     /// Hook answers by name; unlisted gating hooks answer ok, unlisted rollback hooks do not.
@@ -234,6 +235,7 @@ struct World {
         obs.primary_revision = primary_revision;
         obs.primary = primary;
         obs.canary = canary_workload;
+        obs.canary_scaled_down = canary_scaled_down;
         obs.routes = routes;
         // Not due: this process has just taken a paced step (its own record, later than any in
         // the status). Due: no record of its own, so the status' lastStepTime paces (reconcile()
@@ -475,6 +477,64 @@ TEST_CASE("new revision: the target is scaled to zero at init and scaled up on a
     CHECK(r.status().failed_checks == 0);
     CHECK(r.status().iterations == 0);
     CHECK(r.decision.active);
+}
+
+TEST_CASE("a run under way whose target is scaled to zero scales it up again before any step") {
+    World w(make_canary(weighted(10, 50)));
+    w.init();
+    w.release("s1:rev-2");
+    REQUIRE(w.phase() == "Progressing");
+    const std::string scaling_up_again =
+        "Scaling up podinfo.default: the analysis needs it running";
+    const Readiness scaled_to_zero{
+        false, true, "canary deployment podinfo.default not ready: scaled to zero"};
+
+    // The run's scale-up failed beside its Progressing status (or someone scaled it down).
+    w.canary_scaled_down = true;
+    w.canary_workload = scaled_to_zero;
+    Reconcile again = w.reconcile();
+    CHECK(w.phase() == "Progressing");
+    CHECK(again.scale_up == 1);
+    CHECK(again.messages() == std::vector<std::string>{scaling_up_again});
+    CHECK(again.routes.empty());
+    CHECK(again.metric_runs == 0);
+    CHECK(again.status().iterations == 0);
+    CHECK(again.status().canary_weight == 0);
+    CHECK(again.alerts.empty());
+
+    // Scaled up: the analysis starts where it stood.
+    w.canary_scaled_down = false;
+    w.canary_workload = Readiness{true, true, ""};
+    Reconcile step = w.reconcile();
+    CHECK(step.scale_up == 0);
+    CHECK(step.routes == std::vector<Routes>{split(90, 10)});
+
+    SECTION("while Promoting too, not while Finalising, which scales it down itself") {
+        for (int i = 0; i < 10 && w.phase() != "Promoting"; ++i) {
+            w.reconcile();
+        }
+        REQUIRE(w.phase() == "Promoting");
+        w.canary_scaled_down = true;
+        CHECK(w.reconcile().scale_up == 1);
+        w.canary_scaled_down = false;
+        for (int i = 0; i < 10 && w.phase() != "Finalising"; ++i) {
+            w.reconcile();
+        }
+        REQUIRE(w.phase() == "Finalising");
+        w.canary_scaled_down = true;
+        w.canary_workload = scaled_to_zero;
+        Reconcile last = w.reconcile();
+        CHECK(last.scale_up == 0);
+        CHECK(w.phase() == "Succeeded");
+    }
+    SECTION("a canary past its progress deadline is rolled back, not scaled up") {
+        w.canary_scaled_down = true;
+        w.canary_workload = Readiness{false, false, str(kDeadlineExceeded)};
+        Reconcile failed = w.reconcile();
+        CHECK(failed.scale_up == 0);
+        CHECK(failed.scale_to_zero == 1);
+        CHECK(w.phase() == "Failed");
+    }
 }
 
 TEST_CASE("rollback when failed checks reach the threshold") {
