@@ -535,10 +535,9 @@ private:
             finalise();
             return;
         }
-        // A run under way needs its canary running. Its scale-up is written beside the
-        // Progressing status, not before it, so one that failed is written here again; so is
-        // one for a target someone scaled to zero. The canary's readiness is awaited from the
-        // next reconcile on (a DaemonSet kept off every node reads as ready).
+        // A run under way needs its canary running: a target someone scaled to zero since the
+        // start is scaled up again. The canary's readiness is awaited from the next reconcile on
+        // (a DaemonSet kept off every node reads as ready).
         if (obs_.canary_scaled_down && obs_.canary.retriable &&
             is_one_of(status_.phase, {kProgressing, kWaitingPromotion, kPromoting})) {
             event("Scaling up " + target_id() + ": the analysis needs it running");

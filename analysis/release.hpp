@@ -110,9 +110,8 @@ struct Observations {
     std::optional<StringMap> configs;
     Readiness primary;
     Readiness canary;
-    /// The target is out of service: scaled to zero (its kind has a scale-up to write). A
-    /// release under way writes the scale-up again: the one of the run's start goes out beside
-    /// the Progressing status, not before it, and may have failed; or someone scaled it down.
+    /// The target is out of service: scaled to zero (its kind has a scale-up to write). A run
+    /// under way scales it up again (someone scaled it down, or wrote an old manifest).
     bool canary_scaled_down = false;
     /// The router's weights; nullopt when they could not be read (routes_error says why).
     std::optional<Routes> routes;
@@ -150,8 +149,7 @@ struct Settings {
 struct SetRoutes {
     Routes routes;
 };
-/// Scales the target up for analysis (flagger-spec §3.4). Nothing after it waits for its
-/// answer: the reconciler writes it beside the status (Observations::canary_scaled_down).
+/// Scales the target up for analysis (flagger-spec §3.4).
 struct ScaleUp {};
 /// Scales the target to zero.
 struct ScaleToZero {};
@@ -202,8 +200,8 @@ struct Decision {
     /// The request this decision handled, if any.
     std::optional<RequestOutcome> request;
     /// In order: routing and workload changes first as the algorithm makes them, events where they
-    /// happen. The reconciler performs the non-event actions, then writes the status (a ScaleUp
-    /// at the same time), then sends events, alerts and fire-and-report hooks.
+    /// happen. The reconciler performs the non-event actions, then writes the status, then sends
+    /// events, alerts and fire-and-report hooks.
     std::vector<Action> actions;
     /// Set when advance() stopped to ask for hook answers; nothing else in the Decision counts.
     std::optional<HookRequest> need_hooks;

@@ -13,7 +13,6 @@
 #include "platform/core/time_format.hpp"
 
 #include <algorithm>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <set>
 #include <string>
 #include <variant>
@@ -374,12 +373,7 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
             co_return written.error();
         }
     }
-    bool scale_up = false;
     for (const analysis::Action& action : decision.actions) {
-        if (std::holds_alternative<analysis::ScaleUp>(action)) {
-            scale_up = true;  // beside the status, below
-            continue;
-        }
         if (auto done = co_await perform(ctx, decision.status, action); !done) {
             if (done.error().kind == ErrorKind::kInvalid &&
                 std::holds_alternative<analysis::SetRoutes>(action)) {
@@ -388,10 +382,11 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
             co_return done.error();
         }
     }
-    const StatusAndScaleUp written =
-        co_await write_status_and_scale_up(ctx, decision, now_text, scale_up);
-    if (!written.status) {
-        co_return written.status.error();
+    if (!decision.status_first) {
+        if (auto written = co_await write_decided_status(ctx, decision.status, now_text);
+            !written) {
+            co_return written.error();
+        }
     }
     // A request handled by this decision is on record in the canary's status: now its own.
     if (decision.request) {
@@ -425,9 +420,6 @@ asio::awaitable<Result<ReconcileResult>> Reconciler::act(CanaryContext& ctx,
         }
     }
     memory.reported_invalid.clear();
-    if (!written.scale_up) {
-        co_return written.scale_up.error();  // retried; the decision is on record and reported
-    }
     ReconcileResult result;
     if (decision.status.paused) {
         // Paused: no tick is due until a resume (whose request wakes the canary); the re-queue
@@ -521,27 +513,6 @@ asio::awaitable<Result<void>> Reconciler::write_decided_status(CanaryContext& ct
         status.last_transition_time = now;
     }
     co_return co_await write_status(ctx, status);
-}
-
-asio::awaitable<Reconciler::StatusAndScaleUp> Reconciler::write_status_and_scale_up(
-    CanaryContext& ctx, Decision& decision, const std::string& now, bool scale_up) {
-    using namespace asio::experimental::awaitable_operators;
-    StatusAndScaleUp out;
-    if (decision.status_first) {  // the status was written before the actions
-        if (scale_up) {
-            out.scale_up = co_await owned_.scale(ctx, true);
-        }
-    } else if (!scale_up) {
-        out.status = co_await write_decided_status(ctx, decision.status, now);
-    } else {
-        // A run's start: both writes go out at once, and Progressing shows one round trip
-        // sooner.
-        auto [scaled, written] =
-            co_await (owned_.scale(ctx, true) && write_decided_status(ctx, decision.status, now));
-        out.status = std::move(written);
-        out.scale_up = std::move(scaled);
-    }
-    co_return out;
 }
 
 asio::awaitable<Result<void>> Reconciler::sync_finalizer(CanaryContext& ctx) {

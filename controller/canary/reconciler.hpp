@@ -149,19 +149,6 @@ private:
     boost::asio::awaitable<Result<void>> write_decided_status(CanaryContext& ctx,
                                                               api::CanaryStatus& status,
                                                               const std::string& now);
-    /// What write_status_and_scale_up() wrote. The status decides the reconcile; a scale-up
-    /// that failed beside a written status is returned once the decision is reported (the
-    /// next decision writes it again).
-    struct StatusAndScaleUp {
-        Result<void> status;
-        Result<void> scale_up;
-    };
-    /// Writes the decision's status (unless it went first: Decision::status_first) and, when
-    /// `scale_up`, the target's scale-up, at the same time: neither needs the other's answer.
-    boost::asio::awaitable<StatusAndScaleUp> write_status_and_scale_up(CanaryContext& ctx,
-                                                                       analysis::Decision& decision,
-                                                                       const std::string& now,
-                                                                       bool scale_up);
     // ---- runtime requests (requests.cpp) ----
     /// The pending CanaryRequests (status.phase empty) in the cache that name `canary`.
     std::vector<kube::ObjectPtr> pending_request_objects(const std::string& ns,

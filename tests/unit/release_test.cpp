@@ -489,7 +489,7 @@ TEST_CASE("a run under way whose target is scaled to zero scales it up again bef
     const Readiness scaled_to_zero{
         false, true, "canary deployment podinfo.default not ready: scaled to zero"};
 
-    // The run's scale-up failed beside its Progressing status (or someone scaled it down).
+    // Someone scaled the target down while the run waited for its next step.
     w.canary_scaled_down = true;
     w.canary_workload = scaled_to_zero;
     Reconcile again = w.reconcile();
