@@ -558,7 +558,7 @@ private:
             return;
         }
         // A pause holds everything paced and the promotion without analysis; what is above
-        // (a new revision, a dead workload, finalising) still acts.
+        // (a new revision, a dead workload, finalising, a target scaled down) still acts.
         if (status_.paused && is_one_of(status_.phase, {kProgressing, kWaitingPromotion})) {
             return;
         }

@@ -883,9 +883,9 @@ private:
     /// Keeps the TLS session of a connection that carried an exchange, so the next connection to
     /// the same origin resumes it: no certificate sent, parsed and verified, no signature made by
     /// the server (a burst of release starts opens tens of connections to the API server at
-    /// once). TLS 1.3 tickets arrive after the handshake, so the session is taken after the
-    /// first answer read on the connection, once. Only a session this client verified for this
-    /// very origin is offered again.
+    /// once). TLS 1.3 tickets arrive after the handshake, so the session is taken after an
+    /// answer was read, once per connection (at the first answer that finds it resumable). Only
+    /// a session this client verified for this very origin is offered again.
     void keep_tls_session(const std::string& origin, Connection& conn) {
         if (!conn.tls || conn.tls_session_kept) {
             return;  // once per connection, not on every request it carries
