@@ -4,7 +4,7 @@
 // seen by a watcher in this process. Beside it, the same request figures for a model of Flagger's
 // polling, computed from the same run's N and interval. Prints Markdown tables.
 //
-//   controller_bench [--canaries N] [--releases R] [--rest-seconds S] [--release-seconds S]
+//   controller_bench [--canaries N] [--namespaces K] [--releases R] [--rest-seconds S] [--release-seconds S]
 //                    [--soak-seconds S [--sample-seconds P]] [--quiet-seconds Q] [--keep]
 //
 // The cluster is as light as the scenario allows: etcd, kube-apiserver, the controller-manager and
@@ -15,7 +15,8 @@
 //
 // Phases:
 //  1. N Deployments app-<i> (1 replica) and N Canaries (blue/green: 10 iterations, interval 1m,
-//     provider kubernetes, no metrics) are created, and every Deployment becomes available.
+//     provider kubernetes, no metrics) are created, all in namespace "bench" or, with
+//     --namespaces K > 1, app-<i> in bench-<i mod K>, and every Deployment becomes available.
 //  2. serin starts; "initialize" is the time from its start until every Canary is Initialized.
 //  3. Settle: until no Deployment, Pod or Canary has changed for --quiet-seconds (the
 //     controller-manager and podsim finish what initialization started), then the rest window
@@ -46,6 +47,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -59,6 +61,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -91,6 +94,42 @@ constexpr const char* kNewImage = "ghcr.io/stefanprodan/podinfo:6.0.1";
 double seconds_since(WallClock::time_point start) {
     return std::chrono::duration<double>(WallClock::now() - start).count();
 }
+
+/// Where the benchmark's objects live: all in namespace "bench" (--namespaces 1, the layout of
+/// every result before the option existed), or spread over "bench-0" .. "bench-<n-1>", app-<i> in
+/// bench-<i mod n>, as Flagger users' canaries spread over their teams' namespaces. serin watches
+/// only "bench" in the first layout (-namespace), the whole cluster in the second (Flagger's
+/// default).
+struct Layout {
+    int namespaces = 1;
+
+    std::string of_index(int index) const {
+        return namespaces <= 1 ? std::string(kNamespace)
+                               : std::string(kNamespace) + "-" + std::to_string(index % namespaces);
+    }
+    /// The namespace of app-<i> (or of its -primary).
+    std::string of_app(std::string_view app) const {
+        int index = 0;
+        if (app.starts_with("app-")) {
+            app.remove_prefix(4);
+            std::from_chars(app.data(), app.data() + app.size(), index);
+        }
+        return of_index(index);
+    }
+    bool holds(std::string_view ns) const {
+        return namespaces <= 1 ? ns == kNamespace
+                               : ns.starts_with(std::string(kNamespace) + "-");
+    }
+    std::vector<std::string> all() const {
+        std::vector<std::string> out;
+        for (int i = 0; i < std::max(namespaces, 1); ++i) {
+            out.push_back(of_index(i));
+        }
+        return out;
+    }
+    /// What serin and this benchmark's informers watch: the one namespace, or all ("").
+    std::string watched() const { return namespaces <= 1 ? std::string(kNamespace) : ""; }
+};
 
 /// The nearest-rank percentile `q` (0..1) of `values`; 0 for none.
 double percentile(std::vector<double> values, double q) {
@@ -424,6 +463,7 @@ Json canary_object(const std::string& name, const std::string& interval) {
 
 struct Populate {
     kube::KubeClient& client;
+    const Layout& layout;
     std::string interval;
     int count = 0;
     int next = 0;
@@ -431,8 +471,9 @@ struct Populate {
     std::string first_error;
 };
 
-asio::awaitable<void> create_one(Populate& p, const kube::ResourceType& type, Json object) {
-    auto created = co_await p.client.create(type, kNamespace, std::move(object));
+asio::awaitable<void> create_one(Populate& p, const kube::ResourceType& type, std::string ns,
+                                 Json object) {
+    auto created = co_await p.client.create(type, ns, std::move(object));
     if (!created && created.error().kind != ErrorKind::kAlreadyExists) {
         if (p.failures++ == 0) {
             p.first_error = created.error().describe();
@@ -442,25 +483,29 @@ asio::awaitable<void> create_one(Populate& p, const kube::ResourceType& type, Js
 
 asio::awaitable<void> populate_worker(Populate& p) {
     while (p.next < p.count) {
-        const std::string app = "app-" + std::to_string(p.next++);
+        const int index = p.next++;
+        const std::string app = "app-" + std::to_string(index);
         // Named locals, not temporaries, inside the co_await arguments (g++ 12).
         Json deployment = deployment_object(app);
         Json canary = canary_object(app, p.interval);
-        co_await create_one(p, kube::types::deployments(), std::move(deployment));
-        co_await create_one(p, kube::types::canaries(), std::move(canary));
+        std::string ns = p.layout.of_index(index);
+        co_await create_one(p, kube::types::deployments(), ns, std::move(deployment));
+        co_await create_one(p, kube::types::canaries(), std::move(ns), std::move(canary));
     }
 }
 
-bool populate(asio::io_context& io, kube::KubeClient& client, int count,
+bool populate(asio::io_context& io, kube::KubeClient& client, const Layout& layout, int count,
               const std::string& interval) {
-    Json namespace_object = {{"apiVersion", "v1"}, {"kind", "Namespace"},
-                             {"metadata", {{"name", kNamespace}}}};
-    auto made = run_sync(io, client.create(kube::types::namespaces(), "", namespace_object));
-    if (!made && made.error().kind != ErrorKind::kAlreadyExists) {
-        std::cerr << "namespace: " << made.error().describe() << "\n";
-        return false;
+    for (const std::string& ns : layout.all()) {
+        Json namespace_object = {{"apiVersion", "v1"}, {"kind", "Namespace"},
+                                 {"metadata", {{"name", ns}}}};
+        auto made = run_sync(io, client.create(kube::types::namespaces(), "", namespace_object));
+        if (!made && made.error().kind != ErrorKind::kAlreadyExists) {
+            std::cerr << "namespace " << ns << ": " << made.error().describe() << "\n";
+            return false;
+        }
     }
-    Populate p{client, interval, count, 0, 0, {}};
+    Populate p{client, layout, interval, count, 0, 0, {}};
     int running = 16;
     for (int w = 0; w < 16; ++w) {
         asio::co_spawn(io, populate_worker(p), [&running](const std::exception_ptr&) { --running; });
@@ -544,21 +589,37 @@ struct Watcher {
     }
 };
 
-kube::EventHandlers handlers(Watcher& watcher,
+/// The watcher's handlers for one kind, for the objects of the benchmark's namespaces only (a
+/// watch of the whole cluster also sees the devcluster's own).
+kube::EventHandlers handlers(Watcher& watcher, const Layout& layout,
                              void (Watcher::*on)(const Json* old_object, const Json& object)) {
-    kube::EventHandlers h;
-    h.on_add = [&watcher, on](const kube::ObjectPtr& object) { (watcher.*on)(nullptr, *object); };
-    h.on_update = [&watcher, on](const kube::ObjectPtr& old_object,
-                                 const kube::ObjectPtr& object) {
-        (watcher.*on)(old_object.get(), *object);
+    auto ours = [&layout](const Json& object) {
+        return layout.holds(object.value("/metadata/namespace"_json_pointer, ""));
     };
-    h.on_delete = [&watcher](const kube::ObjectPtr&) { watcher.last_change = WallClock::now(); };
+    kube::EventHandlers h;
+    h.on_add = [&watcher, on, ours](const kube::ObjectPtr& object) {
+        if (ours(*object)) {
+            (watcher.*on)(nullptr, *object);
+        }
+    };
+    h.on_update = [&watcher, on, ours](const kube::ObjectPtr& old_object,
+                                       const kube::ObjectPtr& object) {
+        if (ours(*object)) {
+            (watcher.*on)(old_object.get(), *object);
+        }
+    };
+    h.on_delete = [&watcher, ours](const kube::ObjectPtr& object) {
+        if (ours(*object)) {
+            watcher.last_change = WallClock::now();
+        }
+    };
     return h;
 }
 
 /// The releases: an image bump of each chosen Deployment, sent at once.
 struct Bumps {
     kube::KubeClient& client;
+    const Layout& layout;
     Watcher& watcher;
     int failures = 0;
 };
@@ -571,7 +632,8 @@ asio::awaitable<void> bump(Bumps& bumps, std::string name) {
               {{"template",
                 {{"spec", {{"containers", {{{"name", "app"}, {"image", kNewImage}}}}}}}}}}}
             .dump();
-    auto done = co_await bumps.client.patch(kube::types::deployments(), kNamespace, name,
+    std::string ns = bumps.layout.of_app(name);
+    auto done = co_await bumps.client.patch(kube::types::deployments(), ns, name,
                                             kube::PatchType::kStrategicMerge, std::move(body));
     bumps.failures += done ? 0 : 1;
 }
@@ -709,7 +771,7 @@ struct CacheRow {
 };
 
 std::vector<CacheRow> measure_caches(asio::io_context& io, kube::KubeClient& client,
-                                     const SerinCounters& counters) {
+                                     const Layout& layout, const SerinCounters& counters) {
     std::vector<CacheRow> rows;
     for (const auto& type : {kube::types::canaries(), kube::types::deployments(),
                              kube::types::services()}) {
@@ -723,11 +785,14 @@ std::vector<CacheRow> measure_caches(asio::io_context& io, kube::KubeClient& cli
         kube::ListOptions options;
         options.limit = 500;
         do {
-            auto page = run_sync(io, client.list(type, kNamespace, options));
+            auto page = run_sync(io, client.list(type, layout.watched(), options));
             if (!page) {
                 break;
             }
             for (Json& item : page->items) {
+                if (!layout.holds(item.value("/metadata/namespace"_json_pointer, ""))) {
+                    continue;
+                }
                 item["metadata"].erase("managedFields");
                 texts.push_back(item.dump());
             }
@@ -938,6 +1003,10 @@ int main(int argc, char** argv) {
     app.add_option("--canaries", canaries, "Deployments with a Canary each")
         ->check(CLI::PositiveNumber);
     app.add_option("--releases", releases, "image bumps after the rest window");
+    Layout layout;
+    app.add_option("--namespaces", layout.namespaces,
+                   "spread the apps over this many namespaces (default 1: all in \"bench\")")
+        ->check(CLI::PositiveNumber);
     int bump_every_ms = 0;
     app.add_option("--bump-every-ms", bump_every_ms,
                    "send the bumps this many ms apart (default 0: all at once)");
@@ -1025,7 +1094,7 @@ int main(int argc, char** argv) {
     // ---- the objects ----
     std::cerr << "creating " << canaries << " Deployments and Canaries...\n";
     auto t0 = WallClock::now();
-    if (!populate(io, client, canaries, interval)) {
+    if (!populate(io, client, layout, canaries, interval)) {
         return 1;
     }
     const double create_seconds = seconds_since(t0);
@@ -1033,13 +1102,13 @@ int main(int argc, char** argv) {
 
     Watcher watcher;
     kube::InformerOptions informer_options;
-    informer_options.ns = kNamespace;
+    informer_options.ns = layout.watched();
     kube::Informer canary_informer(client, clock, kube::types::canaries(), informer_options);
     kube::Informer deployment_informer(client, clock, kube::types::deployments(),
                                        informer_options);
     kube::Informer pod_informer(client, clock, kube::types::pods(), informer_options);
-    canary_informer.add_handlers(handlers(watcher, &Watcher::on_canary));
-    deployment_informer.add_handlers(handlers(watcher, &Watcher::on_deployment));
+    canary_informer.add_handlers(handlers(watcher, layout, &Watcher::on_canary));
+    deployment_informer.add_handlers(handlers(watcher, layout, &Watcher::on_deployment));
     kube::EventHandlers pod_handlers;
     pod_handlers.on_add = [&watcher](const kube::ObjectPtr&) {
         watcher.last_change = WallClock::now();
@@ -1072,9 +1141,11 @@ int main(int argc, char** argv) {
     devcluster::ProcessSpec spec;
     spec.name = "serin";
     spec.executable = serin_binary;
-    spec.args = {"-kubeconfig=" + serin_kubeconfig.string(), std::string("-namespace=") + kNamespace,
-                 "-mesh-provider=kubernetes", "-log-level=info",
-                 "-port=" + std::to_string(*port)};
+    spec.args = {"-kubeconfig=" + serin_kubeconfig.string(), "-mesh-provider=kubernetes",
+                 "-log-level=info", "-port=" + std::to_string(*port)};
+    if (!layout.watched().empty()) {
+        spec.args.push_back("-namespace=" + layout.watched());
+    }
     spec.args.insert(spec.args.end(), serin_flags.begin(), serin_flags.end());
     spec.log_file = work_dir / "logs" / "serin.log";
     std::cerr << "starting serin...\n";
@@ -1115,7 +1186,7 @@ int main(int argc, char** argv) {
               << fixed(settle_seconds) << " s; at rest for " << rest_seconds << " s...\n";
     const Window rest = bench.measure(std::chrono::seconds{rest_seconds});
     const SerinCounters rest_end = run_sync(io, scrape(**metrics_http, bench.metrics_url));
-    const std::vector<CacheRow> cache_rows = measure_caches(io, client, rest_end);
+    const std::vector<CacheRow> cache_rows = measure_caches(io, client, layout, rest_end);
 
     struct Sample {
         double seconds;
@@ -1148,7 +1219,7 @@ int main(int argc, char** argv) {
                                         : std::string(" at once"))
                   << "...\n";
         watcher.counting_steps = true;
-        Bumps bumps{client, watcher};
+        Bumps bumps{client, layout, watcher};
         std::function<bool()> all_progressing = [&] {
             return watcher.progressing.size() >= static_cast<std::size_t>(releases);
         };
@@ -1198,10 +1269,14 @@ int main(int argc, char** argv) {
     }
     const std::string pacing =
         bump_every_ms > 0 ? "one bump every " + std::to_string(bump_every_ms) + " ms" : "at once";
+    const std::string where = layout.namespaces <= 1
+                                  ? "all in one namespace, serin watching it"
+                                  : "over " + std::to_string(layout.namespaces) +
+                                        " namespaces, serin watching the whole cluster";
     std::printf("Serin %s%s at %d canaries (blue/green, provider kubernetes, interval %s, no "
-                "metrics); %d releases, %s.\n\n",
-                serin_binary.c_str(), flags_given.c_str(), canaries, interval.c_str(), releases,
-                pacing.c_str());
+                "metrics; %s); %d releases, %s.\n\n",
+                serin_binary.c_str(), flags_given.c_str(), canaries, interval.c_str(),
+                where.c_str(), releases, pacing.c_str());
     std::printf("| %d canaries | serin |\n|---|---|\n", canaries);
     std::printf("| objects created (Deployment + Canary each) | %.1f s |\n", create_seconds);
     std::printf("| serin start -> every Canary Initialized | %.1f s |\n", init_seconds);
