@@ -347,11 +347,27 @@ PodSim::PodSim(kube::KubeClient& client, Clock& clock, PodSimOptions options)
       options_(std::move(options)),
       informer_(client, clock, kube::types::pods(), informer_options(options_.ns)) {
     informer_.add_handlers(kube::EventHandlers{
-        .on_add = [this](const kube::ObjectPtr& pod) { enqueue(kube::object_key(*pod)); },
+        .on_add = [this](const kube::ObjectPtr& pod) { on_seen(*pod); },
         .on_update = [this](const kube::ObjectPtr& /*old*/,
-                            const kube::ObjectPtr& pod) { enqueue(kube::object_key(*pod)); },
-        .on_delete = {},
+                            const kube::ObjectPtr& pod) { on_seen(*pod); },
+        .on_delete =
+            [this](const kube::ObjectPtr& pod) {
+                const std::string key = kube::object_key(*pod);
+                known_.erase(key);
+                crashing_.erase(key);
+            },
     });
+}
+
+void PodSim::on_seen(const Json& pod) {
+    std::string key = kube::object_key(pod);
+    if (pod_behavior(pod) == PodBehavior::kCrashLoop) {
+        crashing_.insert(key);
+    } else {
+        crashing_.erase(key);
+    }
+    known_.insert(key);
+    enqueue(key);
 }
 
 void PodSim::enqueue(const std::string& key) {
@@ -436,9 +452,10 @@ asio::awaitable<void> PodSim::run_ticker() {
     while (co_await clock_.sleep_for(options_.tick)) {
         ++ticks;
         const bool full = options_.full_resync_ticks > 0 && ticks % options_.full_resync_ticks == 0;
-        for (const auto& pod : informer_.list()) {
-            std::string key = kube::object_key(*pod);
-            if (full || retry_.contains(key) || pod_behavior(*pod) == PodBehavior::kCrashLoop) {
+        // Crash-looping pods every tick (their restartCount grows with time), failed writes
+        // again, and every pod now and then; enqueue() de-duplicates.
+        for (const auto* keys : {full ? &known_ : &retry_, &crashing_}) {
+            for (const std::string& key : *keys) {
                 enqueue(key);
             }
         }

@@ -102,6 +102,8 @@ private:
     boost::asio::awaitable<void> run_ticker();
     boost::asio::awaitable<void> write_status(std::string key);
     void enqueue(const std::string& key);
+    /// Keeps known_ and crashing_ in step with the watch, then enqueues the pod.
+    void on_seen(const kube::Json& pod);
 
     kube::KubeClient& client_;
     Clock& clock_;
@@ -110,6 +112,11 @@ private:
     std::deque<std::string> queue_;
     std::unordered_set<std::string> queued_;
     std::unordered_set<std::string> retry_;
+    /// Every pod in the cache, and the crash-looping ones among them, by key: what a tick looks
+    /// at, so that it decodes no pod from the informer's compact cache (at 10,000 pods a tick
+    /// that read every pod took ~0.4 s of CPU each second, beside the control plane).
+    std::unordered_set<std::string> known_;
+    std::unordered_set<std::string> crashing_;
     std::optional<boost::asio::steady_timer> wake_;
     PodSimStats stats_;
 };
