@@ -19,6 +19,7 @@
 #include "platform/kube/informer.hpp"
 #include "platform/kube/object_store.hpp"
 #include "tests/support/catch_result.hpp"
+#include "tests/support/fake_loop.hpp"
 
 namespace {
 
@@ -28,36 +29,7 @@ using namespace serin;
 using namespace serin::testing;
 using kube::WatchEvent;
 
-/// A single-threaded io_context, a ManualClock (declared first, so it outlives the io_context's
-/// coroutines), a fake API server and one client on it.
-struct Fixture {
-    ManualClock clock;
-    asio::io_context io;
-    FakeApiServer api{clock};
-    std::unique_ptr<FakeKubeClient> client = api.client();
-
-    /// Runs every handler that is ready, until none is.
-    void run_until_idle() {
-        io.restart();
-        while (io.poll() > 0) {
-        }
-    }
-
-    /// Runs `task` to completion (it must not wait on anything but the fake and the clock).
-    template <class T>
-    T run(asio::awaitable<T> task) {
-        std::optional<T> out;
-        asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-            if (e) {
-                std::rethrow_exception(e);
-            }
-            out.emplace(std::move(value));
-        });
-        run_until_idle();
-        REQUIRE(out.has_value());
-        return std::move(*out);
-    }
-};
+using Fixture = FakeLoop;
 
 Json config_map(const std::string& ns, const std::string& name, Json data = Json::object(),
                 Json labels = nullptr) {

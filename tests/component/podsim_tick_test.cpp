@@ -15,6 +15,7 @@
 
 #include "devcluster/podsim/podsim.hpp"
 #include "tests/support/fake_kube_client.hpp"
+#include "tests/support/fake_loop.hpp"
 
 namespace {
 
@@ -23,34 +24,8 @@ using namespace serin;
 using namespace serin::testing;
 using kube::Json;
 
-/// A ManualClock (first, so it outlives the io_context's coroutines), the fake, and a client for
-/// the test's own reads and writes.
-struct Fixture {
-    ManualClock clock;
-    asio::io_context io;
-    FakeApiServer api{clock};
-    std::unique_ptr<FakeKubeClient> client = api.client();
-
-    void run_until_idle() {
-        io.restart();
-        while (io.poll() > 0) {
-        }
-    }
-
-    template <class T>
-    T run(asio::awaitable<T> task) {
-        std::optional<T> out;
-        asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-            if (e) {
-                std::rethrow_exception(e);
-            }
-            out.emplace(std::move(value));
-        });
-        run_until_idle();
-        REQUIRE(out.has_value());
-        return std::move(*out);
-    }
-
+/// The shared loop, with the ticks of podsim's clock and reads of the pods it writes.
+struct Fixture : FakeLoop {
     /// One second of ticks at a time, each run to idle.
     void tick(int seconds) {
         for (int s = 0; s < seconds; ++s) {
