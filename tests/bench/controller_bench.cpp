@@ -4,8 +4,9 @@
 // seen by a watcher in this process. Beside it, the same request figures for a model of Flagger's
 // polling, computed from the same run's N and interval. Prints Markdown tables.
 //
-//   controller_bench [--canaries N] [--namespaces K] [--releases R] [--rest-seconds S] [--release-seconds S]
-//                    [--soak-seconds S [--sample-seconds P]] [--quiet-seconds Q] [--keep]
+//   controller_bench [--canaries N] [--namespaces K] [--releases R] [--rest-seconds S]
+//                    [--release-seconds S] [--soak-seconds S [--sample-seconds P]]
+//                    [--quiet-seconds Q] [--keep]
 //
 // The cluster is as light as the scenario allows: etcd, kube-apiserver, the controller-manager and
 // podsim (no meshsim, no Prometheus: blue/green on the `kubernetes` provider with no metrics needs
@@ -87,6 +88,8 @@ using SysClock = std::chrono::system_clock;
 using kube::Json;
 
 constexpr const char* kNamespace = "bench";
+/// The prefix of the namespaces of the spread layout (--namespaces K > 1).
+constexpr std::string_view kSpreadPrefix = "bench-";
 constexpr const char* kSerinUser = "serin-bench";
 constexpr const char* kOldImage = "ghcr.io/stefanprodan/podinfo:6.0.0";
 constexpr const char* kNewImage = "ghcr.io/stefanprodan/podinfo:6.0.1";
@@ -105,7 +108,7 @@ struct Layout {
 
     std::string of_index(int index) const {
         return namespaces <= 1 ? std::string(kNamespace)
-                               : std::string(kNamespace) + "-" + std::to_string(index % namespaces);
+                               : std::string(kSpreadPrefix) + std::to_string(index % namespaces);
     }
     /// The namespace of app-<i> (or of its -primary).
     std::string of_app(std::string_view app) const {
@@ -117,8 +120,7 @@ struct Layout {
         return of_index(index);
     }
     bool holds(std::string_view ns) const {
-        return namespaces <= 1 ? ns == kNamespace
-                               : ns.starts_with(std::string(kNamespace) + "-");
+        return namespaces <= 1 ? ns == kNamespace : ns.starts_with(kSpreadPrefix);
     }
     std::vector<std::string> all() const {
         std::vector<std::string> out;
