@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <csignal>
 #include <cstdint>
 #include <iostream>
@@ -95,10 +96,13 @@ int main(int argc, char** argv) {
                                  app::cache_options(config));
     // /readyz is ready once the controller's informers have synced (a standby under leader
     // election is not ready).
+    // /metrics is rendered on a thread of its own (joined before the telemetry goes).
+    asio::thread_pool render_thread(1);
     auto endpoints = app::serve_endpoints(
         io.get_executor(), static_cast<std::uint16_t>(config.port),
         app::EndpointSources{services.telemetry, services.clients.kube->stats(),
-                             [&runner] { return runner.controller(); }});
+                             [&runner] { return runner.controller(); },
+                             render_thread.get_executor(), clock});
     if (!endpoints) {
         spdlog::error("--port={}: {}", config.port, endpoints.error().describe());
         return 1;

@@ -30,7 +30,9 @@ class Histogram;
 /// reconcile duration by result, work-queue depth and wait, Prometheus query duration, API
 /// requests by verb and code, watch restarts, notification failures.
 ///
-/// Thread safety: prometheus-cpp's metrics are thread-safe; the controller uses one thread.
+/// Thread safety: the setters run on the controller's loop (they keep bookkeeping of their own);
+/// scrape() and set_heap() may run on another thread meanwhile (prometheus-cpp's registry,
+/// families and metrics lock or are atomic).
 namespace serin::telemetry {
 
 class Telemetry {
