@@ -23,9 +23,10 @@ Error failed(const std::string& what, const Error& error) {
     return fail(error.kind, what + ": " + error.describe());
 }
 
-kube::EventRecorderOptions recorder_options(std::string host) {
+kube::EventRecorderOptions recorder_options(std::string host, QuietGate& quiet) {
     kube::EventRecorderOptions options;
     options.host = std::move(host);
+    options.hold_back = &quiet;
     return options;
 }
 
@@ -95,7 +96,8 @@ Services::Services(boost::asio::any_io_executor executor, Clock& shared_clock, c
       clients(std::move(connected)),
       identity(process_identity()),
       webhooks(*clients.webhooks, *clients.webhooks_insecure, shared_clock),
-      recorder(*clients.kube, shared_clock, recorder_options(identity)),
+      quiet(shared_clock),
+      recorder(*clients.kube, shared_clock, recorder_options(identity, quiet)),
       metric_providers(
           metrics::ProviderDeps{*clients.prometheus, clients.prometheus_insecure.get(), {}}),
       metrics(metric_providers,

@@ -11,6 +11,7 @@
 #include "metrics/checker.hpp"
 #include "metrics/provider.hpp"
 #include "platform/core/clock.hpp"
+#include "platform/core/quiet_gate.hpp"
 #include "platform/core/result.hpp"
 #include "platform/http/address_policy.hpp"
 #include "platform/http/http_client.hpp"
@@ -58,6 +59,9 @@ struct Services {
     /// a random number.
     std::string identity;
     canary::WebhookClient webhooks;
+    /// The controller's reconciles begin() and end() here; Events and history records wait
+    /// for them to pause (before the recorder, which holds it).
+    QuietGate quiet;
     kube::EventRecorder recorder;
     /// The metric providers of this build (register_builtin_providers), on the Prometheus
     /// clients; before the checker, which uses them.

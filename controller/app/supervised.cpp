@@ -96,7 +96,7 @@ asio::awaitable<bool> ControllerRunner::prepare() {
     controller_ = std::make_unique<canary::Controller>(
         canary::ControllerDeps{executor_, *caches_, services_.clock, services_.recorder,
                                services_.webhooks, services_.metrics, &services_.notifier,
-                               &services_.telemetry},
+                               &services_.telemetry, &services_.quiet},
         options_);
     services_.metrics.use_store(caches_->store());
     co_return true;

@@ -171,7 +171,10 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         alerts_ = std::make_unique<AlertDispatcher>(*deps_.notifier, caches.store(),
                                                     options_.alerts);
     }
-    history_ = std::make_unique<HistoryStore>(caches.client(), deps_.clock, deps_.executor);
+    HistoryStoreOptions history_options;
+    history_options.hold_back = deps_.quiet;
+    history_ = std::make_unique<HistoryStore>(caches.client(), deps_.clock, deps_.executor,
+                                              history_options);
     reconciler_ = std::make_unique<Reconciler>(
         ReconcilerDeps{deps_.executor, caches.kube(), deps_.clock, deps_.recorder,
                        deps_.webhooks, *routers_, deps_.metrics, alerts_.get(), *calls_,
@@ -332,6 +335,9 @@ asio::awaitable<void> Controller::worker(kube::Take take) {
         ++reconciles_;
         ++in_flight_;
         running_[*key] = deps_.clock.steady_now();
+        if (deps_.quiet != nullptr) {
+            deps_.quiet->begin();
+        }
         Result<ReconcileResult> result = ReconcileResult{};
         try {
             result = co_await reconciler_->reconcile(*key);
@@ -342,6 +348,9 @@ asio::awaitable<void> Controller::worker(kube::Take take) {
         }
         --in_flight_;
         running_.erase(*key);
+        if (deps_.quiet != nullptr) {
+            deps_.quiet->end();
+        }
         const bool cancelled = !result && result.error().kind == ErrorKind::kCancelled;
         if (draining_ && !cancelled) {
             CanaryLog(*key).info("reconcile finished while draining");

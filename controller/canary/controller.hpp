@@ -14,6 +14,7 @@
 #include "controller/canary/caches.hpp"
 #include "controller/canary/history_store.hpp"
 #include "controller/canary/reconciler.hpp"
+#include "platform/core/quiet_gate.hpp"
 #include "platform/kube/work_queue.hpp"
 
 namespace serin::canary {
@@ -47,6 +48,9 @@ struct ControllerDeps {
     notify::Notifier* notifier = nullptr;
     /// Keeps Flagger's series and Serin's; null: none.
     telemetry::Telemetry* telemetry = nullptr;
+    /// Each reconcile begin()s and end()s here, and the release history's writers wait on it
+    /// (as the Events' writer does, when the recorder was given it); null: nothing waits.
+    QuietGate* quiet = nullptr;
 };
 
 /// Why a set of reconciles in progress (key -> start) means a hung worker: the first that has

@@ -120,8 +120,15 @@ void HistoryStore::start_writers() {
 }
 
 asio::awaitable<void> HistoryStore::write_queued(std::string key) {
-    for (auto queued = queued_.find(key); queued != queued_.end() && !queued->second.empty();
-         queued = queued_.find(key)) {
+    for (;;) {
+        if (options_.hold_back != nullptr) {
+            // Records report what the status says already: they wait while reconciles run.
+            co_await options_.hold_back->quiet();
+        }
+        const auto queued = queued_.find(key);
+        if (queued == queued_.end() || queued->second.empty()) {
+            break;
+        }
         Record next = std::move(queued->second.front());
         queued->second.pop_front();
         Update update = [&next](api::CanaryHistory& history) {
@@ -139,6 +146,9 @@ asio::awaitable<void> HistoryStore::write_queued(std::string key) {
         if (forgotten_.erase(key) > 0) {
             entries_.erase(key);  // the canary is gone: what the write kept goes too
         }
+    }
+    if (forgotten_.erase(key) > 0) {
+        entries_.erase(key);  // forgotten while the writer waited
     }
     queued_.erase(key);
     writing_.erase(key);

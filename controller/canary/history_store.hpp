@@ -16,6 +16,7 @@
 #include "crds/api/canary.hpp"
 #include "crds/api/canary_history.hpp"
 #include "platform/core/clock.hpp"
+#include "platform/core/quiet_gate.hpp"
 #include "platform/kube/informer.hpp"
 #include "platform/kube/kube_client.hpp"
 
@@ -41,6 +42,9 @@ struct HistoryStoreOptions {
     /// as a failure), as the Events' queue drops past 1,000: an API server that answers
     /// slowly must not grow serin's memory without bound.
     std::size_t max_queued = 1000;
+    /// When set, a writer awaits its quiet() before each record, so records wait while the
+    /// controller's reconciles run (each keeps the time it was made). Must outlive the store.
+    QuietGate* hold_back = nullptr;
 };
 
 /// Keeps each canary's CanaryHistory object up to date with its releases (analysis/history).

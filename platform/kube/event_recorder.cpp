@@ -56,7 +56,7 @@ void EventRecorder::post(const asio::any_io_executor& executor, const Json& invo
         }
     }
     queue_.push_back(Posted{std::move(reference), type, std::move(reason), std::move(message),
-                            std::move(on_error)});
+                            std::move(on_error), clock_.system_now()});
     if (!writing_) {
         writing_ = true;
         asio::co_spawn(executor, write_posted(), asio::detached);
@@ -65,11 +65,14 @@ void EventRecorder::post(const asio::any_io_executor& executor, const Json& invo
 
 asio::awaitable<void> EventRecorder::write_posted() {
     while (!queue_.empty()) {
+        if (options_.hold_back != nullptr) {
+            co_await options_.hold_back->quiet();
+        }
         Posted next = std::move(queue_.front());
         queue_.pop_front();
         in_flight_ = true;
         auto recorded = co_await record(std::move(next.involved), next.type,
-                                        std::move(next.reason), std::move(next.message));
+                                        std::move(next.reason), std::move(next.message), next.at);
         in_flight_ = false;
         if (!recorded && next.on_error) {
             next.on_error(recorded.error());
@@ -89,7 +92,8 @@ void EventRecorder::remember(const std::string& key, Seen seen) {
 }
 
 asio::awaitable<Result<void>> EventRecorder::record(Json involved, EventType type,
-                                                    std::string reason, std::string message) {
+                                                    std::string reason, std::string message,
+                                                    std::optional<SystemTime> at) {
     // Cut at a character boundary and made valid UTF-8: the message quotes what users and
     // remote servers wrote, and an Event with broken UTF-8 could not be sent at all.
     message = text::clip(message, kMaxMessage);
@@ -99,7 +103,7 @@ asio::awaitable<Result<void>> EventRecorder::record(Json involved, EventType typ
                                                               : object_namespace(involved);
     const std::string uid = object_uid(involved);
     const std::string object = object_name(involved);
-    const std::string now = format_time(clock_.system_now());
+    const std::string now = format_time(at.value_or(clock_.system_now()));
     const std::string key = uid + "\n" + ns + "/" + object + "\n" + type_name + "\n" + reason +
                             "\n" + message;
 

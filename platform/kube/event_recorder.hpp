@@ -6,10 +6,13 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "platform/core/clock.hpp"
+#include "platform/core/quiet_gate.hpp"
+#include "platform/core/time.hpp"
 #include "platform/kube/kube_client.hpp"
 
 namespace serin::kube {
@@ -23,6 +26,10 @@ struct EventRecorderOptions {
     /// Events post() holds, not yet written; past it a new one is dropped (client-go's
     /// broadcaster keeps 1000).
     std::size_t queue_limit = 1000;
+    /// When set, post()'s writer awaits its quiet() before each write, so posted Events wait
+    /// while the controller's reconciles run (each keeps the time it was posted). Must outlive
+    /// the recorder.
+    QuietGate* hold_back = nullptr;
 };
 
 /// Posts core/v1 Events about an object. A repeat of the same event (same object, type, reason
@@ -36,8 +43,10 @@ public:
     EventRecorder(KubeClient& client, Clock& clock, EventRecorderOptions options);
 
     /// `involved` is the object the event is about (its apiVersion, kind and metadata are read).
+    /// The Event's time is `at` (when what it reports happened), else now.
     boost::asio::awaitable<Result<void>> record(Json involved, EventType type, std::string reason,
-                                                std::string message);
+                                                std::string message,
+                                                std::optional<SystemTime> at = std::nullopt);
 
     /// What post() does when an Event could not be written (or was dropped).
     using OnError = std::function<void(const Error&)>;
@@ -73,6 +82,7 @@ private:
         std::string reason;
         std::string message;
         OnError on_error;
+        SystemTime at;
     };
     /// Writes queue_ until it is empty.
     boost::asio::awaitable<void> write_posted();

@@ -91,11 +91,12 @@ class Process {
 public:
     Process(asio::io_context& io, serin::ManualClock& clock, FakeApiServer& server,
             serin::http::HttpClient& http, std::vector<kube::ResourceType> route_types,
-            canary::HistoryStoreOptions history_options = {})
+            canary::HistoryStoreOptions history_options = {},
+            serin::QuietGate* hold_back = nullptr)
         : io_(io),
           client_(server.client()),
           caches_(*client_, clock, cache_options(std::move(route_types))),
-          recorder_(*client_, clock, {}),
+          recorder_(*client_, clock, recorder_options(hold_back)),
           webhooks_(http, http, clock),
           calls_(io.get_executor(), clock, {},
                  [this](const std::string& key) { woken_.insert(key); }),
@@ -164,6 +165,11 @@ private:
         canary::CacheOptions options;
         options.route_types = std::move(route_types);
         options.requests = true;
+        return options;
+    }
+    static kube::EventRecorderOptions recorder_options(serin::QuietGate* hold_back) {
+        kube::EventRecorderOptions options;
+        options.hold_back = hold_back;
         return options;
     }
     static canary::ReconcilerOptions reconciler_options() {
@@ -595,6 +601,47 @@ TEST_CASE("a reconcile does not wait for its history record, which is written af
     REQUIRE(status != log.end());
     REQUIRE(history != log.end());
     CHECK(status < history);
+}
+
+TEST_CASE("while reconciles run, a release's Events and history record wait, stamped when made") {
+    World w;
+    run_until(w, "Initialized");
+    serin::QuietGate gate(w.clock, serin::QuietGateOptions{std::chrono::milliseconds{250},
+                                                           std::chrono::seconds{5}});
+    canary::HistoryStoreOptions held;
+    held.hold_back = &gate;
+    w.process.reset();
+    w.process = std::make_unique<Process>(w.io, w.clock, *w.server, *w.http,
+                                          std::vector<kube::ResourceType>{}, held, &gate);
+    const std::size_t events_before = w.events().size();
+    gate.begin();  // another canary's reconcile runs on
+    bump(w, "podinfo:2.0.0");
+    roll_out(*w.server);
+    settle(w.io);
+    const std::string started = serin::format_time(w.clock.system_now());
+    REQUIRE(w.process->reconcile().has_value());
+    CHECK(phase_of(*w.server) == "Progressing");
+    w.clock.advance(std::chrono::seconds{2});
+    settle(w.io);
+    CHECK(w.events().size() == events_before);
+    CHECK_FALSE(w.server->object(kube::types::canary_histories(), kNs, "podinfo").has_value());
+
+    gate.end();  // the reconciles pause: what waited is written
+    w.clock.advance(std::chrono::milliseconds{250});
+    settle(w.io);
+    const std::vector<std::string> events = w.events();
+    CHECK(contains(events, "Normal: New revision detected! Scaling up podinfo." + std::string(kNs)));
+    auto stored = w.server->object(kube::types::canary_histories(), kNs, "podinfo");
+    REQUIRE(stored.has_value());
+    CHECK((*stored)["spec"]["releases"].back()["image"] == "podinfo:2.0.0");
+    // Written 2.25 s late, each Event carries the time of the reconcile that reported it.
+    for (const Json& e : w.server->objects(types::events(), kNs)) {
+        if (e.value("message", "").rfind("New revision detected!", 0) == 0) {
+            CHECK(e.value("firstTimestamp", "") == started);
+        }
+    }
+    CHECK(gate.held() >= 2);  // the Events' writer and the history's
+    w.process.reset();  // before the gate it holds
 }
 
 TEST_CASE("records queued for one canary before its writer runs are written in the order made") {

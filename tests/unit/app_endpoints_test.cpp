@@ -17,8 +17,8 @@ namespace {
 namespace asio = boost::asio;
 
 struct Endpoints {
-    asio::io_context io;
     serin::ManualClock clock;
+    asio::io_context io;
     serin::telemetry::Telemetry telemetry{"1.2.3", "istio"};
     serin::kube::RestClientStats api;
     serin::http::ServerAsyncHandler handler = serin::app::endpoint_handler(serin::app::EndpointSources{
