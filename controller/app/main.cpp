@@ -6,6 +6,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdint>
 #include <iostream>
@@ -46,6 +48,12 @@ void forward_signals(asio::signal_set& signals, app::Supervisor& supervisor) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef __GLIBC__
+    // One heap for every thread: what the /metrics render thread allocates (~10 MB a scrape at
+    // 10,000 canaries) would otherwise stay in an arena of its own, RSS the loop never reuses
+    // (at rest, 153 MiB against 143 with the scrape on the loop: run AD).
+    ::mallopt(M_ARENA_MAX, 1);
+#endif
     auto parsed =
         app::parse_flags(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);
     if (!parsed.config) {

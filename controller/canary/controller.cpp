@@ -24,6 +24,9 @@ using api::find_path;
 using api::member;
 using api::string_at;
 
+/// The Canaries' index of those that read their workloads' status: value "true" or none.
+constexpr const char* kReadsWorkloadStatus = "reads-workload-status";
+
 const Json& metadata(const Json& object) {
     static const Json kEmpty = Json::object();
     const Json* meta = member(object, "metadata");
@@ -115,6 +118,14 @@ Controller::Controller(ControllerDeps deps, ControllerOptions options)
         return out;
     });
     canaries.add_index("ingress", ingress_index);
+    // The canaries a workload's status change concerns (reads_workload_status), so that such a
+    // change is routed without decoding the canary.
+    canaries.add_index(kReadsWorkloadStatus, [](const Json& canary) -> std::vector<std::string> {
+        if (reads_workload_status(canary)) {
+            return {"true"};
+        }
+        return {};
+    });
     canaries.add_index("apisixroute", apisix_route_index);
     canaries.add_handlers(kube::EventHandlers{
         [this](const ObjectPtr& object) { enqueue_canary(*object); },
@@ -235,10 +246,12 @@ void Controller::watch_workloads(kube::Informer& informer, const std::string& ki
         enqueue_owners(workload, status_only);
         const std::string target =
             Caches::target_key(kube::object_namespace(workload), kind, kube::object_name(workload));
-        for (const ObjectPtr& canary :
-             deps_.caches.canaries().by_index(Caches::kCanariesByTarget, target)) {
-            if (!status_only || reads_workload_status(*canary)) {
-                queue_->add(kube::object_key(*canary), lane);
+        // From the indexes: a Deployment's status changes many times in a rollout, and no
+        // canary need be decoded to route it.
+        const kube::Informer& canaries = deps_.caches.canaries();
+        for (const std::string& key : canaries.keys_by_index(Caches::kCanariesByTarget, target)) {
+            if (!status_only || canaries.indexed(kReadsWorkloadStatus, "true", key)) {
+                queue_->add(key, lane);
             }
         }
     };
@@ -291,19 +304,21 @@ void Controller::enqueue_owners(const Json& object, bool status_only) {
         }
         const std::string ns = kube::object_namespace(object);
         const std::string name = string_at(owner, {"name"});
+        std::string key = ns + "/" + name;
         if (status_only) {
-            const ObjectPtr canary = deps_.caches.canaries().get(ns, name);
-            if (canary != nullptr && !reads_workload_status(*canary)) {
+            const kube::Informer& canaries = deps_.caches.canaries();
+            if (canaries.cached_version(ns, name).has_value() &&
+                !canaries.indexed(kReadsWorkloadStatus, "true", key)) {
                 continue;
             }
         }
-        queue_->add(ns + "/" + name);
+        queue_->add(std::move(key));
     }
 }
 
 void Controller::enqueue_indexed(const std::string& index, const std::string& value) {
-    for (const ObjectPtr& canary : deps_.caches.canaries().by_index(index, value)) {
-        enqueue_canary(*canary);
+    for (const std::string& key : deps_.caches.canaries().keys_by_index(index, value)) {
+        queue_->add(key);
     }
 }
 

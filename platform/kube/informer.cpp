@@ -179,6 +179,31 @@ std::vector<ObjectPtr> Informer::by_index(const std::string& index,
     return out;
 }
 
+std::vector<std::string> Informer::keys_by_index(const std::string& index,
+                                                 const std::string& value) const {
+    std::shared_lock lock(mutex_);
+    const auto idx = indexes_.find(index);
+    if (idx == indexes_.end()) {
+        return {};
+    }
+    const auto keys = idx->second.find(value);
+    if (keys == idx->second.end()) {
+        return {};
+    }
+    return {keys->second.begin(), keys->second.end()};
+}
+
+bool Informer::indexed(const std::string& index, const std::string& value,
+                       const std::string& key) const {
+    std::shared_lock lock(mutex_);
+    const auto idx = indexes_.find(index);
+    if (idx == indexes_.end()) {
+        return false;
+    }
+    const auto keys = idx->second.find(value);
+    return keys != idx->second.end() && keys->second.contains(key);
+}
+
 std::map<std::string, std::size_t> Informer::count_by_index(const std::string& index) const {
     std::shared_lock lock(mutex_);
     std::map<std::string, std::size_t> out;

@@ -134,6 +134,11 @@ public:
     CacheSize cache_size() const;
     /// Objects whose index `index` has value `value`.
     std::vector<ObjectPtr> by_index(const std::string& index, const std::string& value) const;
+    /// The keys of those objects, in key order, without decoding any.
+    std::vector<std::string> keys_by_index(const std::string& index,
+                                           const std::string& value) const;
+    /// Whether the object under `key` has value `value` in index `index` (nothing decoded).
+    bool indexed(const std::string& index, const std::string& value, const std::string& key) const;
     /// How many objects each value of index `index` has (values with none left out), from the
     /// index alone: nothing is decoded. by_index("namespace", ...) counted per namespace, say.
     std::map<std::string, std::size_t> count_by_index(const std::string& index) const;

@@ -145,6 +145,15 @@ TEST_CASE("the informer syncs follows adds updates and deletes and keeps its ind
     // cm-1 moved from odd to even; cm-2 (even) is gone.
     CHECK(informer.by_index("label", "app=even").size() == 10);
     CHECK(informer.by_index("label", "app=odd").size() == 9);
+    // The same from the index alone: the keys, and one key's membership.
+    const std::vector<std::string> odd = informer.keys_by_index("label", "app=odd");
+    CHECK(odd.size() == 9);
+    CHECK(std::count(odd.begin(), odd.end(), ns.name() + "/cm-1") == 0);
+    CHECK(std::count(odd.begin(), odd.end(), ns.name() + "/cm-3") == 1);
+    CHECK(informer.indexed("label", "app=even", ns.name() + "/cm-1"));
+    CHECK_FALSE(informer.indexed("label", "app=odd", ns.name() + "/cm-1"));
+    CHECK_FALSE(informer.indexed("label", "app=even", ns.name() + "/cm-2"));
+    CHECK_FALSE(informer.indexed("no-such-index", "app=even", ns.name() + "/cm-0"));
     CHECK(informer.get(ns.name(), "cm-2") == nullptr);
     informer.stop();
 }
