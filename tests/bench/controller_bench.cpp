@@ -1105,9 +1105,9 @@ int main(int argc, char** argv) {
     Watcher watcher;
     kube::InformerOptions informer_options;
     informer_options.ns = layout.watched();
-    // Trees, not encodings: the watcher shares the cluster's two cores, and encoding each object
-    // it is sent and decoding the one it replaces made it use as much CPU in the burst as serin
-    // (0.79 s against 0.62 in run AD). Its memory is not measured.
+    // Trees, not encodings: the watcher shares the cluster's two cores, so it skips encoding
+    // each object it is sent and decoding the one it replaces (its memory is not measured). Its
+    // CPU in the burst did not clearly fall: 0.57-0.77 s in runs AE-AG against 0.79 in AD.
     informer_options.compact = false;
     kube::Informer canary_informer(client, clock, kube::types::canaries(), informer_options);
     kube::Informer deployment_informer(client, clock, kube::types::deployments(),
